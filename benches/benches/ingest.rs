@@ -1,0 +1,73 @@
+//! Ingest throughput on a real capture: text -> Arrow (parse only) and text -> zstd Parquet
+//! (the whole `kreq ingest` pipeline) with 1 and 2 threads, in events/s and bytes/s. Prints the
+//! text:Parquet size ratio and bytes per event once.
+//!
+//! Input: `testdata/s2-c4` replicated 8 times with shifted times (about 57 MB, 383k events).
+//! Run: `cargo bench -p kreq-benches --bench ingest`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use kreq_ingest::chunk::{parse_chunk, ChunkPos};
+use kreq_ingest::{ingest, IngestOptions, NoProgress};
+
+const COPIES: usize = 8;
+const CHUNK: usize = 16 << 20;
+
+fn input() -> (PathBuf, Vec<u8>, u64) {
+    let text = kreq_benches::capture_text("s2-c4").expect("testdata/s2-c4/trace.txt.zst");
+    let big = kreq_benches::replicate_shifted(&text, COPIES);
+    let dir = std::env::temp_dir().join("kreq-bench");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("s2-c4-x8.txt");
+    std::fs::write(&path, &big).expect("write input");
+    let events = parse_chunk(&big, ChunkPos::default())
+        .expect("parse")
+        .events
+        .num_rows() as u64;
+    (path, big, events)
+}
+
+fn run_ingest(path: &PathBuf, threads: usize) -> u64 {
+    let out = std::env::temp_dir().join(format!("kreq-bench/out-{threads}"));
+    let mut opts = IngestOptions::new(&out);
+    opts.threads = threads;
+    opts.chunk_bytes = CHUNK;
+    opts.force = true;
+    let report = ingest(std::slice::from_ref(path), &opts, &NoProgress).expect("ingest");
+    report.parquet_bytes
+}
+
+fn bench(c: &mut Criterion) {
+    let (path, text, events) = input();
+    let parquet = run_ingest(&path, 1);
+    eprintln!(
+        "input: {} bytes, {events} events; parquet {parquet} bytes: {:.2} bytes/event, text:parquet {:.1}x",
+        text.len(),
+        parquet as f64 / events as f64,
+        text.len() as f64 / parquet as f64
+    );
+    for (unit, tp) in [
+        ("events", Throughput::Elements(events)),
+        ("bytes", Throughput::Bytes(text.len() as u64)),
+    ] {
+        let mut g = c.benchmark_group(format!("ingest_{unit}"));
+        g.sample_size(10).measurement_time(Duration::from_secs(8));
+        g.throughput(tp);
+        g.bench_function("text_to_arrow_1thread", |b| {
+            b.iter(|| parse_chunk(&text, ChunkPos::default()).expect("parse"))
+        });
+        for threads in [1, 2] {
+            g.bench_with_input(
+                BenchmarkId::new("text_to_parquet", format!("{threads}thread")),
+                &threads,
+                |b, &t| b.iter(|| run_ingest(&path, t)),
+            );
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,136 @@
+//! `kreq ingest`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use kreq_ingest::{IngestOptions, Progress};
+
+/// Arguments of `kreq ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Input files: ftrace text, `.zst`/`.gz` compressed text, or `-` for stdin.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Dataset directory to write.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Fail on the first malformed line (default: count, show a few, skip).
+    #[arg(long)]
+    strict: bool,
+    /// Worker threads (default: all cores).
+    #[arg(short = 'j', long)]
+    threads: Option<usize>,
+    /// Target chunk size in MiB; each chunk becomes one Parquet part file.
+    #[arg(long, default_value_t = 64)]
+    chunk_mib: usize,
+    /// zstd level for Parquet pages.
+    #[arg(long, default_value_t = kreq_schemas::writer::DEFAULT_ZSTD_LEVEL)]
+    zstd_level: i32,
+    /// Trace clock the input was recorded with (mono, local, boot, ...); text does not say.
+    #[arg(long)]
+    clock: Option<String>,
+    /// Kernel release of the traced machine, stored in the metadata.
+    #[arg(long)]
+    kernel: Option<String>,
+    /// Host name of the traced machine, stored in the metadata.
+    #[arg(long)]
+    host: Option<String>,
+    /// Replace an existing dataset at the output path.
+    #[arg(long)]
+    force: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}
+
+/// Files smaller than this get no progress bar.
+const PROGRESS_MIN_BYTES: u64 = 32 << 20;
+
+pub fn run(args: IngestArgs) -> Result<()> {
+    if args.chunk_mib == 0 {
+        bail!("--chunk-mib must be at least 1");
+    }
+    let mut opts = IngestOptions::new(&args.output);
+    if let Some(t) = args.threads {
+        opts.threads = t.max(1);
+    }
+    opts.chunk_bytes = args.chunk_mib << 20;
+    opts.strict = args.strict;
+    opts.zstd_level = args.zstd_level;
+    opts.trace_clock = args.clock.clone();
+    opts.kernel = args.kernel.clone();
+    opts.host = args.host.clone();
+    opts.force = args.force;
+
+    let total: u64 = args
+        .inputs
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let show_bar = !args.quiet && std::io::stderr().is_terminal() && total >= PROGRESS_MIN_BYTES;
+    let bar = if show_bar {
+        let b = ProgressBar::new(total);
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {bytes} read ({bytes_per_sec}) {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let progress = Bar(bar);
+    let started = Instant::now();
+    let report = kreq_ingest::ingest(&args.inputs, &opts, &progress)
+        .with_context(|| format!("ingesting into {}", args.output.display()))?;
+    progress.0.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let m = &report.manifest;
+    let bytes: u64 = m.sources.iter().map(|s| s.bytes).sum();
+    let malformed: u64 = m.sources.iter().map(|s| s.malformed).sum();
+    let lost_reports: u64 = m.sources.iter().map(|s| s.lost_reports).sum();
+    if !args.quiet {
+        eprintln!(
+            "ingested {} events from {} ({:.1} MB text) in {:.2}s: {:.0} events/s, {:.1} MB/s",
+            m.events,
+            m.sources.len().to_string() + if m.sources.len() == 1 { " input" } else { " inputs" },
+            bytes as f64 / 1e6,
+            secs,
+            m.events as f64 / secs,
+            bytes as f64 / 1e6 / secs,
+        );
+        eprintln!(
+            "wrote {} ({:.1} MB parquet, {:.2} bytes/event, clock {})",
+            args.output.display(),
+            report.parquet_bytes as f64 / 1e6,
+            report.parquet_bytes as f64 / (m.events.max(1)) as f64,
+            m.trace_clock,
+        );
+        eprintln!(
+            "lost events: {} in {} report(s); malformed lines: {}",
+            m.lost_events, lost_reports, malformed
+        );
+        for (file, line) in report.malformed.iter().take(5) {
+            eprintln!(
+                "  {file}:{}: byte {}: {}: {}",
+                line.line, line.offset, line.reason, line.text
+            );
+        }
+        if !m.sorted {
+            eprintln!("note: input chunks overlap in time; each part file is sorted by ts_ns");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! Decoding ftrace output into kreq's `events` table and writing it as zstd Parquet.
+//!
+//! The parsers take bytes and return rows; they do no I/O. [`pipeline::ingest`] adds reading,
+//! chunking, threads and the dataset writer.
+//!
+//! ```
+//! use kreq_ingest::line::{parse_line, Line};
+//! let l = "          <idle>-0       [001] d..2.  2628.158669: sched_switch: prev_comm=swapper/1 \
+//!          prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=opt cgu.02 next_pid=7 next_prio=120";
+//! let Line::Event(ev) = parse_line(l) else { panic!("not an event") };
+//! let mut fields = Vec::new();
+//! ev.body.fields(&mut fields);
+//! assert!(fields.contains(&("next_comm", "opt cgu.02")));
+//! ```
+#![deny(missing_docs)]
+
+pub mod batch;
+pub mod body;
+pub mod chunk;
+mod error;
+pub mod formats;
+pub mod input;
+mod intern;
+pub mod line;
+pub mod pipeline;
+mod promote;
+pub mod sink;
+
+pub use error::{Error, Result};
+pub use pipeline::{ingest, IngestOptions, IngestReport, NoProgress, Progress};

@@ -1,0 +1,403 @@
+//! `kreq ingest`: inputs -> chunks -> parallel parse and Parquet write -> dataset directory.
+//!
+//! One reader thread (the caller's) decompresses and cuts whole-line chunks; `threads` workers
+//! each parse a chunk and write it as its own part file, so parsing and compression both scale
+//! with threads. The manifest is written last; every part file is complete when it appears.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+use kreq_schemas::dataset::{self, Manifest, SourceSummary};
+use kreq_schemas::{events, lost_events, SCHEMA_VERSION};
+
+use crate::chunk::{parse_chunk, ChunkPos, LostReport, MalformedLine, ParsedChunk};
+use crate::error::{Error, Result};
+use crate::input::{count_lines, open, Chunker};
+use crate::sink::{lost_events_batch, write_table};
+
+/// Settings of one ingest run.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Dataset directory to create.
+    pub output: PathBuf,
+    /// Worker threads (at least 1).
+    pub threads: usize,
+    /// Target chunk size in bytes of text; each chunk becomes one part file.
+    pub chunk_bytes: usize,
+    /// Fail on the first malformed line instead of counting and skipping it.
+    pub strict: bool,
+    /// zstd level for Parquet pages.
+    pub zstd_level: i32,
+    /// Trace clock of the input (`mono`, `local`, ...), when the user knows it.
+    pub trace_clock: Option<String>,
+    /// Kernel release of the traced machine, when known.
+    pub kernel: Option<String>,
+    /// Host name of the traced machine, when known.
+    pub host: Option<String>,
+    /// Replace an existing dataset.
+    pub force: bool,
+}
+
+impl IngestOptions {
+    /// Defaults: all cores, 64 MiB chunks, zstd level [`kreq_schemas::writer::DEFAULT_ZSTD_LEVEL`].
+    pub fn new(output: impl Into<PathBuf>) -> Self {
+        Self {
+            output: output.into(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            chunk_bytes: 64 << 20,
+            strict: false,
+            zstd_level: kreq_schemas::writer::DEFAULT_ZSTD_LEVEL,
+            trace_clock: None,
+            kernel: None,
+            host: None,
+            force: false,
+        }
+    }
+}
+
+/// Receives progress while ingesting (the library itself prints nothing).
+pub trait Progress: Sync {
+    /// `bytes` more of decompressed input were handed to the parsers.
+    fn advance(&self, bytes: u64);
+}
+
+/// No progress reporting.
+#[derive(Debug)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn advance(&self, _bytes: u64) {}
+}
+
+/// What an ingest run did.
+#[derive(Debug)]
+pub struct IngestReport {
+    /// The manifest written to the dataset.
+    pub manifest: Manifest,
+    /// Malformed lines (the first few per chunk), with their input file.
+    pub malformed: Vec<(String, MalformedLine)>,
+    /// Bytes of Parquet written.
+    pub parquet_bytes: u64,
+}
+
+struct Job {
+    seq: u64,
+    source: usize,
+    pos: ChunkPos,
+    data: Vec<u8>,
+}
+
+struct Done {
+    seq: u64,
+    source: usize,
+    parsed: ParsedChunk,
+    part: Option<String>,
+    bytes: u64,
+    time_range: Option<(i64, i64)>,
+}
+
+/// Ingest `inputs` (paths; `-` is stdin) into the dataset at `opts.output`.
+pub fn ingest(inputs: &[PathBuf], opts: &IngestOptions, progress: &dyn Progress) -> Result<IngestReport> {
+    prepare_output(&opts.output, opts.force)?;
+    let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
+    let clock = opts.trace_clock.clone().unwrap_or_else(|| "unknown".into());
+    let mut sources: Vec<SourceSummary> = names
+        .iter()
+        .map(|n| SourceSummary {
+            path: n.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(opts.threads.max(1));
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<Result<Done>>();
+    let mut results: Vec<Done> = Vec::new();
+    let mut first_error: Option<Error> = None;
+
+    std::thread::scope(|scope| {
+        for _ in 0..opts.threads.max(1) {
+            let done_tx = done_tx.clone();
+            let job_rx = &job_rx;
+            let names = &names;
+            let clock = &clock;
+            scope.spawn(move || loop {
+                let job = match job_rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                let Ok(job) = job else { return };
+                let done = work(job, opts, names, clock);
+                if done_tx.send(done).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut seq = 0;
+        'inputs: for (source, path) in inputs.iter().enumerate() {
+            let reader = match open(path) {
+                Ok(r) => r,
+                Err(e) => {
+                    first_error = Some(Error::io(path, e));
+                    break;
+                }
+            };
+            let mut chunker = Chunker::new(reader, opts.chunk_bytes);
+            let mut pos = ChunkPos {
+                first_line: 1,
+                offset: 0,
+            };
+            loop {
+                let data = match chunker.next_chunk() {
+                    Ok(Some(d)) => d,
+                    Ok(None) => break,
+                    Err(e) => {
+                        first_error = Some(Error::io(path, e));
+                        break 'inputs;
+                    }
+                };
+                if pos.offset == 0 {
+                    sources[source].format = detect_format(&data).into();
+                }
+                let len = data.len() as u64;
+                let lines = count_lines(&data);
+                sources[source].bytes += len;
+                sources[source].lines += lines;
+                let job = Job { seq, source, pos, data };
+                seq += 1;
+                pos.first_line += lines;
+                pos.offset += len;
+                if job_tx.send(job).is_err() {
+                    break 'inputs;
+                }
+                progress.advance(len);
+                // Stop early in strict mode once a worker has reported a problem.
+                while let Ok(done) = done_rx.try_recv() {
+                    if !collect(done, opts.strict, &names, &mut results, &mut first_error) {
+                        break 'inputs;
+                    }
+                }
+            }
+        }
+        drop(job_tx);
+        for done in done_rx.iter() {
+            collect(done, opts.strict, &names, &mut results, &mut first_error);
+        }
+    });
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    results.sort_by_key(|d| d.seq);
+    finish(results, sources, opts, clock)
+}
+
+/// Keep a finished chunk; false when ingest should stop.
+fn collect(
+    done: Result<Done>,
+    strict: bool,
+    names: &[String],
+    results: &mut Vec<Done>,
+    first_error: &mut Option<Error>,
+) -> bool {
+    match done {
+        Ok(d) => {
+            if strict && first_error.is_none() {
+                if let Some(m) = d.parsed.malformed.first() {
+                    *first_error = Some(Error::Malformed {
+                        file: names[d.source].clone(),
+                        line: m.line,
+                        offset: m.offset,
+                        reason: m.reason,
+                        text: m.text.clone(),
+                    });
+                }
+            }
+            results.push(d);
+        }
+        Err(e) => {
+            if first_error.is_none() {
+                *first_error = Some(e);
+            }
+        }
+    }
+    first_error.is_none()
+}
+
+fn work(job: Job, opts: &IngestOptions, names: &[String], clock: &str) -> Result<Done> {
+    let parsed = parse_chunk(&job.data, job.pos)?;
+    drop(job.data);
+    let ts = parsed.events.column(0);
+    let time_range = arrow::compute::min(ts.as_any().downcast_ref::<arrow::array::Int64Array>().ok_or(
+        arrow::error::ArrowError::SchemaError("ts_ns is not Int64".into()),
+    )?)
+    .zip(arrow::compute::max(
+        ts.as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .ok_or(arrow::error::ArrowError::SchemaError("ts_ns is not Int64".into()))?,
+    ));
+    let (part, bytes) = if parsed.events.num_rows() > 0 {
+        let path = dataset::part_path(&opts.output, dataset::EVENTS_DIR, job.seq);
+        let bytes = write_table(
+            &path,
+            "events",
+            &parsed.events,
+            opts.zstd_level,
+            &part_metadata(opts, &names[job.source], clock),
+        )?;
+        let rel = format!("{}/{}", dataset::EVENTS_DIR, file_name(&path));
+        (Some(rel), bytes)
+    } else {
+        (None, 0)
+    };
+    Ok(Done {
+        seq: job.seq,
+        source: job.source,
+        parsed,
+        part,
+        bytes,
+        time_range,
+    })
+}
+
+fn part_metadata(opts: &IngestOptions, source: &str, clock: &str) -> Vec<(String, String)> {
+    let mut kv = vec![
+        (dataset::SOURCE_KEY.to_owned(), source.to_owned()),
+        (dataset::CLOCK_KEY.to_owned(), clock.to_owned()),
+    ];
+    if let Some(k) = &opts.kernel {
+        kv.push((dataset::KERNEL_KEY.to_owned(), k.clone()));
+    }
+    if let Some(h) = &opts.host {
+        kv.push((dataset::HOST_KEY.to_owned(), h.clone()));
+    }
+    kv
+}
+
+fn finish(
+    results: Vec<Done>,
+    mut sources: Vec<SourceSummary>,
+    opts: &IngestOptions,
+    mut clock: String,
+) -> Result<IngestReport> {
+    let names: Vec<String> = sources.iter().map(|s| s.path.clone()).collect();
+    let mut lost: Vec<(&str, LostReport)> = Vec::new();
+    let mut malformed = Vec::new();
+    let mut parquet_bytes = 0;
+    let mut sorted = true;
+    let mut prev_max: Option<i64> = None;
+    let mut range: Option<(i64, i64)> = None;
+    let mut last_ts_of_source: Vec<Option<i64>> = vec![None; sources.len()];
+    let mut counter = false;
+    for d in &results {
+        let s = &mut sources[d.source];
+        s.events += d.parsed.events.num_rows() as u64;
+        s.lost_reports += d.parsed.lost.len() as u64;
+        s.malformed += d.parsed.malformed_count;
+        s.parts.extend(d.part.clone());
+        parquet_bytes += d.bytes;
+        counter |= d.parsed.counter_clock;
+        for r in &d.parsed.lost {
+            let mut r = r.clone();
+            r.ts_ns = r.ts_ns.or(last_ts_of_source[d.source]);
+            lost.push((names[d.source].as_str(), r));
+        }
+        if d.parsed.last_ts.is_some() {
+            last_ts_of_source[d.source] = d.parsed.last_ts;
+        }
+        malformed.extend(d.parsed.malformed.iter().map(|m| (names[d.source].clone(), m.clone())));
+        if let Some((lo, hi)) = d.time_range {
+            sorted &= prev_max.is_none_or(|p| p <= lo);
+            prev_max = Some(hi);
+            range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
+    }
+    if counter && opts.trace_clock.is_none() {
+        clock = "counter".into();
+    }
+    let total_events: u64 = sources.iter().map(|s| s.events).sum();
+    let meta = part_metadata(opts, "", &clock);
+    if total_events == 0 {
+        // Keep the table readable: one empty file carrying the schema.
+        let empty = arrow::record_batch::RecordBatch::new_empty(events::schema());
+        let path = dataset::part_path(&opts.output, dataset::EVENTS_DIR, 0);
+        parquet_bytes += write_table(&path, "events", &empty, opts.zstd_level, &meta)?;
+    }
+    let lost_batch = lost_events_batch(&lost)?;
+    debug_assert_eq!(lost_batch.schema(), lost_events::schema());
+    let lost_path = dataset::part_path(&opts.output, dataset::LOST_EVENTS_DIR, 0);
+    parquet_bytes += write_table(&lost_path, "lost_events", &lost_batch, opts.zstd_level, &meta)?;
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION.into(),
+        created_by: concat!("kreq ", env!("CARGO_PKG_VERSION")).into(),
+        trace_clock: clock,
+        kernel: opts.kernel.clone(),
+        host: opts.host.clone(),
+        events: total_events,
+        lost_events: lost.iter().filter_map(|(_, r)| r.count).sum(),
+        time_range_ns: range,
+        sorted,
+        sources,
+    };
+    write_manifest(&opts.output, &manifest)?;
+    Ok(IngestReport {
+        manifest,
+        malformed,
+        parquet_bytes,
+    })
+}
+
+fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
+    let path = dir.join(dataset::MANIFEST);
+    let tmp = dir.join(format!("{}{}", dataset::MANIFEST, dataset::TMP_SUFFIX));
+    let text = serde_json::to_string_pretty(m).map_err(|e| Error::io(&path, e.into()))?;
+    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+}
+
+/// Create the dataset directories; refuse to mix with an existing dataset unless `force`.
+fn prepare_output(dir: &Path, force: bool) -> Result<()> {
+    let io = |e| Error::io(dir, e);
+    if dir.exists() {
+        let non_empty = std::fs::read_dir(dir).map_err(io)?.next().is_some();
+        if non_empty {
+            if !force {
+                return Err(Error::OutputExists(dir.to_owned()));
+            }
+            for sub in [dataset::EVENTS_DIR, dataset::LOST_EVENTS_DIR] {
+                let p = dir.join(sub);
+                if p.exists() {
+                    std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+                }
+            }
+            let m = dir.join(dataset::MANIFEST);
+            if m.exists() {
+                std::fs::remove_file(&m).map_err(|e| Error::io(&m, e))?;
+            }
+        }
+    }
+    for sub in [dataset::EVENTS_DIR, dataset::LOST_EVENTS_DIR] {
+        let p = dir.join(sub);
+        std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+    }
+    Ok(())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Name of the text format, from the start of an input.
+fn detect_format(head: &[u8]) -> &'static str {
+    let text = String::from_utf8_lossy(&head[..head.len().min(4096)]);
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if first.starts_with("cpus=") {
+        "trace-cmd-report"
+    } else if first.starts_with("# tracer:") {
+        "trace"
+    } else {
+        "trace_pipe"
+    }
+}

@@ -1,0 +1,149 @@
+//! Promotion of the fields correlation needs into typed columns.
+//!
+//! Mirrors [`kreq_schemas::events::PROMOTED_FIELDS`]. A value that does not parse is not
+//! promoted and stays in the `fields` map.
+
+/// What an event name is, for deciding which fields to promote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventKind {
+    SysEnter,
+    SysExit,
+    SchedSwitch,
+    Wakeup,
+    Fork,
+    SockLength,
+    TcpProbe,
+    Net,
+    Other,
+}
+
+impl EventKind {
+    pub(crate) fn of(name: &str) -> Self {
+        match name {
+            n if n.starts_with("sys_enter_") => EventKind::SysEnter,
+            n if n.starts_with("sys_exit_") => EventKind::SysExit,
+            "sched_switch" => EventKind::SchedSwitch,
+            "sched_wakeup" | "sched_wakeup_new" | "sched_waking" => EventKind::Wakeup,
+            "sched_process_fork" => EventKind::Fork,
+            "sock_send_length" | "sock_recv_length" => EventKind::SockLength,
+            "tcp_probe" => EventKind::TcpProbe,
+            n if n.starts_with("net_") || n.starts_with("netif_") => EventKind::Net,
+            _ => EventKind::Other,
+        }
+    }
+}
+
+/// Typed values of one event; `None` where the event has no such field.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Typed<'a> {
+    pub fd: Option<i64>,
+    pub count: Option<i64>,
+    pub ret: Option<i64>,
+    pub prev_tid: Option<i32>,
+    pub prev_state: Option<&'a str>,
+    pub next_tid: Option<i32>,
+    pub wake_tid: Option<i32>,
+    pub wake_cpu: Option<i32>,
+    pub parent_tid: Option<i32>,
+    pub child_tid: Option<i32>,
+    pub sk_addr: Option<u64>,
+    pub skb_addr: Option<u64>,
+    pub sock_cookie: Option<u64>,
+    pub length: Option<i64>,
+    pub saddr: Option<&'a str>,
+    pub sport: Option<u16>,
+    pub daddr: Option<&'a str>,
+    pub dport: Option<u16>,
+}
+
+impl<'a> Typed<'a> {
+    /// Store `key = value` in a typed slot; false when it stays in the map.
+    pub(crate) fn promote(&mut self, kind: EventKind, key: &str, v: &'a str) -> bool {
+        use EventKind as K;
+        fn set<T>(slot: &mut Option<T>, v: Option<T>) -> bool {
+            match v {
+                Some(x) if slot.is_none() => {
+                    *slot = Some(x);
+                    true
+                }
+                _ => false,
+            }
+        }
+        match (kind, key) {
+            (_, "sk" | "skaddr") => set(&mut self.sk_addr, parse_hex(v)),
+            (_, "skbaddr") => set(&mut self.skb_addr, parse_hex(v)),
+            (_, "sock_cookie") => set(&mut self.sock_cookie, parse_hex(v)),
+            (_, "saddr") => set(&mut self.saddr, non_empty(v)),
+            (_, "daddr") => set(&mut self.daddr, non_empty(v)),
+            (_, "sport") => set(&mut self.sport, parse_int(v).and_then(|p| p.try_into().ok())),
+            (_, "dport") => set(&mut self.dport, parse_int(v).and_then(|p| p.try_into().ok())),
+            (_, "src") => self.endpoint(v, true),
+            (_, "dest") => self.endpoint(v, false),
+            (K::SysEnter, "fd") => set(&mut self.fd, parse_int(v)),
+            (K::SysEnter, "count" | "len" | "size") => set(&mut self.count, parse_int(v)),
+            (K::SysExit, "ret") => set(&mut self.ret, parse_int(v)),
+            (K::SchedSwitch, "prev_pid") => set(&mut self.prev_tid, parse_i32(v)),
+            (K::SchedSwitch, "prev_state") => set(&mut self.prev_state, non_empty(v)),
+            (K::SchedSwitch, "next_pid") => set(&mut self.next_tid, parse_i32(v)),
+            (K::Wakeup, "pid") => set(&mut self.wake_tid, parse_i32(v)),
+            (K::Wakeup, "target_cpu") => set(&mut self.wake_cpu, parse_i32(v)),
+            (K::Fork, "pid") => set(&mut self.parent_tid, parse_i32(v)),
+            (K::Fork, "child_pid") => set(&mut self.child_tid, parse_i32(v)),
+            (K::SockLength, "length") | (K::TcpProbe, "data_len") | (K::Net, "len") => {
+                set(&mut self.length, parse_int(v))
+            }
+            _ => false,
+        }
+    }
+
+    /// `127.0.0.1:80` or `[::1]:80`.
+    fn endpoint(&mut self, v: &'a str, source: bool) -> bool {
+        let Some((addr, port)) = v.rsplit_once(':') else {
+            return false;
+        };
+        let addr = addr
+            .strip_prefix('[')
+            .and_then(|a| a.strip_suffix(']'))
+            .unwrap_or(addr);
+        let (Some(port), false) = (port.parse::<u16>().ok(), addr.is_empty()) else {
+            return false;
+        };
+        let (a, p) = if source {
+            (&mut self.saddr, &mut self.sport)
+        } else {
+            (&mut self.daddr, &mut self.dport)
+        };
+        if a.is_some() || p.is_some() {
+            return false;
+        }
+        *a = Some(addr);
+        *p = Some(port);
+        true
+    }
+}
+
+fn non_empty(v: &str) -> Option<&str> {
+    (!v.is_empty()).then_some(v)
+}
+
+/// Decimal (optionally negative) or `0x` hex; hex is read as u64 and reinterpreted, so a
+/// syscall return of `0xfffffffffffffff5` is -11.
+pub(crate) fn parse_int(v: &str) -> Option<i64> {
+    if let Some(h) = v.strip_prefix("0x") {
+        return u64::from_str_radix(h, 16).ok().map(|u| u as i64);
+    }
+    v.parse::<i64>().ok()
+}
+
+fn parse_i32(v: &str) -> Option<i32> {
+    v.parse().ok()
+}
+
+/// A pointer or cookie printed in hex, with or without `0x`.
+pub(crate) fn parse_hex(v: &str) -> Option<u64> {
+    let h = v.strip_prefix("0x").unwrap_or(v);
+    if h.is_empty() || h.len() > 16 {
+        return None;
+    }
+    u64::from_str_radix(h, 16).ok()
+}

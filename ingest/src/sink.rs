@@ -1,0 +1,73 @@
+//! Writing tables as Parquet files that are valid whenever they are visible.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int32Array, Int64Array, UInt16Array};
+use arrow::record_batch::RecordBatch;
+use kreq_schemas::{dataset::TMP_SUFFIX, lost_events, writer};
+use parquet::arrow::ArrowWriter;
+
+use crate::chunk::LostReport;
+use crate::error::{Error, Result};
+use crate::intern::Interner;
+
+/// Write `batch` to `path` atomically: into `path.tmp`, fsync, then rename. Returns the file size.
+pub fn write_table(
+    path: &Path,
+    table: &str,
+    batch: &RecordBatch,
+    zstd_level: i32,
+    metadata: &[(String, String)],
+) -> Result<u64> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(TMP_SUFFIX);
+    let tmp = std::path::PathBuf::from(tmp);
+    let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let props = writer::properties(table, zstd_level, metadata);
+    let parquet_err = |source| Error::Parquet {
+        path: path.to_owned(),
+        source,
+    };
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err)?;
+    w.write(batch).map_err(parquet_err)?;
+    let file = w.into_inner().map_err(parquet_err)?;
+    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    let size = file.metadata().map_err(|e| Error::io(&tmp, e))?.len();
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok(size)
+}
+
+/// Build the `lost_events` batch; `reports` pairs each report with its source name.
+pub fn lost_events_batch(reports: &[(&str, LostReport)]) -> Result<RecordBatch> {
+    let mut kinds = Interner::default();
+    let mut sources = Interner::default();
+    let kind_keys: Int32Array = reports
+        .iter()
+        .map(|(_, r)| Some(kinds.intern(r.kind.as_str())))
+        .collect();
+    let source_keys: Int32Array = reports
+        .iter()
+        .map(|(s, _)| Some(sources.intern(s)))
+        .collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(reports.iter().map(|(_, r)| r.ts_ns).collect::<Int64Array>()),
+        Arc::new(reports.iter().map(|(_, r)| Some(r.cpu)).collect::<UInt16Array>()),
+        Arc::new(
+            reports
+                .iter()
+                .map(|(_, r)| r.count.and_then(|c| i64::try_from(c).ok()))
+                .collect::<Int64Array>(),
+        ),
+        kinds.dictionary(kind_keys)?,
+        sources.dictionary(source_keys)?,
+        Arc::new(
+            reports
+                .iter()
+                .map(|(_, r)| i64::try_from(r.line).ok())
+                .collect::<Int64Array>(),
+        ),
+    ];
+    Ok(RecordBatch::try_new(lost_events::schema(), columns)?)
+}

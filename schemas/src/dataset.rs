@@ -1,0 +1,86 @@
+//! Layout of a dataset directory and its manifest.
+//!
+//! ```text
+//! DATASET/
+//!   kreq.json                      manifest (this module's [`Manifest`]), written last
+//!   events/part-000000.parquet     events, one file per input chunk, each sorted by ts_ns
+//!   events/part-000001.parquet
+//!   lost_events/part-000000.parquet
+//! ```
+//! Each table is a directory of Parquet files with identical schemas, so
+//! `pyarrow.parquet.read_table("DATASET/events")`, `duckdb.read_parquet("DATASET/events/*.parquet")`
+//! and DataFusion's listing tables open it directly. Files are written under a `.tmp` name and
+//! renamed when complete, so every `*.parquet` file present is valid even after a crash.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Directory of the `events` table inside a dataset.
+pub const EVENTS_DIR: &str = "events";
+/// Directory of the `lost_events` table inside a dataset.
+pub const LOST_EVENTS_DIR: &str = "lost_events";
+/// File name of the manifest inside a dataset.
+pub const MANIFEST: &str = "kreq.json";
+/// Suffix of files still being written; readers ignore them.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+/// Parquet metadata key: the trace clock (`mono`, `local`, `counter`, ... or `unknown`).
+pub const CLOCK_KEY: &str = "kreq.trace_clock";
+/// Parquet metadata key: the input file a part came from.
+pub const SOURCE_KEY: &str = "kreq.source";
+/// Parquet metadata key: kernel release of the traced machine, when known.
+pub const KERNEL_KEY: &str = "kreq.kernel";
+/// Parquet metadata key: host name of the traced machine, when known.
+pub const HOST_KEY: &str = "kreq.host";
+
+/// Path of part number `seq` of a table directory.
+pub fn part_path(dataset: &Path, table_dir: &str, seq: u64) -> PathBuf {
+    dataset.join(table_dir).join(format!("part-{seq:06}.parquet"))
+}
+
+/// Description of a dataset, stored as `kreq.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`crate::SCHEMA_VERSION`] of the tables.
+    pub schema_version: String,
+    /// Tool and version that wrote the dataset.
+    pub created_by: String,
+    /// Trace clock of `ts_ns` (`mono`, `local`, `boot`, ..., `counter`, or `unknown`).
+    pub trace_clock: String,
+    /// Kernel release of the traced machine, when known.
+    pub kernel: Option<String>,
+    /// Host name of the traced machine, when known.
+    pub host: Option<String>,
+    /// Inputs in the order they were read.
+    pub sources: Vec<SourceSummary>,
+    /// Total events written.
+    pub events: u64,
+    /// Total lost events reported (sum of known counts).
+    pub lost_events: u64,
+    /// Smallest and largest `ts_ns`, when there are events.
+    pub time_range_ns: Option<(i64, i64)>,
+    /// True when the part files, taken in name order, are globally sorted by `ts_ns`.
+    pub sorted: bool,
+}
+
+/// What one input contributed to a dataset.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceSummary {
+    /// Path as given (`-` for stdin).
+    pub path: String,
+    /// Detected input format (`trace_pipe`, `trace-cmd-report`, ...).
+    pub format: String,
+    /// Uncompressed bytes read.
+    pub bytes: u64,
+    /// Lines read.
+    pub lines: u64,
+    /// Events written.
+    pub events: u64,
+    /// Lost-event reports.
+    pub lost_reports: u64,
+    /// Lines that could not be parsed (skipped unless `--strict`).
+    pub malformed: u64,
+    /// Event part files (relative to the dataset) holding this input's events.
+    pub parts: Vec<String>,
+}

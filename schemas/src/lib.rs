@@ -1,0 +1,29 @@
+//! The on-disk contract of a kreq dataset.
+//!
+//! Every crate that reads or writes a dataset takes column names, Arrow schemas and Parquet
+//! writer settings from here, so there is one definition of what is on disk.
+//!
+//! ```
+//! use kreq_schemas::events;
+//! let schema = events::schema();
+//! assert_eq!(schema.field(0).name(), events::TS_NS);
+//! ```
+#![deny(missing_docs)]
+
+pub mod dataset;
+pub mod events;
+pub mod ids;
+pub mod lost_events;
+pub mod writer;
+
+pub use ids::{Cpu, Tid, TimestampNs};
+
+/// Version of the on-disk schema, stored in every file's metadata under [`SCHEMA_VERSION_KEY`].
+/// Bumped whenever a column is added, removed or changes meaning.
+pub const SCHEMA_VERSION: &str = "1";
+
+/// Parquet key-value metadata key holding [`SCHEMA_VERSION`].
+pub const SCHEMA_VERSION_KEY: &str = "kreq.schema_version";
+
+/// Parquet key-value metadata key holding the table name (`events`, `lost_events`, ...).
+pub const TABLE_KEY: &str = "kreq.table";
