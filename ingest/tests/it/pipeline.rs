@@ -1,0 +1,182 @@
+//! The whole ingest pipeline on real captures and on hand-made edge cases.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+use arrow::datatypes::{Int32Type, UInt64Type};
+use kreq_ingest::{ingest, Error, IngestOptions, NoProgress};
+use kreq_schemas::{dataset, events, lost_events};
+use arrow::array::RecordBatchReader;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::snapshots::testdata;
+
+fn tmp(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+fn read_table(dir: &std::path::Path) -> RecordBatch {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("table dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    let mut batches = Vec::new();
+    let mut schema = None;
+    for f in files {
+        let file = std::fs::File::open(&f).expect("part");
+        let r = ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        schema = Some(r.schema());
+        for b in r {
+            batches.push(b.expect("batch"));
+        }
+    }
+    arrow::compute::concat_batches(&schema.expect("a file"), &batches).expect("concat")
+}
+
+#[test]
+fn real_capture_round_trips_with_typed_columns() {
+    let out = tmp("s1");
+    let mut opts = IngestOptions::new(&out);
+    opts.trace_clock = Some("mono".into());
+    let input = testdata("s1-c1/trace.txt.zst");
+    let report = ingest(&[input], &opts, &NoProgress).expect("ingest");
+    let m = &report.manifest;
+    assert_eq!(m.events, 18474);
+    assert_eq!(m.sources[0].malformed, 0);
+    assert_eq!(m.trace_clock, "mono");
+    assert!(m.sorted);
+    let b = read_table(&out.join(dataset::EVENTS_DIR));
+    assert_eq!(b.num_rows(), 18474);
+    assert_eq!(b.schema(), events::schema());
+    let ts = b.column_by_name(events::TS_NS).expect("ts").as_primitive::<arrow::datatypes::Int64Type>();
+    assert!(ts.values().windows(2).all(|w| w[0] <= w[1]));
+    // Every sched_switch has both tids; every sock_send_length has a socket and a length.
+    let names = b.column_by_name(events::EVENT).expect("event").as_dictionary::<Int32Type>();
+    let dict = names.values().as_string::<i32>();
+    let next = b.column_by_name(events::NEXT_TID).expect("next_tid");
+    let sk = b.column_by_name(events::SK_ADDR).expect("sk").as_primitive::<UInt64Type>();
+    let len = b.column_by_name(events::LENGTH).expect("len");
+    let (mut switches, mut sends) = (0, 0);
+    for row in 0..b.num_rows() {
+        match dict.value(names.keys().value(row) as usize) {
+            "sched_switch" => {
+                switches += 1;
+                assert!(next.is_valid(row));
+            }
+            "sock_send_length" => {
+                sends += 1;
+                assert!(sk.is_valid(row) && sk.value(row) != 0 && len.is_valid(row));
+            }
+            _ => {}
+        }
+    }
+    assert!(switches > 1000 && sends > 500, "{switches} {sends}");
+    let lost = read_table(&out.join(dataset::LOST_EVENTS_DIR));
+    assert_eq!((lost.num_rows(), lost.schema()), (0, lost_events::schema()));
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("dir");
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+// The `\` continuations drop leading spaces, so these event lines take the slow prefix path.
+const EDGE: &str = "# tracer: nop\n\
+            bash-1  [000] ..... 1.000001: sys_read(fd: 3, buf: 0x7f, count: 0x10)\n\
+CPU:1 [LOST 42 EVENTS]\n\
+this line is garbage\n\
+            bash-1  [000] ..... 1.000003: sys_read -> 0xfffffffffffffff5\n";
+
+#[test]
+fn lost_reports_malformed_lines_and_negative_returns() {
+    let dir = tmp("edge");
+    let input = write(&dir, "in.txt", EDGE);
+    let out = dir.join("ds");
+    let report = ingest(&[input.clone()], &IngestOptions::new(&out), &NoProgress).expect("ingest");
+    let m = &report.manifest;
+    assert_eq!((m.events, m.lost_events, m.sources[0].malformed), (2, 42, 1));
+    let (file, bad) = &report.malformed[0];
+    assert_eq!((file.as_str(), bad.line, bad.offset), (input.to_str().unwrap_or(""), 4, 107));
+    let b = read_table(&out.join(dataset::EVENTS_DIR));
+    let ret = b.column_by_name(events::RET).expect("ret").as_primitive::<arrow::datatypes::Int64Type>();
+    assert_eq!(ret.value(1), -11);
+    let lost = read_table(&out.join(dataset::LOST_EVENTS_DIR));
+    let ts = lost.column(0).as_any().downcast_ref::<Int64Array>().expect("ts");
+    assert_eq!((lost.num_rows(), ts.value(0)), (1, 1_000_001_000));
+}
+
+#[test]
+fn strict_mode_names_file_line_and_offset() {
+    let dir = tmp("strict");
+    let input = write(&dir, "in.txt", EDGE);
+    let mut opts = IngestOptions::new(dir.join("ds"));
+    opts.strict = true;
+    let err = ingest(&[input], &opts, &NoProgress).expect_err("strict must fail");
+    assert!(matches!(err, Error::Malformed { line: 4, offset: 107, .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("in.txt:4: byte offset 107"), "{msg}");
+}
+
+#[test]
+fn gzip_and_many_small_chunks_match_plain_text() {
+    let dir = tmp("gz");
+    let text = std::fs::read(testdata("s1-c1/trace.txt.zst")).expect("read");
+    let plain = zstd::decode_all(&text[..]).expect("zstd");
+    let gz_path = dir.join("t.txt.gz");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz_path).expect("create"),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(&plain).expect("gz");
+    gz.finish().expect("gz finish");
+    let mut opts = IngestOptions::new(dir.join("ds"));
+    opts.chunk_bytes = 100_000;
+    opts.threads = 2;
+    let report = ingest(&[gz_path], &opts, &NoProgress).expect("ingest");
+    assert_eq!(report.manifest.events, 18474);
+    assert!(report.manifest.sources[0].parts.len() > 20);
+    assert!(report.manifest.sorted);
+    assert_eq!(read_table(&dir.join("ds").join(dataset::EVENTS_DIR)).num_rows(), 18474);
+}
+
+#[test]
+fn refuses_to_overwrite_without_force() {
+    let dir = tmp("exists");
+    let input = write(&dir, "in.txt", EDGE);
+    let out = dir.join("ds");
+    ingest(&[input.clone()], &IngestOptions::new(&out), &NoProgress).expect("first");
+    let err = ingest(&[input.clone()], &IngestOptions::new(&out), &NoProgress).expect_err("second");
+    assert!(matches!(err, Error::OutputExists(_)));
+    let mut opts = IngestOptions::new(&out);
+    opts.force = true;
+    ingest(&[input], &opts, &NoProgress).expect("forced");
+}
+
+#[test]
+fn missing_input_is_a_clear_error() {
+    let dir = tmp("missing");
+    let err = ingest(&[dir.join("nope.txt")], &IngestOptions::new(dir.join("ds")), &NoProgress)
+        .expect_err("missing");
+    assert!(err.to_string().contains("nope.txt"), "{err}");
+}
+
+#[test]
+fn unsorted_input_is_sorted_within_parts() {
+    let dir = tmp("unsorted");
+    let text = "            bash-1  [000] ..... 2.000000: x: a=2\n            bash-1  [001] ..... 1.000000: x: a=1\n";
+    let input = write(&dir, "in.txt", text);
+    ingest(&[input], &IngestOptions::new(dir.join("ds")), &NoProgress).expect("ingest");
+    let b = read_table(&dir.join("ds").join(dataset::EVENTS_DIR));
+    let ts = b.column(0).as_any().downcast_ref::<Int64Array>().expect("ts");
+    assert_eq!(ts.values().to_vec(), vec![1_000_000_000, 2_000_000_000]);
+}
