@@ -27,9 +27,9 @@ pub fn replicate_shifted(text: &[u8], copies: usize) -> Vec<u8> {
         for (line, ts) in s.lines().zip(&secs) {
             match ts {
                 Some((start, end, sec)) if k > 0 => {
-                    out.extend_from_slice(line[..*start].as_bytes());
+                    out.extend_from_slice(&line.as_bytes()[..*start]);
                     out.extend_from_slice((sec + k * span).to_string().as_bytes());
-                    out.extend_from_slice(line[*end..].as_bytes());
+                    out.extend_from_slice(&line.as_bytes()[*end..]);
                 }
                 _ => out.extend_from_slice(line.as_bytes()),
             }

@@ -105,7 +105,12 @@ pub fn run(args: IngestArgs) -> Result<()> {
         eprintln!(
             "ingested {} events from {} ({:.1} MB text) in {:.2}s: {:.0} events/s, {:.1} MB/s",
             m.events,
-            m.sources.len().to_string() + if m.sources.len() == 1 { " input" } else { " inputs" },
+            m.sources.len().to_string()
+                + if m.sources.len() == 1 {
+                    " input"
+                } else {
+                    " inputs"
+                },
             bytes as f64 / 1e6,
             secs,
             m.events as f64 / secs,

@@ -265,7 +265,9 @@ impl EventBatchBuilder {
             ctx.dictionary(self.irq_context.finish())?,
             Arc::new(self.preempt_depth.finish()),
             Arc::new(self.migrate_disable.finish()),
-            self.events.names.dictionary(Int32Array::from(self.event_keys))?,
+            self.events
+                .names
+                .dictionary(Int32Array::from(self.event_keys))?,
             Arc::new(self.fd.finish()),
             Arc::new(self.count.finish()),
             Arc::new(self.ret.finish()),

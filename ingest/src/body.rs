@@ -272,7 +272,6 @@ fn trim_value(v: &str) -> &str {
 
 fn is_ident(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b' ')
 }

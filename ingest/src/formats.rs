@@ -120,7 +120,7 @@ pub fn split_template<'a>(p: &'a str, t: &Template, out: &mut Vec<(&'a str, &'a 
 }
 
 /// `comm:pid [prio]`, comm may hold `:` and spaces.
-fn task<'a>(s: &'a str) -> Option<(&'a str, &'a str, &'a str)> {
+fn task(s: &str) -> Option<(&str, &str, &str)> {
     let (who, prio) = s.trim().rsplit_once(" [")?;
     let prio = prio.strip_suffix(']')?;
     let (comm, pid) = who.rsplit_once(':')?;

@@ -36,7 +36,10 @@ impl Interner {
     }
 
     /// Build a dictionary array from `keys` over the interned values.
-    pub(crate) fn dictionary(&self, keys: Int32Array) -> Result<ArrayRef, arrow::error::ArrowError> {
+    pub(crate) fn dictionary(
+        &self,
+        keys: Int32Array,
+    ) -> Result<ArrayRef, arrow::error::ArrowError> {
         let values = StringArray::from_iter_values(self.values.iter().map(|v| &**v));
         Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
             keys,

@@ -144,14 +144,20 @@ fn parse_cpu_line(s: &str) -> Line<'_> {
         return Line::Malformed("CPU line without a CPU number");
     };
     let tail = rest[digits..].trim();
-    if let Some(inner) = tail.strip_prefix("[LOST ").and_then(|t| t.strip_suffix(" EVENTS]")) {
+    if let Some(inner) = tail
+        .strip_prefix("[LOST ")
+        .and_then(|t| t.strip_suffix(" EVENTS]"))
+    {
         return Line::Lost {
             cpu,
             count: inner.trim().parse().ok(),
             kind: LostKind::Lost,
         };
     }
-    if let Some(inner) = tail.strip_prefix('[').and_then(|t| t.strip_suffix(" EVENTS DROPPED]")) {
+    if let Some(inner) = tail
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(" EVENTS DROPPED]"))
+    {
         return Line::Lost {
             cpu,
             count: inner.trim().parse().ok(),
@@ -200,7 +206,9 @@ fn parse_event(line: &str) -> Result<EventLine<'_>, &'static str> {
     }
     let (ts_ns, ts_is_ns) = parse_ts(&b[pos..ts_end]).ok_or("bad timestamp")?;
     let body_start = (ts_end + 1).min(b.len());
-    let body_text = line[body_start..].strip_prefix(' ').unwrap_or(&line[body_start..]);
+    let body_text = line[body_start..]
+        .strip_prefix(' ')
+        .unwrap_or(&line[body_start..]);
     let body = body::parse_body(body_text);
     Ok(EventLine {
         comm,
@@ -286,7 +294,11 @@ fn parse_flags(f: &[u8]) -> Option<Flags> {
         need_resched,
         context,
         preempt_depth: depth(f[3])?,
-        migrate_disable: if f.len() == 5 { Some(depth(f[4])?) } else { None },
+        migrate_disable: if f.len() == 5 {
+            Some(depth(f[4])?)
+        } else {
+            None
+        },
     })
 }
 

@@ -98,7 +98,11 @@ struct Done {
 }
 
 /// Ingest `inputs` (paths; `-` is stdin) into the dataset at `opts.output`.
-pub fn ingest(inputs: &[PathBuf], opts: &IngestOptions, progress: &dyn Progress) -> Result<IngestReport> {
+pub fn ingest(
+    inputs: &[PathBuf],
+    opts: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<IngestReport> {
     prepare_output(&opts.output, opts.force)?;
     let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
     let clock = opts.trace_clock.clone().unwrap_or_else(|| "unknown".into());
@@ -164,7 +168,12 @@ pub fn ingest(inputs: &[PathBuf], opts: &IngestOptions, progress: &dyn Progress)
                 let lines = count_lines(&data);
                 sources[source].bytes += len;
                 sources[source].lines += lines;
-                let job = Job { seq, source, pos, data };
+                let job = Job {
+                    seq,
+                    source,
+                    pos,
+                    data,
+                };
                 seq += 1;
                 pos.first_line += lines;
                 pos.offset += len;
@@ -228,13 +237,19 @@ fn work(job: Job, opts: &IngestOptions, names: &[String], clock: &str) -> Result
     let parsed = parse_chunk(&job.data, job.pos)?;
     drop(job.data);
     let ts = parsed.events.column(0);
-    let time_range = arrow::compute::min(ts.as_any().downcast_ref::<arrow::array::Int64Array>().ok_or(
-        arrow::error::ArrowError::SchemaError("ts_ns is not Int64".into()),
-    )?)
+    let time_range = arrow::compute::min(
+        ts.as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .ok_or(arrow::error::ArrowError::SchemaError(
+                "ts_ns is not Int64".into(),
+            ))?,
+    )
     .zip(arrow::compute::max(
         ts.as_any()
             .downcast_ref::<arrow::array::Int64Array>()
-            .ok_or(arrow::error::ArrowError::SchemaError("ts_ns is not Int64".into()))?,
+            .ok_or(arrow::error::ArrowError::SchemaError(
+                "ts_ns is not Int64".into(),
+            ))?,
     ));
     let (part, bytes) = if parsed.events.num_rows() > 0 {
         let path = dataset::part_path(&opts.output, dataset::EVENTS_DIR, job.seq);
@@ -305,7 +320,12 @@ fn finish(
         if d.parsed.last_ts.is_some() {
             last_ts_of_source[d.source] = d.parsed.last_ts;
         }
-        malformed.extend(d.parsed.malformed.iter().map(|m| (names[d.source].clone(), m.clone())));
+        malformed.extend(
+            d.parsed
+                .malformed
+                .iter()
+                .map(|m| (names[d.source].clone(), m.clone())),
+        );
         if let Some((lo, hi)) = d.time_range {
             sorted &= prev_max.is_none_or(|p| p <= lo);
             prev_max = Some(hi);
@@ -326,7 +346,13 @@ fn finish(
     let lost_batch = lost_events_batch(&lost)?;
     debug_assert_eq!(lost_batch.schema(), lost_events::schema());
     let lost_path = dataset::part_path(&opts.output, dataset::LOST_EVENTS_DIR, 0);
-    parquet_bytes += write_table(&lost_path, "lost_events", &lost_batch, opts.zstd_level, &meta)?;
+    parquet_bytes += write_table(
+        &lost_path,
+        "lost_events",
+        &lost_batch,
+        opts.zstd_level,
+        &meta,
+    )?;
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION.into(),
         created_by: concat!("kreq ", env!("CARGO_PKG_VERSION")).into(),

@@ -75,8 +75,14 @@ impl<'a> Typed<'a> {
             (_, "sock_cookie") => set(&mut self.sock_cookie, parse_hex(v)),
             (_, "saddr") => set(&mut self.saddr, non_empty(v)),
             (_, "daddr") => set(&mut self.daddr, non_empty(v)),
-            (_, "sport") => set(&mut self.sport, parse_int(v).and_then(|p| p.try_into().ok())),
-            (_, "dport") => set(&mut self.dport, parse_int(v).and_then(|p| p.try_into().ok())),
+            (_, "sport") => set(
+                &mut self.sport,
+                parse_int(v).and_then(|p| p.try_into().ok()),
+            ),
+            (_, "dport") => set(
+                &mut self.dport,
+                parse_int(v).and_then(|p| p.try_into().ok()),
+            ),
             (_, "src") => self.endpoint(v, true),
             (_, "dest") => self.endpoint(v, false),
             (K::SysEnter, "fd") => set(&mut self.fd, parse_int(v)),

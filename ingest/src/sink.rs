@@ -53,7 +53,12 @@ pub fn lost_events_batch(reports: &[(&str, LostReport)]) -> Result<RecordBatch> 
         .collect();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(reports.iter().map(|(_, r)| r.ts_ns).collect::<Int64Array>()),
-        Arc::new(reports.iter().map(|(_, r)| Some(r.cpu)).collect::<UInt16Array>()),
+        Arc::new(
+            reports
+                .iter()
+                .map(|(_, r)| Some(r.cpu))
+                .collect::<UInt16Array>(),
+        ),
         Arc::new(
             reports
                 .iter()

@@ -36,7 +36,9 @@ pub const HOST_KEY: &str = "kreq.host";
 
 /// Path of part number `seq` of a table directory.
 pub fn part_path(dataset: &Path, table_dir: &str, seq: u64) -> PathBuf {
-    dataset.join(table_dir).join(format!("part-{seq:06}.parquet"))
+    dataset
+        .join(table_dir)
+        .join(format!("part-{seq:06}.parquet"))
 }
 
 /// Description of a dataset, stored as `kreq.json`.

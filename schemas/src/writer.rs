@@ -26,7 +26,11 @@ pub fn properties(table: &str, zstd_level: i32, extra: &[(String, String)]) -> W
         KeyValue::new(SCHEMA_VERSION_KEY.to_owned(), SCHEMA_VERSION.to_owned()),
         KeyValue::new(TABLE_KEY.to_owned(), table.to_owned()),
     ];
-    kv.extend(extra.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())));
+    kv.extend(
+        extra
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+    );
     let ts = ColumnPath::from(crate::events::TS_NS);
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))

@@ -1,1 +1,4 @@
-//! Integration tests of the kreq binary.
+//! Integration tests of the `kreq` binary: CLI behaviour and the Parquet contract with real
+//! Python readers.
+
+mod ingest;

@@ -7,7 +7,10 @@ use crate::{event, field, fields};
 #[test]
 fn trace_pipe_with_tgid_and_five_flags() {
     let e = event("         python3-24644   (  24600) [000] ..s2.  2634.491846: tcp_probe: family=AF_INET src=127.0.0.1:18080 dest=127.0.0.1:53252 mark=0x0 data_len=73");
-    assert_eq!((e.comm, e.tid, e.tgid, e.cpu), ("python3", 24644, Some(24600), 0));
+    assert_eq!(
+        (e.comm, e.tid, e.tgid, e.cpu),
+        ("python3", 24644, Some(24600), 0)
+    );
     assert_eq!(e.ts_ns, 2_634_491_846_000);
     assert!(e.ts_is_ns);
     let f = e.flags.expect("flags");
@@ -88,7 +91,10 @@ fn nanosecond_precision_timestamp() {
 #[test]
 fn comm_with_spaces_dashes_and_brackets() {
     let e = event("    a-b c-99 [x]-13055   ( 13000) [001] ..... 10.000001: sched_process_exit: comm=a-b c-99 [x] pid=13055 prio=120 group_dead=true");
-    assert_eq!((e.comm, e.tid, e.tgid), ("a-b c-99 [x]", 13055, Some(13000)));
+    assert_eq!(
+        (e.comm, e.tid, e.tgid),
+        ("a-b c-99 [x]", 13055, Some(13000))
+    );
     assert_eq!(field(&e, "comm").as_deref(), Some("a-b c-99 [x]"));
     let e = event("      opt cgu.02-13003   ( 13000) [001] ..... 10.000002: sys_close -> 0x0");
     assert_eq!(e.comm, "opt cgu.02");
@@ -179,11 +185,19 @@ fn function_tracer_and_unparsed_bodies() {
 fn lost_and_dropped_reports() {
     assert_eq!(
         parse_line("CPU:1 [LOST 42 EVENTS]"),
-        Line::Lost { cpu: 1, count: Some(42), kind: LostKind::Lost }
+        Line::Lost {
+            cpu: 1,
+            count: Some(42),
+            kind: LostKind::Lost
+        }
     );
     assert_eq!(
         parse_line("CPU:0 [17 EVENTS DROPPED]"),
-        Line::Lost { cpu: 0, count: Some(17), kind: LostKind::Dropped }
+        Line::Lost {
+            cpu: 0,
+            count: Some(17),
+            kind: LostKind::Dropped
+        }
     );
 }
 
@@ -212,7 +226,11 @@ fn malformed_lines_say_why() {
         "            bash-1  [000] ..!.. 1.0: x: a=1",
         "CPU:x [LOST 1 EVENTS]",
     ] {
-        assert!(matches!(parse_line(l), Line::Malformed(_)), "{l:?} -> {:?}", parse_line(l));
+        assert!(
+            matches!(parse_line(l), Line::Malformed(_)),
+            "{l:?} -> {:?}",
+            parse_line(l)
+        );
     }
 }
 

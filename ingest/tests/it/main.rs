@@ -25,5 +25,8 @@ pub fn fields(e: &EventLine<'_>) -> Vec<(String, String)> {
 
 /// Value of one field.
 pub fn field(e: &EventLine<'_>, k: &str) -> Option<String> {
-    fields(e).into_iter().find(|(key, _)| key == k).map(|(_, v)| v)
+    fields(e)
+        .into_iter()
+        .find(|(key, _)| key == k)
+        .map(|(_, v)| v)
 }

@@ -3,11 +3,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use arrow::array::RecordBatchReader;
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{Int32Type, UInt64Type};
 use kreq_ingest::{ingest, Error, IngestOptions, NoProgress};
 use kreq_schemas::{dataset, events, lost_events};
-use arrow::array::RecordBatchReader;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::snapshots::testdata;
@@ -55,13 +55,22 @@ fn real_capture_round_trips_with_typed_columns() {
     let b = read_table(&out.join(dataset::EVENTS_DIR));
     assert_eq!(b.num_rows(), 18474);
     assert_eq!(b.schema(), events::schema());
-    let ts = b.column_by_name(events::TS_NS).expect("ts").as_primitive::<arrow::datatypes::Int64Type>();
+    let ts = b
+        .column_by_name(events::TS_NS)
+        .expect("ts")
+        .as_primitive::<arrow::datatypes::Int64Type>();
     assert!(ts.values().windows(2).all(|w| w[0] <= w[1]));
     // Every sched_switch has both tids; every sock_send_length has a socket and a length.
-    let names = b.column_by_name(events::EVENT).expect("event").as_dictionary::<Int32Type>();
+    let names = b
+        .column_by_name(events::EVENT)
+        .expect("event")
+        .as_dictionary::<Int32Type>();
     let dict = names.values().as_string::<i32>();
     let next = b.column_by_name(events::NEXT_TID).expect("next_tid");
-    let sk = b.column_by_name(events::SK_ADDR).expect("sk").as_primitive::<UInt64Type>();
+    let sk = b
+        .column_by_name(events::SK_ADDR)
+        .expect("sk")
+        .as_primitive::<UInt64Type>();
     let len = b.column_by_name(events::LENGTH).expect("len");
     let (mut switches, mut sends) = (0, 0);
     for row in 0..b.num_rows() {
@@ -101,16 +110,34 @@ fn lost_reports_malformed_lines_and_negative_returns() {
     let dir = tmp("edge");
     let input = write(&dir, "in.txt", EDGE);
     let out = dir.join("ds");
-    let report = ingest(&[input.clone()], &IngestOptions::new(&out), &NoProgress).expect("ingest");
+    let report = ingest(
+        std::slice::from_ref(&input),
+        &IngestOptions::new(&out),
+        &NoProgress,
+    )
+    .expect("ingest");
     let m = &report.manifest;
-    assert_eq!((m.events, m.lost_events, m.sources[0].malformed), (2, 42, 1));
+    assert_eq!(
+        (m.events, m.lost_events, m.sources[0].malformed),
+        (2, 42, 1)
+    );
     let (file, bad) = &report.malformed[0];
-    assert_eq!((file.as_str(), bad.line, bad.offset), (input.to_str().unwrap_or(""), 4, 107));
+    assert_eq!(
+        (file.as_str(), bad.line, bad.offset),
+        (input.to_str().unwrap_or(""), 4, 107)
+    );
     let b = read_table(&out.join(dataset::EVENTS_DIR));
-    let ret = b.column_by_name(events::RET).expect("ret").as_primitive::<arrow::datatypes::Int64Type>();
+    let ret = b
+        .column_by_name(events::RET)
+        .expect("ret")
+        .as_primitive::<arrow::datatypes::Int64Type>();
     assert_eq!(ret.value(1), -11);
     let lost = read_table(&out.join(dataset::LOST_EVENTS_DIR));
-    let ts = lost.column(0).as_any().downcast_ref::<Int64Array>().expect("ts");
+    let ts = lost
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("ts");
     assert_eq!((lost.num_rows(), ts.value(0)), (1, 1_000_001_000));
 }
 
@@ -121,7 +148,17 @@ fn strict_mode_names_file_line_and_offset() {
     let mut opts = IngestOptions::new(dir.join("ds"));
     opts.strict = true;
     let err = ingest(&[input], &opts, &NoProgress).expect_err("strict must fail");
-    assert!(matches!(err, Error::Malformed { line: 4, offset: 107, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Malformed {
+                line: 4,
+                offset: 107,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let msg = err.to_string();
     assert!(msg.contains("in.txt:4: byte offset 107"), "{msg}");
 }
@@ -146,7 +183,10 @@ fn gzip_and_many_small_chunks_match_plain_text() {
     assert_eq!(report.manifest.events, 18474);
     assert!(report.manifest.sources[0].parts.len() > 20);
     assert!(report.manifest.sorted);
-    assert_eq!(read_table(&dir.join("ds").join(dataset::EVENTS_DIR)).num_rows(), 18474);
+    assert_eq!(
+        read_table(&dir.join("ds").join(dataset::EVENTS_DIR)).num_rows(),
+        18474
+    );
 }
 
 #[test]
@@ -154,8 +194,18 @@ fn refuses_to_overwrite_without_force() {
     let dir = tmp("exists");
     let input = write(&dir, "in.txt", EDGE);
     let out = dir.join("ds");
-    ingest(&[input.clone()], &IngestOptions::new(&out), &NoProgress).expect("first");
-    let err = ingest(&[input.clone()], &IngestOptions::new(&out), &NoProgress).expect_err("second");
+    ingest(
+        std::slice::from_ref(&input),
+        &IngestOptions::new(&out),
+        &NoProgress,
+    )
+    .expect("first");
+    let err = ingest(
+        std::slice::from_ref(&input),
+        &IngestOptions::new(&out),
+        &NoProgress,
+    )
+    .expect_err("second");
     assert!(matches!(err, Error::OutputExists(_)));
     let mut opts = IngestOptions::new(&out);
     opts.force = true;
@@ -165,8 +215,12 @@ fn refuses_to_overwrite_without_force() {
 #[test]
 fn missing_input_is_a_clear_error() {
     let dir = tmp("missing");
-    let err = ingest(&[dir.join("nope.txt")], &IngestOptions::new(dir.join("ds")), &NoProgress)
-        .expect_err("missing");
+    let err = ingest(
+        &[dir.join("nope.txt")],
+        &IngestOptions::new(dir.join("ds")),
+        &NoProgress,
+    )
+    .expect_err("missing");
     assert!(err.to_string().contains("nope.txt"), "{err}");
 }
 
@@ -177,6 +231,10 @@ fn unsorted_input_is_sorted_within_parts() {
     let input = write(&dir, "in.txt", text);
     ingest(&[input], &IngestOptions::new(dir.join("ds")), &NoProgress).expect("ingest");
     let b = read_table(&dir.join("ds").join(dataset::EVENTS_DIR));
-    let ts = b.column(0).as_any().downcast_ref::<Int64Array>().expect("ts");
+    let ts = b
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("ts");
     assert_eq!(ts.values().to_vec(), vec![1_000_000_000, 2_000_000_000]);
 }

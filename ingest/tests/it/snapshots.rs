@@ -7,7 +7,9 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use kreq_ingest::chunk::{parse_chunk, ChunkPos};
 
 pub fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata")
+        .join(rel)
 }
 
 pub fn capture(rel: &str) -> Vec<u8> {
@@ -74,7 +76,14 @@ const KINDS: &[&str] = &[
 #[test]
 fn trace_pipe_rows() {
     let text = sample(&capture("s2-c4/trace.txt.zst"), 12, KINDS);
-    let parsed = parse_chunk(&text, ChunkPos { first_line: 1, offset: 0 }).expect("parse");
+    let parsed = parse_chunk(
+        &text,
+        ChunkPos {
+            first_line: 1,
+            offset: 0,
+        },
+    )
+    .expect("parse");
     assert_eq!(parsed.malformed_count, 0);
     insta::assert_snapshot!(render(&parsed.events));
 }
@@ -82,7 +91,14 @@ fn trace_pipe_rows() {
 #[test]
 fn trace_cmd_report_rows() {
     let text = sample(&capture("t0-tracecmd/report.txt.zst"), 12, KINDS);
-    let parsed = parse_chunk(&text, ChunkPos { first_line: 1, offset: 0 }).expect("parse");
+    let parsed = parse_chunk(
+        &text,
+        ChunkPos {
+            first_line: 1,
+            offset: 0,
+        },
+    )
+    .expect("parse");
     assert_eq!(parsed.malformed_count, 0);
     insta::assert_snapshot!(render(&parsed.events));
 }

@@ -1,0 +1,144 @@
+//! `kreq ingest` end to end.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kreq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kreq"))
+        .args(args)
+        .output()
+        .expect("run kreq")
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).expect("tmp");
+    p
+}
+
+#[test]
+fn summary_reports_events_rate_and_size() {
+    let out = tmp("cli-summary").join("ds");
+    let input = root().join("testdata/s1-c1/trace.txt.zst");
+    let o = kreq(&[
+        "ingest",
+        input.to_str().unwrap_or(""),
+        "-o",
+        out.to_str().unwrap_or(""),
+        "--clock",
+        "mono",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("ingested 18474 events"), "{err}");
+    assert!(
+        err.contains("events/s") && err.contains("bytes/event"),
+        "{err}"
+    );
+    assert!(err.contains("malformed lines: 0"), "{err}");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("kreq.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(m["events"], 18474);
+    assert_eq!(m["trace_clock"], "mono");
+}
+
+#[test]
+fn stdin_input_and_strict_failure_exit_code() {
+    let dir = tmp("cli-stdin");
+    let bad = dir.join("bad.txt");
+    std::fs::write(
+        &bad,
+        "            bash-1  [000] ..... 1.000001: sys_close -> 0x0\nnot a trace line\n",
+    )
+    .expect("write");
+    let out = dir.join("ds");
+    let o = Command::new(env!("CARGO_BIN_EXE_kreq"))
+        .args(["ingest", "-", "-o", out.to_str().unwrap_or(""), "--strict"])
+        .stdin(std::fs::File::open(&bad).expect("open"))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("-:2: byte offset 59: malformed line"), "{err}");
+    // Without --strict the same input ingests and the summary shows the bad line.
+    let o = kreq(&[
+        "ingest",
+        bad.to_str().unwrap_or(""),
+        "-o",
+        dir.join("ds2").to_str().unwrap_or(""),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("malformed lines: 1") && err.contains("bad.txt:2: byte 59"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_input_fails_with_its_name() {
+    let dir = tmp("cli-missing");
+    let o = kreq(&[
+        "ingest",
+        "/nonexistent/trace.txt",
+        "-o",
+        dir.join("ds").to_str().unwrap_or(""),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/trace.txt"));
+}
+
+/// pyarrow and DuckDB read what kreq wrote. Skips (saying why) only when the Python packages
+/// are missing and `KREQ_REQUIRE_PYTHON` is unset; CI sets it, so there it cannot skip.
+#[test]
+fn python_readers_open_the_dataset() {
+    let probe = Command::new("python3")
+        .args(["-c", "import pyarrow, duckdb"])
+        .output();
+    let have = probe.as_ref().is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("KREQ_REQUIRE_PYTHON").is_none(),
+            "KREQ_REQUIRE_PYTHON is set but python3 cannot import pyarrow and duckdb"
+        );
+        eprintln!("SKIPPED python_readers_open_the_dataset: python3 with pyarrow and duckdb not found (pip install -r requirements-test.txt)");
+        return;
+    }
+    let out = tmp("cli-python").join("ds");
+    let input = root().join("testdata/s2-c4/trace.txt.zst");
+    let o = kreq(&[
+        "ingest",
+        input.to_str().unwrap_or(""),
+        "-o",
+        out.to_str().unwrap_or(""),
+        "--chunk-mib",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Counts taken from the text with grep: `grep -c ' sched_switch:'` etc.
+    let expected = serde_json::json!({
+        "events": 47896,
+        "event_counts": {"sched_switch": 3730, "tcp_probe": 4187, "sys_enter_recvfrom": 1807,
+                          "sys_exit_sendto": 1500, "sock_send_length": 2700},
+        "first": {"ts_ns": 2634276836000i64, "tid": 24523, "comm": "bash", "event": "sys_exit_write", "ret": 2}
+    });
+    let script = root().join("cli/tests/python/check_dataset.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(&out)
+        .arg(expected.to_string())
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("pyarrow: 47896 rows") && text.contains("duckdb: 47896 rows"),
+        "{text}"
+    );
+}
