@@ -3,17 +3,30 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Int32Array, Int32Builder, Int64Builder, MapBuilder, MapFieldNames,
-    StringBuilder, UInt16Builder, UInt64Builder, UInt8Builder,
+    ArrayRef, BooleanBuilder, Int32Array, Int32Builder, MapBuilder, MapFieldNames, StringBuilder,
+    UInt8Builder,
 };
+use arrow::datatypes::{Int32Type, Int64Type, UInt16Type, UInt64Type};
 use arrow::record_batch::RecordBatch;
 use hashbrown::HashMap;
 use kreq_schemas::events;
 
 use crate::body::EventName;
+use crate::formats::{self, Template};
 use crate::intern::Interner;
 use crate::line::{EventLine, IrqContext};
-use crate::promote::{EventKind, Typed};
+use crate::promote::{slot_for, EventKind, Slot, Typed};
+use crate::sparse::Sparse;
+
+/// What the builder knows about one event name: how to split and promote its fields.
+#[derive(Debug)]
+struct EventInfo {
+    kind: EventKind,
+    template: Option<&'static Template>,
+    /// Slot of the field seen at each position last time: events of one kind print their
+    /// fields in the same order, so this usually saves matching field names.
+    slots: Vec<(Box<str>, Slot)>,
+}
 
 const CONTEXTS: [IrqContext; 6] = [
     IrqContext::Task,
@@ -28,26 +41,26 @@ const CONTEXTS: [IrqContext; 6] = [
 #[derive(Debug, Default)]
 struct EventNames {
     names: Interner,
-    kinds: Vec<EventKind>,
+    info: Vec<EventInfo>,
     enter: HashMap<Box<str>, i32>,
     exit: HashMap<Box<str>, i32>,
 }
 
 impl EventNames {
-    fn id(&mut self, name: &EventName<'_>) -> (i32, EventKind) {
+    fn id(&mut self, name: &EventName<'_>) -> i32 {
         let (map, short) = match name {
             EventName::Plain(n) => {
                 let id = match self.names.get(n) {
                     Some(id) => id,
                     None => self.add(n.to_string()),
                 };
-                return (id, self.kinds[id as usize]);
+                return id;
             }
             EventName::SysEnter(n) => (&self.enter, *n),
             EventName::SysExit(n) => (&self.exit, *n),
         };
         if let Some(&id) = map.get(short) {
-            return (id, self.kinds[id as usize]);
+            return id;
         }
         let full = name.to_tracefs();
         let id = match self.names.get(&full) {
@@ -58,13 +71,17 @@ impl EventNames {
             EventName::SysEnter(n) => self.enter.insert((*n).into(), id),
             _ => self.exit.insert(short.into(), id),
         };
-        (id, self.kinds[id as usize])
+        id
     }
 
     fn add(&mut self, full: String) -> i32 {
-        let kind = EventKind::of(&full);
+        let info = EventInfo {
+            kind: EventKind::of(&full),
+            template: formats::template(&full),
+            slots: Vec::new(),
+        };
         let id = self.names.push_new(full);
-        self.kinds.push(kind);
+        self.info.push(info);
         id
     }
 }
@@ -86,26 +103,26 @@ pub struct EventBatchBuilder {
     migrate_disable: UInt8Builder,
     events: EventNames,
     event_keys: Vec<i32>,
-    fd: Int64Builder,
-    count: Int64Builder,
-    ret: Int64Builder,
-    prev_tid: Int32Builder,
+    fd: Sparse<Int64Type>,
+    count: Sparse<Int64Type>,
+    ret: Sparse<Int64Type>,
+    prev_tid: Sparse<Int32Type>,
     prev_state: Interner,
-    prev_state_keys: Int32Builder,
-    next_tid: Int32Builder,
-    wake_tid: Int32Builder,
-    wake_cpu: Int32Builder,
-    parent_tid: Int32Builder,
-    child_tid: Int32Builder,
-    sk_addr: UInt64Builder,
-    skb_addr: UInt64Builder,
-    sock_cookie: UInt64Builder,
-    length: Int64Builder,
+    prev_state_keys: Sparse<Int32Type>,
+    next_tid: Sparse<Int32Type>,
+    wake_tid: Sparse<Int32Type>,
+    wake_cpu: Sparse<Int32Type>,
+    parent_tid: Sparse<Int32Type>,
+    child_tid: Sparse<Int32Type>,
+    sk_addr: Sparse<UInt64Type>,
+    skb_addr: Sparse<UInt64Type>,
+    sock_cookie: Sparse<UInt64Type>,
+    length: Sparse<Int64Type>,
     addrs: Interner,
-    saddr: Int32Builder,
-    sport: UInt16Builder,
-    daddr: Int32Builder,
-    dport: UInt16Builder,
+    saddr: Sparse<Int32Type>,
+    sport: Sparse<UInt16Type>,
+    daddr: Sparse<Int32Type>,
+    dport: Sparse<UInt16Type>,
     fields: MapBuilder<StringBuilder, StringBuilder>,
 }
 
@@ -138,26 +155,26 @@ impl EventBatchBuilder {
             migrate_disable: UInt8Builder::new(),
             events: EventNames::default(),
             event_keys: Vec::new(),
-            fd: Int64Builder::new(),
-            count: Int64Builder::new(),
-            ret: Int64Builder::new(),
-            prev_tid: Int32Builder::new(),
+            fd: Sparse::default(),
+            count: Sparse::default(),
+            ret: Sparse::default(),
+            prev_tid: Sparse::default(),
             prev_state: Interner::default(),
-            prev_state_keys: Int32Builder::new(),
-            next_tid: Int32Builder::new(),
-            wake_tid: Int32Builder::new(),
-            wake_cpu: Int32Builder::new(),
-            parent_tid: Int32Builder::new(),
-            child_tid: Int32Builder::new(),
-            sk_addr: UInt64Builder::new(),
-            skb_addr: UInt64Builder::new(),
-            sock_cookie: UInt64Builder::new(),
-            length: Int64Builder::new(),
+            prev_state_keys: Sparse::default(),
+            next_tid: Sparse::default(),
+            wake_tid: Sparse::default(),
+            wake_cpu: Sparse::default(),
+            parent_tid: Sparse::default(),
+            child_tid: Sparse::default(),
+            sk_addr: Sparse::default(),
+            skb_addr: Sparse::default(),
+            sock_cookie: Sparse::default(),
+            length: Sparse::default(),
             addrs: Interner::default(),
-            saddr: Int32Builder::new(),
-            sport: UInt16Builder::new(),
-            daddr: Int32Builder::new(),
-            dport: UInt16Builder::new(),
+            saddr: Sparse::default(),
+            sport: Sparse::default(),
+            daddr: Sparse::default(),
+            dport: Sparse::default(),
             fields: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()),
         }
     }
@@ -199,15 +216,28 @@ impl EventBatchBuilder {
                 self.migrate_disable.append_null();
             }
         }
-        let (event, kind) = self.events.id(&ev.body.name);
+        let event = self.events.id(&ev.body.name);
         self.event_keys.push(event);
+        let info = &mut self.events.info[event as usize];
 
         scratch.clear();
-        ev.body.fields(scratch);
+        ev.body.fields_with(info.template, scratch);
         let mut typed = Typed::default();
         let mut any = false;
-        for &(k, v) in scratch.iter() {
-            if !typed.promote(kind, k, v) {
+        for (i, &(k, v)) in scratch.iter().enumerate() {
+            let slot = match info.slots.get(i) {
+                Some((key, slot)) if &**key == k => *slot,
+                _ => {
+                    let slot = slot_for(info.kind, k);
+                    if i < info.slots.len() {
+                        info.slots[i] = (k.into(), slot);
+                    } else if i == info.slots.len() {
+                        info.slots.push((k.into(), slot));
+                    }
+                    slot
+                }
+            };
+            if !typed.set(slot, v) {
                 self.fields.keys().append_value(k);
                 self.fields.values().append_value(v);
                 any = true;
@@ -219,27 +249,28 @@ impl EventBatchBuilder {
     }
 
     fn append_typed(&mut self, t: &Typed<'_>) {
-        self.fd.append_option(t.fd);
-        self.count.append_option(t.count);
-        self.ret.append_option(t.ret);
-        self.prev_tid.append_option(t.prev_tid);
+        let row = self.ts.len() - 1;
+        self.fd.set(row, t.fd);
+        self.count.set(row, t.count);
+        self.ret.set(row, t.ret);
+        self.prev_tid.set(row, t.prev_tid);
         let state = t.prev_state.map(|s| self.prev_state.intern(s));
-        self.prev_state_keys.append_option(state);
-        self.next_tid.append_option(t.next_tid);
-        self.wake_tid.append_option(t.wake_tid);
-        self.wake_cpu.append_option(t.wake_cpu);
-        self.parent_tid.append_option(t.parent_tid);
-        self.child_tid.append_option(t.child_tid);
-        self.sk_addr.append_option(t.sk_addr);
-        self.skb_addr.append_option(t.skb_addr);
-        self.sock_cookie.append_option(t.sock_cookie);
-        self.length.append_option(t.length);
+        self.prev_state_keys.set(row, state);
+        self.next_tid.set(row, t.next_tid);
+        self.wake_tid.set(row, t.wake_tid);
+        self.wake_cpu.set(row, t.wake_cpu);
+        self.parent_tid.set(row, t.parent_tid);
+        self.child_tid.set(row, t.child_tid);
+        self.sk_addr.set(row, t.sk_addr);
+        self.skb_addr.set(row, t.skb_addr);
+        self.sock_cookie.set(row, t.sock_cookie);
+        self.length.set(row, t.length);
         let s = t.saddr.map(|a| self.addrs.intern(a));
-        self.saddr.append_option(s);
-        self.sport.append_option(t.sport);
+        self.saddr.set(row, s);
+        self.sport.set(row, t.sport);
         let d = t.daddr.map(|a| self.addrs.intern(a));
-        self.daddr.append_option(d);
-        self.dport.append_option(t.dport);
+        self.daddr.set(row, d);
+        self.dport.set(row, t.dport);
     }
 
     /// Timestamps appended so far, in input order.
@@ -249,6 +280,7 @@ impl EventBatchBuilder {
 
     /// Finish into a batch with [`kreq_schemas::events::schema`].
     pub fn finish(mut self) -> Result<RecordBatch, arrow::error::ArrowError> {
+        let n = self.ts.len();
         let mut ctx = Interner::default();
         for c in CONTEXTS {
             ctx.intern(c.as_str());
@@ -268,24 +300,24 @@ impl EventBatchBuilder {
             self.events
                 .names
                 .dictionary(Int32Array::from(self.event_keys))?,
-            Arc::new(self.fd.finish()),
-            Arc::new(self.count.finish()),
-            Arc::new(self.ret.finish()),
-            Arc::new(self.prev_tid.finish()),
-            self.prev_state.dictionary(self.prev_state_keys.finish())?,
-            Arc::new(self.next_tid.finish()),
-            Arc::new(self.wake_tid.finish()),
-            Arc::new(self.wake_cpu.finish()),
-            Arc::new(self.parent_tid.finish()),
-            Arc::new(self.child_tid.finish()),
-            Arc::new(self.sk_addr.finish()),
-            Arc::new(self.skb_addr.finish()),
-            Arc::new(self.sock_cookie.finish()),
-            Arc::new(self.length.finish()),
-            self.addrs.dictionary(self.saddr.finish())?,
-            Arc::new(self.sport.finish()),
-            self.addrs.dictionary(self.daddr.finish())?,
-            Arc::new(self.dport.finish()),
+            Arc::new(self.fd.finish(n)),
+            Arc::new(self.count.finish(n)),
+            Arc::new(self.ret.finish(n)),
+            Arc::new(self.prev_tid.finish(n)),
+            self.prev_state.dictionary(self.prev_state_keys.finish(n))?,
+            Arc::new(self.next_tid.finish(n)),
+            Arc::new(self.wake_tid.finish(n)),
+            Arc::new(self.wake_cpu.finish(n)),
+            Arc::new(self.parent_tid.finish(n)),
+            Arc::new(self.child_tid.finish(n)),
+            Arc::new(self.sk_addr.finish(n)),
+            Arc::new(self.skb_addr.finish(n)),
+            Arc::new(self.sock_cookie.finish(n)),
+            Arc::new(self.length.finish(n)),
+            self.addrs.dictionary(self.saddr.finish(n))?,
+            Arc::new(self.sport.finish(n)),
+            self.addrs.dictionary(self.daddr.finish(n))?,
+            Arc::new(self.dport.finish(n)),
             Arc::new(self.fields.finish()),
         ];
         RecordBatch::try_new(events::schema(), columns)

@@ -68,8 +68,9 @@ pub enum Shape {
 pub struct Body<'a> {
     /// Event name.
     pub name: EventName<'a>,
-    /// Layout of the payload.
-    pub shape: Shape,
+    /// Layout of the payload when the syntax alone decides it; None for `name: payload`
+    /// bodies, whose layout depends on the event's print format.
+    pub shape: Option<Shape>,
     /// Payload text.
     pub payload: &'a str,
 }
@@ -90,24 +91,24 @@ pub fn parse_body(body: &str) -> Body<'_> {
         if let Some(sys) = name.strip_prefix("sys_") {
             if let Some(args) = rest.strip_prefix('(') {
                 let args = args.strip_suffix(')').unwrap_or(args);
-                return body_of(EventName::SysEnter(sys), Shape::ColonList, args);
+                return body_of(EventName::SysEnter(sys), Some(Shape::ColonList), args);
             }
             if let Some(ret) = rest.strip_prefix(" -> ") {
-                return body_of(EventName::SysExit(sys), Shape::Ret, ret.trim());
+                return body_of(EventName::SysExit(sys), Some(Shape::Ret), ret.trim());
             }
         }
         if let Some(payload) = rest.strip_prefix(':') {
             let payload = payload.trim_start_matches(' ');
-            return body_of(EventName::Plain(name), shape_for(name, payload), payload);
+            return body_of(EventName::Plain(name), None, payload);
         }
         if rest.starts_with(" <-") {
-            return body_of(EventName::Plain("function"), Shape::Function, body);
+            return body_of(EventName::Plain("function"), Some(Shape::Function), body);
         }
     }
-    body_of(EventName::Plain(UNPARSED_EVENT), Shape::Text, body)
+    body_of(EventName::Plain(UNPARSED_EVENT), Some(Shape::Text), body)
 }
 
-fn body_of<'a>(name: EventName<'a>, shape: Shape, payload: &'a str) -> Body<'a> {
+fn body_of<'a>(name: EventName<'a>, shape: Option<Shape>, payload: &'a str) -> Body<'a> {
     Body {
         name,
         shape,
@@ -118,8 +119,27 @@ fn body_of<'a>(name: EventName<'a>, shape: Shape, payload: &'a str) -> Body<'a> 
 impl<'a> Body<'a> {
     /// Append `(field, value)` pairs to `out` (which is not cleared).
     pub fn fields(&self, out: &mut Vec<(&'a str, &'a str)>) {
+        let template = match self.name {
+            EventName::Plain(n) if self.shape.is_none() => formats::template(n),
+            _ => None,
+        };
+        self.fields_with(template, out);
+    }
+
+    /// [`Body::fields`] with the event's template already looked up (callers cache it per
+    /// event name; it must be `formats::template` of this body's name).
+    pub fn fields_with(
+        &self,
+        template: Option<&'static Template>,
+        out: &mut Vec<(&'a str, &'a str)>,
+    ) {
         let p = self.payload;
-        match self.shape {
+        let shape = match (self.shape, self.name) {
+            (Some(s), _) => s,
+            (None, EventName::Plain(n)) => shape_for(n, template, p),
+            (None, _) => generic_shape(p),
+        };
+        match shape {
             Shape::ColonList => split_colon_list(p, out),
             Shape::Ret => out.push(("ret", p)),
             Shape::Template(t) => {
@@ -160,8 +180,8 @@ impl<'a> Body<'a> {
     }
 }
 
-fn shape_for(name: &str, payload: &str) -> Shape {
-    if let Some(t) = formats::template(name) {
+fn shape_for(name: &str, template: Option<&'static Template>, payload: &str) -> Shape {
+    if let Some(t) = template {
         if formats::is_plugin_form(name, payload) {
             return if name == "sched_switch" {
                 Shape::SwitchPlugin
@@ -209,7 +229,7 @@ pub(crate) fn split_colon_list<'a>(p: &'a str, out: &mut Vec<(&'a str, &'a str)>
     let mut pos = 0;
     let bytes = p.as_bytes();
     while pos < p.len() {
-        let end = memchr::memmem::find(&bytes[pos..], b", ").map_or(p.len(), |i| pos + i);
+        let end = formats::find(&bytes[pos..], b", ").map_or(p.len(), |i| pos + i);
         let piece = &p[pos..end];
         match piece.split_once(": ") {
             Some((k, _)) if is_ident(k.trim()) => {

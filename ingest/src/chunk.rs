@@ -70,7 +70,11 @@ pub const MAX_MALFORMED_KEPT: usize = 10;
 
 /// Parse whole lines of ftrace text. Invalid UTF-8 is replaced (U+FFFD), never dropped.
 pub fn parse_chunk(data: &[u8], pos: ChunkPos) -> Result<ParsedChunk, arrow::error::ArrowError> {
-    let text: Cow<'_, str> = String::from_utf8_lossy(data);
+    // Valid UTF-8 (the common case) is checked by the fast std validator and borrowed.
+    let text: Cow<'_, str> = match std::str::from_utf8(data) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(data),
+    };
     let text: &str = &text;
     let mut builder = EventBatchBuilder::new();
     let mut scratch = Vec::with_capacity(16);

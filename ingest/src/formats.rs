@@ -109,7 +109,7 @@ pub fn split_template<'a>(p: &'a str, t: &Template, out: &mut Vec<(&'a str, &'a 
     let mut vstart = p.len() - rest.len();
     for w in parts.windows(2) {
         let (key, (lit, _)) = (w[0].1, w[1]);
-        let Some(i) = memchr::memmem::find(&p.as_bytes()[vstart..], lit.as_bytes()) else {
+        let Some(i) = find(&p.as_bytes()[vstart..], lit.as_bytes()) else {
             return false;
         };
         out.push((key, &p[vstart..vstart + i]));
@@ -166,4 +166,21 @@ pub fn split_wakeup_plugin<'a>(p: &'a str, out: &mut Vec<(&'a str, &'a str)>) ->
         ("target_cpu", cpu.trim()),
     ]);
     true
+}
+
+/// Position of a short `needle` in `hay` (memchr on its first byte, then a compare): cheaper
+/// than building a substring searcher for each of the few-byte separators used here.
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let Some((&first, rest)) = needle.split_first() else {
+        return Some(0);
+    };
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(first, &hay[from..]) {
+        let at = from + i;
+        if hay[at + 1..].starts_with(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }

@@ -25,6 +25,7 @@ pub mod line;
 pub mod pipeline;
 mod promote;
 pub mod sink;
+mod sparse;
 
 pub use error::{Error, Result};
 pub use pipeline::{ingest, IngestOptions, IngestReport, NoProgress, Progress};

@@ -56,11 +56,65 @@ pub(crate) struct Typed<'a> {
     pub dport: Option<u16>,
 }
 
+/// Where a field goes: a typed column, or the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Fd,
+    Count,
+    Ret,
+    PrevTid,
+    PrevState,
+    NextTid,
+    WakeTid,
+    WakeCpu,
+    ParentTid,
+    ChildTid,
+    SkAddr,
+    SkbAddr,
+    SockCookie,
+    Length,
+    Saddr,
+    Daddr,
+    Sport,
+    Dport,
+    Src,
+    Dest,
+    Map,
+}
+
+/// The slot of field `key` of an event of `kind`.
+pub(crate) fn slot_for(kind: EventKind, key: &str) -> Slot {
+    use EventKind as K;
+    match (kind, key) {
+        (_, "sk" | "skaddr") => Slot::SkAddr,
+        (_, "skbaddr") => Slot::SkbAddr,
+        (_, "sock_cookie") => Slot::SockCookie,
+        (_, "saddr") => Slot::Saddr,
+        (_, "daddr") => Slot::Daddr,
+        (_, "sport") => Slot::Sport,
+        (_, "dport") => Slot::Dport,
+        (_, "src") => Slot::Src,
+        (_, "dest") => Slot::Dest,
+        (K::SysEnter, "fd") => Slot::Fd,
+        (K::SysEnter, "count" | "len" | "size") => Slot::Count,
+        (K::SysExit, "ret") => Slot::Ret,
+        (K::SchedSwitch, "prev_pid") => Slot::PrevTid,
+        (K::SchedSwitch, "prev_state") => Slot::PrevState,
+        (K::SchedSwitch, "next_pid") => Slot::NextTid,
+        (K::Wakeup, "pid") => Slot::WakeTid,
+        (K::Wakeup, "target_cpu") => Slot::WakeCpu,
+        (K::Fork, "pid") => Slot::ParentTid,
+        (K::Fork, "child_pid") => Slot::ChildTid,
+        (K::SockLength, "length") | (K::TcpProbe, "data_len") | (K::Net, "len") => Slot::Length,
+        _ => Slot::Map,
+    }
+}
+
 impl<'a> Typed<'a> {
-    /// Store `key = value` in a typed slot; false when it stays in the map.
-    pub(crate) fn promote(&mut self, kind: EventKind, key: &str, v: &'a str) -> bool {
-        use EventKind as K;
-        fn set<T>(slot: &mut Option<T>, v: Option<T>) -> bool {
+    /// Store `v` in `slot`; false when it stays in the map (map slot, unparsable value, or
+    /// the slot already filled).
+    pub(crate) fn set(&mut self, slot: Slot, v: &'a str) -> bool {
+        fn put<T>(slot: &mut Option<T>, v: Option<T>) -> bool {
             match v {
                 Some(x) if slot.is_none() => {
                     *slot = Some(x);
@@ -69,36 +123,34 @@ impl<'a> Typed<'a> {
                 _ => false,
             }
         }
-        match (kind, key) {
-            (_, "sk" | "skaddr") => set(&mut self.sk_addr, parse_hex(v)),
-            (_, "skbaddr") => set(&mut self.skb_addr, parse_hex(v)),
-            (_, "sock_cookie") => set(&mut self.sock_cookie, parse_hex(v)),
-            (_, "saddr") => set(&mut self.saddr, non_empty(v)),
-            (_, "daddr") => set(&mut self.daddr, non_empty(v)),
-            (_, "sport") => set(
+        match slot {
+            Slot::Map => false,
+            Slot::SkAddr => put(&mut self.sk_addr, parse_hex(v)),
+            Slot::SkbAddr => put(&mut self.skb_addr, parse_hex(v)),
+            Slot::SockCookie => put(&mut self.sock_cookie, parse_hex(v)),
+            Slot::Saddr => put(&mut self.saddr, non_empty(v)),
+            Slot::Daddr => put(&mut self.daddr, non_empty(v)),
+            Slot::Sport => put(
                 &mut self.sport,
                 parse_int(v).and_then(|p| p.try_into().ok()),
             ),
-            (_, "dport") => set(
+            Slot::Dport => put(
                 &mut self.dport,
                 parse_int(v).and_then(|p| p.try_into().ok()),
             ),
-            (_, "src") => self.endpoint(v, true),
-            (_, "dest") => self.endpoint(v, false),
-            (K::SysEnter, "fd") => set(&mut self.fd, parse_int(v)),
-            (K::SysEnter, "count" | "len" | "size") => set(&mut self.count, parse_int(v)),
-            (K::SysExit, "ret") => set(&mut self.ret, parse_int(v)),
-            (K::SchedSwitch, "prev_pid") => set(&mut self.prev_tid, parse_i32(v)),
-            (K::SchedSwitch, "prev_state") => set(&mut self.prev_state, non_empty(v)),
-            (K::SchedSwitch, "next_pid") => set(&mut self.next_tid, parse_i32(v)),
-            (K::Wakeup, "pid") => set(&mut self.wake_tid, parse_i32(v)),
-            (K::Wakeup, "target_cpu") => set(&mut self.wake_cpu, parse_i32(v)),
-            (K::Fork, "pid") => set(&mut self.parent_tid, parse_i32(v)),
-            (K::Fork, "child_pid") => set(&mut self.child_tid, parse_i32(v)),
-            (K::SockLength, "length") | (K::TcpProbe, "data_len") | (K::Net, "len") => {
-                set(&mut self.length, parse_int(v))
-            }
-            _ => false,
+            Slot::Src => self.endpoint(v, true),
+            Slot::Dest => self.endpoint(v, false),
+            Slot::Fd => put(&mut self.fd, parse_int(v)),
+            Slot::Count => put(&mut self.count, parse_int(v)),
+            Slot::Ret => put(&mut self.ret, parse_int(v)),
+            Slot::PrevTid => put(&mut self.prev_tid, parse_i32(v)),
+            Slot::PrevState => put(&mut self.prev_state, non_empty(v)),
+            Slot::NextTid => put(&mut self.next_tid, parse_i32(v)),
+            Slot::WakeTid => put(&mut self.wake_tid, parse_i32(v)),
+            Slot::WakeCpu => put(&mut self.wake_cpu, parse_i32(v)),
+            Slot::ParentTid => put(&mut self.parent_tid, parse_i32(v)),
+            Slot::ChildTid => put(&mut self.child_tid, parse_i32(v)),
+            Slot::Length => put(&mut self.length, parse_int(v)),
         }
     }
 
