@@ -22,6 +22,7 @@ pub mod formats;
 pub mod input;
 mod intern;
 pub mod line;
+mod output;
 pub mod pipeline;
 mod promote;
 pub mod sink;

@@ -4,7 +4,7 @@
 //! each parse a chunk and write it as its own part file, so parsing and compression both scale
 //! with threads. The manifest is written last; every part file is complete when it appears.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Mutex;
 
@@ -14,6 +14,7 @@ use kreq_schemas::{events, lost_events, SCHEMA_VERSION};
 use crate::chunk::{parse_chunk, ChunkPos, LostReport, MalformedLine, ParsedChunk};
 use crate::error::{Error, Result};
 use crate::input::{count_lines, open, Chunker};
+use crate::output::{detect_format, file_name, prepare_output, write_manifest};
 use crate::sink::{lost_events_batch, write_table};
 
 /// Settings of one ingest run.
@@ -236,21 +237,7 @@ fn collect(
 fn work(job: Job, opts: &IngestOptions, names: &[String], clock: &str) -> Result<Done> {
     let parsed = parse_chunk(&job.data, job.pos)?;
     drop(job.data);
-    let ts = parsed.events.column(0);
-    let time_range = arrow::compute::min(
-        ts.as_any()
-            .downcast_ref::<arrow::array::Int64Array>()
-            .ok_or(arrow::error::ArrowError::SchemaError(
-                "ts_ns is not Int64".into(),
-            ))?,
-    )
-    .zip(arrow::compute::max(
-        ts.as_any()
-            .downcast_ref::<arrow::array::Int64Array>()
-            .ok_or(arrow::error::ArrowError::SchemaError(
-                "ts_ns is not Int64".into(),
-            ))?,
-    ));
+    let time_range = time_range(&parsed.events);
     let (part, bytes) = if parsed.events.num_rows() > 0 {
         let path = dataset::part_path(&opts.output, dataset::EVENTS_DIR, job.seq);
         let bytes = write_table(
@@ -273,6 +260,15 @@ fn work(job: Job, opts: &IngestOptions, names: &[String], clock: &str) -> Result
         bytes,
         time_range,
     })
+}
+
+/// Smallest and largest `ts_ns` of an events batch.
+fn time_range(batch: &arrow::record_batch::RecordBatch) -> Option<(i64, i64)> {
+    let ts = batch
+        .column_by_name(events::TS_NS)?
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()?;
+    arrow::compute::min(ts).zip(arrow::compute::max(ts))
 }
 
 fn part_metadata(opts: &IngestOptions, source: &str, clock: &str) -> Vec<(String, String)> {
@@ -371,59 +367,4 @@ fn finish(
         malformed,
         parquet_bytes,
     })
-}
-
-fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
-    let path = dir.join(dataset::MANIFEST);
-    let tmp = dir.join(format!("{}{}", dataset::MANIFEST, dataset::TMP_SUFFIX));
-    let text = serde_json::to_string_pretty(m).map_err(|e| Error::io(&path, e.into()))?;
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
-}
-
-/// Create the dataset directories; refuse to mix with an existing dataset unless `force`.
-fn prepare_output(dir: &Path, force: bool) -> Result<()> {
-    let io = |e| Error::io(dir, e);
-    if dir.exists() {
-        let non_empty = std::fs::read_dir(dir).map_err(io)?.next().is_some();
-        if non_empty {
-            if !force {
-                return Err(Error::OutputExists(dir.to_owned()));
-            }
-            for sub in [dataset::EVENTS_DIR, dataset::LOST_EVENTS_DIR] {
-                let p = dir.join(sub);
-                if p.exists() {
-                    std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
-                }
-            }
-            let m = dir.join(dataset::MANIFEST);
-            if m.exists() {
-                std::fs::remove_file(&m).map_err(|e| Error::io(&m, e))?;
-            }
-        }
-    }
-    for sub in [dataset::EVENTS_DIR, dataset::LOST_EVENTS_DIR] {
-        let p = dir.join(sub);
-        std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
-    }
-    Ok(())
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// Name of the text format, from the start of an input.
-fn detect_format(head: &[u8]) -> &'static str {
-    let text = String::from_utf8_lossy(&head[..head.len().min(4096)]);
-    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    if first.starts_with("cpus=") {
-        "trace-cmd-report"
-    } else if first.starts_with("# tracer:") {
-        "trace"
-    } else {
-        "trace_pipe"
-    }
 }
