@@ -103,7 +103,7 @@ pub fn run(args: IngestArgs) -> Result<()> {
     let lost_reports: u64 = m.sources.iter().map(|s| s.lost_reports).sum();
     if !args.quiet {
         eprintln!(
-            "ingested {} events from {} ({:.1} MB text) in {:.2}s: {:.0} events/s, {:.1} MB/s",
+            "ingested {} events from {} ({:.1} MB input) in {:.2}s: {:.0} events/s, {:.1} MB/s",
             m.events,
             m.sources.len().to_string()
                 + if m.sources.len() == 1 {

@@ -11,6 +11,8 @@ use arrow::record_batch::RecordBatch;
 use hashbrown::HashMap;
 use kreq_schemas::events;
 
+use crate::binary::decode::{for_each_field, Value};
+use crate::binary::format::EventFormat;
 use crate::body::EventName;
 use crate::formats::{self, Template};
 use crate::intern::Interner;
@@ -36,6 +38,42 @@ const CONTEXTS: [IrqContext; 6] = [
     IrqContext::Nmi,
     IrqContext::NmiInHardirq,
 ];
+
+impl EventInfo {
+    /// Slot of field `key` at position `i`, from the cache when the key is the one seen there
+    /// last time.
+    fn slot(&mut self, i: usize, key: &str) -> Slot {
+        if let Some((k, slot)) = self.slots.get(i) {
+            if &**k == key {
+                return *slot;
+            }
+        }
+        let slot = slot_for(self.kind, key);
+        if i < self.slots.len() {
+            self.slots[i] = (key.into(), slot);
+        } else if i == self.slots.len() {
+            self.slots.push((key.into(), slot));
+        }
+        slot
+    }
+}
+
+/// Common columns of one row.
+#[derive(Debug, Clone, Copy)]
+pub struct RowHead<'a> {
+    /// Time in ns.
+    pub ts_ns: i64,
+    /// CPU.
+    pub cpu: u16,
+    /// Thread id.
+    pub tid: i32,
+    /// Thread group id, when known.
+    pub tgid: Option<i32>,
+    /// Task name.
+    pub comm: &'a str,
+    /// Flags, when known.
+    pub flags: Option<crate::line::Flags>,
+}
 
 /// Event names: tracefs name interned once, with its promotion kind.
 #[derive(Debug, Default)]
@@ -124,6 +162,10 @@ pub struct EventBatchBuilder {
     daddr: Sparse<Int32Type>,
     dport: Sparse<UInt16Type>,
     fields: MapBuilder<StringBuilder, StringBuilder>,
+    /// Scratch for rendering binary values.
+    text: String,
+    /// Task-state letters from the `sched_switch` format, once seen.
+    state_letters: Option<Vec<(u64, String)>>,
 }
 
 impl Default for EventBatchBuilder {
@@ -176,6 +218,8 @@ impl EventBatchBuilder {
             daddr: Sparse::default(),
             dport: Sparse::default(),
             fields: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()),
+            text: String::new(),
+            state_letters: None,
         }
     }
 
@@ -191,13 +235,85 @@ impl EventBatchBuilder {
 
     /// Append one event. `scratch` is a reusable buffer for its fields.
     pub fn append<'a>(&mut self, ev: &EventLine<'a>, scratch: &mut Vec<(&'a str, &'a str)>) {
-        self.ts.push(ev.ts_ns);
-        self.cpu.push(ev.cpu);
-        self.tid.push(ev.tid);
-        self.tgid.append_option(ev.tgid);
-        let comm = self.comm.intern(ev.comm);
+        self.append_head(&RowHead {
+            ts_ns: ev.ts_ns,
+            cpu: ev.cpu,
+            tid: ev.tid,
+            tgid: ev.tgid,
+            comm: ev.comm,
+            flags: ev.flags,
+        });
+        let event = self.events.id(&ev.body.name);
+        self.event_keys.push(event);
+        let info = &mut self.events.info[event as usize];
+
+        scratch.clear();
+        ev.body.fields_with(info.template, scratch);
+        let mut typed = Typed::default();
+        let mut any = false;
+        for (i, &(k, v)) in scratch.iter().enumerate() {
+            let slot = info.slot(i, k);
+            if !typed.set(slot, v) {
+                self.fields.keys().append_value(k);
+                self.fields.values().append_value(v);
+                any = true;
+            }
+        }
+        // Appending an entry list cannot fail: keys and values were appended in pairs.
+        let _ = self.fields.append(any);
+        self.append_typed(&typed);
+    }
+
+    /// Append one binary record of event `fmt` (its bytes after the common fields included).
+    pub fn append_binary(&mut self, head: &RowHead<'_>, fmt: &EventFormat, rec: &[u8]) {
+        use std::fmt::Write;
+        self.append_head(head);
+        let event = self.events.id(&EventName::Plain(&fmt.name));
+        self.event_keys.push(event);
+        let info = &mut self.events.info[event as usize];
+        let mut typed = Typed::default();
+        let mut any = false;
+        let mut text = std::mem::take(&mut self.text);
+        if info.kind == EventKind::SchedSwitch && self.state_letters.is_none() {
+            let symbols = fmt.print_symbols();
+            self.state_letters = Some(symbols).filter(|s| !s.is_empty());
+        }
+        let letters = self.state_letters.as_deref();
+        let mut i = 0;
+        for_each_field(fmt, letters, rec, |key, value| {
+            let slot = info.slot(i, key);
+            i += 1;
+            let promoted = match value {
+                Value::Int(v) => typed.set_num(slot, v),
+                Value::Pointer(p) => typed.set_num(slot, i128::from(p)),
+                Value::Text(t) => typed.set(slot, t),
+                Value::Symbol(t) => typed.set(slot, t),
+                _ => {
+                    text.clear();
+                    let _ = write!(text, "{value}");
+                    typed.set(slot, &text)
+                }
+            };
+            if !promoted {
+                self.fields.keys().append_value(key);
+                let _ = write!(self.fields.values(), "{value}");
+                self.fields.values().append_value("");
+                any = true;
+            }
+        });
+        self.text = text;
+        let _ = self.fields.append(any);
+        self.append_typed(&typed);
+    }
+
+    fn append_head(&mut self, h: &RowHead<'_>) {
+        self.ts.push(h.ts_ns);
+        self.cpu.push(h.cpu);
+        self.tid.push(h.tid);
+        self.tgid.append_option(h.tgid);
+        let comm = self.comm.intern(h.comm);
         self.comm_keys.push(comm);
-        match ev.flags {
+        match h.flags {
             Some(f) => {
                 self.irqs_off.append_value(f.irqs_off);
                 self.bh_off.append_value(f.bh_off);
@@ -216,45 +332,15 @@ impl EventBatchBuilder {
                 self.migrate_disable.append_null();
             }
         }
-        let event = self.events.id(&ev.body.name);
-        self.event_keys.push(event);
-        let info = &mut self.events.info[event as usize];
-
-        scratch.clear();
-        ev.body.fields_with(info.template, scratch);
-        let mut typed = Typed::default();
-        let mut any = false;
-        for (i, &(k, v)) in scratch.iter().enumerate() {
-            let slot = match info.slots.get(i) {
-                Some((key, slot)) if &**key == k => *slot,
-                _ => {
-                    let slot = slot_for(info.kind, k);
-                    if i < info.slots.len() {
-                        info.slots[i] = (k.into(), slot);
-                    } else if i == info.slots.len() {
-                        info.slots.push((k.into(), slot));
-                    }
-                    slot
-                }
-            };
-            if !typed.set(slot, v) {
-                self.fields.keys().append_value(k);
-                self.fields.values().append_value(v);
-                any = true;
-            }
-        }
-        // Appending an entry list cannot fail: keys and values were appended in pairs.
-        let _ = self.fields.append(any);
-        self.append_typed(&typed);
     }
 
-    fn append_typed(&mut self, t: &Typed<'_>) {
+    fn append_typed(&mut self, t: &Typed) {
         let row = self.ts.len() - 1;
         self.fd.set(row, t.fd);
         self.count.set(row, t.count);
         self.ret.set(row, t.ret);
         self.prev_tid.set(row, t.prev_tid);
-        let state = t.prev_state.map(|s| self.prev_state.intern(s));
+        let state = t.prev_state.map(|s| self.prev_state.intern(s.as_str()));
         self.prev_state_keys.set(row, state);
         self.next_tid.set(row, t.next_tid);
         self.wake_tid.set(row, t.wake_tid);
@@ -265,10 +351,10 @@ impl EventBatchBuilder {
         self.skb_addr.set(row, t.skb_addr);
         self.sock_cookie.set(row, t.sock_cookie);
         self.length.set(row, t.length);
-        let s = t.saddr.map(|a| self.addrs.intern(a));
+        let s = t.saddr.map(|a| self.addrs.intern(a.as_str()));
         self.saddr.set(row, s);
         self.sport.set(row, t.sport);
-        let d = t.daddr.map(|a| self.addrs.intern(a));
+        let d = t.daddr.map(|a| self.addrs.intern(a.as_str()));
         self.daddr.set(row, d);
         self.dport.set(row, t.dport);
     }

@@ -29,8 +29,8 @@ pub struct LostReport {
     pub count: Option<u64>,
     /// Wording.
     pub kind: LostKind,
-    /// 1-based line number.
-    pub line: u64,
+    /// 1-based line number (text input only).
+    pub line: Option<u64>,
 }
 
 /// A line that could not be parsed.
@@ -100,7 +100,7 @@ pub fn parse_chunk(data: &[u8], pos: ChunkPos) -> Result<ParsedChunk, arrow::err
                 cpu,
                 count,
                 kind,
-                line: line_no,
+                line: Some(line_no),
             }),
             Line::Ignored => {}
             Line::Malformed(reason) => {

@@ -10,12 +10,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// Reading an input or writing an output failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// File involved (`-` for stdin).
         path: PathBuf,
         /// Underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A line could not be parsed and strict mode was on.
     #[error("{file}:{line}: byte offset {offset}: malformed line ({reason}): {text}")]
@@ -32,12 +32,12 @@ pub enum Error {
         text: String,
     },
     /// Writing Parquet failed.
-    #[error("{path}: writing parquet: {source}")]
+    #[error("{path}: writing parquet: {cause}")]
     Parquet {
         /// File being written.
         path: PathBuf,
         /// Underlying error.
-        source: parquet::errors::ParquetError,
+        cause: parquet::errors::ParquetError,
     },
     /// Building Arrow arrays failed (a bug: the schema and builders disagree).
     #[error("building arrow batch: {0}")]
@@ -45,6 +45,14 @@ pub enum Error {
     /// The output dataset already holds data.
     #[error("{0}: output dataset already exists and is not empty (use --force to replace it)")]
     OutputExists(PathBuf),
+    /// A trace.dat input could not be read.
+    #[error("{path}: {cause}")]
+    TraceDat {
+        /// The input.
+        path: PathBuf,
+        /// What was wrong, with its byte offset.
+        cause: crate::binary::tracedat::TraceDatError,
+    },
     /// A worker thread panicked (a bug).
     #[error("internal error: a worker thread panicked")]
     WorkerPanicked,
@@ -54,7 +62,7 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }

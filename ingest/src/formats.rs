@@ -24,9 +24,10 @@ static WAKEUP: Template = Template(&[
     (" prio=", "prio"),
     (" target_cpu=", "target_cpu"),
 ]);
+// Labels renamed to the format's field names, as binary records name them.
 static FORK: Template = Template(&[
-    ("comm=", "comm"),
-    (" pid=", "pid"),
+    ("comm=", "parent_comm"),
+    (" pid=", "parent_pid"),
     (" child_comm=", "child_comm"),
     (" child_pid=", "child_pid"),
 ]);

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+pub mod binary;
 pub mod body;
 pub mod chunk;
 mod error;

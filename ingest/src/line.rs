@@ -84,6 +84,12 @@ pub enum LostKind {
     Lost,
     /// `CPU:N [M EVENTS DROPPED]` (trace-cmd report).
     Dropped,
+    /// A ring-buffer page's missed-events flag (binary input).
+    Missed,
+    /// `overrun` in `per_cpu/cpuN/stats`: events overwritten before they were read.
+    Overrun,
+    /// `dropped events` in `per_cpu/cpuN/stats`: events not written because the buffer was full.
+    StatsDropped,
 }
 
 impl LostKind {
@@ -92,6 +98,9 @@ impl LostKind {
         match self {
             LostKind::Lost => "lost",
             LostKind::Dropped => "dropped",
+            LostKind::Missed => "missed",
+            LostKind::Overrun => "overrun",
+            LostKind::StatsDropped => "stats_dropped",
         }
     }
 }

@@ -11,6 +11,8 @@ use std::sync::Mutex;
 use kreq_schemas::dataset::{self, Manifest, SourceSummary};
 use kreq_schemas::{events, lost_events, SCHEMA_VERSION};
 
+use crate::binary::merge::{self, CpuPages, DecodeContext};
+use crate::binary::tracedat::{self, is_tracedat};
 use crate::chunk::{parse_chunk, ChunkPos, LostReport, MalformedLine, ParsedChunk};
 use crate::error::{Error, Result};
 use crate::input::{count_lines, open, Chunker};
@@ -85,8 +87,13 @@ pub struct IngestReport {
 struct Job {
     seq: u64,
     source: usize,
-    pos: ChunkPos,
-    data: Vec<u8>,
+    payload: Payload,
+}
+
+/// Text still to parse, or rows already decoded from binary input.
+enum Payload {
+    Text(ChunkPos, Vec<u8>),
+    Decoded(ParsedChunk),
 }
 
 struct Done {
@@ -162,6 +169,30 @@ pub fn ingest(
                         break 'inputs;
                     }
                 };
+                if pos.offset == 0 && is_tracedat(&data) {
+                    sources[source].format = "trace.dat".into();
+                    let decoded =
+                        match read_tracedat(path, data, &mut chunker, &mut sources[source]) {
+                            Ok(d) => d,
+                            Err(e) => {
+                                first_error = Some(e);
+                                break 'inputs;
+                            }
+                        };
+                    for parsed in decoded {
+                        let payload = Payload::Decoded(parsed);
+                        let job = Job {
+                            seq,
+                            source,
+                            payload,
+                        };
+                        seq += 1;
+                        if job_tx.send(job).is_err() {
+                            break 'inputs;
+                        }
+                    }
+                    break;
+                }
                 if pos.offset == 0 {
                     sources[source].format = detect_format(&data).into();
                 }
@@ -169,11 +200,11 @@ pub fn ingest(
                 let lines = count_lines(&data);
                 sources[source].bytes += len;
                 sources[source].lines += lines;
+                let payload = Payload::Text(pos, data);
                 let job = Job {
                     seq,
                     source,
-                    pos,
-                    data,
+                    payload,
                 };
                 seq += 1;
                 pos.first_line += lines;
@@ -235,8 +266,10 @@ fn collect(
 }
 
 fn work(job: Job, opts: &IngestOptions, names: &[String], clock: &str) -> Result<Done> {
-    let parsed = parse_chunk(&job.data, job.pos)?;
-    drop(job.data);
+    let parsed = match job.payload {
+        Payload::Text(pos, data) => parse_chunk(&data, pos)?,
+        Payload::Decoded(parsed) => parsed,
+    };
     let time_range = time_range(&parsed.events);
     let (part, bytes) = if parsed.events.num_rows() > 0 {
         let path = dataset::part_path(&opts.output, dataset::EVENTS_DIR, job.seq);
@@ -260,6 +293,57 @@ fn work(job: Job, opts: &IngestOptions, names: &[String], clock: &str) -> Result
         bytes,
         time_range,
     })
+}
+
+/// Read the rest of a trace.dat input and decode it into chunks of rows.
+fn read_tracedat<R: std::io::Read>(
+    path: &std::path::Path,
+    mut data: Vec<u8>,
+    chunker: &mut Chunker<R>,
+    summary: &mut SourceSummary,
+) -> Result<Vec<ParsedChunk>> {
+    while let Some(more) = chunker.next_chunk().map_err(|e| Error::io(path, e))? {
+        data.extend_from_slice(&more);
+    }
+    summary.bytes = data.len() as u64;
+    summary.format = format!("trace.dat v{}", data.get(10).map_or('?', |&b| b as char));
+    let dat_err = |e| Error::TraceDat {
+        path: path.to_owned(),
+        cause: e,
+    };
+    let dat = tracedat::parse(&data, None).map_err(dat_err)?;
+    drop(data);
+    summary.clock = dat.clock.clone();
+    summary.uname = dat.uname.clone();
+    let cpus: Vec<CpuPages<'_>> = dat
+        .cpus
+        .iter()
+        .map(|c| CpuPages {
+            cpu: c.cpu as u16,
+            pages: &c.pages,
+        })
+        .collect();
+    let tgids = hashbrown::HashMap::new();
+    let ctx = DecodeContext {
+        page_header: dat.page_header,
+        page_size: dat.page_size,
+        formats: &dat.formats,
+        cmdlines: &dat.cmdlines,
+        tgids: &tgids,
+    };
+    let decoded = merge::decode(&cpus, &ctx, kreq_schemas::writer::MAX_ROW_GROUP_ROWS);
+    if let Some((cpu, page, e)) = decoded.bad_pages.first() {
+        return Err(dat_err(tracedat::TraceDatError {
+            offset: 0,
+            reason: format!("cpu {cpu} page {page}: {e}"),
+        }));
+    }
+    let mut chunks = decoded.chunks;
+    let stats = crate::binary::stats::lost_from_stats(&dat.cpu_stats);
+    if let Some(first) = chunks.first_mut() {
+        first.lost.extend(stats);
+    }
+    Ok(chunks)
 }
 
 /// Smallest and largest `ts_ns` of an events batch.
@@ -328,9 +412,23 @@ fn finish(
             range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
         }
     }
-    if counter && opts.trace_clock.is_none() {
-        clock = "counter".into();
+    if opts.trace_clock.is_none() {
+        if let Some(c) = sources.iter().find_map(|s| s.clock.clone()) {
+            clock = c;
+        } else if counter {
+            clock = "counter".into();
+        }
     }
+    // `uname -a` style: "Linux HOST RELEASE ..." names the traced machine.
+    let uname = sources
+        .iter()
+        .find_map(|s| s.uname.clone())
+        .unwrap_or_default();
+    let mut uname = uname.split_whitespace().skip(1);
+    let (uname_host, uname_kernel) = (
+        uname.next().map(str::to_owned),
+        uname.next().map(str::to_owned),
+    );
     let total_events: u64 = sources.iter().map(|s| s.events).sum();
     let meta = part_metadata(opts, "", &clock);
     if total_events == 0 {
@@ -353,8 +451,8 @@ fn finish(
         schema_version: SCHEMA_VERSION.into(),
         created_by: concat!("kreq ", env!("CARGO_PKG_VERSION")).into(),
         trace_clock: clock,
-        kernel: opts.kernel.clone(),
-        host: opts.host.clone(),
+        kernel: opts.kernel.clone().or(uname_kernel),
+        host: opts.host.clone().or(uname_host),
         events: total_events,
         lost_events: lost.iter().filter_map(|(_, r)| r.count).sum(),
         time_range_ns: range,

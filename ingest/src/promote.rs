@@ -35,12 +35,12 @@ impl EventKind {
 
 /// Typed values of one event; `None` where the event has no such field.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Typed<'a> {
+pub(crate) struct Typed {
     pub fd: Option<i64>,
     pub count: Option<i64>,
     pub ret: Option<i64>,
     pub prev_tid: Option<i32>,
-    pub prev_state: Option<&'a str>,
+    pub prev_state: Option<InlineStr>,
     pub next_tid: Option<i32>,
     pub wake_tid: Option<i32>,
     pub wake_cpu: Option<i32>,
@@ -50,9 +50,9 @@ pub(crate) struct Typed<'a> {
     pub skb_addr: Option<u64>,
     pub sock_cookie: Option<u64>,
     pub length: Option<i64>,
-    pub saddr: Option<&'a str>,
+    pub saddr: Option<InlineStr>,
     pub sport: Option<u16>,
-    pub daddr: Option<&'a str>,
+    pub daddr: Option<InlineStr>,
     pub dport: Option<u16>,
 }
 
@@ -103,17 +103,17 @@ pub(crate) fn slot_for(kind: EventKind, key: &str) -> Slot {
         (K::SchedSwitch, "next_pid") => Slot::NextTid,
         (K::Wakeup, "pid") => Slot::WakeTid,
         (K::Wakeup, "target_cpu") => Slot::WakeCpu,
-        (K::Fork, "pid") => Slot::ParentTid,
+        (K::Fork, "pid" | "parent_pid") => Slot::ParentTid,
         (K::Fork, "child_pid") => Slot::ChildTid,
         (K::SockLength, "length") | (K::TcpProbe, "data_len") | (K::Net, "len") => Slot::Length,
         _ => Slot::Map,
     }
 }
 
-impl<'a> Typed<'a> {
+impl Typed {
     /// Store `v` in `slot`; false when it stays in the map (map slot, unparsable value, or
     /// the slot already filled).
-    pub(crate) fn set(&mut self, slot: Slot, v: &'a str) -> bool {
+    pub(crate) fn set(&mut self, slot: Slot, v: &str) -> bool {
         fn put<T>(slot: &mut Option<T>, v: Option<T>) -> bool {
             match v {
                 Some(x) if slot.is_none() => {
@@ -128,13 +128,13 @@ impl<'a> Typed<'a> {
             Slot::SkAddr => put(&mut self.sk_addr, parse_hex(v)),
             Slot::SkbAddr => put(&mut self.skb_addr, parse_hex(v)),
             Slot::SockCookie => put(&mut self.sock_cookie, parse_hex(v)),
-            Slot::Saddr => put(&mut self.saddr, non_empty(v)),
-            Slot::Daddr => put(&mut self.daddr, non_empty(v)),
-            Slot::Sport => put(
+            Slot::Saddr => put(&mut self.saddr, InlineStr::new(v)),
+            Slot::Daddr => put(&mut self.daddr, InlineStr::new(v)),
+            Slot::Sport => same_or_put(
                 &mut self.sport,
                 parse_int(v).and_then(|p| p.try_into().ok()),
             ),
-            Slot::Dport => put(
+            Slot::Dport => same_or_put(
                 &mut self.dport,
                 parse_int(v).and_then(|p| p.try_into().ok()),
             ),
@@ -144,7 +144,7 @@ impl<'a> Typed<'a> {
             Slot::Count => put(&mut self.count, parse_int(v)),
             Slot::Ret => put(&mut self.ret, parse_int(v)),
             Slot::PrevTid => put(&mut self.prev_tid, parse_i32(v)),
-            Slot::PrevState => put(&mut self.prev_state, non_empty(v)),
+            Slot::PrevState => put(&mut self.prev_state, InlineStr::new(v)),
             Slot::NextTid => put(&mut self.next_tid, parse_i32(v)),
             Slot::WakeTid => put(&mut self.wake_tid, parse_i32(v)),
             Slot::WakeCpu => put(&mut self.wake_cpu, parse_i32(v)),
@@ -154,8 +154,39 @@ impl<'a> Typed<'a> {
         }
     }
 
+    /// Store a number decoded from a binary record; false when it stays in the map.
+    pub(crate) fn set_num(&mut self, slot: Slot, v: i128) -> bool {
+        fn put<T: TryFrom<i128>>(slot: &mut Option<T>, v: i128) -> bool {
+            match T::try_from(v) {
+                Ok(x) if slot.is_none() => {
+                    *slot = Some(x);
+                    true
+                }
+                _ => false,
+            }
+        }
+        match slot {
+            Slot::Fd => put(&mut self.fd, v),
+            Slot::Count => put(&mut self.count, v),
+            Slot::Ret => put(&mut self.ret, v),
+            Slot::PrevTid => put(&mut self.prev_tid, v),
+            Slot::NextTid => put(&mut self.next_tid, v),
+            Slot::WakeTid => put(&mut self.wake_tid, v),
+            Slot::WakeCpu => put(&mut self.wake_cpu, v),
+            Slot::ParentTid => put(&mut self.parent_tid, v),
+            Slot::ChildTid => put(&mut self.child_tid, v),
+            Slot::SkAddr => put(&mut self.sk_addr, v),
+            Slot::SkbAddr => put(&mut self.skb_addr, v),
+            Slot::SockCookie => put(&mut self.sock_cookie, v),
+            Slot::Length => put(&mut self.length, v),
+            Slot::Sport => same_or_put(&mut self.sport, u16::try_from(v).ok()),
+            Slot::Dport => same_or_put(&mut self.dport, u16::try_from(v).ok()),
+            _ => false,
+        }
+    }
+
     /// `127.0.0.1:80` or `[::1]:80`.
-    fn endpoint(&mut self, v: &'a str, source: bool) -> bool {
+    fn endpoint(&mut self, v: &str, source: bool) -> bool {
         let Some((addr, port)) = v.rsplit_once(':') else {
             return false;
         };
@@ -163,7 +194,7 @@ impl<'a> Typed<'a> {
             .strip_prefix('[')
             .and_then(|a| a.strip_suffix(']'))
             .unwrap_or(addr);
-        let (Some(port), false) = (port.parse::<u16>().ok(), addr.is_empty()) else {
+        let (Some(port), Some(addr)) = (port.parse::<u16>().ok(), InlineStr::new(addr)) else {
             return false;
         };
         let (a, p) = if source {
@@ -180,8 +211,49 @@ impl<'a> Typed<'a> {
     }
 }
 
-fn non_empty(v: &str) -> Option<&str> {
-    (!v.is_empty()).then_some(v)
+/// A port set twice (tcp_probe's `sport` after `src` in binary records) is promoted when it
+/// agrees, so the duplicate does not land in the map.
+fn same_or_put(slot: &mut Option<u16>, v: Option<u16>) -> bool {
+    match (*slot, v) {
+        (None, Some(x)) => {
+            *slot = Some(x);
+            true
+        }
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// A short string kept inline (addresses, task states), so typed values need no lifetime.
+#[derive(Clone, Copy)]
+pub(crate) struct InlineStr {
+    len: u8,
+    buf: [u8; 56],
+}
+
+impl InlineStr {
+    /// None when empty or longer than 56 bytes (the value then stays in the map).
+    pub(crate) fn new(s: &str) -> Option<Self> {
+        if s.is_empty() || s.len() > 56 {
+            return None;
+        }
+        let mut buf = [0; 56];
+        buf[..s.len()].copy_from_slice(s.as_bytes());
+        Some(Self {
+            len: s.len() as u8,
+            buf,
+        })
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for InlineStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
 }
 
 /// Decimal (optionally negative) or `0x` hex; hex is read as u64 and reinterpreted, so a

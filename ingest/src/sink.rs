@@ -26,9 +26,9 @@ pub fn write_table(
     let tmp = std::path::PathBuf::from(tmp);
     let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let props = writer::properties(table, zstd_level, metadata);
-    let parquet_err = |source| Error::Parquet {
+    let parquet_err = |cause| Error::Parquet {
         path: path.to_owned(),
-        source,
+        cause,
     };
     let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err)?;
     w.write(batch).map_err(parquet_err)?;
@@ -70,7 +70,7 @@ pub fn lost_events_batch(reports: &[(&str, LostReport)]) -> Result<RecordBatch> 
         Arc::new(
             reports
                 .iter()
-                .map(|(_, r)| i64::try_from(r.line).ok())
+                .map(|(_, r)| r.line.and_then(|l| i64::try_from(l).ok()))
                 .collect::<Int64Array>(),
         ),
     ];

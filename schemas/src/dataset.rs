@@ -85,4 +85,10 @@ pub struct SourceSummary {
     pub malformed: u64,
     /// Event part files (relative to the dataset) holding this input's events.
     pub parts: Vec<String>,
+    /// Trace clock the input itself names (binary inputs), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
+    /// `uname` of the traced machine recorded in the input (binary inputs), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uname: Option<String>,
 }

@@ -3,6 +3,7 @@
 mod lines;
 mod pipeline;
 mod snapshots;
+mod tracedat;
 
 use kreq_ingest::line::{parse_line, EventLine, Line};
 

@@ -1,0 +1,230 @@
+//! Field values of binary records, decoded by their format.
+//!
+//! Values keep their meaning across text and binary input: socket lengths and errors split
+//! from `ret` as `print fmt` does, `sockaddr` arrays become `src`/`dest` endpoints, IPv4/IPv6
+//! byte arrays become addresses, and known enums (`family`, `protocol`, TCP states) their names.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::format::{EventFormat, FieldFormat, FieldKind};
+
+/// A decoded field value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    /// An integer (signed or unsigned).
+    Int(i128),
+    /// A pointer, rendered in hex.
+    Pointer(u64),
+    /// Text (char arrays and `__data_loc` strings, up to the first NUL).
+    Text(&'a str),
+    /// An IP address.
+    Addr(IpAddr),
+    /// A socket address: IP and port.
+    Endpoint(IpAddr, u16),
+    /// A name for a known enum value.
+    Symbol(&'static str),
+    /// `sched_switch` `prev_state` bits, with the letters of the event's print format.
+    TaskState(u64, Option<&'a [(u64, String)]>),
+    /// Other bytes, rendered in hex.
+    Bytes(&'a [u8]),
+}
+
+fn int(rec: &[u8], f: &FieldFormat) -> Option<i128> {
+    let b = rec.get(f.offset..f.offset + f.size)?;
+    Some(match (f.size, f.signed) {
+        (1, true) => i128::from(b[0] as i8),
+        (1, false) => i128::from(b[0]),
+        (2, true) => i128::from(i16::from_le_bytes(b.try_into().ok()?)),
+        (2, false) => i128::from(u16::from_le_bytes(b.try_into().ok()?)),
+        (4, true) => i128::from(i32::from_le_bytes(b.try_into().ok()?)),
+        (4, false) => i128::from(u32::from_le_bytes(b.try_into().ok()?)),
+        (8, true) => i128::from(i64::from_le_bytes(b.try_into().ok()?)),
+        (8, false) => i128::from(u64::from_le_bytes(b.try_into().ok()?)),
+        _ => return None,
+    })
+}
+
+fn text(b: &[u8]) -> &str {
+    let end = memchr::memchr(0, b).unwrap_or(b.len());
+    std::str::from_utf8(&b[..end]).unwrap_or("")
+}
+
+/// Bytes of a `__data_loc` / `__rel_loc` field.
+fn dynamic<'a>(rec: &'a [u8], f: &FieldFormat) -> Option<&'a [u8]> {
+    let loc = u32::from_le_bytes(rec.get(f.offset..f.offset + 4)?.try_into().ok()?);
+    let (len, mut off) = ((loc >> 16) as usize, (loc & 0xffff) as usize);
+    if f.kind == FieldKind::RelLoc {
+        off += f.offset + f.size;
+    }
+    rec.get(off..off + len)
+}
+
+fn sockaddr(b: &[u8]) -> Option<(IpAddr, u16)> {
+    let family = u16::from_le_bytes(b.get(0..2)?.try_into().ok()?);
+    let port = u16::from_be_bytes(b.get(2..4)?.try_into().ok()?);
+    match family {
+        2 => Some((
+            IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(b.get(4..8)?).ok()?)),
+            port,
+        )),
+        10 => Some((
+            IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(b.get(8..24)?).ok()?)),
+            port,
+        )),
+        _ => None,
+    }
+}
+
+fn symbol(field: &str, v: i128) -> Option<&'static str> {
+    Some(match (field, v) {
+        ("family", 2) => "AF_INET",
+        ("family", 10) => "AF_INET6",
+        ("protocol", 6) => "IPPROTO_TCP",
+        ("protocol", 17) => "IPPROTO_UDP",
+        ("oldstate" | "newstate", s) => match s {
+            1 => "TCP_ESTABLISHED",
+            2 => "TCP_SYN_SENT",
+            3 => "TCP_SYN_RECV",
+            4 => "TCP_FIN_WAIT1",
+            5 => "TCP_FIN_WAIT2",
+            6 => "TCP_TIME_WAIT",
+            7 => "TCP_CLOSE",
+            8 => "TCP_CLOSE_WAIT",
+            9 => "TCP_LAST_ACK",
+            10 => "TCP_LISTEN",
+            11 => "TCP_CLOSING",
+            12 => "TCP_NEW_SYN_RECV",
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// Call `out(field, value)` for every field of a record of event `fmt`.
+pub fn for_each_field<'a>(
+    fmt: &'a EventFormat,
+    letters: Option<&'a [(u64, String)]>,
+    rec: &'a [u8],
+    mut out: impl FnMut(&'a str, Value<'a>),
+) {
+    let sock_length = fmt.name == "sock_send_length" || fmt.name == "sock_recv_length";
+    for f in &fmt.fields {
+        let name = f.name.as_str();
+        let value = match f.kind {
+            FieldKind::DataLoc | FieldKind::RelLoc => match dynamic(rec, f) {
+                Some(b) if f.is_text() => Value::Text(text(b)),
+                Some(b) => Value::Bytes(b),
+                None => continue,
+            },
+            FieldKind::Array => {
+                let Some(b) = rec.get(f.offset..f.offset + f.size) else {
+                    continue;
+                };
+                if f.is_text() {
+                    Value::Text(text(b))
+                } else if f.size >= 16 && matches!(name, "saddr" | "daddr") {
+                    match sockaddr(b) {
+                        Some((ip, port)) => {
+                            out(
+                                if name == "saddr" { "src" } else { "dest" },
+                                Value::Endpoint(ip, port),
+                            );
+                            continue;
+                        }
+                        None => Value::Bytes(b),
+                    }
+                } else if f.size == 4 && name.ends_with("addr") {
+                    Value::Addr(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])))
+                } else if f.size == 16 && (name.ends_with("addr_v6") || name.ends_with("addrv6")) {
+                    Value::Addr(IpAddr::V6(Ipv6Addr::from(
+                        <[u8; 16]>::try_from(b).unwrap_or([0; 16]),
+                    )))
+                } else {
+                    Value::Bytes(b)
+                }
+            }
+            FieldKind::Int => {
+                let Some(v) = int(rec, f) else { continue };
+                if sock_length && name == "ret" {
+                    out("length", Value::Int(v.max(0)));
+                    out("error", Value::Int(v.min(0)));
+                    continue;
+                }
+                if name == "prev_state" {
+                    Value::TaskState(v as u64, letters)
+                } else if f.is_pointer() {
+                    Value::Pointer(v as u64)
+                } else if let Some(s) = symbol(name, v) {
+                    Value::Symbol(s)
+                } else {
+                    Value::Int(v)
+                }
+            }
+        };
+        out(name, value);
+    }
+}
+
+/// Task-state letters of kernel 6.18 (`sched_switch` print fmt), used when a format file
+/// does not list its own.
+pub const DEFAULT_STATE_LETTERS: [(u64, &str); 8] = [
+    (0x01, "S"),
+    (0x02, "D"),
+    (0x04, "T"),
+    (0x08, "t"),
+    (0x10, "X"),
+    (0x20, "Z"),
+    (0x40, "P"),
+    (0x80, "I"),
+];
+
+/// `prev_state` as the kernel prints it: `R` for no bit, letters joined by `|`, `+` when
+/// preempted (the bit above the highest letter).
+pub fn task_state(bits: u64, letters: &[(u64, &str)], out: &mut String) {
+    let top = letters.iter().map(|(b, _)| *b).max().unwrap_or(0x80);
+    let state = bits & ((top << 1) - 1);
+    if state == 0 {
+        out.push('R');
+    } else {
+        let mut first = true;
+        for (b, l) in letters {
+            if state & b != 0 {
+                if !first {
+                    out.push('|');
+                }
+                out.push_str(l);
+                first = false;
+            }
+        }
+    }
+    if bits & (top << 1) != 0 {
+        out.push('+');
+    }
+}
+
+impl std::fmt::Display for Value<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Int(v) => write!(f, "{v}"),
+            Value::Pointer(p) => write!(f, "0x{p:x}"),
+            Value::Text(s) => f.write_str(s),
+            Value::Addr(a) => write!(f, "{a}"),
+            Value::Endpoint(IpAddr::V6(a), p) => write!(f, "[{a}]:{p}"),
+            Value::Endpoint(a, p) => write!(f, "{a}:{p}"),
+            Value::Symbol(s) => f.write_str(s),
+            Value::TaskState(bits, letters) => {
+                let mut s = String::new();
+                let table: Vec<(u64, &str)> = match letters {
+                    Some(l) => l.iter().map(|(b, n)| (*b, n.as_str())).collect(),
+                    None => DEFAULT_STATE_LETTERS.to_vec(),
+                };
+                task_state(*bits, &table, &mut s);
+                f.write_str(&s)
+            }
+            Value::Bytes(b) => {
+                f.write_str("0x")?;
+                b.iter().try_for_each(|x| write!(f, "{x:02x}"))
+            }
+        }
+    }
+}

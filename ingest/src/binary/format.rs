@@ -1,0 +1,259 @@
+//! tracefs `format` files: event ids, field layouts, and the ring-buffer page header.
+
+use hashbrown::HashMap;
+
+/// How a field's bytes are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// A scalar of `size` bytes.
+    Int,
+    /// A fixed array (`char comm[16]`, `__u8 saddr[28]`).
+    Array,
+    /// `__data_loc`: u32 `len << 16 | offset` from the record start.
+    DataLoc,
+    /// `__rel_loc`: like `DataLoc`, offset relative to the end of the field.
+    RelLoc,
+}
+
+/// One field of an event record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldFormat {
+    /// Field name.
+    pub name: String,
+    /// C type as written (`pid_t`, `const void *`, `char[]`, ...).
+    pub ctype: String,
+    /// Byte offset in the record.
+    pub offset: usize,
+    /// Size in bytes.
+    pub size: usize,
+    /// Signed integer.
+    pub signed: bool,
+    /// Layout.
+    pub kind: FieldKind,
+}
+
+impl FieldFormat {
+    /// A `char` array or string: rendered as text.
+    pub fn is_text(&self) -> bool {
+        self.ctype.starts_with("char") || self.ctype.contains(" char")
+    }
+
+    /// A pointer (`void *`, `struct sock *`): rendered in hex.
+    pub fn is_pointer(&self) -> bool {
+        self.ctype.contains('*')
+    }
+}
+
+/// The format of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFormat {
+    /// tracefs system (`sched`, `syscalls`, ...), when known.
+    pub system: String,
+    /// Event name.
+    pub name: String,
+    /// `common_type` value of its records.
+    pub id: u16,
+    /// Fields after the common ones, in record order.
+    pub fields: Vec<FieldFormat>,
+    /// The `print fmt` line, kept for reference.
+    pub print_fmt: String,
+}
+
+impl EventFormat {
+    /// The `{ value, "name" }` pairs of `__print_flags`/`__print_symbolic` in the print
+    /// format, in order (for `sched_switch`, the task-state letters of this kernel).
+    pub fn print_symbols(&self) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        let mut rest = self.print_fmt.as_str();
+        while let Some(i) = rest.find("{ ") {
+            rest = &rest[i + 2..];
+            let Some((num, tail)) = rest.split_once(',') else {
+                break;
+            };
+            let num = num.trim();
+            let value = match num.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16).ok(),
+                None => num.parse().ok(),
+            };
+            let tail = tail.trim_start();
+            if let (Some(v), Some(t)) = (value, tail.strip_prefix('"')) {
+                if let Some(end) = t.find('"') {
+                    out.push((v, t[..end].to_owned()));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Why a format file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("format file of {event}: {reason}")]
+pub struct FormatError {
+    /// Event (or `header_page`).
+    pub event: String,
+    /// What was wrong.
+    pub reason: String,
+}
+
+fn err(event: &str, reason: impl Into<String>) -> FormatError {
+    FormatError {
+        event: event.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Parse the `field:` lines of a format file (common fields included).
+pub fn parse_fields(text: &str, event: &str) -> Result<Vec<FieldFormat>, FormatError> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let Some(rest) = line.strip_prefix("field:") else {
+            continue;
+        };
+        let mut decl = "";
+        let (mut offset, mut size, mut signed) = (None, None, false);
+        for part in rest.split(';') {
+            let part = part.trim();
+            if let Some(v) = part.strip_prefix("offset:") {
+                offset = v.trim().parse().ok();
+            } else if let Some(v) = part.strip_prefix("size:") {
+                size = v.trim().parse().ok();
+            } else if let Some(v) = part.strip_prefix("signed:") {
+                signed = v.trim() == "1";
+            } else if decl.is_empty() && !part.is_empty() {
+                decl = part;
+            }
+        }
+        let (Some(offset), Some(size)) = (offset, size) else {
+            return Err(err(
+                event,
+                format!("field line without offset/size: {line}"),
+            ));
+        };
+        let (ctype, mut name) = decl
+            .rsplit_once([' ', '*'])
+            .map(|(t, n)| (t.trim(), n.trim()))
+            .ok_or_else(|| err(event, format!("bad field declaration: {decl}")))?;
+        let mut ctype = ctype.to_owned();
+        if decl[..decl.len() - name.len()].ends_with('*') {
+            ctype.push_str(" *");
+        }
+        let mut kind = FieldKind::Int;
+        if let Some(i) = name.find('[') {
+            name = &name[..i];
+            kind = FieldKind::Array;
+        }
+        if ctype.starts_with("__data_loc") {
+            kind = FieldKind::DataLoc;
+        } else if ctype.starts_with("__rel_loc") {
+            kind = FieldKind::RelLoc;
+        }
+        out.push(FieldFormat {
+            name: name.to_owned(),
+            ctype,
+            offset,
+            size,
+            signed,
+            kind,
+        });
+    }
+    Ok(out)
+}
+
+/// Parse a whole `events/SYSTEM/NAME/format` file.
+pub fn parse_event_format(text: &str, system: &str) -> Result<EventFormat, FormatError> {
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_owned())
+    };
+    let name = value("name:").ok_or_else(|| err(system, "no name: line"))?;
+    let id = value("ID:")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| err(&name, "no numeric ID: line"))?;
+    let fields = parse_fields(text, &name)?
+        .into_iter()
+        .filter(|f| !f.name.starts_with("common_"))
+        .collect();
+    Ok(EventFormat {
+        system: system.to_owned(),
+        name,
+        id,
+        fields,
+        print_fmt: value("print fmt:").unwrap_or_default(),
+    })
+}
+
+/// Layout of a ring-buffer page, from `events/header_page`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageHeader {
+    /// Offset of the u64 page timestamp.
+    pub timestamp_offset: usize,
+    /// Offset and size of the `commit` word (data length and missed-event flags).
+    pub commit_offset: usize,
+    /// Size of `commit`: the kernel's long.
+    pub commit_size: usize,
+    /// Offset where event data starts.
+    pub data_offset: usize,
+}
+
+impl PageHeader {
+    /// Parse `header_page`.
+    pub fn parse(text: &str) -> Result<Self, FormatError> {
+        let fields = parse_fields(text, "header_page")?;
+        let get = |n: &str| {
+            fields
+                .iter()
+                .find(|f| f.name == n)
+                .ok_or_else(|| err("header_page", format!("no {n} field")))
+        };
+        let commit = get("commit")?;
+        Ok(Self {
+            timestamp_offset: get("timestamp")?.offset,
+            commit_offset: commit.offset,
+            commit_size: commit.size,
+            data_offset: get("data")?.offset,
+        })
+    }
+}
+
+impl Default for PageHeader {
+    /// The 64-bit layout (timestamp at 0, 8-byte commit at 8, data at 16).
+    fn default() -> Self {
+        Self {
+            timestamp_offset: 0,
+            commit_offset: 8,
+            commit_size: 8,
+            data_offset: 16,
+        }
+    }
+}
+
+/// Event formats by id.
+#[derive(Debug, Clone, Default)]
+pub struct FormatRegistry {
+    by_id: HashMap<u16, EventFormat>,
+}
+
+impl FormatRegistry {
+    /// Add a format (a later one with the same id replaces it).
+    pub fn insert(&mut self, f: EventFormat) {
+        self.by_id.insert(f.id, f);
+    }
+
+    /// Format of `common_type` `id`.
+    pub fn get(&self, id: u16) -> Option<&EventFormat> {
+        self.by_id.get(&id)
+    }
+
+    /// Number of formats.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}

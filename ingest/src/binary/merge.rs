@@ -1,0 +1,292 @@
+//! Per-CPU pages -> one time-ordered stream of rows in the `events` schema.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use hashbrown::HashMap;
+
+use super::format::{EventFormat, FieldKind, FormatRegistry, PageHeader};
+use super::page::{Missed, Page, PageError};
+use crate::batch::{EventBatchBuilder, RowHead};
+use crate::chunk::{LostReport, ParsedChunk};
+use crate::line::{Flags, IrqContext, LostKind};
+
+/// One CPU's ring-buffer pages (`page_size` bytes each, concatenated).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuPages<'a> {
+    /// CPU number.
+    pub cpu: u16,
+    /// The pages.
+    pub pages: &'a [u8],
+}
+
+/// What the decoder needs besides the pages.
+#[derive(Debug)]
+pub struct DecodeContext<'a> {
+    /// Page layout.
+    pub page_header: PageHeader,
+    /// Page size.
+    pub page_size: usize,
+    /// Formats by id.
+    pub formats: &'a FormatRegistry,
+    /// Saved command lines (tid -> comm), used until a scheduler event names the thread.
+    pub cmdlines: &'a HashMap<i32, String>,
+    /// Thread group ids (tid -> tgid), when known (`saved_tgids`).
+    pub tgids: &'a HashMap<i32, i32>,
+}
+
+/// Decoded rows and what was found wrong on the way.
+#[derive(Debug)]
+pub struct DecodedStream {
+    /// Batches of at most the requested size, time-ordered across batches.
+    pub chunks: Vec<ParsedChunk>,
+    /// Pages that could not be decoded: `(cpu, page index, error)`.
+    pub bad_pages: Vec<(u16, usize, PageError)>,
+}
+
+struct Rec {
+    ts: u64,
+    start: u32,
+    len: u32,
+}
+
+/// Decode and merge per-CPU pages by timestamp into chunks of at most `rows` rows.
+pub fn decode(cpus: &[CpuPages<'_>], ctx: &DecodeContext<'_>, rows: usize) -> DecodedStream {
+    let mut bad_pages = Vec::new();
+    let mut lost = Vec::new();
+    let per_cpu: Vec<Vec<Rec>> = cpus
+        .iter()
+        .map(|c| index_cpu(c, ctx, &mut lost, &mut bad_pages))
+        .collect();
+    let mut heap: BinaryHeap<Reverse<(u64, usize, usize)>> = per_cpu
+        .iter()
+        .enumerate()
+        .filter_map(|(i, recs)| recs.first().map(|r| Reverse((r.ts, i, 0))))
+        .collect();
+    let mut comms = Comms::new(ctx.cmdlines);
+    let mut chunks = Vec::new();
+    let mut builder = EventBatchBuilder::new();
+    let mut chunk_lost: Vec<LostReport> = Vec::new();
+    let mut lost = lost.into_iter().peekable();
+    let mut last_ts = None;
+    while let Some(Reverse((ts, i, k))) = heap.pop() {
+        let r = &per_cpu[i][k];
+        if let Some(next) = per_cpu[i].get(k + 1) {
+            heap.push(Reverse((next.ts, i, k + 1)));
+        }
+        while lost
+            .peek()
+            .is_some_and(|l: &LostReport| l.ts_ns.is_none_or(|t| t <= ts as i64))
+        {
+            chunk_lost.extend(lost.next());
+        }
+        let rec = &cpus[i].pages[r.start as usize..(r.start + r.len) as usize];
+        append(&mut builder, &mut comms, ctx, cpus[i].cpu, ts, rec);
+        last_ts = Some(ts as i64);
+        if builder.len() >= rows {
+            let full = std::mem::take(&mut builder);
+            chunks.push(finish(full, std::mem::take(&mut chunk_lost), last_ts));
+        }
+    }
+    chunk_lost.extend(lost);
+    if !builder.is_empty() || !chunk_lost.is_empty() {
+        chunks.push(finish(builder, chunk_lost, last_ts));
+    }
+    DecodedStream { chunks, bad_pages }
+}
+
+fn finish(b: EventBatchBuilder, lost: Vec<LostReport>, last_ts: Option<i64>) -> ParsedChunk {
+    let events = b.finish().unwrap_or_else(|_| {
+        arrow::record_batch::RecordBatch::new_empty(kreq_schemas::events::schema())
+    });
+    ParsedChunk {
+        events,
+        lost,
+        malformed: Vec::new(),
+        malformed_count: 0,
+        lines: 0,
+        last_ts,
+        counter_clock: false,
+    }
+}
+
+fn index_cpu(
+    c: &CpuPages<'_>,
+    ctx: &DecodeContext<'_>,
+    lost: &mut Vec<LostReport>,
+    bad: &mut Vec<(u16, usize, PageError)>,
+) -> Vec<Rec> {
+    let mut out = Vec::new();
+    for (n, page) in c.pages.chunks(ctx.page_size.max(1)).enumerate() {
+        let base = n * ctx.page_size;
+        let p = match Page::parse(page, &ctx.page_header) {
+            Ok(p) => p,
+            Err(e) => {
+                bad.push((c.cpu, n, e));
+                continue;
+            }
+        };
+        if p.missed != Missed::None {
+            lost.push(LostReport {
+                ts_ns: Some(p.base_ts as i64),
+                cpu: c.cpu,
+                count: match p.missed {
+                    Missed::Count(n) => Some(n),
+                    _ => None,
+                },
+                kind: LostKind::Missed,
+                line: None,
+            });
+        }
+        let data_start = page.as_ptr() as usize;
+        for r in p.records() {
+            match r {
+                Ok((ts, rec)) => out.push(Rec {
+                    ts,
+                    start: (base + (rec.as_ptr() as usize - data_start)) as u32,
+                    len: rec.len() as u32,
+                }),
+                Err(e) => {
+                    bad.push((c.cpu, n, e));
+                    break;
+                }
+            }
+        }
+    }
+    // Each CPU's stream is in time order already; sort defensively (stable) in case of
+    // clock jumps between pages.
+    out.sort_by_key(|r| r.ts);
+    lost.sort_by_key(|l| l.ts_ns);
+    out
+}
+
+/// Flags from `common_flags` and `common_preempt_count`.
+fn flags(f: u8, pc: u8) -> Flags {
+    let (nmi, hard, soft) = (f & 0x40 != 0, f & 0x08 != 0, f & 0x10 != 0);
+    Flags {
+        irqs_off: f & 0x01 != 0,
+        bh_off: f & 0x80 != 0,
+        need_resched: f & (0x02 | 0x04 | 0x20) != 0,
+        context: match (nmi, hard, soft) {
+            (true, true, _) => IrqContext::NmiInHardirq,
+            (true, false, _) => IrqContext::Nmi,
+            (false, true, true) => IrqContext::HardirqInSoftirq,
+            (false, true, false) => IrqContext::Hardirq,
+            (false, false, true) => IrqContext::Softirq,
+            _ => IrqContext::Task,
+        },
+        preempt_depth: pc & 0xf,
+        migrate_disable: Some(pc >> 4),
+    }
+}
+
+fn append(
+    b: &mut EventBatchBuilder,
+    comms: &mut Comms<'_>,
+    ctx: &DecodeContext<'_>,
+    cpu: u16,
+    ts: u64,
+    rec: &[u8],
+) {
+    if rec.len() < 8 {
+        return;
+    }
+    let id = u16::from_le_bytes([rec[0], rec[1]]);
+    let tid = i32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
+    let fmt = ctx.formats.get(id);
+    let comm = comms.get(tid).to_owned();
+    let head = RowHead {
+        ts_ns: ts as i64,
+        cpu,
+        tid,
+        tgid: ctx.tgids.get(&tid).copied(),
+        comm: &comm,
+        flags: Some(flags(rec[2], rec[3])),
+    };
+    match fmt {
+        Some(f) => {
+            b.append_binary(&head, f, rec);
+            comms.learn(f, rec);
+        }
+        None => b.append_binary(&head, &unknown_format(id), rec),
+    }
+}
+
+fn unknown_format(id: u16) -> EventFormat {
+    EventFormat {
+        system: String::new(),
+        name: format!("unknown_event_{id}"),
+        id,
+        fields: Vec::new(),
+        print_fmt: String::new(),
+    }
+}
+
+/// Task names as the trace goes: scheduler events name threads; saved_cmdlines fills gaps.
+struct Comms<'a> {
+    saved: &'a HashMap<i32, String>,
+    seen: HashMap<i32, String>,
+}
+
+impl<'a> Comms<'a> {
+    fn new(saved: &'a HashMap<i32, String>) -> Self {
+        Self {
+            saved,
+            seen: HashMap::new(),
+        }
+    }
+
+    fn get(&self, tid: i32) -> &str {
+        if tid == 0 {
+            return "<idle>";
+        }
+        self.seen
+            .get(&tid)
+            .or_else(|| self.saved.get(&tid))
+            .map_or("<...>", |s| s.as_str())
+    }
+
+    fn learn(&mut self, f: &EventFormat, rec: &[u8]) {
+        let pairs: &[(&str, &str)] = match f.name.as_str() {
+            "sched_switch" => &[("prev_pid", "prev_comm"), ("next_pid", "next_comm")],
+            "sched_wakeup" | "sched_wakeup_new" | "sched_waking" => &[("pid", "comm")],
+            "sched_process_fork" => &[("child_pid", "child_comm")],
+            "task_rename" => &[("pid", "newcomm")],
+            _ => return,
+        };
+        for (pid_name, comm_name) in pairs {
+            if let (Some(pid), Some(comm)) =
+                (int_field(f, rec, pid_name), text_field(f, rec, comm_name))
+            {
+                if pid != 0 && self.seen.get(&pid).is_none_or(|c| c != comm) {
+                    self.seen.insert(pid, comm.to_owned());
+                }
+            }
+        }
+    }
+}
+
+fn int_field(f: &EventFormat, rec: &[u8], name: &str) -> Option<i32> {
+    let fld = f.fields.iter().find(|x| x.name == name && x.size == 4)?;
+    Some(i32::from_le_bytes(
+        rec.get(fld.offset..fld.offset + 4)?.try_into().ok()?,
+    ))
+}
+
+fn text_field<'r>(f: &EventFormat, rec: &'r [u8], name: &str) -> Option<&'r str> {
+    let fld = f.fields.iter().find(|x| x.name == name)?;
+    let b = match fld.kind {
+        FieldKind::Array => rec.get(fld.offset..fld.offset + fld.size)?,
+        FieldKind::DataLoc | FieldKind::RelLoc => {
+            let loc = u32::from_le_bytes(rec.get(fld.offset..fld.offset + 4)?.try_into().ok()?);
+            let mut off = (loc & 0xffff) as usize;
+            if fld.kind == FieldKind::RelLoc {
+                off += fld.offset + fld.size;
+            }
+            rec.get(off..off + (loc >> 16) as usize)?
+        }
+        FieldKind::Int => return None,
+    };
+    let end = memchr::memchr(0, b).unwrap_or(b.len());
+    std::str::from_utf8(&b[..end]).ok()
+}

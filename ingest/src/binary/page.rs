@@ -1,0 +1,162 @@
+//! Ring-buffer pages (`trace_pipe_raw` sub-buffers and trace.dat pages): records and times.
+//!
+//! Page: `u64 timestamp`, `local_t commit` (bits 0-26 data length, bit 31 events were missed
+//! before this page, bit 30 the missed count is stored after the data), then events. Event
+//! header `u32`: `type_len:5, time_delta:27`; type_len 1..=28 is a record of `4 * type_len`
+//! bytes; 0 a record whose length is in the next u32; 29 padding; 30 a time extend; 31 an
+//! absolute time stamp.
+
+use super::format::PageHeader;
+
+const COMMIT_MASK: u64 = (1 << 27) - 1;
+const MISSING_EVENTS: u64 = 1 << 31;
+const MISSING_STORED: u64 = 1 << 30;
+const TS_BITS: u32 = 27;
+
+/// What a page says about events lost before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missed {
+    /// Nothing lost.
+    None,
+    /// Events were lost; the kernel did not say how many.
+    Unknown,
+    /// This many events were lost.
+    Count(u64),
+}
+
+/// A decoded page: its records with absolute timestamps.
+#[derive(Debug)]
+pub struct Page<'a> {
+    /// Events lost before this page.
+    pub missed: Missed,
+    /// Page timestamp (time base of its first event).
+    pub base_ts: u64,
+    /// Bytes of event data.
+    pub data_len: usize,
+    data: &'a [u8],
+}
+
+/// A malformed page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad ring-buffer page: {0}")]
+pub struct PageError(pub &'static str);
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize, size: usize) -> Option<u64> {
+    match size {
+        4 => u32_at(b, at).map(u64::from),
+        8 => Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+impl<'a> Page<'a> {
+    /// Parse a page's header (little-endian data).
+    pub fn parse(page: &'a [u8], h: &PageHeader) -> Result<Self, PageError> {
+        let base_ts = u64_at(page, h.timestamp_offset, 8).ok_or(PageError("short header"))?;
+        let commit =
+            u64_at(page, h.commit_offset, h.commit_size).ok_or(PageError("short header"))?;
+        let data_len = (commit & COMMIT_MASK) as usize;
+        let data = page
+            .get(h.data_offset..h.data_offset + data_len)
+            .ok_or(PageError("commit length beyond the page"))?;
+        let missed = if commit & MISSING_EVENTS == 0 {
+            Missed::None
+        } else if commit & MISSING_STORED != 0 {
+            let at = h.data_offset + data_len;
+            u64_at(page, at, h.commit_size).map_or(Missed::Unknown, Missed::Count)
+        } else {
+            Missed::Unknown
+        };
+        Ok(Self {
+            missed,
+            base_ts,
+            data_len,
+            data,
+        })
+    }
+
+    /// The records: `(timestamp, record bytes)`.
+    pub fn records(&self) -> Records<'a> {
+        Records {
+            data: self.data,
+            pos: 0,
+            ts: self.base_ts,
+        }
+    }
+}
+
+/// Iterator over the records of a page.
+#[derive(Debug)]
+pub struct Records<'a> {
+    data: &'a [u8],
+    pos: usize,
+    ts: u64,
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<(u64, &'a [u8]), PageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let header = u32_at(self.data, self.pos)?;
+            let type_len = header & 0x1f;
+            let delta = u64::from(header >> 5);
+            let body = self.pos + 4;
+            match type_len {
+                29 => {
+                    // Padding: with a zero delta it fills the rest of the page.
+                    if delta == 0 {
+                        self.pos = self.data.len();
+                        return None;
+                    }
+                    let Some(len) = u32_at(self.data, body) else {
+                        return Some(Err(PageError("truncated padding")));
+                    };
+                    self.pos = body + len as usize;
+                }
+                30 => {
+                    let Some(ext) = u32_at(self.data, body) else {
+                        return Some(Err(PageError("truncated time extend")));
+                    };
+                    self.ts += delta + (u64::from(ext) << TS_BITS);
+                    self.pos = body + 4;
+                }
+                31 => {
+                    let Some(ext) = u32_at(self.data, body) else {
+                        return Some(Err(PageError("truncated time stamp")));
+                    };
+                    // Absolute stamps hold the low 59 bits; keep the current upper bits.
+                    let abs = delta + (u64::from(ext) << TS_BITS);
+                    self.ts = (self.ts & !((1 << 59) - 1)) | abs;
+                    self.pos = body + 4;
+                }
+                0 => {
+                    let Some(len) = u32_at(self.data, body) else {
+                        return Some(Err(PageError("truncated record length")));
+                    };
+                    let len = (len as usize).saturating_sub(4);
+                    let start = body + 4;
+                    let Some(rec) = self.data.get(start..start + len) else {
+                        return Some(Err(PageError("record beyond page data")));
+                    };
+                    self.ts += delta;
+                    self.pos = start + ((len + 3) & !3);
+                    return Some(Ok((self.ts, rec)));
+                }
+                n => {
+                    let len = n as usize * 4;
+                    let Some(rec) = self.data.get(body..body + len) else {
+                        return Some(Err(PageError("record beyond page data")));
+                    };
+                    self.ts += delta;
+                    self.pos = body + len;
+                    return Some(Ok((self.ts, rec)));
+                }
+            }
+        }
+    }
+}
