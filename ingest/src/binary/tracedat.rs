@@ -270,7 +270,7 @@ pub(super) fn selected_clock(list: &str) -> Option<String> {
 
 /// CPUSTAT options come per buffer: the top-level buffer's first, then for each instance a
 /// `Buffer: NAME` marker followed by its CPUs. Keep those of buffer `name` ("" = top level).
-fn stats_of_buffer(all: &[String], name: &str) -> Vec<String> {
+pub(super) fn stats_of_buffer(all: &[String], name: &str) -> Vec<String> {
     let mut current = String::new();
     let mut out = Vec::new();
     for s in all {

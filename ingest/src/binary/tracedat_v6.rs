@@ -60,8 +60,13 @@ pub(super) fn read(
         }
         _ => c.pos,
     };
+    // An instance buffer's offset points at its own `flyrecord\0` and CPU table.
     let mut t = DatCursor::new(file, 0);
     t.pos = table;
+    if file.get(table..table + 10) == Some(b"flyrecord\0") {
+        t.pos += 10;
+    }
+    dat.cpu_stats = super::tracedat::stats_of_buffer(&dat.cpu_stats, &dat.buffer);
     for cpu in 0..ncpus {
         let off = t.u64()? as usize;
         let size = t.u64()? as usize;
