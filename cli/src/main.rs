@@ -1,6 +1,7 @@
 //! The `kreq` command line.
 
 mod ingest_cmd;
+mod record_cmd;
 
 use std::process::ExitCode;
 
@@ -23,12 +24,15 @@ struct Cli {
 enum Command {
     /// Convert ftrace text (trace, trace_pipe, trace-cmd report) into a Parquet dataset.
     Ingest(ingest_cmd::IngestArgs),
+    /// Record kernel events live from a private tracefs instance (root).
+    Record(record_cmd::RecordArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ingest(args) => ingest_cmd::run(args),
+        Command::Record(args) => record_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

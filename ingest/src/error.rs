@@ -53,6 +53,9 @@ pub enum Error {
         /// What was wrong, with its byte offset.
         cause: crate::binary::tracedat::TraceDatError,
     },
+    /// tracefs refused a setting or is not available.
+    #[error("tracefs: {0}")]
+    Tracefs(String),
     /// A worker thread panicked (a bug).
     #[error("internal error: a worker thread panicked")]
     WorkerPanicked,

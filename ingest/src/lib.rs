@@ -28,6 +28,7 @@ pub mod pipeline;
 mod promote;
 pub mod sink;
 mod sparse;
+pub mod tracefs;
 
 pub use error::{Error, Result};
 pub use pipeline::{ingest, IngestOptions, IngestReport, NoProgress, Progress};

@@ -347,7 +347,7 @@ fn read_tracedat<R: std::io::Read>(
 }
 
 /// Smallest and largest `ts_ns` of an events batch.
-fn time_range(batch: &arrow::record_batch::RecordBatch) -> Option<(i64, i64)> {
+pub(crate) fn time_range(batch: &arrow::record_batch::RecordBatch) -> Option<(i64, i64)> {
     let ts = batch
         .column_by_name(events::TS_NS)?
         .as_any()

@@ -1,0 +1,131 @@
+//! `kreq record`.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use kreq_ingest::tracefs::{instance, profile, record};
+
+/// Arguments of `kreq record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Dataset directory to write.
+    #[arg(short, long, required_unless_present = "cleanup")]
+    output: Option<PathBuf>,
+    /// Extra event to record, as GROUP:NAME or GROUP:* (repeatable), e.g. sched:sched_migrate_task.
+    #[arg(short, long = "event")]
+    events: Vec<String>,
+    /// tracefs filter for an event, as GROUP:NAME=EXPR (repeatable), e.g. 'block:block_rq_issue=bytes > 4096'.
+    #[arg(long = "filter")]
+    filters: Vec<String>,
+    /// Record only the --event list, not the default correlation profile.
+    #[arg(long)]
+    no_default_events: bool,
+    /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
+    #[arg(short, long)]
+    duration: Option<f64>,
+    /// Trace clock: mono (default, comparable with CLOCK_MONOTONIC), boot, global, local, ...
+    #[arg(long, default_value = "mono")]
+    clock: String,
+    /// Per-CPU ring buffer size in KiB.
+    #[arg(long, default_value_t = 8192)]
+    buffer_kb: u32,
+    /// Only record these processes (repeatable).
+    #[arg(short, long = "pid")]
+    pids: Vec<i32>,
+    /// Start a new part file after this many MiB of raw trace data.
+    #[arg(long, default_value_t = 64)]
+    rotate_mib: usize,
+    /// Start a new part file at least this often (seconds).
+    #[arg(long, default_value_t = 10.0)]
+    rotate_secs: f64,
+    /// Replace an existing dataset at the output path.
+    #[arg(long)]
+    force: bool,
+    /// Remove kreq tracefs instances left by crashed runs, then exit.
+    #[arg(long)]
+    cleanup: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub fn run(args: RecordArgs) -> Result<()> {
+    if args.cleanup {
+        let root = instance::tracefs_root()?;
+        let removed = instance::cleanup(&root, false)?;
+        if !args.quiet {
+            eprintln!("removed {} stale instance(s){}", removed.len(), list(&removed));
+        }
+        return Ok(());
+    }
+    let Some(output) = args.output.clone() else {
+        bail!("--output is required");
+    };
+    let mut opts = record::RecordOptions::new(&output);
+    if args.no_default_events {
+        opts.events.clear();
+    }
+    for e in &args.events {
+        let spec = profile::parse_event(e)?;
+        if !opts.events.iter().any(|x| x.group == spec.group && x.name == spec.name) {
+            opts.events.push(spec);
+        }
+    }
+    for f in &args.filters {
+        let (ev, expr) = f.split_once('=').with_context(|| format!("--filter {f:?} is not GROUP:NAME=EXPR"))?;
+        let spec = profile::parse_event(ev)?;
+        match opts.events.iter_mut().find(|x| x.group == spec.group && x.name == spec.name) {
+            Some(x) => x.filter = Some(expr.to_owned()),
+            None => opts.events.push(profile::EventSpec { filter: Some(expr.to_owned()), ..spec }),
+        }
+    }
+    if opts.events.is_empty() {
+        bail!("no events to record (give --event or drop --no-default-events)");
+    }
+    opts.clock = args.clock.clone();
+    opts.buffer_kb = args.buffer_kb;
+    opts.duration = args.duration.map(Duration::from_secs_f64);
+    opts.pids = args.pids.clone();
+    opts.rotate_bytes = args.rotate_mib.max(1) << 20;
+    opts.rotate_every = Duration::from_secs_f64(args.rotate_secs.max(0.1));
+    opts.force = args.force;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    if !args.quiet {
+        let until = args.duration.map_or("Ctrl-C".to_owned(), |d| format!("{d}s"));
+        eprintln!("recording {} events into {} until {until}", opts.events.len(), output.display());
+    }
+    let report = record::record(&opts, &stop).with_context(|| format!("recording into {}", output.display()))?;
+    if !args.quiet {
+        let m = &report.manifest;
+        let lost: u64 = report.lost.iter().filter_map(|l| l.count).sum();
+        let unknown = report.lost.iter().filter(|l| l.count.is_none()).count();
+        eprintln!(
+            "recorded {} events ({:.1} MB raw, {:.1} MB parquet, {} part file(s)) via instance {} (removed)",
+            m.events,
+            m.sources.first().map_or(0, |s| s.bytes) as f64 / 1e6,
+            report.parquet_bytes as f64 / 1e6,
+            m.sources.first().map_or(0, |s| s.parts.len()),
+            report.instance,
+        );
+        eprintln!(
+            "lost events: {lost}{}",
+            if unknown > 0 { format!(" (+{unknown} page(s) with an unknown count)") } else { String::new() }
+        );
+    }
+    Ok(())
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", v.join(", "))
+    }
+}

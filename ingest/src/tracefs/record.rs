@@ -1,0 +1,464 @@
+//! `kreq record`: capture from a private tracefs instance through the binary per-CPU buffers.
+//!
+//! One reader thread per CPU reads whole sub-buffers from `per_cpu/cpuN/trace_pipe_raw`
+//! (non-blocking, woken every [`RecordOptions::poll`], so wakeups are batched and never per
+//! event). The main thread collects pages and, every [`RecordOptions::rotate_bytes`] or
+//! [`RecordOptions::rotate_every`], decodes and merges them by time into a new part file. The
+//! readers' own threads and the recording process are excluded from the recording.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use hashbrown::HashMap;
+use kreq_schemas::dataset::{self, Manifest, SourceSummary};
+use kreq_schemas::SCHEMA_VERSION;
+
+use super::instance::{tracefs_root, Instance};
+use super::profile::EventSpec;
+use crate::binary::format::{parse_event_format, FormatRegistry, PageHeader};
+use crate::binary::merge::{decode, CpuPages, DecodeContext};
+use crate::binary::stats::lost_from_stats;
+use crate::chunk::LostReport;
+use crate::error::{Error, Result};
+use crate::output::{prepare_output, write_manifest};
+use crate::sink::{lost_events_batch, write_table};
+
+/// Settings of a recording.
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    /// Dataset directory to create.
+    pub output: PathBuf,
+    /// Events to enable, with optional filters.
+    pub events: Vec<EventSpec>,
+    /// Trace clock (`mono` by default, so applications can log comparable times).
+    pub clock: String,
+    /// Per-CPU buffer size in KiB.
+    pub buffer_kb: u32,
+    /// Stop after this long (otherwise when the stop flag is set).
+    pub duration: Option<Duration>,
+    /// Only record these processes (`set_event_pid`); empty records everything.
+    pub pids: Vec<i32>,
+    /// Start a new part file after this many bytes of raw pages...
+    pub rotate_bytes: usize,
+    /// ... or after this long, whichever comes first.
+    pub rotate_every: Duration,
+    /// How often readers look for new pages.
+    pub poll: Duration,
+    /// zstd level of the Parquet files.
+    pub zstd_level: i32,
+    /// Replace an existing dataset.
+    pub force: bool,
+}
+
+impl RecordOptions {
+    /// Defaults: the correlation profile, `mono`, 8 MiB per CPU, 64 MiB / 10 s parts.
+    pub fn new(output: impl Into<PathBuf>) -> Self {
+        Self {
+            output: output.into(),
+            events: super::profile::default_profile(),
+            clock: "mono".into(),
+            buffer_kb: 8192,
+            duration: None,
+            pids: Vec::new(),
+            rotate_bytes: 64 << 20,
+            rotate_every: Duration::from_secs(10),
+            poll: Duration::from_millis(100),
+            zstd_level: kreq_schemas::writer::DEFAULT_ZSTD_LEVEL,
+            force: false,
+        }
+    }
+}
+
+/// What a recording did.
+#[derive(Debug)]
+pub struct RecordReport {
+    /// The manifest written.
+    pub manifest: Manifest,
+    /// The tracefs instance used (already removed).
+    pub instance: String,
+    /// Lost-event reports (page flags and per-CPU stats).
+    pub lost: Vec<LostReport>,
+    /// Bytes of Parquet written.
+    pub parquet_bytes: u64,
+}
+
+struct Recorder {
+    opts: RecordOptions,
+    root: PathBuf,
+    header: PageHeader,
+    page_size: usize,
+    formats: FormatRegistry,
+    cpus: Vec<u16>,
+    pending: Vec<Vec<u8>>,
+    pending_bytes: usize,
+    seq: u64,
+    summary: SourceSummary,
+    lost: Vec<LostReport>,
+    range: Option<(i64, i64)>,
+    sorted: bool,
+    parquet_bytes: u64,
+    meta: Vec<(String, String)>,
+    manifest: Manifest,
+}
+
+/// Record until `stop` is set or the duration ends.
+pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> Result<RecordReport> {
+    let root = tracefs_root()?;
+    prepare_output(&opts.output, opts.force)?;
+    let inst = Instance::create(&root)?;
+    let result = run(opts, &root, &inst, stop);
+    let name = inst.name();
+    let removed = inst.remove();
+    let mut report = result?;
+    removed?;
+    report.instance = name;
+    Ok(report)
+}
+
+fn run(opts: &RecordOptions, root: &std::path::Path, inst: &Instance, stop: &AtomicBool) -> Result<RecordReport> {
+    inst.write("tracing_on", "0")?;
+    inst.write("trace_clock", &opts.clock)?;
+    inst.write("buffer_size_kb", &opts.buffer_kb.to_string())?;
+    // record-tgid fills saved_tgids so rows get their process id; not fatal if refused.
+    let _ = inst.write("options/record-tgid", "1");
+    let page_size = inst
+        .read("buffer_subbuf_size_kb")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .map_or(4096, |kb| kb * 1024);
+    let header_path = root.join("events/header_page");
+    let header_text = super::instance::read_file(&header_path).map_err(|e| Error::io(&header_path, e))?;
+    let header = PageHeader::parse(&header_text).map_err(|e| Error::Tracefs(e.to_string()))?;
+    let cpus = online_cpus(inst)?;
+
+    // Readers start now so their thread ids can be excluded before tracing begins.
+    let (page_tx, page_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(1024);
+    let (tid_tx, tid_rx) = mpsc::channel::<i32>();
+    let go = Arc::new(Barrier::new(cpus.len() + 1));
+    let draining = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for (i, cpu) in cpus.iter().enumerate() {
+        let path = inst.dir().join(format!("per_cpu/cpu{cpu}/trace_pipe_raw"));
+        let (page_tx, tid_tx, go, draining) = (page_tx.clone(), tid_tx.clone(), go.clone(), draining.clone());
+        let poll = opts.poll;
+        handles.push(std::thread::spawn(move || {
+            let _ = tid_tx.send(current_tid());
+            drop(tid_tx);
+            go.wait();
+            read_cpu(&path, i, page_size, poll, &page_tx, &draining)
+        }));
+    }
+    drop(page_tx);
+    drop(tid_tx);
+    let mut own: Vec<i32> = tid_rx.iter().collect();
+    own.push(std::process::id() as i32);
+    own.push(current_tid());
+    own.sort_unstable();
+    own.dedup();
+    let setup = configure(inst, opts, &own);
+    let formats = match setup {
+        Ok(f) => f,
+        Err(e) => {
+            draining.store(true, Ordering::SeqCst);
+            go.wait();
+            return Err(e);
+        }
+    };
+    let mut rec = Recorder::new(opts, root, header, page_size, formats, cpus.clone(), inst);
+    inst.write("tracing_on", "1")?;
+    go.wait();
+    let started = Instant::now();
+    let mut last_flush = Instant::now();
+    loop {
+        let done = stop.load(Ordering::SeqCst) || opts.duration.is_some_and(|d| started.elapsed() >= d);
+        if done {
+            break;
+        }
+        match page_rx.recv_timeout(Duration::from_millis(50)) {
+            Ok((i, page)) => rec.add(i, &page),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if rec.pending_bytes >= opts.rotate_bytes || last_flush.elapsed() >= opts.rotate_every {
+            rec.flush()?;
+            last_flush = Instant::now();
+        }
+    }
+    // Stop, drain what the buffers still hold, then close the last part.
+    inst.write("tracing_on", "0")?;
+    draining.store(true, Ordering::SeqCst);
+    for (i, page) in page_rx.iter() {
+        rec.add(i, &page);
+    }
+    for h in handles {
+        h.join().map_err(|_| Error::WorkerPanicked)??;
+    }
+    rec.flush()?;
+    let stats: Vec<String> = rec
+        .cpus
+        .iter()
+        .map(|c| inst.read(&format!("per_cpu/cpu{c}/stats")).unwrap_or_default())
+        .collect();
+    rec.lost.extend(lost_from_stats(&stats));
+    rec.finish()
+}
+
+fn current_tid() -> i32 {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().and_then(|n| n.to_str()).and_then(|s| s.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn online_cpus(inst: &Instance) -> Result<Vec<u16>> {
+    let dir = inst.dir().join("per_cpu");
+    let mut cpus: Vec<u16> = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(&dir, e))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("cpu")?.parse().ok())
+        .collect();
+    cpus.sort_unstable();
+    Ok(cpus)
+}
+
+/// Exclude our threads, scope to pids, set filters and enable the events; returns formats.
+fn configure(inst: &Instance, opts: &RecordOptions, own: &[i32]) -> Result<FormatRegistry> {
+    let list = |v: &[i32]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ");
+    inst.write("set_event_notrace_pid", &list(own))?;
+    if !opts.pids.is_empty() {
+        inst.write("set_event_pid", &list(&opts.pids))?;
+    }
+    let mut formats = FormatRegistry::default();
+    for ev in &expand(inst, &opts.events)? {
+        let rel = format!("events/{}/{}", ev.group, ev.name);
+        if !inst.dir().join(&rel).is_dir() {
+            return Err(Error::Tracefs(format!("no such event {}:{} in tracefs", ev.group, ev.name)));
+        }
+        let own_filter = super::profile::exclude_filter(&ev.name, own);
+        let filter = match (&ev.filter, own_filter) {
+            (Some(f), Some(o)) => Some(format!("({f}) && {o}")),
+            (Some(f), None) => Some(f.clone()),
+            (None, o) => o,
+        };
+        if let Some(f) = filter {
+            inst.write(&format!("{rel}/filter"), &f)?;
+        }
+        let text = inst.read(&format!("{rel}/format"))?;
+        formats.insert(parse_event_format(&text, &ev.group).map_err(|e| Error::Tracefs(e.to_string()))?);
+        inst.write(&format!("{rel}/enable"), "1")?;
+    }
+    Ok(formats)
+}
+
+/// Replace `GROUP:*` by every event of the group.
+fn expand(inst: &Instance, specs: &[EventSpec]) -> Result<Vec<EventSpec>> {
+    let mut out = Vec::new();
+    for s in specs {
+        if s.name != "*" {
+            out.push(s.clone());
+            continue;
+        }
+        let dir = inst.dir().join("events").join(&s.group);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map_err(|e| Error::Tracefs(format!("no event group {}: {e}", s.group)))?
+            .flatten()
+            .filter(|e| e.path().join("format").exists())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        out.extend(names.into_iter().map(|name| EventSpec {
+            group: s.group.clone(),
+            name,
+            filter: s.filter.clone(),
+        }));
+    }
+    Ok(out)
+}
+
+fn read_cpu(
+    path: &std::path::Path,
+    index: usize,
+    page_size: usize,
+    poll: Duration,
+    out: &mpsc::SyncSender<(usize, Vec<u8>)>,
+    draining: &AtomicBool,
+) -> Result<()> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let mut buf = vec![0u8; page_size];
+    loop {
+        match f.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                if out.send((index, buf[..n].to_vec())).is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if draining.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                std::thread::sleep(poll);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+}
+
+impl Recorder {
+    fn new(
+        opts: &RecordOptions,
+        root: &std::path::Path,
+        header: PageHeader,
+        page_size: usize,
+        formats: FormatRegistry,
+        cpus: Vec<u16>,
+        inst: &Instance,
+    ) -> Self {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_owned());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_owned());
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        let mut meta = vec![
+            (dataset::SOURCE_KEY.to_owned(), format!("tracefs:{}", inst.name())),
+            (dataset::CLOCK_KEY.to_owned(), opts.clock.clone()),
+            ("kreq.boot_id".to_owned(), boot_id.trim().to_owned()),
+        ];
+        meta.extend(kernel.clone().map(|k| (dataset::KERNEL_KEY.to_owned(), k)));
+        meta.extend(host.clone().map(|h| (dataset::HOST_KEY.to_owned(), h)));
+        let n = cpus.len();
+        Self {
+            opts: opts.clone(),
+            root: root.to_owned(),
+            header,
+            page_size,
+            formats,
+            cpus,
+            pending: vec![Vec::new(); n],
+            pending_bytes: 0,
+            seq: 0,
+            summary: SourceSummary {
+                path: format!("tracefs:{}", inst.name()),
+                format: "trace_pipe_raw".into(),
+                clock: Some(opts.clock.clone()),
+                ..Default::default()
+            },
+            lost: Vec::new(),
+            range: None,
+            sorted: true,
+            parquet_bytes: 0,
+            meta,
+            manifest: Manifest {
+                schema_version: SCHEMA_VERSION.into(),
+                created_by: concat!("kreq ", env!("CARGO_PKG_VERSION")).into(),
+                trace_clock: opts.clock.clone(),
+                kernel,
+                host,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn add(&mut self, cpu_index: usize, page: &[u8]) {
+        // Pages shorter than a sub-buffer (a partial read) are padded so pages stay aligned.
+        let v = &mut self.pending[cpu_index];
+        v.extend_from_slice(page);
+        v.resize(v.len() + (self.page_size - page.len() % self.page_size) % self.page_size, 0);
+        self.pending_bytes += page.len();
+        self.summary.bytes += page.len() as u64;
+    }
+
+    /// Decode the pages collected so far into new part files and refresh the manifest.
+    fn flush(&mut self) -> Result<()> {
+        if self.pending_bytes == 0 {
+            return Ok(());
+        }
+        let cmdlines = read_pairs(&self.root.join("saved_cmdlines"), |a, b| Some((a.parse().ok()?, b.to_owned())));
+        let tgids = read_pairs(&self.root.join("saved_tgids"), |a, b| Some((a.parse().ok()?, b.parse().ok()?)));
+        let pages: Vec<CpuPages<'_>> = self
+            .cpus
+            .iter()
+            .zip(&self.pending)
+            .map(|(&cpu, p)| CpuPages { cpu, pages: p })
+            .collect();
+        let ctx = DecodeContext {
+            page_header: self.header,
+            page_size: self.page_size,
+            formats: &self.formats,
+            cmdlines: &cmdlines,
+            tgids: &tgids,
+        };
+        let decoded = decode(&pages, &ctx, kreq_schemas::writer::MAX_ROW_GROUP_ROWS);
+        self.summary.malformed += decoded.bad_pages.len() as u64;
+        for chunk in decoded.chunks {
+            self.lost.extend(chunk.lost.iter().cloned());
+            self.summary.lost_reports += chunk.lost.len() as u64;
+            let rows = chunk.events.num_rows();
+            if rows == 0 {
+                continue;
+            }
+            let path = dataset::part_path(&self.opts.output, dataset::EVENTS_DIR, self.seq);
+            self.seq += 1;
+            self.parquet_bytes += write_table(&path, "events", &chunk.events, self.opts.zstd_level, &self.meta)?;
+            self.summary.events += rows as u64;
+            self.summary.parts.push(format!("{}/{}", dataset::EVENTS_DIR, crate::output::file_name(&path)));
+            if let Some((lo, hi)) = crate::pipeline::time_range(&chunk.events) {
+                self.sorted &= self.range.is_none_or(|(_, h)| h <= lo);
+                self.range = Some(self.range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+            }
+        }
+        for p in &mut self.pending {
+            p.clear();
+        }
+        self.pending_bytes = 0;
+        self.write_manifest()
+    }
+
+    fn write_manifest(&mut self) -> Result<()> {
+        self.manifest.sources = vec![self.summary.clone()];
+        self.manifest.events = self.summary.events;
+        self.manifest.lost_events = self.lost.iter().filter_map(|l| l.count).sum();
+        self.manifest.time_range_ns = self.range;
+        self.manifest.sorted = self.sorted;
+        write_manifest(&self.opts.output, &self.manifest)
+    }
+
+    fn finish(mut self) -> Result<RecordReport> {
+        let name = self.summary.path.clone();
+        let rows: Vec<(&str, LostReport)> = self.lost.iter().map(|l| (name.as_str(), l.clone())).collect();
+        let batch = lost_events_batch(&rows)?;
+        let path = dataset::part_path(&self.opts.output, dataset::LOST_EVENTS_DIR, 0);
+        self.parquet_bytes += write_table(&path, "lost_events", &batch, self.opts.zstd_level, &self.meta)?;
+        if self.summary.events == 0 {
+            let empty = arrow::record_batch::RecordBatch::new_empty(kreq_schemas::events::schema());
+            let path = dataset::part_path(&self.opts.output, dataset::EVENTS_DIR, 0);
+            self.parquet_bytes += write_table(&path, "events", &empty, self.opts.zstd_level, &self.meta)?;
+        }
+        self.write_manifest()?;
+        Ok(RecordReport {
+            manifest: self.manifest,
+            instance: String::new(),
+            lost: self.lost,
+            parquet_bytes: self.parquet_bytes,
+        })
+    }
+}
+
+/// `A B` lines of saved_cmdlines / saved_tgids.
+fn read_pairs<K: std::hash::Hash + Eq, V>(
+    path: &std::path::Path,
+    f: impl Fn(&str, &str) -> Option<(K, V)>,
+) -> HashMap<K, V> {
+    super::instance::read_file(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' ').and_then(|(a, b)| f(a.trim(), b.trim())))
+        .collect()
+}
