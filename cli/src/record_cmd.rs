@@ -58,7 +58,11 @@ pub fn run(args: RecordArgs) -> Result<()> {
         let root = instance::tracefs_root()?;
         let removed = instance::cleanup(&root, false)?;
         if !args.quiet {
-            eprintln!("removed {} stale instance(s){}", removed.len(), list(&removed));
+            eprintln!(
+                "removed {} stale instance(s){}",
+                removed.len(),
+                list(&removed)
+            );
         }
         return Ok(());
     }
@@ -71,16 +75,29 @@ pub fn run(args: RecordArgs) -> Result<()> {
     }
     for e in &args.events {
         let spec = profile::parse_event(e)?;
-        if !opts.events.iter().any(|x| x.group == spec.group && x.name == spec.name) {
+        if !opts
+            .events
+            .iter()
+            .any(|x| x.group == spec.group && x.name == spec.name)
+        {
             opts.events.push(spec);
         }
     }
     for f in &args.filters {
-        let (ev, expr) = f.split_once('=').with_context(|| format!("--filter {f:?} is not GROUP:NAME=EXPR"))?;
+        let (ev, expr) = f
+            .split_once('=')
+            .with_context(|| format!("--filter {f:?} is not GROUP:NAME=EXPR"))?;
         let spec = profile::parse_event(ev)?;
-        match opts.events.iter_mut().find(|x| x.group == spec.group && x.name == spec.name) {
+        match opts
+            .events
+            .iter_mut()
+            .find(|x| x.group == spec.group && x.name == spec.name)
+        {
             Some(x) => x.filter = Some(expr.to_owned()),
-            None => opts.events.push(profile::EventSpec { filter: Some(expr.to_owned()), ..spec }),
+            None => opts.events.push(profile::EventSpec {
+                filter: Some(expr.to_owned()),
+                ..spec
+            }),
         }
     }
     if opts.events.is_empty() {
@@ -98,10 +115,17 @@ pub fn run(args: RecordArgs) -> Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     if !args.quiet {
-        let until = args.duration.map_or("Ctrl-C".to_owned(), |d| format!("{d}s"));
-        eprintln!("recording {} events into {} until {until}", opts.events.len(), output.display());
+        let until = args
+            .duration
+            .map_or("Ctrl-C".to_owned(), |d| format!("{d}s"));
+        eprintln!(
+            "recording {} events into {} until {until}",
+            opts.events.len(),
+            output.display()
+        );
     }
-    let report = record::record(&opts, &stop).with_context(|| format!("recording into {}", output.display()))?;
+    let report = record::record(&opts, &stop)
+        .with_context(|| format!("recording into {}", output.display()))?;
     if !args.quiet {
         let m = &report.manifest;
         let lost: u64 = report.lost.iter().filter_map(|l| l.count).sum();
@@ -116,7 +140,11 @@ pub fn run(args: RecordArgs) -> Result<()> {
         );
         eprintln!(
             "lost events: {lost}{}",
-            if unknown > 0 { format!(" (+{unknown} page(s) with an unknown count)") } else { String::new() }
+            if unknown > 0 {
+                format!(" (+{unknown} page(s) with an unknown count)")
+            } else {
+                String::new()
+            }
         );
     }
     Ok(())

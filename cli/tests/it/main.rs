@@ -2,3 +2,4 @@
 //! Python readers.
 
 mod ingest;
+mod record;

@@ -45,7 +45,12 @@ impl Instance {
         for n in 0..100 {
             let dir = root.join("instances").join(format!("{PREFIX}{pid}-{n}"));
             match std::fs::create_dir(&dir) {
-                Ok(()) => return Ok(Self { dir, removed: false }),
+                Ok(()) => {
+                    return Ok(Self {
+                        dir,
+                        removed: false,
+                    })
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(Error::io(&dir, e)),
             }
@@ -69,9 +74,8 @@ impl Instance {
     /// Write `value` to a file of the instance (`trace_clock`, `events/sched/enable`, ...).
     pub fn write(&self, rel: &str, value: &str) -> Result<()> {
         let p = self.dir.join(rel);
-        std::fs::write(&p, value).map_err(|e| {
-            Error::Tracefs(format!("writing {value:?} to {}: {e}", p.display()))
-        })
+        std::fs::write(&p, value)
+            .map_err(|e| Error::Tracefs(format!("writing {value:?} to {}: {e}", p.display())))
     }
 
     /// Read a file of the instance.

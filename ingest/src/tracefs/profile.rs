@@ -15,8 +15,19 @@ pub struct EventSpec {
 
 /// Socket syscalls traced on enter and exit by the default profile.
 pub const PROFILE_SYSCALLS: &[&str] = &[
-    "read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "accept",
-    "accept4", "connect", "close", "epoll_wait",
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "recvfrom",
+    "sendto",
+    "recvmsg",
+    "sendmsg",
+    "accept",
+    "accept4",
+    "connect",
+    "close",
+    "epoll_wait",
 ];
 
 /// Non-syscall events of the default profile: scheduler (switches, wakeups, fork, exit) and
@@ -103,7 +114,10 @@ mod tests {
             exclude_filter("sched_switch", &[7, 9]).as_deref(),
             Some("prev_pid != 7 && prev_pid != 9 && next_pid != 7 && next_pid != 9")
         );
-        assert_eq!(exclude_filter("sched_wakeup", &[7]).as_deref(), Some("pid != 7"));
+        assert_eq!(
+            exclude_filter("sched_wakeup", &[7]).as_deref(),
+            Some("pid != 7")
+        );
         assert_eq!(exclude_filter("tcp_probe", &[7]), None);
         assert!(parse_event("sched").is_err() && parse_event("a:b").is_ok());
     }

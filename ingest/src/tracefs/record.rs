@@ -117,7 +117,12 @@ pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> Result<RecordReport> {
     Ok(report)
 }
 
-fn run(opts: &RecordOptions, root: &std::path::Path, inst: &Instance, stop: &AtomicBool) -> Result<RecordReport> {
+fn run(
+    opts: &RecordOptions,
+    root: &std::path::Path,
+    inst: &Instance,
+    stop: &AtomicBool,
+) -> Result<RecordReport> {
     inst.write("tracing_on", "0")?;
     inst.write("trace_clock", &opts.clock)?;
     inst.write("buffer_size_kb", &opts.buffer_kb.to_string())?;
@@ -129,7 +134,8 @@ fn run(opts: &RecordOptions, root: &std::path::Path, inst: &Instance, stop: &Ato
         .and_then(|s| s.trim().parse::<usize>().ok())
         .map_or(4096, |kb| kb * 1024);
     let header_path = root.join("events/header_page");
-    let header_text = super::instance::read_file(&header_path).map_err(|e| Error::io(&header_path, e))?;
+    let header_text =
+        super::instance::read_file(&header_path).map_err(|e| Error::io(&header_path, e))?;
     let header = PageHeader::parse(&header_text).map_err(|e| Error::Tracefs(e.to_string()))?;
     let cpus = online_cpus(inst)?;
 
@@ -141,7 +147,12 @@ fn run(opts: &RecordOptions, root: &std::path::Path, inst: &Instance, stop: &Ato
     let mut handles = Vec::new();
     for (i, cpu) in cpus.iter().enumerate() {
         let path = inst.dir().join(format!("per_cpu/cpu{cpu}/trace_pipe_raw"));
-        let (page_tx, tid_tx, go, draining) = (page_tx.clone(), tid_tx.clone(), go.clone(), draining.clone());
+        let (page_tx, tid_tx, go, draining) = (
+            page_tx.clone(),
+            tid_tx.clone(),
+            go.clone(),
+            draining.clone(),
+        );
         let poll = opts.poll;
         handles.push(std::thread::spawn(move || {
             let _ = tid_tx.send(current_tid());
@@ -172,7 +183,8 @@ fn run(opts: &RecordOptions, root: &std::path::Path, inst: &Instance, stop: &Ato
     let started = Instant::now();
     let mut last_flush = Instant::now();
     loop {
-        let done = stop.load(Ordering::SeqCst) || opts.duration.is_some_and(|d| started.elapsed() >= d);
+        let done =
+            stop.load(Ordering::SeqCst) || opts.duration.is_some_and(|d| started.elapsed() >= d);
         if done {
             break;
         }
@@ -199,7 +211,10 @@ fn run(opts: &RecordOptions, root: &std::path::Path, inst: &Instance, stop: &Ato
     let stats: Vec<String> = rec
         .cpus
         .iter()
-        .map(|c| inst.read(&format!("per_cpu/cpu{c}/stats")).unwrap_or_default())
+        .map(|c| {
+            inst.read(&format!("per_cpu/cpu{c}/stats"))
+                .unwrap_or_default()
+        })
         .collect();
     rec.lost.extend(lost_from_stats(&stats));
     rec.finish()
@@ -208,7 +223,11 @@ fn run(opts: &RecordOptions, root: &std::path::Path, inst: &Instance, stop: &Ato
 fn current_tid() -> i32 {
     std::fs::read_link("/proc/thread-self")
         .ok()
-        .and_then(|p| p.file_name().and_then(|n| n.to_str()).and_then(|s| s.parse().ok()))
+        .and_then(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|s| s.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -225,7 +244,12 @@ fn online_cpus(inst: &Instance) -> Result<Vec<u16>> {
 
 /// Exclude our threads, scope to pids, set filters and enable the events; returns formats.
 fn configure(inst: &Instance, opts: &RecordOptions, own: &[i32]) -> Result<FormatRegistry> {
-    let list = |v: &[i32]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ");
+    let list = |v: &[i32]| {
+        v.iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     inst.write("set_event_notrace_pid", &list(own))?;
     if !opts.pids.is_empty() {
         inst.write("set_event_pid", &list(&opts.pids))?;
@@ -234,7 +258,10 @@ fn configure(inst: &Instance, opts: &RecordOptions, own: &[i32]) -> Result<Forma
     for ev in &expand(inst, &opts.events)? {
         let rel = format!("events/{}/{}", ev.group, ev.name);
         if !inst.dir().join(&rel).is_dir() {
-            return Err(Error::Tracefs(format!("no such event {}:{} in tracefs", ev.group, ev.name)));
+            return Err(Error::Tracefs(format!(
+                "no such event {}:{} in tracefs",
+                ev.group, ev.name
+            )));
         }
         let own_filter = super::profile::exclude_filter(&ev.name, own);
         let filter = match (&ev.filter, own_filter) {
@@ -246,7 +273,9 @@ fn configure(inst: &Instance, opts: &RecordOptions, own: &[i32]) -> Result<Forma
             inst.write(&format!("{rel}/filter"), &f)?;
         }
         let text = inst.read(&format!("{rel}/format"))?;
-        formats.insert(parse_event_format(&text, &ev.group).map_err(|e| Error::Tracefs(e.to_string()))?);
+        formats.insert(
+            parse_event_format(&text, &ev.group).map_err(|e| Error::Tracefs(e.to_string()))?,
+        );
         inst.write(&format!("{rel}/enable"), "1")?;
     }
     Ok(formats)
@@ -323,11 +352,19 @@ impl Recorder {
         cpus: Vec<u16>,
         inst: &Instance,
     ) -> Self {
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_owned());
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_owned());
-        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|s| s.trim().to_owned());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|s| s.trim().to_owned());
+        let boot_id =
+            std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
         let mut meta = vec![
-            (dataset::SOURCE_KEY.to_owned(), format!("tracefs:{}", inst.name())),
+            (
+                dataset::SOURCE_KEY.to_owned(),
+                format!("tracefs:{}", inst.name()),
+            ),
             (dataset::CLOCK_KEY.to_owned(), opts.clock.clone()),
             ("kreq.boot_id".to_owned(), boot_id.trim().to_owned()),
         ];
@@ -370,7 +407,10 @@ impl Recorder {
         // Pages shorter than a sub-buffer (a partial read) are padded so pages stay aligned.
         let v = &mut self.pending[cpu_index];
         v.extend_from_slice(page);
-        v.resize(v.len() + (self.page_size - page.len() % self.page_size) % self.page_size, 0);
+        v.resize(
+            v.len() + (self.page_size - page.len() % self.page_size) % self.page_size,
+            0,
+        );
         self.pending_bytes += page.len();
         self.summary.bytes += page.len() as u64;
     }
@@ -380,8 +420,12 @@ impl Recorder {
         if self.pending_bytes == 0 {
             return Ok(());
         }
-        let cmdlines = read_pairs(&self.root.join("saved_cmdlines"), |a, b| Some((a.parse().ok()?, b.to_owned())));
-        let tgids = read_pairs(&self.root.join("saved_tgids"), |a, b| Some((a.parse().ok()?, b.parse().ok()?)));
+        let cmdlines = read_pairs(&self.root.join("saved_cmdlines"), |a, b| {
+            Some((a.parse().ok()?, b.to_owned()))
+        });
+        let tgids = read_pairs(&self.root.join("saved_tgids"), |a, b| {
+            Some((a.parse().ok()?, b.parse().ok()?))
+        });
         let pages: Vec<CpuPages<'_>> = self
             .cpus
             .iter()
@@ -406,9 +450,19 @@ impl Recorder {
             }
             let path = dataset::part_path(&self.opts.output, dataset::EVENTS_DIR, self.seq);
             self.seq += 1;
-            self.parquet_bytes += write_table(&path, "events", &chunk.events, self.opts.zstd_level, &self.meta)?;
+            self.parquet_bytes += write_table(
+                &path,
+                "events",
+                &chunk.events,
+                self.opts.zstd_level,
+                &self.meta,
+            )?;
             self.summary.events += rows as u64;
-            self.summary.parts.push(format!("{}/{}", dataset::EVENTS_DIR, crate::output::file_name(&path)));
+            self.summary.parts.push(format!(
+                "{}/{}",
+                dataset::EVENTS_DIR,
+                crate::output::file_name(&path)
+            ));
             if let Some((lo, hi)) = crate::pipeline::time_range(&chunk.events) {
                 self.sorted &= self.range.is_none_or(|(_, h)| h <= lo);
                 self.range = Some(self.range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
@@ -432,14 +486,25 @@ impl Recorder {
 
     fn finish(mut self) -> Result<RecordReport> {
         let name = self.summary.path.clone();
-        let rows: Vec<(&str, LostReport)> = self.lost.iter().map(|l| (name.as_str(), l.clone())).collect();
+        let rows: Vec<(&str, LostReport)> = self
+            .lost
+            .iter()
+            .map(|l| (name.as_str(), l.clone()))
+            .collect();
         let batch = lost_events_batch(&rows)?;
         let path = dataset::part_path(&self.opts.output, dataset::LOST_EVENTS_DIR, 0);
-        self.parquet_bytes += write_table(&path, "lost_events", &batch, self.opts.zstd_level, &self.meta)?;
+        self.parquet_bytes += write_table(
+            &path,
+            "lost_events",
+            &batch,
+            self.opts.zstd_level,
+            &self.meta,
+        )?;
         if self.summary.events == 0 {
             let empty = arrow::record_batch::RecordBatch::new_empty(kreq_schemas::events::schema());
             let path = dataset::part_path(&self.opts.output, dataset::EVENTS_DIR, 0);
-            self.parquet_bytes += write_table(&path, "events", &empty, self.opts.zstd_level, &self.meta)?;
+            self.parquet_bytes +=
+                write_table(&path, "events", &empty, self.opts.zstd_level, &self.meta)?;
         }
         self.write_manifest()?;
         Ok(RecordReport {
