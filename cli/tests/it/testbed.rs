@@ -1,0 +1,117 @@
+//! The testbed end to end: nginx -> app -> redis on loopback, recorded by `kreq record`, with
+//! ground truth from the services' own logs. Needs root, tracefs, nginx and redis-server;
+//! skips saying why without them unless `KREQ_REQUIRE_TESTBED` is set (CI sets it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Int32Type, Int64Type};
+
+fn have(tool: &str) -> bool {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(tool).exists())
+}
+
+#[test]
+fn small_testbed_recording_captures_every_request_on_every_tier() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let missing: Vec<&str> = ["nginx", "redis-server"]
+        .into_iter()
+        .filter(|t| !have(t))
+        .collect();
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !missing.is_empty() || !root_user {
+        assert!(
+            std::env::var_os("KREQ_REQUIRE_TESTBED").is_none(),
+            "KREQ_REQUIRE_TESTBED is set but the testbed cannot run (missing {missing:?}, root: {root_user})"
+        );
+        eprintln!("SKIPPED small_testbed_recording: needs root and nginx + redis-server (missing {missing:?})");
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("testbed");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = Command::new("python3")
+        .arg(root.join("examples/testbed/testbed.py"))
+        .args(["--requests", "50", "--connections", "2", "--port", "28080"])
+        .arg("--record")
+        .arg(dir.join("ds"))
+        .arg("--truth")
+        .arg(dir.join("truth.jsonl"))
+        .arg("--workdir")
+        .arg(dir.join("work"))
+        .arg("--kreq")
+        .arg(env!("CARGO_BIN_EXE_kreq"))
+        .output()
+        .expect("testbed");
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let truth: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("truth.jsonl"))
+        .expect("truth")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(truth.len(), 50);
+
+    let mut batches = Vec::new();
+    for e in std::fs::read_dir(dir.join("ds/events"))
+        .expect("events")
+        .flatten()
+    {
+        let f = std::fs::File::open(e.path()).expect("part");
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        batches.extend(r.map(|b| b.expect("batch")));
+    }
+    let b =
+        arrow::compute::concat_batches(&kreq_schemas::events::schema(), &batches).expect("concat");
+    let ts = b.column(0).as_primitive::<Int64Type>();
+    let tid = b
+        .column_by_name("tid")
+        .expect("tid")
+        .as_primitive::<Int32Type>();
+    let names = b
+        .column_by_name("event")
+        .expect("event")
+        .as_dictionary::<Int32Type>();
+    let dict = names.values().as_string::<i32>();
+    let syscall = |row: usize| {
+        dict.value(names.keys().value(row) as usize)
+            .starts_with("sys_")
+    };
+    // Every request left syscalls of its app thread inside the app's own [t0, t1] (both
+    // CLOCK_MONOTONIC), and of its nginx worker inside the client's window.
+    for t in &truth {
+        let (app_tid, t0, t1) = (
+            t["app_tid"].as_i64(),
+            t["app_t0"].as_i64(),
+            t["app_t1"].as_i64(),
+        );
+        let (Some(app_tid), Some(t0), Some(t1)) = (app_tid, t0, t1) else {
+            panic!("incomplete truth row {t}");
+        };
+        let nginx = t["nginx_pid"].as_i64().expect("nginx pid");
+        let (c0, c1) = (
+            t["client_t0"].as_i64().unwrap_or(0),
+            t["client_t1"].as_i64().unwrap_or(0),
+        );
+        let hit = |who: i64, lo: i64, hi: i64| {
+            (0..b.num_rows()).any(|r| {
+                tid.is_valid(r)
+                    && i64::from(tid.value(r)) == who
+                    && (lo..=hi).contains(&ts.value(r))
+                    && syscall(r)
+            })
+        };
+        assert!(hit(app_tid, t0, t1), "no app syscalls recorded for {t}");
+        assert!(hit(nginx, c0, c1), "no nginx syscalls recorded for {t}");
+    }
+}

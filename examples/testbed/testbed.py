@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""kreq testbed: a real loopback chain, recorded, with ground truth from outside the trace.
+
+    loadgen (C keep-alive connections) -> nginx (Debian, 2 workers, :18080, upstream keepalive)
+      -> app.py (K instances, :18081..) -> redis-server (Debian, :16379)
+
+Drives a fixed number of requests, optionally records them with `kreq record` (or, for
+overhead comparison, with a plain `cat trace_pipe` text capture of the same events), and
+writes truth.jsonl: one line per request with nginx's request id, client tid and
+CLOCK_MONOTONIC start/end, nginx worker pid and connection serial, app pid/tid and handler
+start/end. kreq never reads the truth while recording.
+
+    python3 examples/testbed/testbed.py --requests 300 --connections 4 --record DATASET --truth truth.jsonl
+
+Needs root for recording, and nginx + redis-server installed (apt-get install nginx-light
+redis-server). Loopback only; every process it starts is stopped before it exits.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+TRACEFS = "/sys/kernel/tracing"
+
+p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+p.add_argument("--requests", type=int, default=300)
+p.add_argument("--connections", type=int, default=4)
+p.add_argument("--apps", type=int, default=1)
+p.add_argument("--spin", type=int, default=2000)
+p.add_argument("--record", help="record with `kreq record` into this dataset directory")
+p.add_argument("--text-capture", help="instead, capture the same events as trace_pipe text into this file")
+p.add_argument("--truth", help="write ground truth here (jsonl)")
+p.add_argument("--kreq", default=os.environ.get("KREQ_BIN", os.path.join(ROOT, "target", "debug", "kreq")))
+p.add_argument("--workdir", help="keep logs and configs here (default: a temporary directory)")
+p.add_argument("--port", type=int, default=18080)
+args = p.parse_args()
+
+work = args.workdir or tempfile.mkdtemp(prefix="kreq-testbed-")
+os.makedirs(work, exist_ok=True)
+procs = []
+
+
+def start(cmd, **kw):
+    pr = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, **kw)
+    procs.append(pr)
+    return pr
+
+
+def wait_port(port, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"testbed: nothing listens on 127.0.0.1:{port} after {timeout}s (see {work})")
+
+
+def stop_all():
+    for pr in reversed(procs):
+        if pr.poll() is None:
+            pr.send_signal(signal.SIGTERM)
+    for pr in reversed(procs):
+        try:
+            pr.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pr.kill()
+            pr.wait()
+
+
+PROFILE = ["sched/sched_switch", "sched/sched_wakeup", "sched/sched_wakeup_new", "sched/sched_process_fork",
+           "sched/sched_process_exit", "sock/sock_send_length", "sock/sock_recv_length", "sock/inet_sock_set_state",
+           "tcp/tcp_rcv_space_adjust", "tcp/tcp_probe", "tcp/tcp_destroy_sock", "net/net_dev_xmit",
+           "net/netif_receive_skb"] + [f"syscalls/sys_{d}_{s}" for s in
+           ["read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "accept", "accept4",
+            "connect", "close", "epoll_wait"] for d in ("enter", "exit")]
+
+
+class TextCapture:
+    """The baseline capture: a kreq- instance with the same events, read by `cat trace_pipe`."""
+
+    def __init__(self, out):
+        self.dir = f"{TRACEFS}/instances/kreq-{os.getpid()}-textcap"
+        os.mkdir(self.dir)
+        self.w("tracing_on", "0")
+        self.w("trace_clock", "mono")
+        self.w("buffer_size_kb", "8192")
+        for e in PROFILE:
+            self.w(f"events/{e}/enable", "1")
+        self.out = open(out, "wb")
+        self.cat = subprocess.Popen(["cat", f"{self.dir}/trace_pipe"], stdout=self.out)
+        self.w("set_event_notrace_pid", str(self.cat.pid))
+        self.w("tracing_on", "1")
+
+    def w(self, rel, v):
+        with open(f"{self.dir}/{rel}", "w") as f:
+            f.write(v)
+
+    def stop(self):
+        self.w("tracing_on", "0")
+        time.sleep(0.3)
+        self.cat.terminate()
+        self.cat.wait()
+        self.out.close()
+        self.w("events/enable", "0")
+        os.rmdir(self.dir)
+
+
+def nginx_conf():
+    ups = "\n".join(f"    server 127.0.0.1:{args.port + 1 + i};" for i in range(args.apps))
+    t = os.path.join(work, "nginx-tmp")
+    os.makedirs(t, exist_ok=True)
+    conf = f"""
+worker_processes 2;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  client_body_temp_path {t}/body; proxy_temp_path {t}/proxy; fastcgi_temp_path {t}/fcgi;
+  uwsgi_temp_path {t}/uwsgi; scgi_temp_path {t}/scgi;
+  log_format truth '$request_id $pid $connection $msec';
+  access_log {work}/nginx-access.log truth;
+  upstream app {{
+{ups}
+    keepalive 16;
+  }}
+  server {{
+    listen 127.0.0.1:{args.port};
+    keepalive_requests 100000;
+    location / {{
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Request-ID $request_id;
+      add_header X-Request-ID $request_id;
+      proxy_pass http://app;
+    }}
+  }}
+}}
+"""
+    path = os.path.join(work, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return path
+
+
+def merge_truth(path):
+    client = [json.loads(l) for l in open(os.path.join(work, "loadgen.jsonl"))]
+    nginx = {}
+    for line in open(os.path.join(work, "nginx-access.log")):
+        rid, pid, conn, _ = line.split()
+        nginx[rid] = (int(pid), int(conn))
+    app = {}
+    for i in range(args.apps):
+        for line in open(os.path.join(work, f"app{i}.jsonl")):
+            r = json.loads(line)
+            app[r["request_id"]] = r
+    with open(path, "w") as f:
+        for c in sorted(client, key=lambda r: r["client_t0"]):
+            rid = c["request_id"]
+            a = app.get(rid, {})
+            pid, conn = nginx.get(rid, (None, None))
+            f.write(json.dumps({"path": c["path"], "request_id": rid, "client_tid": c["client_tid"],
+                                "client_t0": c["client_t0"], "client_t1": c["client_t1"],
+                                "nginx_pid": pid, "nginx_conn": conn, "app_pid": a.get("app_pid"),
+                                "app_tid": a.get("app_tid"), "app_t0": a.get("app_t0"),
+                                "app_t1": a.get("app_t1"), "status": c["status"]}) + "\n")
+    return len(client)
+
+
+def main():
+    for tool in ("nginx", "redis-server"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            raise SystemExit(f"testbed: {tool} is not installed (apt-get install nginx-light redis-server)")
+    redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
+    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+    start([redis_bin, "--port", "16379", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+           "--dir", work, "--daemonize", "no"], stdout=subprocess.DEVNULL)
+    wait_port(16379)
+    for i in range(args.apps):
+        start([sys.executable, os.path.join(HERE, "app.py"), "--port", str(args.port + 1 + i),
+               "--log", os.path.join(work, f"app{i}.jsonl"), "--spin", str(args.spin)])
+        wait_port(args.port + 1 + i)
+    start([nginx_bin, "-p", work, "-c", nginx_conf(), "-g", "daemon off;"])
+    wait_port(args.port)
+    recorder, capture = None, None
+    if args.record:
+        recorder = subprocess.Popen([args.kreq, "record", "-o", args.record, "--force"],
+                                    stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = recorder.stderr.readline()  # "recording N events into ..." once set up
+        if not line.startswith("recording"):
+            raise SystemExit(f"testbed: kreq record did not start: {line}{recorder.stderr.read()}")
+        time.sleep(0.5)
+    elif args.text_capture:
+        capture = TextCapture(args.text_capture)
+    load = subprocess.run([sys.executable, os.path.join(HERE, "loadgen.py"), "--port", str(args.port),
+                           "--requests", str(args.requests), "--connections", str(args.connections),
+                           "--log", os.path.join(work, "loadgen.jsonl")],
+                          capture_output=True, text=True, check=True)
+    summary = json.loads(load.stdout.strip().splitlines()[-1])
+    if recorder:
+        recorder.send_signal(signal.SIGINT)
+        _, err = recorder.communicate(timeout=120)
+        summary["recorder"] = err.strip()
+        summary["recorder_exit"] = recorder.returncode
+    if capture:
+        capture.stop()
+    stop_all()
+    if args.truth:
+        summary["truth_requests"] = merge_truth(args.truth)
+    summary["workdir"] = work
+    print(json.dumps(summary), flush=True)
+
+
+try:
+    main()
+finally:
+    stop_all()
