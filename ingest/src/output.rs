@@ -30,9 +30,11 @@ pub(crate) fn prepare_output(dir: &Path, force: bool) -> Result<()> {
                     std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
                 }
             }
-            let m = dir.join(dataset::MANIFEST);
-            if m.exists() {
-                std::fs::remove_file(&m).map_err(|e| Error::io(&m, e))?;
+            for file in [dataset::MANIFEST, dataset::FORMATS] {
+                let m = dir.join(file);
+                if m.exists() {
+                    std::fs::remove_file(&m).map_err(|e| Error::io(&m, e))?;
+                }
             }
         }
     }

@@ -453,6 +453,7 @@ fn finish(
         trace_clock: clock,
         kernel: opts.kernel.clone().or(uname_kernel),
         host: opts.host.clone().or(uname_host),
+        boot_id: None,
         events: total_events,
         lost_events: lost.iter().filter_map(|(_, r)| r.count).sum(),
         time_range_ns: range,

@@ -6,6 +6,7 @@
 //!   events/part-000000.parquet     events, one file per input chunk, each sorted by ts_ns
 //!   events/part-000001.parquet
 //!   lost_events/part-000000.parquet
+//!   formats.json                   format files of the events (binary recordings only)
 //! ```
 //! Each table is a directory of Parquet files with identical schemas, so
 //! `pyarrow.parquet.read_table("DATASET/events")`, `duckdb.read_parquet("DATASET/events/*.parquet")`
@@ -22,6 +23,8 @@ pub const EVENTS_DIR: &str = "events";
 pub const LOST_EVENTS_DIR: &str = "lost_events";
 /// File name of the manifest inside a dataset.
 pub const MANIFEST: &str = "kreq.json";
+/// File holding the tracefs format files of a binary recording (`{"group/name": "text"}`).
+pub const FORMATS: &str = "formats.json";
 /// Suffix of files still being written; readers ignore them.
 pub const TMP_SUFFIX: &str = ".tmp";
 
@@ -54,6 +57,10 @@ pub struct Manifest {
     pub kernel: Option<String>,
     /// Host name of the traced machine, when known.
     pub host: Option<String>,
+    /// Boot id of the traced machine (`/proc/sys/kernel/random/boot_id`), for live recordings:
+    /// hashed pointers and `ts_ns` compare only within one boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
     /// Inputs in the order they were read.
     pub sources: Vec<SourceSummary>,
     /// Total events written.

@@ -247,6 +247,11 @@ impl FormatRegistry {
         self.by_id.get(&id)
     }
 
+    /// All formats, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &EventFormat> {
+        self.by_id.values()
+    }
+
     /// Number of formats.
     pub fn len(&self) -> usize {
         self.by_id.len()

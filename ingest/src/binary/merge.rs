@@ -194,13 +194,12 @@ fn append(
     let id = u16::from_le_bytes([rec[0], rec[1]]);
     let tid = i32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
     let fmt = ctx.formats.get(id);
-    let comm = comms.get(tid).to_owned();
     let head = RowHead {
         ts_ns: ts as i64,
         cpu,
         tid,
         tgid: ctx.tgids.get(&tid).copied(),
-        comm: &comm,
+        comm: comms.get(tid),
         flags: Some(flags(rec[2], rec[3])),
     };
     match fmt {

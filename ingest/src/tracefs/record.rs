@@ -177,6 +177,7 @@ fn run(
             return Err(e);
         }
     };
+    write_formats(&opts.output, inst, &formats)?;
     let mut rec = Recorder::new(opts, root, header, page_size, formats, cpus.clone(), inst);
     inst.write("tracing_on", "1")?;
     go.wait();
@@ -218,6 +219,18 @@ fn run(
         .collect();
     rec.lost.extend(lost_from_stats(&stats));
     rec.finish()
+}
+
+/// Save the format files of the recorded events next to the data (`formats.json`).
+fn write_formats(out: &std::path::Path, inst: &Instance, formats: &FormatRegistry) -> Result<()> {
+    let mut map = serde_json::Map::new();
+    for f in formats.iter() {
+        let rel = format!("events/{}/{}/format", f.system, f.name);
+        map.insert(format!("{}/{}", f.system, f.name), inst.read(&rel)?.into());
+    }
+    let path = out.join(dataset::FORMATS);
+    let text = serde_json::to_string_pretty(&map).map_err(|e| Error::io(&path, e.into()))?;
+    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
 }
 
 fn current_tid() -> i32 {
@@ -398,6 +411,7 @@ impl Recorder {
                 trace_clock: opts.clock.clone(),
                 kernel,
                 host,
+                boot_id: Some(boot_id.trim().to_owned()).filter(|b| !b.is_empty()),
                 ..Default::default()
             },
         }
