@@ -28,6 +28,9 @@ struct EventInfo {
     /// Slot of the field seen at each position last time: events of one kind print their
     /// fields in the same order, so this usually saves matching field names.
     slots: Vec<(Box<str>, Slot)>,
+    /// The same for binary records, keyed by the address of the format's field name, which
+    /// stays put for the whole recording.
+    bin_slots: Vec<(usize, Slot)>,
 }
 
 const CONTEXTS: [IrqContext; 6] = [
@@ -40,6 +43,23 @@ const CONTEXTS: [IrqContext; 6] = [
 ];
 
 impl EventInfo {
+    /// [`EventInfo::slot`] for binary records: compares name addresses, not bytes.
+    fn bin_slot(&mut self, i: usize, key: &str) -> Slot {
+        let addr = key.as_ptr() as usize ^ (key.len() << 48);
+        if let Some(&(a, slot)) = self.bin_slots.get(i) {
+            if a == addr {
+                return slot;
+            }
+        }
+        let slot = slot_for(self.kind, key);
+        if i < self.bin_slots.len() {
+            self.bin_slots[i] = (addr, slot);
+        } else if i == self.bin_slots.len() {
+            self.bin_slots.push((addr, slot));
+        }
+        slot
+    }
+
     /// Slot of field `key` at position `i`, from the cache when the key is the one seen there
     /// last time.
     fn slot(&mut self, i: usize, key: &str) -> Slot {
@@ -117,6 +137,7 @@ impl EventNames {
             kind: EventKind::of(&full),
             template: formats::template(&full),
             slots: Vec::new(),
+            bin_slots: Vec::new(),
         };
         let id = self.names.push_new(full);
         self.info.push(info);
@@ -166,6 +187,8 @@ pub struct EventBatchBuilder {
     text: String,
     /// Task-state letters from the `sched_switch` format, once seen.
     state_letters: Option<Vec<(u64, String)>>,
+    /// Event key of each binary format id seen (formats are fixed for one builder).
+    format_ids: Vec<Option<i32>>,
 }
 
 impl Default for EventBatchBuilder {
@@ -220,6 +243,7 @@ impl EventBatchBuilder {
             fields: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()),
             text: String::new(),
             state_letters: None,
+            format_ids: Vec::new(),
         }
     }
 
@@ -268,7 +292,18 @@ impl EventBatchBuilder {
     pub fn append_binary(&mut self, head: &RowHead<'_>, fmt: &EventFormat, rec: &[u8]) {
         use std::fmt::Write;
         self.append_head(head);
-        let event = self.events.id(&EventName::Plain(&fmt.name));
+        let event = match self.format_ids.get(usize::from(fmt.id)).copied().flatten() {
+            Some(e) => e,
+            None => {
+                let e = self.events.id(&EventName::Plain(&fmt.name));
+                let at = usize::from(fmt.id);
+                if self.format_ids.len() <= at {
+                    self.format_ids.resize(at + 1, None);
+                }
+                self.format_ids[at] = Some(e);
+                e
+            }
+        };
         self.event_keys.push(event);
         let info = &mut self.events.info[event as usize];
         let mut typed = Typed::default();
@@ -280,8 +315,9 @@ impl EventBatchBuilder {
         }
         let letters = self.state_letters.as_deref();
         let mut i = 0;
+        let mut digits = itoa::Buffer::new();
         for_each_field(fmt, letters, rec, |key, value| {
-            let slot = info.slot(i, key);
+            let slot = info.bin_slot(i, key);
             i += 1;
             let promoted = match value {
                 Value::Int(v) => typed.set_num(slot, v),
@@ -296,8 +332,17 @@ impl EventBatchBuilder {
             };
             if !promoted {
                 self.fields.keys().append_value(key);
-                let _ = write!(self.fields.values(), "{value}");
-                self.fields.values().append_value("");
+                let values = self.fields.values();
+                match value {
+                    Value::Int(v) if i64::try_from(v).is_ok() => {
+                        values.append_value(digits.format(v as i64));
+                    }
+                    Value::Text(t) | Value::Symbol(t) => values.append_value(t),
+                    _ => {
+                        let _ = write!(values, "{value}");
+                        values.append_value("");
+                    }
+                }
                 any = true;
             }
         });

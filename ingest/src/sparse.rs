@@ -1,7 +1,8 @@
 //! Columns that most rows leave null, filled by row number instead of per-row appends.
 
+use arrow::array::BooleanBufferBuilder;
 use arrow::array::{ArrowPrimitiveType, PrimitiveArray};
-use arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
+use arrow::buffer::{NullBuffer, ScalarBuffer};
 
 /// Values of a mostly-null column, stored only for the rows that have one.
 #[derive(Debug)]
@@ -31,12 +32,13 @@ impl<T: ArrowPrimitiveType> Sparse<T> {
     /// The dense array of `len` rows.
     pub(crate) fn finish(&self, len: usize) -> PrimitiveArray<T> {
         let mut values = vec![T::Native::default(); len];
-        let mut valid = vec![false; len];
+        let mut valid = BooleanBufferBuilder::new(len);
+        valid.append_n(len, false);
         for (&r, &v) in self.rows.iter().zip(&self.values) {
             values[r as usize] = v;
-            valid[r as usize] = true;
+            valid.set_bit(r as usize, true);
         }
-        let nulls = NullBuffer::new(BooleanBuffer::from(valid));
+        let nulls = NullBuffer::new(valid.finish());
         PrimitiveArray::new(ScalarBuffer::from(values), Some(nulls))
     }
 }

@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::format::{EventFormat, FieldFormat, FieldKind};
+use super::format::{EventFormat, FieldFormat, FieldKind, Render};
 
 /// A decoded field value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,59 +107,66 @@ pub fn for_each_field<'a>(
     rec: &'a [u8],
     mut out: impl FnMut(&'a str, Value<'a>),
 ) {
-    let sock_length = fmt.name == "sock_send_length" || fmt.name == "sock_recv_length";
     for f in &fmt.fields {
         let name = f.name.as_str();
-        let value = match f.kind {
-            FieldKind::DataLoc | FieldKind::RelLoc => match dynamic(rec, f) {
-                Some(b) if f.is_text() => Value::Text(text(b)),
+        let bytes = || match f.kind {
+            FieldKind::DataLoc | FieldKind::RelLoc => dynamic(rec, f),
+            _ => rec.get(f.offset..f.offset + f.size),
+        };
+        let value = match f.render {
+            Render::Int => match int(rec, f) {
+                Some(v) => Value::Int(v),
+                None => continue,
+            },
+            Render::Pointer => match int(rec, f) {
+                Some(v) => Value::Pointer(v as u64),
+                None => continue,
+            },
+            Render::TaskState => match int(rec, f) {
+                Some(v) => Value::TaskState(v as u64, letters),
+                None => continue,
+            },
+            Render::Symbol => match int(rec, f) {
+                Some(v) => symbol(name, v).map_or(Value::Int(v), Value::Symbol),
+                None => continue,
+            },
+            Render::SockRet => {
+                let Some(v) = int(rec, f) else { continue };
+                out("length", Value::Int(v.max(0)));
+                out("error", Value::Int(v.min(0)));
+                continue;
+            }
+            Render::Text => match bytes() {
+                Some(b) => Value::Text(text(b)),
+                None => continue,
+            },
+            Render::SockAddr => match bytes() {
+                Some(b) => match sockaddr(b) {
+                    Some((ip, port)) => {
+                        out(
+                            if name == "saddr" { "src" } else { "dest" },
+                            Value::Endpoint(ip, port),
+                        );
+                        continue;
+                    }
+                    None => Value::Bytes(b),
+                },
+                None => continue,
+            },
+            Render::Ipv4 => match bytes() {
+                Some(b) if b.len() == 4 => {
+                    Value::Addr(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])))
+                }
+                _ => continue,
+            },
+            Render::Ipv6 => match bytes().and_then(|b| <[u8; 16]>::try_from(b).ok()) {
+                Some(a) => Value::Addr(IpAddr::V6(Ipv6Addr::from(a))),
+                None => continue,
+            },
+            Render::Bytes => match bytes() {
                 Some(b) => Value::Bytes(b),
                 None => continue,
             },
-            FieldKind::Array => {
-                let Some(b) = rec.get(f.offset..f.offset + f.size) else {
-                    continue;
-                };
-                if f.is_text() {
-                    Value::Text(text(b))
-                } else if f.size >= 16 && matches!(name, "saddr" | "daddr") {
-                    match sockaddr(b) {
-                        Some((ip, port)) => {
-                            out(
-                                if name == "saddr" { "src" } else { "dest" },
-                                Value::Endpoint(ip, port),
-                            );
-                            continue;
-                        }
-                        None => Value::Bytes(b),
-                    }
-                } else if f.size == 4 && name.ends_with("addr") {
-                    Value::Addr(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])))
-                } else if f.size == 16 && (name.ends_with("addr_v6") || name.ends_with("addrv6")) {
-                    Value::Addr(IpAddr::V6(Ipv6Addr::from(
-                        <[u8; 16]>::try_from(b).unwrap_or([0; 16]),
-                    )))
-                } else {
-                    Value::Bytes(b)
-                }
-            }
-            FieldKind::Int => {
-                let Some(v) = int(rec, f) else { continue };
-                if sock_length && name == "ret" {
-                    out("length", Value::Int(v.max(0)));
-                    out("error", Value::Int(v.min(0)));
-                    continue;
-                }
-                if name == "prev_state" {
-                    Value::TaskState(v as u64, letters)
-                } else if f.is_pointer() {
-                    Value::Pointer(v as u64)
-                } else if let Some(s) = symbol(name, v) {
-                    Value::Symbol(s)
-                } else {
-                    Value::Int(v)
-                }
-            }
         };
         out(name, value);
     }
@@ -205,7 +212,10 @@ pub fn task_state(bits: u64, letters: &[(u64, &str)], out: &mut String) {
 impl std::fmt::Display for Value<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Value::Int(v) => write!(f, "{v}"),
+            Value::Int(v) => match i64::try_from(*v) {
+                Ok(small) => write!(f, "{small}"),
+                Err(_) => write!(f, "{v}"),
+            },
             Value::Pointer(p) => write!(f, "0x{p:x}"),
             Value::Text(s) => f.write_str(s),
             Value::Addr(a) => write!(f, "{a}"),

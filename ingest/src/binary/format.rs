@@ -30,6 +30,33 @@ pub struct FieldFormat {
     pub signed: bool,
     /// Layout.
     pub kind: FieldKind,
+    /// How values are rendered, decided once from the type and name.
+    pub render: Render,
+}
+
+/// How a field's value is decoded and shown (see [`crate::binary::decode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Render {
+    /// Integer, decimal.
+    Int,
+    /// Pointer, hex.
+    Pointer,
+    /// Text up to the first NUL.
+    Text,
+    /// `sockaddr_in`/`sockaddr_in6` bytes: an endpoint (`src`/`dest`).
+    SockAddr,
+    /// 4 bytes of IPv4 address.
+    Ipv4,
+    /// 16 bytes of IPv6 address.
+    Ipv6,
+    /// `family` / `protocol` / TCP state number with a known name.
+    Symbol,
+    /// `sched_switch` `prev_state`.
+    TaskState,
+    /// `sock_*_length` `ret`: split into `length` and `error` as its print format does.
+    SockRet,
+    /// Other bytes, hex.
+    Bytes,
 }
 
 impl FieldFormat {
@@ -149,16 +176,42 @@ pub fn parse_fields(text: &str, event: &str) -> Result<Vec<FieldFormat>, FormatE
         } else if ctype.starts_with("__rel_loc") {
             kind = FieldKind::RelLoc;
         }
-        out.push(FieldFormat {
+        let mut f = FieldFormat {
             name: name.to_owned(),
             ctype,
             offset,
             size,
             signed,
             kind,
-        });
+            render: Render::Int,
+        };
+        f.render = render_of(&f);
+        out.push(f);
     }
     Ok(out)
+}
+
+fn render_of(f: &FieldFormat) -> Render {
+    let name = f.name.as_str();
+    match f.kind {
+        FieldKind::DataLoc | FieldKind::RelLoc if f.is_text() => Render::Text,
+        FieldKind::DataLoc | FieldKind::RelLoc => Render::Bytes,
+        FieldKind::Array if f.is_text() => Render::Text,
+        FieldKind::Array if f.size >= 16 && matches!(name, "saddr" | "daddr") => Render::SockAddr,
+        FieldKind::Array if f.size == 4 && name.ends_with("addr") => Render::Ipv4,
+        FieldKind::Array
+            if f.size == 16 && (name.ends_with("addr_v6") || name.ends_with("addrv6")) =>
+        {
+            Render::Ipv6
+        }
+        FieldKind::Array => Render::Bytes,
+        FieldKind::Int if name == "prev_state" => Render::TaskState,
+        FieldKind::Int if f.is_pointer() => Render::Pointer,
+        FieldKind::Int if matches!(name, "family" | "protocol" | "oldstate" | "newstate") => {
+            Render::Symbol
+        }
+        FieldKind::Int => Render::Int,
+    }
 }
 
 /// Parse a whole `events/SYSTEM/NAME/format` file.
@@ -172,10 +225,15 @@ pub fn parse_event_format(text: &str, system: &str) -> Result<EventFormat, Forma
     let id = value("ID:")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| err(&name, "no numeric ID: line"))?;
-    let fields = parse_fields(text, &name)?
+    let mut fields: Vec<FieldFormat> = parse_fields(text, &name)?
         .into_iter()
         .filter(|f| !f.name.starts_with("common_"))
         .collect();
+    if name == "sock_send_length" || name == "sock_recv_length" {
+        for f in fields.iter_mut().filter(|f| f.name == "ret") {
+            f.render = Render::SockRet;
+        }
+    }
     Ok(EventFormat {
         system: system.to_owned(),
         name,
