@@ -21,6 +21,8 @@ p.add_argument("--rounds", type=int, default=5)
 p.add_argument("--requests", type=int, default=3000)
 p.add_argument("--connections", type=int, default=4)
 p.add_argument("--kreq", default=None)
+p.add_argument("--rotate-secs", type=float, default=0.5,
+               help="kreq part rotation; short so decoding and Parquet writing happen during the load")
 args = p.parse_args()
 
 tmp = tempfile.mkdtemp(prefix="kreq-overhead-")
@@ -33,7 +35,7 @@ for r in range(args.rounds):
         if args.kreq:
             cmd += ["--kreq", args.kreq]
         if mode == "kreq":
-            cmd += ["--record", os.path.join(tmp, f"ds{r}")]
+            cmd += ["--record", os.path.join(tmp, f"ds{r}"), "--rotate-secs", str(args.rotate_secs)]
         if mode == "text":
             cmd += ["--text-capture", os.path.join(tmp, f"text{r}.txt")]
         out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])

@@ -36,6 +36,7 @@ p.add_argument("--connections", type=int, default=4)
 p.add_argument("--apps", type=int, default=1)
 p.add_argument("--spin", type=int, default=2000)
 p.add_argument("--record", help="record with `kreq record` into this dataset directory")
+p.add_argument("--rotate-secs", type=float, default=10.0, help="kreq record --rotate-secs")
 p.add_argument("--text-capture", help="instead, capture the same events as trace_pipe text into this file")
 p.add_argument("--truth", help="write ground truth here (jsonl)")
 p.add_argument("--kreq", default=os.environ.get("KREQ_BIN", os.path.join(ROOT, "target", "debug", "kreq")))
@@ -193,7 +194,8 @@ def main():
     wait_port(args.port)
     recorder, capture = None, None
     if args.record:
-        recorder = subprocess.Popen([args.kreq, "record", "-o", args.record, "--force"],
+        recorder = subprocess.Popen([args.kreq, "record", "-o", args.record, "--force",
+                                     "--rotate-secs", str(args.rotate_secs)],
                                     stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         line = recorder.stderr.readline()  # "recording N events into ..." once set up
         if not line.startswith("recording"):

@@ -48,6 +48,9 @@ pub struct RecordOptions {
     pub poll: Duration,
     /// zstd level of the Parquet files.
     pub zstd_level: i32,
+    /// Decode and write Parquet at the lowest CPU priority (nice 19), so the traced workload
+    /// keeps the CPUs; pages wait in memory when there is no spare CPU.
+    pub background_encode: bool,
     /// Replace an existing dataset.
     pub force: bool,
 }
@@ -66,6 +69,7 @@ impl RecordOptions {
             rotate_every: Duration::from_secs(10),
             poll: Duration::from_millis(100),
             zstd_level: kreq_schemas::writer::DEFAULT_ZSTD_LEVEL,
+            background_encode: true,
             force: false,
         }
     }
@@ -140,7 +144,9 @@ fn run(
     let cpus = online_cpus(inst)?;
 
     // Readers start now so their thread ids can be excluded before tracing begins.
-    let (page_tx, page_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(1024);
+    // Unbounded: readers must never wait on the (deprioritised) encoder, or the kernel buffer
+    // would overflow while the workload keeps every CPU busy.
+    let (page_tx, page_rx) = mpsc::channel::<(usize, Vec<u8>)>();
     let (tid_tx, tid_rx) = mpsc::channel::<i32>();
     let go = Arc::new(Barrier::new(cpus.len() + 1));
     let draining = Arc::new(AtomicBool::new(false));
@@ -181,6 +187,9 @@ fn run(
     let mut rec = Recorder::new(opts, root, header, page_size, formats, cpus.clone(), inst);
     inst.write("tracing_on", "1")?;
     go.wait();
+    if opts.background_encode {
+        lower_priority();
+    }
     let started = Instant::now();
     let mut last_flush = Instant::now();
     loop {
@@ -231,6 +240,17 @@ fn write_formats(out: &std::path::Path, inst: &Instance, formats: &FormatRegistr
     let path = out.join(dataset::FORMATS);
     let text = serde_json::to_string_pretty(&map).map_err(|e| Error::io(&path, e.into()))?;
     std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+}
+
+/// Give this thread (the decoder and Parquet writer) the lowest CPU priority, so encoding
+/// takes only spare CPU and does not slow the traced workload; the readers keep theirs.
+fn lower_priority() {
+    let tid = current_tid();
+    let _ = std::process::Command::new("renice")
+        .args(["-n", "19", "-p", &tid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 fn current_tid() -> i32 {
@@ -324,7 +344,7 @@ fn read_cpu(
     index: usize,
     page_size: usize,
     poll: Duration,
-    out: &mpsc::SyncSender<(usize, Vec<u8>)>,
+    out: &mpsc::Sender<(usize, Vec<u8>)>,
     draining: &AtomicBool,
 ) -> Result<()> {
     use std::io::Read;
@@ -342,7 +362,13 @@ fn read_cpu(
                     return Ok(());
                 }
             }
-            Ok(_) => {}
+            // Nothing to read: an empty buffer says WouldBlock, or 0 once tracing is off.
+            Ok(_) => {
+                if draining.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                std::thread::sleep(poll);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if draining.load(Ordering::SeqCst) {
                     return Ok(());
