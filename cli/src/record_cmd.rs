@@ -33,9 +33,13 @@ pub struct RecordArgs {
     /// Per-CPU ring buffer size in KiB.
     #[arg(long, default_value_t = 8192)]
     buffer_kb: u32,
-    /// Only record these processes (repeatable).
+    /// Only record these processes and their children (repeatable).
     #[arg(short, long = "pid")]
     pids: Vec<i32>,
+    /// Only record the processes of this cgroup directory and their children (repeatable),
+    /// e.g. /sys/fs/cgroup/system.slice/nginx.service.
+    #[arg(long = "cgroup")]
+    cgroups: Vec<PathBuf>,
     /// Start a new part file after this many MiB of raw trace data.
     #[arg(long, default_value_t = 64)]
     rotate_mib: usize,
@@ -107,6 +111,7 @@ pub fn run(args: RecordArgs) -> Result<()> {
     opts.buffer_kb = args.buffer_kb;
     opts.duration = args.duration.map(Duration::from_secs_f64);
     opts.pids = args.pids.clone();
+    opts.cgroups = args.cgroups.clone();
     opts.rotate_bytes = args.rotate_mib.max(1) << 20;
     opts.rotate_every = Duration::from_secs_f64(args.rotate_secs.max(0.1));
     opts.force = args.force;

@@ -38,8 +38,12 @@ pub struct RecordOptions {
     pub buffer_kb: u32,
     /// Stop after this long (otherwise when the stop flag is set).
     pub duration: Option<Duration>,
-    /// Only record these processes (`set_event_pid`); empty records everything.
+    /// Only record these processes (`set_event_pid`, following their forks); empty (and no
+    /// cgroups) records everything.
     pub pids: Vec<i32>,
+    /// Only record the processes of these cgroup directories (their `cgroup.procs` or `tasks`
+    /// at start, and what those fork later).
+    pub cgroups: Vec<PathBuf>,
     /// Start a new part file after this many bytes of raw pages...
     pub rotate_bytes: usize,
     /// ... or after this long, whichever comes first.
@@ -65,6 +69,7 @@ impl RecordOptions {
             buffer_kb: 8192,
             duration: None,
             pids: Vec::new(),
+            cgroups: Vec::new(),
             rotate_bytes: 64 << 20,
             rotate_every: Duration::from_secs(10),
             poll: Duration::from_millis(100),
@@ -284,8 +289,18 @@ fn configure(inst: &Instance, opts: &RecordOptions, own: &[i32]) -> Result<Forma
             .join(" ")
     };
     inst.write("set_event_notrace_pid", &list(own))?;
-    if !opts.pids.is_empty() {
-        inst.write("set_event_pid", &list(&opts.pids))?;
+    let mut scope = opts.pids.clone();
+    for cg in &opts.cgroups {
+        scope.extend(cgroup_pids(cg)?);
+    }
+    if !scope.is_empty() || !opts.cgroups.is_empty() {
+        // Follow children of scoped processes too.
+        inst.write("options/event-fork", "1")?;
+        // An empty cgroup still scopes: pid 0 matches only the idle task.
+        if scope.is_empty() {
+            scope.push(0);
+        }
+        inst.write("set_event_pid", &list(&scope))?;
     }
     let mut formats = FormatRegistry::default();
     for ev in &expand(inst, &opts.events)? {
@@ -312,6 +327,19 @@ fn configure(inst: &Instance, opts: &RecordOptions, own: &[i32]) -> Result<Forma
         inst.write(&format!("{rel}/enable"), "1")?;
     }
     Ok(formats)
+}
+
+/// Processes of a cgroup directory (v2 `cgroup.procs`, v1 `tasks`).
+fn cgroup_pids(dir: &std::path::Path) -> Result<Vec<i32>> {
+    for file in ["cgroup.procs", "tasks"] {
+        if let Ok(text) = std::fs::read_to_string(dir.join(file)) {
+            return Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect());
+        }
+    }
+    Err(Error::Tracefs(format!(
+        "{}: not a cgroup directory (no cgroup.procs or tasks)",
+        dir.display()
+    )))
 }
 
 /// Replace `GROUP:*` by every event of the group.
