@@ -58,22 +58,16 @@ pub fn decode(cpus: &[CpuPages<'_>], ctx: &DecodeContext<'_>, rows: usize) -> De
         .iter()
         .map(|c| index_cpu(c, ctx, &mut lost, &mut bad_pages))
         .collect();
-    let mut heap: BinaryHeap<Reverse<(u64, usize, usize)>> = per_cpu
-        .iter()
-        .enumerate()
-        .filter_map(|(i, recs)| recs.first().map(|r| Reverse((r.ts, i, 0))))
-        .collect();
+    let mut order = Merge::new(&per_cpu);
     let mut comms = Comms::new(ctx.cmdlines);
     let mut chunks = Vec::new();
     let mut builder = EventBatchBuilder::new();
     let mut chunk_lost: Vec<LostReport> = Vec::new();
     let mut lost = lost.into_iter().peekable();
     let mut last_ts = None;
-    while let Some(Reverse((ts, i, k))) = heap.pop() {
+    while let Some((i, k)) = order.next(&per_cpu) {
         let r = &per_cpu[i][k];
-        if let Some(next) = per_cpu[i].get(k + 1) {
-            heap.push(Reverse((next.ts, i, k + 1)));
-        }
+        let ts = r.ts;
         while lost
             .peek()
             .is_some_and(|l: &LostReport| l.ts_ns.is_none_or(|t| t <= ts as i64))
@@ -93,6 +87,56 @@ pub fn decode(cpus: &[CpuPages<'_>], ctx: &DecodeContext<'_>, rows: usize) -> De
         chunks.push(finish(builder, chunk_lost, last_ts));
     }
     DecodedStream { chunks, bad_pages }
+}
+
+/// K-way merge of per-CPU streams by time: a linear scan of the heads for a few CPUs (cheaper
+/// than a heap there), a binary heap beyond.
+enum Merge {
+    Scan(Vec<usize>),
+    Heap(BinaryHeap<Reverse<(u64, usize, usize)>>),
+}
+
+impl Merge {
+    const SCAN_MAX: usize = 8;
+
+    fn new(per_cpu: &[Vec<Rec>]) -> Self {
+        if per_cpu.len() <= Self::SCAN_MAX {
+            return Merge::Scan(vec![0; per_cpu.len()]);
+        }
+        Merge::Heap(
+            per_cpu
+                .iter()
+                .enumerate()
+                .filter_map(|(i, recs)| recs.first().map(|r| Reverse((r.ts, i, 0))))
+                .collect(),
+        )
+    }
+
+    /// Next `(cpu index, record index)` in time order (ties: lower CPU index first).
+    fn next(&mut self, per_cpu: &[Vec<Rec>]) -> Option<(usize, usize)> {
+        match self {
+            Merge::Scan(pos) => {
+                let mut best: Option<(u64, usize)> = None;
+                for (i, recs) in per_cpu.iter().enumerate() {
+                    if let Some(r) = recs.get(pos[i]) {
+                        if best.is_none_or(|(t, _)| r.ts < t) {
+                            best = Some((r.ts, i));
+                        }
+                    }
+                }
+                let (_, i) = best?;
+                pos[i] += 1;
+                Some((i, pos[i] - 1))
+            }
+            Merge::Heap(heap) => {
+                let Reverse((_, i, k)) = heap.pop()?;
+                if let Some(next) = per_cpu[i].get(k + 1) {
+                    heap.push(Reverse((next.ts, i, k + 1)));
+                }
+                Some((i, k))
+            }
+        }
+    }
 }
 
 fn finish(b: EventBatchBuilder, lost: Vec<LostReport>, last_ts: Option<i64>) -> ParsedChunk {
