@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kreq_ingest::binary::merge::{decode, CpuPages, DecodeContext};
 use kreq_ingest::binary::tracedat;
 
 #[global_allocator]
@@ -17,28 +16,13 @@ fn bench(c: &mut Criterion) {
     let file =
         std::fs::read(kreq_benches::testdata().join("t0-tracecmd/trace.dat")).expect("trace.dat");
     let dat = tracedat::parse(&file, None).expect("parse");
-    let cpus: Vec<CpuPages<'_>> = dat
-        .cpus
-        .iter()
-        .map(|c| CpuPages {
-            cpu: c.cpu as u16,
-            pages: &c.pages,
-        })
-        .collect();
-    let tgids = Default::default();
-    let ctx = DecodeContext {
-        page_header: dat.page_header,
-        page_size: dat.page_size,
-        formats: &dat.formats,
-        cmdlines: &dat.cmdlines,
-        tgids: &tgids,
-    };
-    let events: usize = decode(&cpus, &ctx, 1 << 20)
+    let events: usize = dat
+        .decode(1 << 20)
         .chunks
         .iter()
         .map(|c| c.events.num_rows())
         .sum();
-    let bytes: usize = cpus.iter().map(|c| c.pages.len()).sum();
+    let bytes: usize = dat.cpus.iter().map(|c| c.pages.len()).sum();
     for (unit, tp) in [
         ("events", Throughput::Elements(events as u64)),
         ("bytes", Throughput::Bytes(bytes as u64)),
@@ -46,9 +30,7 @@ fn bench(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("decode_{unit}"));
         g.sample_size(30).measurement_time(Duration::from_secs(5));
         g.throughput(tp);
-        g.bench_function("pages_to_arrow_1thread", |b| {
-            b.iter(|| decode(&cpus, &ctx, 1 << 20))
-        });
+        g.bench_function("pages_to_arrow_1thread", |b| b.iter(|| dat.decode(1 << 20)));
         g.finish();
     }
 }

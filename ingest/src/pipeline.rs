@@ -11,7 +11,6 @@ use std::sync::Mutex;
 use kreq_schemas::dataset::{self, Manifest, SourceSummary};
 use kreq_schemas::{events, lost_events, SCHEMA_VERSION};
 
-use crate::binary::merge::{self, CpuPages, DecodeContext};
 use crate::binary::tracedat::{self, is_tracedat};
 use crate::chunk::{parse_chunk, ChunkPos, LostReport, MalformedLine, ParsedChunk};
 use crate::error::{Error, Result};
@@ -315,23 +314,7 @@ fn read_tracedat<R: std::io::Read>(
     drop(data);
     summary.clock = dat.clock.clone();
     summary.uname = dat.uname.clone();
-    let cpus: Vec<CpuPages<'_>> = dat
-        .cpus
-        .iter()
-        .map(|c| CpuPages {
-            cpu: c.cpu as u16,
-            pages: &c.pages,
-        })
-        .collect();
-    let tgids = hashbrown::HashMap::new();
-    let ctx = DecodeContext {
-        page_header: dat.page_header,
-        page_size: dat.page_size,
-        formats: &dat.formats,
-        cmdlines: &dat.cmdlines,
-        tgids: &tgids,
-    };
-    let decoded = merge::decode(&cpus, &ctx, kreq_schemas::writer::MAX_ROW_GROUP_ROWS);
+    let decoded = dat.decode(kreq_schemas::writer::MAX_ROW_GROUP_ROWS);
     if let Some((cpu, page, e)) = decoded.bad_pages.first() {
         return Err(dat_err(tracedat::TraceDatError {
             offset: 0,

@@ -63,6 +63,30 @@ pub struct TraceDat {
     pub cpus: Vec<CpuData>,
 }
 
+impl TraceDat {
+    /// Decode every CPU's pages, merged by time, into chunks of at most `rows` rows.
+    pub fn decode(&self, rows: usize) -> super::merge::DecodedStream {
+        let cpus: Vec<super::merge::CpuPages<'_>> = self
+            .cpus
+            .iter()
+            .map(|c| super::merge::CpuPages {
+                cpu: c.cpu as u16,
+                pages: &c.pages,
+            })
+            .collect();
+        // trace.dat keeps no tgids.
+        let tgids = HashMap::new();
+        let ctx = super::merge::DecodeContext {
+            page_header: self.page_header,
+            page_size: self.page_size,
+            formats: &self.formats,
+            cmdlines: &self.cmdlines,
+            tgids: &tgids,
+        };
+        super::merge::decode(&cpus, &ctx, rows)
+    }
+}
+
 pub(super) struct Cursor<'a> {
     b: &'a [u8],
     pub(super) pos: usize,

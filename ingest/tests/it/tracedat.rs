@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use kreq_ingest::binary::merge::{decode, CpuPages, DecodeContext};
 use kreq_ingest::binary::tracedat;
 use kreq_ingest::chunk::{parse_chunk, ChunkPos};
 use kreq_schemas::events;
@@ -89,23 +88,7 @@ fn binary_and_report_text_agree() {
         (7, "tcmd_598", 2)
     );
     assert!(dat.formats.len() > 30, "{} formats", dat.formats.len());
-    let cpus: Vec<CpuPages<'_>> = dat
-        .cpus
-        .iter()
-        .map(|c| CpuPages {
-            cpu: c.cpu as u16,
-            pages: &c.pages,
-        })
-        .collect();
-    let tgids = Default::default();
-    let ctx = DecodeContext {
-        page_header: dat.page_header,
-        page_size: dat.page_size,
-        formats: &dat.formats,
-        cmdlines: &dat.cmdlines,
-        tgids: &tgids,
-    };
-    let decoded = decode(&cpus, &ctx, 1 << 20);
+    let decoded = dat.decode(1 << 20);
     assert!(decoded.bad_pages.is_empty(), "{:?}", decoded.bad_pages);
     assert_eq!(decoded.chunks.len(), 1);
     let binary = rows(&decoded.chunks[0].events);
