@@ -119,17 +119,18 @@ pub fn run(args: RecordArgs) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
-    if !args.quiet {
-        let until = args
-            .duration
-            .map_or("Ctrl-C".to_owned(), |d| format!("{d}s"));
-        eprintln!(
+    let until = args
+        .duration
+        .map_or("Ctrl-C".to_owned(), |d| format!("{d}s"));
+    let started = Started {
+        quiet: args.quiet,
+        line: format!(
             "recording {} events into {} until {until}",
             opts.events.len(),
             output.display()
-        );
-    }
-    let report = record::record(&opts, &stop)
+        ),
+    };
+    let report = record::record(&opts, &stop, &started)
         .with_context(|| format!("recording into {}", output.display()))?;
     if !args.quiet {
         let m = &report.manifest;
@@ -153,6 +154,20 @@ pub fn run(args: RecordArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Prints the "recording ..." line once tracing has really started (scripts wait for it).
+struct Started {
+    quiet: bool,
+    line: String,
+}
+
+impl record::RecordObserver for Started {
+    fn started(&self, name: &str) {
+        if !self.quiet {
+            eprintln!("{} (instance {name})", self.line);
+        }
+    }
 }
 
 fn list(v: &[String]) -> String {

@@ -22,12 +22,14 @@ fn tmp(name: &str) -> PathBuf {
 
 /// True when tests may use tracefs; otherwise says why they skip.
 fn tracefs_usable(test: &str) -> bool {
-    // `kreq record --cleanup` mounts tracefs when needed and fails when it cannot.
-    let ok = kreq()
-        .args(["record", "--cleanup", "--quiet"])
-        .status()
-        .is_ok_and(|s| s.success())
-        && Path::new(TRACEFS).join("instances").is_dir();
+    // `kreq record --cleanup` mounts tracefs when it is not mounted, and fails when it cannot.
+    let mounted = Path::new(TRACEFS).join("instances").is_dir();
+    let ok = mounted
+        || kreq()
+            .args(["record", "--cleanup", "--quiet"])
+            .status()
+            .is_ok_and(|s| s.success())
+            && Path::new(TRACEFS).join("instances").is_dir();
     if !ok {
         assert!(
             std::env::var_os("KREQ_REQUIRE_TRACEFS").is_none(),
@@ -38,12 +40,13 @@ fn tracefs_usable(test: &str) -> bool {
     ok
 }
 
-/// Start the loopback workload; returns it and its pid.
-fn workload(delay: f64, n: u32) -> (Child, i32) {
+/// Start the loopback workload (it waits `wait`: seconds, or until that path exists);
+/// returns it and its pid.
+fn workload(wait: &str, n: u32) -> (Child, i32) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/echo_loop.py");
     let mut child = Command::new("python3")
         .arg(script)
-        .arg(delay.to_string())
+        .arg(wait)
         .arg(n.to_string())
         .stdout(Stdio::piped())
         .spawn()
@@ -148,11 +151,13 @@ fn rows(b: &arrow::array::RecordBatch) -> Vec<(u16, i64, String)> {
 /// same events and pid scope, as kernel text: event counts per type and typed values agree.
 #[test]
 fn binary_recording_agrees_with_text_of_the_same_events() {
+    let _serial = crate::tracefs_lock();
     if !tracefs_usable("binary_recording_agrees_with_text_of_the_same_events") {
         return;
     }
     let dir = tmp("rec-agree");
-    let (mut child, pid) = workload(1.5, 200);
+    let go = dir.join("go");
+    let (mut child, pid) = workload(go.to_str().unwrap_or(""), 200);
     // Text side: a second kreq- instance (so --cleanup removes it after a crash).
     let text_inst = Path::new(TRACEFS).join(format!("instances/kreq-{}-text", std::process::id()));
     let _ = std::fs::remove_dir(&text_inst);
@@ -185,20 +190,53 @@ fn binary_recording_agrees_with_text_of_the_same_events() {
         "record".to_owned(),
         "-o".into(),
         dir.join("bin").display().to_string(),
-        "-d".into(),
-        "4".into(),
         "--pid".into(),
         pid.to_string(),
         "--no-default-events".into(),
-        "--quiet".into(),
     ];
     for e in events {
         args.push("-e".into());
         args.push(e.replace('/', ":"));
     }
-    let rec = kreq().args(&args).output().expect("kreq record");
-    w("tracing_on", "0");
+    // Start the workload only once kreq is tracing (its first stderr line says so), stop kreq
+    // once the workload is done.
+    let mut recorder = kreq()
+        .args(&args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kreq record");
+    let mut first = String::new();
+    BufReader::new(recorder.stderr.as_mut().expect("stderr"))
+        .read_line(&mut first)
+        .expect("kreq record's start line");
+    assert!(
+        first.starts_with("recording"),
+        "kreq record did not start: {first}"
+    );
+    // kreq leaves out scheduler events that name its own threads; the text side has them.
+    let kreq_tids: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", recorder.id()))
+        .expect("kreq threads")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    std::fs::write(&go, "").expect("go");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().expect("stdout"), &mut rest)
+        .expect("workload output");
     let _ = child.wait();
+    // Compare what happened after the workload saw its go file: before that only the text
+    // instance, started first, traced its wait loop.
+    let go_ns: i64 = rest
+        .lines()
+        .find_map(|l| l.strip_prefix("go ")?.trim().parse().ok())
+        .expect("go time");
+    let st = Command::new("kill")
+        .args(["-INT", &recorder.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let rec = recorder.wait_with_output().expect("kreq record");
+    w("tracing_on", "0");
     let text = std::fs::read(text_inst.join("trace")).expect("trace text");
     w("events/enable", "0");
     std::fs::remove_dir(&text_inst).expect("remove text instance");
@@ -227,6 +265,17 @@ fn binary_recording_agrees_with_text_of_the_same_events() {
         rows(&read_events(&dir.join("bin"))),
         rows(&read_events(&dir.join("txt"))),
     );
+    let b: Vec<_> = b.into_iter().filter(|r| r.1 >= go_ns).collect();
+    let names_kreq = |r: &(u16, i64, String)| {
+        let f: Vec<&str> = r.2.split(' ').collect();
+        [0, 5, 6, 7]
+            .iter()
+            .any(|&i| f.get(i).is_some_and(|v| kreq_tids.iter().any(|k| k == v)))
+    };
+    let t: Vec<_> = t
+        .into_iter()
+        .filter(|r| r.1 >= go_ns && !names_kreq(r))
+        .collect();
     let sends = b
         .iter()
         .filter(|r| r.2.contains(" sys_enter_sendto "))
@@ -235,13 +284,28 @@ fn binary_recording_agrees_with_text_of_the_same_events() {
         sends >= 200,
         "the workload's 200 sends were recorded ({sends})"
     );
-    assert_eq!(
-        b.len(),
-        t.len(),
-        "binary {} rows, text {} rows",
-        b.len(),
-        t.len()
-    );
+    if b.len() != t.len() {
+        let only = |x: &[(u16, i64, String)], y: &[(u16, i64, String)]| {
+            let mut y: Vec<&str> = y.iter().map(|r| r.2.as_str()).collect();
+            let mut out = Vec::new();
+            for r in x {
+                match y.iter().position(|s| *s == r.2) {
+                    Some(i) => {
+                        y.swap_remove(i);
+                    }
+                    None => out.push(r.clone()),
+                }
+            }
+            out
+        };
+        panic!(
+            "binary {} rows, text {} rows; only in binary: {:?}; only in text: {:?}",
+            b.len(),
+            t.len(),
+            only(&b, &t),
+            only(&t, &b)
+        );
+    }
     let differ: Vec<_> = b
         .iter()
         .zip(&t)
@@ -259,7 +323,7 @@ fn binary_recording_agrees_with_text_of_the_same_events() {
         .map(|(x, y)| (x.1 - y.1).abs())
         .max()
         .unwrap_or(0);
-    assert!(worst < 100_000, "timestamps differ by up to {worst} ns");
+    assert!(worst < 1_000_000, "timestamps differ by up to {worst} ns");
     assert!(kreq_instances()
         .iter()
         .all(|n| !n.contains(&format!("-{}-", std::process::id()))));
@@ -269,11 +333,12 @@ fn binary_recording_agrees_with_text_of_the_same_events() {
 /// the instance the killed recorder left behind.
 #[test]
 fn kill_9_leaves_valid_parts_and_cleanup_removes_the_instance() {
+    let _serial = crate::tracefs_lock();
     if !tracefs_usable("kill_9_leaves_valid_parts_and_cleanup_removes_the_instance") {
         return;
     }
     let dir = tmp("rec-kill");
-    let (mut child, _pid) = workload(0.2, 3000);
+    let (mut child, _pid) = workload("0.2", 3000);
     let mut rec = kreq()
         .args([
             "record",
@@ -297,7 +362,8 @@ fn kill_9_leaves_valid_parts_and_cleanup_removes_the_instance() {
             })
             .unwrap_or(0)
     };
-    while parts(&dir) < 3 && started.elapsed() < Duration::from_secs(20) {
+    // The encoder runs at nice 19, so parts can lag while the workload keeps the CPUs busy.
+    while parts(&dir) < 3 && started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let recorder_pid = rec.id();
@@ -333,6 +399,7 @@ fn kill_9_leaves_valid_parts_and_cleanup_removes_the_instance() {
 /// SIGTERM stops a recording cleanly: exit 0, a manifest, and no instance left.
 #[test]
 fn sigterm_drains_closes_and_removes_the_instance() {
+    let _serial = crate::tracefs_lock();
     if !tracefs_usable("sigterm_drains_closes_and_removes_the_instance") {
         return;
     }

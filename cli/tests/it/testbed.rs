@@ -16,6 +16,7 @@ fn have(tool: &str) -> bool {
 
 #[test]
 fn small_testbed_recording_captures_every_request_on_every_tier() {
+    let _serial = crate::tracefs_lock();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let missing: Vec<&str> = ["nginx", "redis-server"]
         .into_iter()

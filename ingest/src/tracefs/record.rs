@@ -112,12 +112,30 @@ struct Recorder {
     manifest: Manifest,
 }
 
+/// Told when tracing has started (the instance is configured and `tracing_on` is 1).
+pub trait RecordObserver: Sync {
+    /// Tracing started in instance `name`.
+    fn started(&self, name: &str);
+}
+
+/// An observer that ignores everything.
+#[derive(Debug)]
+pub struct Silent;
+
+impl RecordObserver for Silent {
+    fn started(&self, _name: &str) {}
+}
+
 /// Record until `stop` is set or the duration ends.
-pub fn record(opts: &RecordOptions, stop: &AtomicBool) -> Result<RecordReport> {
+pub fn record(
+    opts: &RecordOptions,
+    stop: &AtomicBool,
+    observer: &dyn RecordObserver,
+) -> Result<RecordReport> {
     let root = tracefs_root()?;
     prepare_output(&opts.output, opts.force)?;
     let inst = Instance::create(&root)?;
-    let result = run(opts, &root, &inst, stop);
+    let result = run(opts, &root, &inst, stop, observer);
     let name = inst.name();
     let removed = inst.remove();
     let mut report = result?;
@@ -131,6 +149,7 @@ fn run(
     root: &std::path::Path,
     inst: &Instance,
     stop: &AtomicBool,
+    observer: &dyn RecordObserver,
 ) -> Result<RecordReport> {
     inst.write("tracing_on", "0")?;
     inst.write("trace_clock", &opts.clock)?;
@@ -192,6 +211,7 @@ fn run(
     let mut rec = Recorder::new(opts, root, header, page_size, formats, cpus.clone(), inst);
     inst.write("tracing_on", "1")?;
     go.wait();
+    observer.started(&inst.name());
     if opts.background_encode {
         lower_priority();
     }
