@@ -17,7 +17,7 @@ use crate::body::EventName;
 use crate::formats::{self, Template};
 use crate::intern::Interner;
 use crate::line::{EventLine, IrqContext};
-use crate::promote::{slot_for, EventKind, Slot, Typed};
+use crate::promote::{slot_for, EventKind, InlineStr, Slot, Typed};
 use crate::sparse::Sparse;
 
 /// What the builder knows about one event name: how to split and promote its fields.
@@ -189,6 +189,16 @@ pub struct EventBatchBuilder {
     state_letters: Option<Vec<(u64, String)>>,
     /// Event key of each binary format id seen (formats are fixed for one builder).
     format_ids: Vec<Option<i32>>,
+    /// Text of each IP address seen in binary records (few distinct, many repeats).
+    ip_text: HashMap<std::net::IpAddr, InlineStr>,
+}
+
+/// The text of `ip`, formatted once per builder.
+fn ip_text(cache: &mut HashMap<std::net::IpAddr, InlineStr>, ip: std::net::IpAddr) -> InlineStr {
+    // An IPv6 text is at most 45 bytes, so it always fits.
+    *cache
+        .entry(ip)
+        .or_insert_with(|| InlineStr::new(&ip.to_string()).unwrap_or(InlineStr::EMPTY))
 }
 
 impl Default for EventBatchBuilder {
@@ -244,6 +254,7 @@ impl EventBatchBuilder {
             text: String::new(),
             state_letters: None,
             format_ids: Vec::new(),
+            ip_text: HashMap::new(),
         }
     }
 
@@ -316,6 +327,7 @@ impl EventBatchBuilder {
         let letters = self.state_letters.as_deref();
         let mut i = 0;
         let mut digits = itoa::Buffer::new();
+        let ip_cache = &mut self.ip_text;
         for_each_field(fmt, letters, rec, |key, value| {
             let slot = info.bin_slot(i, key);
             i += 1;
@@ -324,6 +336,10 @@ impl EventBatchBuilder {
                 Value::Pointer(p) => typed.set_num(slot, i128::from(p)),
                 Value::Text(t) => typed.set(slot, t),
                 Value::Symbol(t) => typed.set(slot, t),
+                Value::Addr(ip) => typed.set_addr(slot, ip_text(ip_cache, ip), None),
+                Value::Endpoint(ip, port) => {
+                    typed.set_addr(slot, ip_text(ip_cache, ip), Some(port))
+                }
                 _ => {
                     text.clear();
                     let _ = write!(text, "{value}");

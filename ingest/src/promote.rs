@@ -185,6 +185,29 @@ impl Typed {
         }
     }
 
+    /// An address (and port, for endpoints) already rendered: binary records skip the
+    /// format-then-parse round trip of [`Typed::set`].
+    pub(crate) fn set_addr(&mut self, slot: Slot, addr: InlineStr, port: Option<u16>) -> bool {
+        match (slot, port) {
+            (Slot::Saddr, None) => put_once(&mut self.saddr, addr),
+            (Slot::Daddr, None) => put_once(&mut self.daddr, addr),
+            (Slot::Src | Slot::Dest, Some(port)) => {
+                let (a, p) = if slot == Slot::Src {
+                    (&mut self.saddr, &mut self.sport)
+                } else {
+                    (&mut self.daddr, &mut self.dport)
+                };
+                if a.is_some() || p.is_some() {
+                    return false;
+                }
+                *a = Some(addr);
+                *p = Some(port);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// `127.0.0.1:80` or `[::1]:80`.
     fn endpoint(&mut self, v: &str, source: bool) -> bool {
         let Some((addr, port)) = v.rsplit_once(':') else {
@@ -211,6 +234,14 @@ impl Typed {
     }
 }
 
+fn put_once(slot: &mut Option<InlineStr>, v: InlineStr) -> bool {
+    if slot.is_some() {
+        return false;
+    }
+    *slot = Some(v);
+    true
+}
+
 /// A port set twice (tcp_probe's `sport` after `src` in binary records) is promoted when it
 /// agrees, so the duplicate does not land in the map.
 fn same_or_put(slot: &mut Option<u16>, v: Option<u16>) -> bool {
@@ -232,6 +263,12 @@ pub(crate) struct InlineStr {
 }
 
 impl InlineStr {
+    /// The empty string (never stored in a column).
+    pub(crate) const EMPTY: Self = Self {
+        len: 0,
+        buf: [0; 56],
+    };
+
     /// None when empty or longer than 56 bytes (the value then stays in the map).
     pub(crate) fn new(s: &str) -> Option<Self> {
         if s.is_empty() || s.len() > 56 {
