@@ -220,17 +220,8 @@ impl Typed {
         let (Some(port), Some(addr)) = (port.parse::<u16>().ok(), InlineStr::new(addr)) else {
             return false;
         };
-        let (a, p) = if source {
-            (&mut self.saddr, &mut self.sport)
-        } else {
-            (&mut self.daddr, &mut self.dport)
-        };
-        if a.is_some() || p.is_some() {
-            return false;
-        }
-        *a = Some(addr);
-        *p = Some(port);
-        true
+        let slot = if source { Slot::Src } else { Slot::Dest };
+        self.set_addr(slot, addr, Some(port))
     }
 }
 
