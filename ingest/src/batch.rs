@@ -139,7 +139,7 @@ impl EventNames {
             slots: Vec::new(),
             bin_slots: Vec::new(),
         };
-        let id = self.names.push_new(full);
+        let id = self.names.intern(&full);
         self.info.push(info);
         id
     }

@@ -30,11 +30,6 @@ impl Interner {
         self.ids.get(s).copied()
     }
 
-    /// Add a value known to be new (caller checked with [`Interner::get`]).
-    pub(crate) fn push_new(&mut self, s: String) -> i32 {
-        self.intern(&s)
-    }
-
     /// Build a dictionary array from `keys` over the interned values.
     pub(crate) fn dictionary(
         &self,

@@ -125,7 +125,7 @@ pub enum Line<'a> {
     Malformed(&'static str),
 }
 
-/// Parse one line (without its newline). `fields` is scratch space reused across lines.
+/// Parse one line (without its newline). Fields are split later, by [`Body::fields`].
 pub fn parse_line<'a>(line: &'a str) -> Line<'a> {
     let line = line.strip_suffix('\r').unwrap_or(line);
     let b = line.as_bytes();

@@ -169,7 +169,6 @@ pub fn ingest(
                     }
                 };
                 if pos.offset == 0 && is_tracedat(&data) {
-                    sources[source].format = "trace.dat".into();
                     let decoded =
                         match read_tracedat(path, data, &mut chunker, &mut sources[source]) {
                             Ok(d) => d,

@@ -13,3 +13,28 @@ pub fn tracefs_lock() -> std::sync::MutexGuard<'static, ()> {
 }
 mod record;
 mod testbed;
+
+/// The `events` table of a dataset, every part file read in name order. Panics, naming the
+/// file, on any part that is not valid Parquet.
+pub fn read_events(ds: &std::path::Path) -> arrow::array::RecordBatch {
+    let mut files: Vec<_> = std::fs::read_dir(ds.join("events"))
+        .expect("events")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    let mut batches = Vec::new();
+    for f in &files {
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(f).expect("open"),
+        )
+        .unwrap_or_else(|e| panic!("{}: not a valid parquet file: {e}", f.display()))
+        .build()
+        .expect("reader");
+        for b in r {
+            batches.push(b.unwrap_or_else(|e| panic!("{}: {e}", f.display())));
+        }
+    }
+    arrow::compute::concat_batches(&kreq_schemas::events::schema(), &batches).expect("concat")
+}

@@ -3,6 +3,8 @@
 //! failure instead.
 
 use std::io::{BufRead, BufReader};
+
+use crate::read_events;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,31 +74,6 @@ fn kreq_instances() -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn read_events(ds: &Path) -> arrow::array::RecordBatch {
-    let mut batches = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(ds.join("events"))
-        .expect("events")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    for f in files
-        .iter()
-        .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
-    {
-        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(f).expect("open"),
-        )
-        .unwrap_or_else(|e| panic!("{}: not a valid parquet file: {e}", f.display()))
-        .build()
-        .expect("reader");
-        for b in r {
-            batches.push(b.unwrap_or_else(|e| panic!("{}: {e}", f.display())));
-        }
-    }
-    arrow::compute::concat_batches(&kreq_schemas::events::schema(), &batches).expect("concat")
 }
 
 /// Rows in per-CPU time order: `(cpu, ts_ns, canonical text of the typed columns)`.

@@ -60,20 +60,7 @@ fn small_testbed_recording_captures_every_request_on_every_tier() {
         .collect();
     assert_eq!(truth.len(), 50);
 
-    let mut batches = Vec::new();
-    for e in std::fs::read_dir(dir.join("ds/events"))
-        .expect("events")
-        .flatten()
-    {
-        let f = std::fs::File::open(e.path()).expect("part");
-        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-            .expect("parquet")
-            .build()
-            .expect("reader");
-        batches.extend(r.map(|b| b.expect("batch")));
-    }
-    let b =
-        arrow::compute::concat_batches(&kreq_schemas::events::schema(), &batches).expect("concat");
+    let b = crate::read_events(&dir.join("ds"));
     let ts = b.column(0).as_primitive::<Int64Type>();
     let tid = b
         .column_by_name("tid")

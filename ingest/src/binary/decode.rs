@@ -29,7 +29,8 @@ pub enum Value<'a> {
     Bytes(&'a [u8]),
 }
 
-fn int(rec: &[u8], f: &FieldFormat) -> Option<i128> {
+/// A scalar field as an integer.
+pub(crate) fn int(rec: &[u8], f: &FieldFormat) -> Option<i128> {
     let b = rec.get(f.offset..f.offset + f.size)?;
     Some(match (f.size, f.signed) {
         (1, true) => i128::from(b[0] as i8),
@@ -57,6 +58,15 @@ fn dynamic<'a>(rec: &'a [u8], f: &FieldFormat) -> Option<&'a [u8]> {
         off += f.offset + f.size;
     }
     rec.get(off..off + len)
+}
+
+/// A text field (char array or `__data_loc` string), up to its first NUL.
+pub(crate) fn field_text<'a>(rec: &'a [u8], f: &FieldFormat) -> Option<&'a str> {
+    match f.kind {
+        FieldKind::Array => rec.get(f.offset..f.offset + f.size).map(text),
+        FieldKind::DataLoc | FieldKind::RelLoc => dynamic(rec, f).map(text),
+        FieldKind::Int => None,
+    }
 }
 
 fn sockaddr(b: &[u8]) -> Option<(IpAddr, u16)> {

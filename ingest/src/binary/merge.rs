@@ -5,7 +5,8 @@ use std::collections::BinaryHeap;
 
 use hashbrown::HashMap;
 
-use super::format::{EventFormat, FieldKind, FormatRegistry, PageHeader};
+use super::decode::{field_text, int};
+use super::format::{EventFormat, FormatRegistry, PageHeader};
 use super::page::{Missed, Page, PageError};
 use crate::batch::{EventBatchBuilder, RowHead};
 use crate::chunk::{LostReport, ParsedChunk};
@@ -58,6 +59,7 @@ pub fn decode(cpus: &[CpuPages<'_>], ctx: &DecodeContext<'_>, rows: usize) -> De
         .iter()
         .map(|c| index_cpu(c, ctx, &mut lost, &mut bad_pages))
         .collect();
+    lost.sort_by_key(|l| l.ts_ns);
     let mut order = Merge::new(&per_cpu);
     let mut comms = Comms::new(ctx.cmdlines);
     let mut chunks = Vec::new();
@@ -200,7 +202,6 @@ fn index_cpu(
     // Each CPU's stream is in time order already; sort defensively (stable) in case of
     // clock jumps between pages.
     out.sort_by_key(|r| r.ts);
-    lost.sort_by_key(|l| l.ts_ns);
     out
 }
 
@@ -269,6 +270,9 @@ fn unknown_format(id: u16) -> EventFormat {
 struct Comms<'a> {
     saved: &'a HashMap<i32, String>,
     seen: HashMap<i32, String>,
+    /// Per format id, the `(pid field, comm field)` indices that name a thread, resolved on
+    /// the first record of that format (empty for events that name none).
+    plans: HashMap<u16, Vec<(usize, usize)>>,
 }
 
 impl<'a> Comms<'a> {
@@ -276,6 +280,7 @@ impl<'a> Comms<'a> {
         Self {
             saved,
             seen: HashMap::new(),
+            plans: HashMap::new(),
         }
     }
 
@@ -290,17 +295,11 @@ impl<'a> Comms<'a> {
     }
 
     fn learn(&mut self, f: &EventFormat, rec: &[u8]) {
-        let pairs: &[(&str, &str)] = match f.name.as_str() {
-            "sched_switch" => &[("prev_pid", "prev_comm"), ("next_pid", "next_comm")],
-            "sched_wakeup" | "sched_wakeup_new" | "sched_waking" => &[("pid", "comm")],
-            "sched_process_fork" => &[("child_pid", "child_comm")],
-            "task_rename" => &[("pid", "newcomm")],
-            _ => return,
-        };
-        for (pid_name, comm_name) in pairs {
-            if let (Some(pid), Some(comm)) =
-                (int_field(f, rec, pid_name), text_field(f, rec, comm_name))
-            {
+        let plan = self.plans.entry(f.id).or_insert_with(|| plan(f));
+        for &(pid_at, comm_at) in plan.iter() {
+            let pid = int(rec, &f.fields[pid_at]).and_then(|p| i32::try_from(p).ok());
+            let comm = field_text(rec, &f.fields[comm_at]);
+            if let (Some(pid), Some(comm)) = (pid, comm) {
                 if pid != 0 && self.seen.get(&pid).is_none_or(|c| c != comm) {
                     self.seen.insert(pid, comm.to_owned());
                 }
@@ -309,27 +308,18 @@ impl<'a> Comms<'a> {
     }
 }
 
-fn int_field(f: &EventFormat, rec: &[u8], name: &str) -> Option<i32> {
-    let fld = f.fields.iter().find(|x| x.name == name && x.size == 4)?;
-    Some(i32::from_le_bytes(
-        rec.get(fld.offset..fld.offset + 4)?.try_into().ok()?,
-    ))
-}
-
-fn text_field<'r>(f: &EventFormat, rec: &'r [u8], name: &str) -> Option<&'r str> {
-    let fld = f.fields.iter().find(|x| x.name == name)?;
-    let b = match fld.kind {
-        FieldKind::Array => rec.get(fld.offset..fld.offset + fld.size)?,
-        FieldKind::DataLoc | FieldKind::RelLoc => {
-            let loc = u32::from_le_bytes(rec.get(fld.offset..fld.offset + 4)?.try_into().ok()?);
-            let mut off = (loc & 0xffff) as usize;
-            if fld.kind == FieldKind::RelLoc {
-                off += fld.offset + fld.size;
-            }
-            rec.get(off..off + (loc >> 16) as usize)?
-        }
-        FieldKind::Int => return None,
+/// Which fields of event `f` pair a thread id with its name.
+fn plan(f: &EventFormat) -> Vec<(usize, usize)> {
+    let pairs: &[(&str, &str)] = match f.name.as_str() {
+        "sched_switch" => &[("prev_pid", "prev_comm"), ("next_pid", "next_comm")],
+        "sched_wakeup" | "sched_wakeup_new" | "sched_waking" => &[("pid", "comm")],
+        "sched_process_fork" => &[("child_pid", "child_comm")],
+        "task_rename" => &[("pid", "newcomm")],
+        _ => &[],
     };
-    let end = memchr::memchr(0, b).unwrap_or(b.len());
-    std::str::from_utf8(&b[..end]).ok()
+    let at = |name: &str| f.fields.iter().position(|x| x.name == name);
+    pairs
+        .iter()
+        .filter_map(|(p, c)| Some((at(p)?, at(c)?)))
+        .collect()
 }

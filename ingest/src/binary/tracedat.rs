@@ -308,11 +308,7 @@ pub(super) fn stats_of_buffer(all: &[String], name: &str) -> Vec<String> {
 }
 
 /// A NUL-terminated option value as text.
-pub(super) fn cstr_text(b: &[u8]) -> String {
-    cstr_lossy(b)
-}
-
-fn cstr_lossy(b: &[u8]) -> String {
+pub(super) fn cstr_lossy(b: &[u8]) -> String {
     let end = memchr::memchr(0, b).unwrap_or(b.len());
     String::from_utf8_lossy(&b[..end]).into_owned()
 }

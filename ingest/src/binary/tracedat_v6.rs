@@ -37,13 +37,15 @@ pub(super) fn read(
             let data = c.take(size)?;
             let mut d = DatCursor::new(data, (c.pos - size) as u64);
             match id {
-                2 => dat.cpu_stats.push(super::tracedat::cstr_text(data)),
+                2 => dat.cpu_stats.push(super::tracedat::cstr_lossy(data)),
                 3 => {
                     let off = d.u64()?;
                     buffers.push((d.cstr()?.to_owned(), off));
                 }
-                4 => dat.clock = super::tracedat::selected_clock(&super::tracedat::cstr_text(data)),
-                5 => dat.uname = Some(super::tracedat::cstr_text(data)),
+                4 => {
+                    dat.clock = super::tracedat::selected_clock(&super::tracedat::cstr_lossy(data))
+                }
+                5 => dat.uname = Some(super::tracedat::cstr_lossy(data)),
                 _ => {}
             }
         }

@@ -73,9 +73,9 @@ const KINDS: &[&str] = &[
     " netif_receive_skb:",
 ];
 
-#[test]
-fn trace_pipe_rows() {
-    let text = sample(&capture("s2-c4/trace.txt.zst"), 12, KINDS);
+/// Parsed rows of a sample of a capture, which must parse without a malformed line.
+fn sample_rows(capture_path: &str) -> String {
+    let text = sample(&capture(capture_path), 12, KINDS);
     let parsed = parse_chunk(
         &text,
         ChunkPos {
@@ -85,20 +85,15 @@ fn trace_pipe_rows() {
     )
     .expect("parse");
     assert_eq!(parsed.malformed_count, 0);
-    insta::assert_snapshot!(render(&parsed.events));
+    render(&parsed.events)
+}
+
+#[test]
+fn trace_pipe_rows() {
+    insta::assert_snapshot!(sample_rows("s2-c4/trace.txt.zst"));
 }
 
 #[test]
 fn trace_cmd_report_rows() {
-    let text = sample(&capture("t0-tracecmd/report.txt.zst"), 12, KINDS);
-    let parsed = parse_chunk(
-        &text,
-        ChunkPos {
-            first_line: 1,
-            offset: 0,
-        },
-    )
-    .expect("parse");
-    assert_eq!(parsed.malformed_count, 0);
-    insta::assert_snapshot!(render(&parsed.events));
+    insta::assert_snapshot!(sample_rows("t0-tracecmd/report.txt.zst"));
 }
