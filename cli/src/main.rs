@@ -1,5 +1,6 @@
 //! The `kreq` command line.
 
+mod correlate_cmd;
 mod ingest_cmd;
 mod record_cmd;
 
@@ -26,6 +27,10 @@ enum Command {
     Ingest(ingest_cmd::IngestArgs),
     /// Record kernel events live from a private tracefs instance (root).
     Record(record_cmd::RecordArgs),
+    /// Label every event with its request and derive spans, requests and edges.
+    Correlate(correlate_cmd::CorrelateArgs),
+    /// Score a correlated dataset against ground truth.
+    Eval(correlate_cmd::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +38,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ingest(args) => ingest_cmd::run(args),
         Command::Record(args) => record_cmd::run(args),
+        Command::Correlate(args) => correlate_cmd::run(args),
+        Command::Eval(args) => correlate_cmd::run_eval(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,27 @@
-//! Request correlation: labels events with requests and derives spans.
+//! Request correlation: labels every event with the request it served and derives the
+//! `spans`, `requests` and `edges` tables.
 //!
-//! Not implemented yet (tracked as issue 4); this crate only reserves its place in the
-//! workspace so the dependency direction `schemas <- correlate` is fixed from the start.
+//! [`Engine`] is a streaming pass over time-ordered [`Event`]s; [`dataset::correlate`] runs it
+//! over a dataset on disk and writes the results; [`eval`] scores a result against ground truth.
 #![deny(missing_docs)]
+
+pub mod dataset;
+mod engine;
+mod error;
+pub mod eval;
+pub mod event;
+pub mod ingress;
+mod input;
+mod intern;
+mod link;
+pub mod model;
+mod output;
+pub mod sched;
+pub mod socket;
+pub mod stream;
+
+pub use engine::{Config, Engine, LabelSink, Stats};
+pub use error::{Error, Result};
+pub use event::{Endpoint, Event, Kind, PrevState, Sys, Tuple};
+pub use intern::Interner;
+pub use stream::Tag;

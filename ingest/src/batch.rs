@@ -466,6 +466,9 @@ impl EventBatchBuilder {
             self.addrs.dictionary(self.daddr.finish(n))?,
             Arc::new(self.dport.finish(n)),
             Arc::new(self.fields.finish()),
+            // Filled by `kreq correlate`.
+            arrow::array::new_null_array(&arrow::datatypes::DataType::UInt64, n),
+            arrow::array::new_null_array(&arrow::datatypes::DataType::UInt64, n),
         ];
         RecordBatch::try_new(events::schema(), columns)
     }

@@ -441,6 +441,7 @@ fn finish(
         time_range_ns: range,
         sorted,
         sources,
+        correlation: None,
     };
     write_manifest(&opts.output, &manifest)?;
     Ok(IngestReport {

@@ -6,6 +6,9 @@
 //!   events/part-000000.parquet     events, one file per input chunk, each sorted by ts_ns
 //!   events/part-000001.parquet
 //!   lost_events/part-000000.parquet
+//!   spans/part-000000.parquet      written by `kreq correlate` (events get request_id/span_id)
+//!   requests/part-000000.parquet
+//!   edges/part-000000.parquet
 //!   formats.json                   format files of the events (binary recordings only)
 //! ```
 //! Each table is a directory of Parquet files with identical schemas, so
@@ -21,6 +24,12 @@ use serde::{Deserialize, Serialize};
 pub const EVENTS_DIR: &str = "events";
 /// Directory of the `lost_events` table inside a dataset.
 pub const LOST_EVENTS_DIR: &str = "lost_events";
+/// Directory of the `spans` table (written by correlation).
+pub const SPANS_DIR: &str = "spans";
+/// Directory of the `requests` table (written by correlation).
+pub const REQUESTS_DIR: &str = "requests";
+/// Directory of the `edges` table (written by correlation).
+pub const EDGES_DIR: &str = "edges";
 /// File name of the manifest inside a dataset.
 pub const MANIFEST: &str = "kreq.json";
 /// File holding the tracefs format files of a binary recording (`{"group/name": "text"}`).
@@ -71,6 +80,26 @@ pub struct Manifest {
     pub time_range_ns: Option<(i64, i64)>,
     /// True when the part files, taken in name order, are globally sorted by `ts_ns`.
     pub sorted: bool,
+    /// What `kreq correlate` did, once it has run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<CorrelationInfo>,
+}
+
+/// Summary of a correlation run, stored in the manifest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CorrelationInfo {
+    /// Ingress endpoints (`ADDR:PORT`) requests were started at.
+    pub ingress: Vec<String>,
+    /// True when the ingress was picked automatically rather than given.
+    pub ingress_auto: bool,
+    /// Requests found.
+    pub requests: u64,
+    /// Spans derived.
+    pub spans: u64,
+    /// Edges (linking decisions) recorded.
+    pub edges: u64,
+    /// Events labelled with a request.
+    pub labelled_events: u64,
 }
 
 /// What one input contributed to a dataset.

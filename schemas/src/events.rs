@@ -76,6 +76,12 @@ pub const DADDR: &str = "daddr";
 pub const DPORT: &str = "dport";
 /// All fields not promoted to a typed column: Map<Utf8, Utf8>, null when there are none.
 pub const FIELDS: &str = "fields";
+/// Request this event served (UInt64, see the `requests` table). Null until `kreq correlate`
+/// has run, and for events it did not attribute to a request.
+pub const REQUEST_ID: &str = "request_id";
+/// Span of [`REQUEST_ID`] this event belongs to (UInt64, see the `spans` table); null when
+/// `request_id` is null.
+pub const SPAN_ID: &str = "span_id";
 
 /// Fields promoted to typed columns, as `(event-name pattern, field name, column)`. A pattern
 /// ending in `*` is a prefix. Documented here so users know where each field lives.
@@ -163,6 +169,8 @@ pub fn schema() -> SchemaRef {
                 Field::new(DADDR, dict(), true),
                 Field::new(DPORT, DataType::UInt16, true),
                 Field::new(FIELDS, DataType::Map(fields_entries(), false), true),
+                Field::new(REQUEST_ID, DataType::UInt64, true),
+                Field::new(SPAN_ID, DataType::UInt64, true),
             ]))
         })
         .clone()

@@ -11,16 +11,19 @@
 #![deny(missing_docs)]
 
 pub mod dataset;
+pub mod edges;
 pub mod events;
 pub mod ids;
 pub mod lost_events;
+pub mod requests;
+pub mod spans;
 pub mod writer;
 
 pub use ids::{Cpu, Tid, TimestampNs};
 
 /// Version of the on-disk schema, stored in every file's metadata under [`SCHEMA_VERSION_KEY`].
 /// Bumped whenever a column is added, removed or changes meaning.
-pub const SCHEMA_VERSION: &str = "1";
+pub const SCHEMA_VERSION: &str = "2";
 
 /// Parquet key-value metadata key holding [`SCHEMA_VERSION`].
 pub const SCHEMA_VERSION_KEY: &str = "kreq.schema_version";

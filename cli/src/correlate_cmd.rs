@@ -1,0 +1,125 @@
+//! `kreq correlate` and `kreq eval`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use kreq_correlate::dataset::{correlate, Options};
+use kreq_correlate::eval;
+
+/// Arguments of `kreq correlate`.
+#[derive(Debug, Args)]
+pub struct CorrelateArgs {
+    /// Dataset directory (from `kreq ingest` or `kreq record`); results are added to it.
+    pub dataset: PathBuf,
+    /// Where requests enter (`ADDR:PORT`, `[V6]:PORT`, or `:PORT` for any address); repeat
+    /// for several. Default: the server endpoints whose clients serve nothing in the trace.
+    #[arg(long)]
+    pub ingress: Vec<String>,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Runs `kreq correlate`.
+pub fn run(args: CorrelateArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let opts = Options {
+        ingress: args.ingress,
+        linger_ns: 0,
+    };
+    let s = correlate(&args.dataset, &opts)?;
+    if args.quiet {
+        return Ok(());
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let how = if s.ingress_auto { "detected" } else { "given" };
+    if s.ingress.is_empty() {
+        eprintln!("ingress: none found; pass --ingress ADDR:PORT (no requests can start)");
+    } else {
+        eprintln!("ingress ({how}): {}", s.ingress.join(", "));
+    }
+    let st = s.stats;
+    eprintln!(
+        "correlated {} events in {secs:.2}s ({:.0} events/s): {} requests ({} incomplete), {} spans, {} edges; {} events labelled",
+        st.events,
+        st.events as f64 / secs.max(1e-9),
+        st.requests,
+        s.incomplete,
+        st.spans,
+        st.edges,
+        st.labelled - s.late_labels,
+    );
+    eprintln!(
+        "bytes read but never seen sent: {}; reads mixing two requests: {}; unmatched syscalls: {}; late labels: {}",
+        st.unseen_bytes, st.mixed_reads, st.unmatched_brackets, s.late_labels
+    );
+    eprintln!(
+        "peak state: {} threads, {} sockets, {} streams, {} open requests, {} open spans; peak RSS {} MiB",
+        s.peak_state[0],
+        s.peak_state[1],
+        s.peak_state[2],
+        s.peak_state[3],
+        s.peak_state[4],
+        peak_rss_mib().map_or("?".into(), |m| m.to_string())
+    );
+    Ok(())
+}
+
+/// Arguments of `kreq eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A correlated dataset.
+    pub dataset: PathBuf,
+    /// Ground truth, JSON lines (format: see `kreq_correlate::eval`).
+    #[arg(long)]
+    pub truth: PathBuf,
+    /// Exit non-zero when fewer than this share of requests is exact (0 to 1).
+    #[arg(long)]
+    pub min_accuracy: Option<f64>,
+    /// Print the score as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `kreq eval`.
+pub fn run_eval(args: EvalArgs) -> Result<()> {
+    let truth = eval::read_truth(&args.truth)?;
+    let s = eval::evaluate(&args.dataset, &truth)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&s)?);
+    } else {
+        println!(
+            "sent {}, correlated {}, found {}, exact {} ({:.2}%)",
+            s.sent,
+            s.correlated,
+            s.found,
+            s.exact,
+            s.accuracy * 100.0
+        );
+        for (why, n) in &s.failures {
+            println!("  {n:5}  {why}");
+        }
+        for (id, why) in &s.examples {
+            println!("  e.g. {id}: {why}");
+        }
+    }
+    if let Some(min) = args.min_accuracy {
+        if s.accuracy < min {
+            bail!(
+                "accuracy {:.4} is below --min-accuracy {min}",
+                s.accuracy
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB.
+pub fn peak_rss_mib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
+}

@@ -1,0 +1,374 @@
+//! The streaming correlator: one pass over time-ordered events.
+//!
+//! State is per live thread (its open syscall, current request, scheduler clock), per socket
+//! (role, request being served, outgoing call), per connection direction (unread bytes) and per
+//! open request. Requests are handed out once they have responded and nothing touched them for
+//! [`Config::linger_ns`], so memory does not grow with the length of the trace.
+
+use hashbrown::HashMap;
+
+use crate::event::{Event, Kind, PrevState, Sys, Tuple};
+use crate::model::{Finished, Request, Rule, Span};
+use crate::sched::{BlockReason, ThreadClock};
+use crate::socket::{Ingress, Role};
+use crate::stream::{Stream, Tag};
+
+/// Receives the label of each event row attributed to a request.
+pub trait LabelSink {
+    /// Event `row` belongs to `tag`'s request and span.
+    fn label(&mut self, row: u64, tag: Tag);
+}
+
+impl LabelSink for Vec<(u64, Tag)> {
+    fn label(&mut self, row: u64, tag: Tag) {
+        self.push((row, tag));
+    }
+}
+
+/// Correlator settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Endpoints where requests start.
+    pub ingress: Vec<Ingress>,
+    /// A responded request is finished once nothing touched it for this long (ns).
+    pub linger_ns: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ingress: Vec::new(),
+            linger_ns: 1_000_000_000,
+        }
+    }
+}
+
+/// Counters of what the pass saw, for the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events processed.
+    pub events: u64,
+    /// Events labelled with a request.
+    pub labelled: u64,
+    /// Requests started.
+    pub requests: u64,
+    /// Spans created.
+    pub spans: u64,
+    /// Edges recorded.
+    pub edges: u64,
+    /// Bytes read that were never seen sent (sent before the recording, or by an untraced peer).
+    pub unseen_bytes: i64,
+    /// Reads that took bytes of two different requests at once.
+    pub mixed_reads: u64,
+    /// Unread segments dropped to bound memory (a peer that never reads).
+    pub dropped_segments: u64,
+    /// Syscalls whose exit was never seen (lost events or the recording's start).
+    pub unmatched_brackets: u64,
+}
+
+/// A syscall in progress on a thread: the events inside it say which socket and how much.
+#[derive(Debug, Default)]
+pub(crate) struct Bracket {
+    pub sys: Option<Sys>,
+    pub fd: Option<i64>,
+    pub start: i64,
+    pub rows: Vec<u64>,
+    pub sk: Option<u64>,
+    pub len: i64,
+    pub rcv_tuple: Option<Tuple>,
+    pub send_tuple: Option<Tuple>,
+    pub send_tag: Option<Option<Tag>>,
+    pub probed: i64,
+    pub last_probe: Option<i64>,
+    pub data_ts: Option<i64>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Thread {
+    pub tgid: Option<i32>,
+    pub comm: u32,
+    pub bracket: Option<Bracket>,
+    /// The request this thread is working on and its span on this thread.
+    pub current: Option<Tag>,
+    /// A request handed to this thread by a wakeup or fork, not yet taken up.
+    pub handoff: Option<(Tag, Rule, i64)>,
+    pub event_loop: bool,
+    pub clock: ThreadClock,
+}
+
+/// An outgoing call on a client socket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Call {
+    pub tag: Tag,
+    pub parent: Tag,
+    pub replied: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Sock {
+    pub role: Role,
+    pub ingress: bool,
+    /// Server sockets: the request being served and its span.
+    pub rx: Option<Tag>,
+    pub responded: bool,
+    /// Client sockets: the call in progress.
+    pub call: Option<Call>,
+}
+
+/// The correlator.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) cfg: Config,
+    pub(crate) threads: HashMap<i32, Thread>,
+    pub(crate) socks: HashMap<Tuple, Sock>,
+    pub(crate) fds: HashMap<(i32, i64), Tuple>,
+    pub(crate) sks: HashMap<u64, Tuple>,
+    pub(crate) role_hints: HashMap<(i32, i64), Role>,
+    /// Outgoing connections an event loop opened for a request (`connect` while serving it).
+    pub(crate) conn_owner: HashMap<(i32, i64), Tag>,
+    pub(crate) streams: HashMap<(crate::event::Endpoint, crate::event::Endpoint), Stream>,
+    pub(crate) requests: HashMap<u64, Request>,
+    pub(crate) spans: HashMap<u64, Span>,
+    pub(crate) finished: Vec<Finished>,
+    pub(crate) next_id: u64,
+    pub(crate) now: i64,
+    pub(crate) stats: Stats,
+}
+
+impl Engine {
+    /// A correlator with settings `cfg`.
+    pub fn new(cfg: Config) -> Engine {
+        Engine {
+            cfg,
+            threads: HashMap::new(),
+            socks: HashMap::new(),
+            fds: HashMap::new(),
+            sks: HashMap::new(),
+            role_hints: HashMap::new(),
+            conn_owner: HashMap::new(),
+            streams: HashMap::new(),
+            requests: HashMap::new(),
+            spans: HashMap::new(),
+            finished: Vec::new(),
+            next_id: 1,
+            now: i64::MIN,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Requests finished since the last call, with their spans.
+    pub fn take_finished(&mut self) -> Vec<Finished> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Live state sizes (threads, sockets, streams, open requests, open spans), to show that
+    /// memory is bounded.
+    pub fn state_size(&self) -> [usize; 5] {
+        [
+            self.threads.len(),
+            self.socks.len(),
+            self.streams.len(),
+            self.requests.len(),
+            self.spans.len(),
+        ]
+    }
+
+    /// Processes one event; events must come in time order.
+    pub fn push(&mut self, ev: &Event, sink: &mut impl LabelSink) {
+        self.stats.events += 1;
+        self.now = self.now.max(ev.ts);
+        if self.stats.events % 4096 == 0 {
+            self.finish_idle(false);
+        }
+        match ev.kind {
+            Kind::Switch => self.on_switch(ev),
+            Kind::Wakeup => self.on_wakeup(ev),
+            _ => {}
+        }
+        if ev.tid == 0 {
+            return;
+        }
+        let t = self.thread(ev);
+        if !ev.irq {
+            t.clock.saw_running(ev.ts);
+        }
+        match ev.kind {
+            Kind::Enter(sys) => self.on_enter(ev, sys, sink),
+            Kind::Exit(sys) => self.on_exit(ev, sys, sink),
+            Kind::SockSend | Kind::SockRecv => self.on_sock_length(ev, sink),
+            Kind::RcvSpace => self.on_rcv_space(ev, sink),
+            Kind::Probe => self.on_probe(ev, sink),
+            Kind::Destroy => {
+                if let (Some(l), Some(r)) = (ev.src, ev.dst) {
+                    let t = Tuple {
+                        local: l,
+                        remote: r,
+                    };
+                    self.socks.remove(&t);
+                    self.streams.remove(&(l, r));
+                    self.streams.remove(&(r, l));
+                }
+                self.label_in_context(ev, sink);
+            }
+            Kind::Fork => {
+                self.label_in_context(ev, sink);
+                if let Some(child) = ev.child_tid {
+                    let cur = self.threads.get(&ev.tid).and_then(|t| t.current);
+                    let tgid = if child == ev.tid { ev.tgid } else { None };
+                    let c = self.threads.entry(child).or_insert_with(|| Thread {
+                        tgid,
+                        comm: ev.comm,
+                        bracket: None,
+                        current: None,
+                        handoff: None,
+                        event_loop: false,
+                        clock: ThreadClock::new(ev.ts),
+                    });
+                    if let Some(tag) = cur {
+                        c.handoff = Some((tag, Rule::Fork, ev.ts));
+                    }
+                }
+            }
+            Kind::ExitTask => {
+                self.label_in_context(ev, sink);
+                self.threads.remove(&ev.tid);
+            }
+            _ => self.label_in_context(ev, sink),
+        }
+    }
+
+    /// Finishes every open request (end of input) and returns the counters.
+    pub fn finish(&mut self) -> Stats {
+        self.finish_idle(true);
+        self.stats
+    }
+
+    pub(crate) fn thread(&mut self, ev: &Event) -> &mut Thread {
+        let t = self.threads.entry(ev.tid).or_insert_with(|| Thread {
+            tgid: ev.tgid,
+            comm: ev.comm,
+            bracket: None,
+            current: None,
+            handoff: None,
+            event_loop: false,
+            clock: ThreadClock::new(ev.ts),
+        });
+        if ev.tgid.is_some() {
+            t.tgid = ev.tgid;
+        }
+        if !ev.irq {
+            t.comm = ev.comm;
+        }
+        t
+    }
+
+    /// Labels an event with its thread's open syscall (resolved later) or current request.
+    pub(crate) fn label_in_context(&mut self, ev: &Event, sink: &mut impl LabelSink) {
+        let Some(t) = self.threads.get_mut(&ev.tid) else {
+            return;
+        };
+        if let Some(b) = t.bracket.as_mut() {
+            b.rows.push(ev.row);
+            return;
+        }
+        if let Some(tag) = t.current {
+            self.emit(ev.row, tag, sink);
+        }
+    }
+
+    pub(crate) fn emit(&mut self, row: u64, tag: Tag, sink: &mut impl LabelSink) {
+        sink.label(row, tag);
+        self.stats.labelled += 1;
+        if let Some(s) = self.spans.get_mut(&tag.span) {
+            s.events += 1;
+        }
+    }
+
+    fn on_switch(&mut self, ev: &Event) {
+        if let Some(prev) = ev.prev_tid.filter(|&p| p != 0) {
+            if let Some(t) = self.threads.get_mut(&prev) {
+                match ev.prev_state {
+                    Some(PrevState::Runnable) | None => t.clock.preempted(ev.ts),
+                    Some(st) => {
+                        let reason = block_reason(t.bracket.as_ref(), st, &self.fds, t.tgid);
+                        t.clock.blocked(ev.ts, reason);
+                    }
+                }
+            }
+        }
+        if let Some(next) = ev.next_tid.filter(|&n| n != 0) {
+            if let Some(t) = self.threads.get_mut(&next) {
+                t.clock.switched_in(ev.ts);
+            }
+        }
+    }
+
+    fn on_wakeup(&mut self, ev: &Event) {
+        let Some(target) = ev.wake_tid.filter(|&w| w != 0 && w != ev.tid) else {
+            return;
+        };
+        let waker = if ev.irq || ev.tid == 0 {
+            None
+        } else {
+            self.threads.get(&ev.tid).and_then(|t| t.current)
+        };
+        if let Some(t) = self.threads.get_mut(&target) {
+            t.clock.woken(ev.ts);
+            if let Some(tag) = waker {
+                if t.current.is_none() {
+                    t.handoff = Some((tag, Rule::Wakeup, ev.ts));
+                }
+            }
+        }
+    }
+
+    /// Hands out requests that responded and were idle for the linger time (all when `all`).
+    pub(crate) fn finish_idle(&mut self, all: bool) {
+        let cutoff = self.now.saturating_sub(self.cfg.linger_ns);
+        let done: Vec<u64> = self
+            .requests
+            .values()
+            .filter(|r| all || (r.responded && r.end < cutoff))
+            .map(|r| r.id)
+            .collect();
+        for id in done {
+            let Some(request) = self.requests.remove(&id) else {
+                continue;
+            };
+            let spans = request
+                .spans
+                .iter()
+                .filter_map(|s| self.spans.remove(s))
+                .collect();
+            self.finished.push(Finished { request, spans });
+        }
+    }
+}
+
+fn block_reason(
+    b: Option<&Bracket>,
+    st: PrevState,
+    fds: &HashMap<(i32, i64), Tuple>,
+    tgid: Option<i32>,
+) -> BlockReason {
+    let Some(b) = b else {
+        return BlockReason::Other;
+    };
+    let is_socket = b
+        .fd
+        .zip(tgid)
+        .is_some_and(|(fd, g)| fds.contains_key(&(g, fd)));
+    match b.sys {
+        Some(Sys::Wait | Sys::Accept | Sys::Connect) => BlockReason::Network,
+        Some(Sys::Recv | Sys::Send) if is_socket => BlockReason::Network,
+        Some(Sys::Recv | Sys::Send) if st == PrevState::DiskSleep => BlockReason::Disk,
+        Some(Sys::Futex) => BlockReason::Lock,
+        _ if st == PrevState::DiskSleep => BlockReason::Disk,
+        _ => BlockReason::Other,
+    }
+}

@@ -1,0 +1,529 @@
+//! The linking rules: per syscall, which socket it touched and which request it served.
+//!
+//! - A send or receive resolves its socket from the events inside its syscall bracket
+//!   (`sock_*_length` socket and bytes, `tcp_rcv_space_adjust` and `tcp_probe` 4-tuples), or
+//!   from what the same `(process, fd)` resolved to before.
+//! - Bytes are matched to the request that sent them by stream position ([`crate::stream`]).
+//! - A reply on a server socket belongs to the request last read on that socket (event loops
+//!   such as redis read several connections, then write all the replies).
+//! - A send on a client socket belongs to the thread's current request: the one it last read
+//!   on a server socket (thread-per-request servers and event loops alike), or else one handed
+//!   to it by a wakeup or fork.
+
+use crate::engine::{Bracket, Call, Engine, LabelSink, Sock};
+use crate::event::{Event, Sys, Tuple};
+use crate::model::{Edge, Request, Rule, Span, SpanKind};
+use crate::socket::{role_from_ports, Role};
+use crate::stream::Tag;
+
+impl Engine {
+    pub(crate) fn on_enter(&mut self, ev: &Event, sys: Sys, sink: &mut impl LabelSink) {
+        let t = self.thread(ev);
+        let stale = t.bracket.take();
+        if sys == Sys::Wait {
+            t.event_loop = true;
+            t.current = None;
+        }
+        t.bracket = Some(Bracket {
+            sys: Some(sys),
+            fd: ev.fd,
+            start: ev.ts,
+            rows: vec![ev.row],
+            ..Default::default()
+        });
+        if let Some(b) = stale {
+            self.stats.unmatched_brackets += 1;
+            let cur = self.threads.get(&ev.tid).and_then(|t| t.current);
+            if let Some(tag) = cur {
+                for r in b.rows {
+                    self.emit(r, tag, sink);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn on_sock_length(&mut self, ev: &Event, sink: &mut impl LabelSink) {
+        self.implicit_bracket(ev);
+        let t = self.thread(ev);
+        if let Some(b) = t.bracket.as_mut() {
+            if ev.irq {
+                b.rows.push(ev.row);
+                return;
+            }
+            if ev.sk.is_some() {
+                b.sk = ev.sk;
+            }
+            if let Some(n) = ev.length.filter(|&n| n > 0) {
+                b.len += n;
+                b.data_ts.get_or_insert(ev.ts);
+            }
+            b.rows.push(ev.row);
+            return;
+        }
+        self.label_in_context(ev, sink);
+    }
+
+    /// A socket event of a thread not known to be in a syscall: the syscall began before the
+    /// recording did (a thread blocked in `recvfrom` since then) or its enter was lost. Open a
+    /// bracket without a syscall; the exit says which it was.
+    fn implicit_bracket(&mut self, ev: &Event) {
+        let t = self.thread(ev);
+        if t.bracket.is_none() && !ev.irq {
+            t.bracket = Some(Bracket {
+                start: ev.ts,
+                ..Default::default()
+            });
+        }
+    }
+
+    pub(crate) fn on_rcv_space(&mut self, ev: &Event, sink: &mut impl LabelSink) {
+        self.implicit_bracket(ev);
+        if let (Some(l), Some(r)) = (ev.src, ev.dst) {
+            let tuple = Tuple {
+                local: l,
+                remote: r,
+            };
+            if let Some(sk) = ev.sk {
+                self.sks.insert(sk, tuple);
+            }
+            if let Some(b) = self.thread(ev).bracket.as_mut() {
+                if b.sys.is_none_or(|s| s == Sys::Recv) {
+                    b.rcv_tuple = Some(tuple);
+                }
+            }
+        }
+        self.label_in_context(ev, sink);
+    }
+
+    /// `tcp_probe` fires when a segment reaches the receiving socket. Inside a send it marks
+    /// the moment the bytes became readable, which can be before the sender's syscall returns:
+    /// the bytes are queued then, so the reader always finds them.
+    pub(crate) fn on_probe(&mut self, ev: &Event, sink: &mut impl LabelSink) {
+        let (Some(src), Some(dst)) = (ev.src, ev.dst) else {
+            return self.label_in_context(ev, sink);
+        };
+        let receiver = Tuple {
+            local: src,
+            remote: dst,
+        };
+        if let Some(sk) = ev.sk {
+            self.sks.insert(sk, receiver);
+        }
+        let len = ev.length.unwrap_or(0);
+        let sender = receiver.mirrored();
+        let tgid = self.thread(ev).tgid.unwrap_or(ev.tid);
+        let fits = {
+            let t = self.threads.get(&ev.tid);
+            t.and_then(|t| t.bracket.as_ref()).is_some_and(|b| {
+                b.sys == Some(Sys::Send)
+                    && b.send_tuple.is_none_or(|s| s == sender)
+                    && b
+                        .fd
+                        .and_then(|fd| self.fds.get(&(tgid, fd)))
+                        .is_none_or(|&k| k == sender)
+            })
+        };
+        if fits && len > 0 {
+            let tag = self.send_tag(ev.tid, sender, ev.ts);
+            if let Some(b) = self.threads.get_mut(&ev.tid).and_then(|t| t.bracket.as_mut()) {
+                b.send_tuple = Some(sender);
+                b.probed += len;
+                b.last_probe = Some(ev.ts);
+            }
+            self.enqueue(sender, len, tag, ev.tid);
+        }
+        self.label_in_context(ev, sink);
+    }
+
+    pub(crate) fn on_exit(&mut self, ev: &Event, sys: Sys, sink: &mut impl LabelSink) {
+        let t = self.thread(ev);
+        let Some(mut b) = t.bracket.take() else {
+            self.stats.unmatched_brackets += 1;
+            return self.label_in_context(ev, sink);
+        };
+        if b.sys.is_none() {
+            b.sys = Some(sys);
+        }
+        if b.sys != Some(sys) {
+            self.stats.unmatched_brackets += 1;
+            let cur = self.threads.get(&ev.tid).and_then(|t| t.current);
+            if let Some(tag) = cur {
+                for r in b.rows.drain(..) {
+                    self.emit(r, tag, sink);
+                }
+                self.emit(ev.row, tag, sink);
+            }
+            return;
+        }
+        b.rows.push(ev.row);
+        let tgid = t.tgid.unwrap_or(ev.tid);
+        let ret = ev.ret.unwrap_or(-1);
+        let tag = match sys {
+            Sys::Recv if ret > 0 => self.resolve_recv(ev, &b, tgid, ret),
+            Sys::Send if ret > 0 => self.resolve_send(ev, &b, tgid, ret),
+            Sys::Accept | Sys::Connect => {
+                let fd = if sys == Sys::Accept { ev.ret } else { b.fd };
+                if let Some(fd) = fd.filter(|&fd| fd >= 0) {
+                    let role = if sys == Sys::Accept {
+                        Role::Server
+                    } else {
+                        Role::Client
+                    };
+                    self.role_hints.insert((tgid, fd), role);
+                    self.fds.remove(&(tgid, fd));
+                    match self.current(ev.tid) {
+                        Some(cur) if sys == Sys::Connect => {
+                            self.conn_owner.insert((tgid, fd), cur);
+                        }
+                        _ => {
+                            self.conn_owner.remove(&(tgid, fd));
+                        }
+                    }
+                }
+                self.current(ev.tid)
+            }
+            Sys::Close => {
+                if let Some(fd) = b.fd {
+                    self.role_hints.remove(&(tgid, fd));
+                    self.conn_owner.remove(&(tgid, fd));
+                    if let Some(tuple) = self.fds.remove(&(tgid, fd)) {
+                        self.socks.remove(&tuple);
+                    }
+                }
+                self.current(ev.tid)
+            }
+            Sys::Wait => None,
+            _ => self.current(ev.tid),
+        };
+        if let Some(tag) = tag {
+            for r in b.rows {
+                self.emit(r, tag, sink);
+            }
+        }
+    }
+
+    fn current(&self, tid: i32) -> Option<Tag> {
+        self.threads.get(&tid).and_then(|t| t.current)
+    }
+
+    /// The socket a send or receive touched, and remembers it for the `(process, fd)`.
+    fn bracket_socket(&mut self, b: &Bracket, tgid: i32, from_bracket: Option<Tuple>) -> Option<Tuple> {
+        let tuple = from_bracket
+            .or_else(|| b.sk.and_then(|sk| self.sks.get(&sk).copied()))
+            .or_else(|| b.fd.and_then(|fd| self.fds.get(&(tgid, fd)).copied()))?;
+        if let Some(sk) = b.sk {
+            self.sks.insert(sk, tuple);
+        }
+        if let Some(fd) = b.fd {
+            self.fds.insert((tgid, fd), tuple);
+        }
+        Some(tuple)
+    }
+
+    fn sock(&mut self, tuple: Tuple, tgid: i32, fd: Option<i64>) -> &mut Sock {
+        let hint = fd.and_then(|fd| self.role_hints.get(&(tgid, fd)).copied());
+        let ingress = &self.cfg.ingress;
+        self.socks.entry(tuple).or_insert_with(|| {
+            let role = hint.unwrap_or_else(|| role_from_ports(&tuple));
+            Sock {
+                role,
+                ingress: role == Role::Server && ingress.iter().any(|i| i.matches(tuple.local)),
+                rx: None,
+                responded: false,
+                call: None,
+            }
+        })
+    }
+
+    fn enqueue(&mut self, sender: Tuple, len: i64, tag: Option<Tag>, tid: i32) {
+        let s = self.streams.entry((sender.local, sender.remote)).or_default();
+        self.stats.dropped_segments += s.send(len, tag, tid) as u64;
+    }
+
+    fn resolve_send(&mut self, ev: &Event, b: &Bracket, tgid: i32, ret: i64) -> Option<Tag> {
+        let tuple = self.bracket_socket(b, tgid, b.send_tuple)?;
+        let n = if b.len > 0 { b.len } else { ret };
+        let tag = match b.send_tag {
+            Some(t) => t,
+            None => self.send_tag(ev.tid, tuple, b.start),
+        };
+        if n > b.probed {
+            self.enqueue(tuple, n - b.probed, tag, ev.tid);
+        }
+        // The bytes were readable at their last delivery, which can be well before the
+        // sender's syscall returns (the sender may be preempted on its way out).
+        let sent = match b.last_probe {
+            Some(p) if n <= b.probed => p,
+            _ => ev.ts,
+        };
+        if let Some(tag) = tag {
+            if let Some(s) = self.spans.get_mut(&tag.span) {
+                s.bytes_out += n;
+                s.end = s.end.max(sent);
+                if let Some(t) = self.threads.get(&ev.tid) {
+                    s.split_end = t.clock.at(s.end);
+                }
+            }
+            if let Some(r) = self.requests.get_mut(&tag.request) {
+                if r.root == tag.span {
+                    r.end = r.end.max(sent);
+                    r.responded = true;
+                }
+            }
+        }
+        tag
+    }
+
+    /// Which request a send on `tuple` by `tid` carries; opens a client span when it starts
+    /// an outgoing call. Called once per send syscall.
+    pub(crate) fn send_tag(&mut self, tid: i32, tuple: Tuple, ts: i64) -> Option<Tag> {
+        let tgid = self.threads.get(&tid).and_then(|t| t.tgid).unwrap_or(tid);
+        let fd = self
+            .threads
+            .get(&tid)
+            .and_then(|t| t.bracket.as_ref())
+            .and_then(|b| b.fd);
+        if let Some(b) = self.threads.get_mut(&tid).and_then(|t| t.bracket.as_mut()) {
+            if let Some(t) = b.send_tag {
+                return t;
+            }
+        }
+        let sock = self.sock(tuple, tgid, fd);
+        let tag = match sock.role {
+            Role::Server => {
+                let rx = sock.rx;
+                if rx.is_some() {
+                    sock.responded = true;
+                }
+                if let (Some(rx), Some(t)) = (rx, self.threads.get_mut(&tid)) {
+                    if t.current == Some(rx) {
+                        t.current = None;
+                    }
+                }
+                rx
+            }
+            Role::Client => self.client_call(tid, tuple, ts),
+        };
+        if let Some(b) = self.threads.get_mut(&tid).and_then(|t| t.bracket.as_mut()) {
+            b.send_tag = Some(tag);
+        }
+        tag
+    }
+
+    fn client_call(&mut self, tid: i32, tuple: Tuple, ts: i64) -> Option<Tag> {
+        let t = self.threads.get_mut(&tid)?;
+        let fd = t.bracket.as_ref().and_then(|b| b.fd);
+        let (tgid, comm, event_loop) = (t.tgid, t.comm, t.event_loop);
+        let owner = fd.and_then(|fd| self.conn_owner.get(&(tgid.unwrap_or(tid), fd)).copied());
+        let open_call = self.socks.get(&tuple).and_then(|s| s.call).filter(|c| !c.replied);
+        let t = self.threads.get_mut(&tid)?;
+        let (parent, rule) = match (t.current, owner, open_call, t.handoff.take()) {
+            // An event loop may open connections for several requests before writing to them.
+            (_, Some(o), ..) if event_loop => (o, Rule::EventLoop),
+            (Some(cur), ..) if event_loop => (cur, Rule::EventLoop),
+            (Some(cur), ..) => (cur, Rule::ThreadRequest),
+            (None, Some(o), ..) => (o, Rule::EventLoop),
+            (None, None, Some(c), _) => return Some(c.tag),
+            (None, None, None, Some((tag, rule, at))) => {
+                let internal = self.new_span(tag.request, Some(tag.span), SpanKind::Internal, tid, tgid, comm, at, None, rule);
+                let cur = Tag {
+                    request: tag.request,
+                    span: internal,
+                };
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.current = Some(cur);
+                }
+                (cur, Rule::ThreadRequest)
+            }
+            (None, None, None, None) => return None,
+        };
+        if let Some(c) = open_call {
+            if c.tag.request == parent.request {
+                return Some(c.tag);
+            }
+        }
+        self.socks.get(&tuple)?;
+        let span = self.new_span(parent.request, Some(parent.span), SpanKind::Client, tid, tgid, comm, ts, Some(tuple), rule);
+        let tag = Tag {
+            request: parent.request,
+            span,
+        };
+        if let Some(sock) = self.socks.get_mut(&tuple) {
+            sock.call = Some(Call {
+                tag,
+                parent,
+                replied: false,
+            });
+        }
+        Some(tag)
+    }
+
+    fn resolve_recv(&mut self, ev: &Event, b: &Bracket, tgid: i32, ret: i64) -> Option<Tag> {
+        let tuple = self.bracket_socket(b, tgid, b.rcv_tuple)?;
+        let n = if b.len > 0 { b.len } else { ret };
+        let at = b.data_ts.unwrap_or(ev.ts);
+        let taken = self
+            .streams
+            .entry((tuple.remote, tuple.local))
+            .or_default()
+            .recv(n);
+        self.stats.unseen_bytes += taken.unseen;
+        self.stats.mixed_reads += u64::from(taken.mixed);
+        let sock = self.sock(tuple, tgid, b.fd);
+        let tag = match sock.role {
+            Role::Server => {
+                let open = sock.rx.filter(|_| !sock.responded);
+                let ingress = sock.ingress;
+                let tag = match (taken.tag, open) {
+                    (Some(t), Some(o)) if o.request == t.request => Some(o),
+                    (Some(t), _) => Some(self.server_span(ev, tuple, t, at)),
+                    (None, Some(o)) => Some(o),
+                    (None, None) if ingress => Some(self.new_request(ev, tuple, at, taken.sender)),
+                    (None, None) => None,
+                };
+                if let Some(tag) = tag {
+                    if let Some(s) = self.socks.get_mut(&tuple) {
+                        if s.rx != Some(tag) {
+                            s.rx = Some(tag);
+                            s.responded = false;
+                        }
+                    }
+                    if let Some(t) = self.threads.get_mut(&ev.tid) {
+                        t.current = Some(tag);
+                        t.handoff = None;
+                    }
+                }
+                tag
+            }
+            Role::Client => {
+                let call = sock.call.as_mut().filter(|c| taken.tag.is_none_or(|t| t.request == c.tag.request));
+                let call = call.map(|c| {
+                    c.replied = true;
+                    *c
+                });
+                if let Some(c) = call {
+                    // The first call on a connection opened for a request is over; from now
+                    // on the connection serves whichever request the thread sends for.
+                    if let Some(fd) = b.fd {
+                        self.conn_owner.remove(&(tgid, fd));
+                    }
+                    if let Some(t) = self.threads.get_mut(&ev.tid) {
+                        t.current = Some(c.parent);
+                    }
+                }
+                call.map(|c| c.tag)
+            }
+        };
+        if let Some(tag) = tag {
+            if let Some(s) = self.spans.get_mut(&tag.span) {
+                s.bytes_in += n;
+                s.end = s.end.max(ev.ts);
+                if let Some(t) = self.threads.get(&ev.tid) {
+                    s.split_end = t.clock.at(s.end);
+                }
+            }
+        }
+        tag
+    }
+
+    fn server_span(&mut self, ev: &Event, tuple: Tuple, from: Tag, at: i64) -> Tag {
+        let (pid, comm) = self
+            .threads
+            .get(&ev.tid)
+            .map(|t| (t.tgid, t.comm))
+            .unwrap_or((None, 0));
+        let span = self.new_span(from.request, Some(from.span), SpanKind::Server, ev.tid, pid, comm, at, Some(tuple), Rule::ByteStream);
+        Tag {
+            request: from.request,
+            span,
+        }
+    }
+
+    fn new_request(&mut self, ev: &Event, tuple: Tuple, at: i64, client: Option<i32>) -> Tag {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.stats.requests += 1;
+        let (pid, comm) = self
+            .threads
+            .get(&ev.tid)
+            .map(|t| (t.tgid, t.comm))
+            .unwrap_or((None, 0));
+        self.requests.insert(
+            id,
+            Request {
+                id,
+                root: 0,
+                ingress: tuple,
+                client_tid: client,
+                ingress_tid: ev.tid,
+                start: at,
+                end: at,
+                responded: false,
+                spans: Vec::new(),
+                edges: Vec::new(),
+            },
+        );
+        let span = self.new_span(id, None, SpanKind::Server, ev.tid, pid, comm, at, Some(tuple), Rule::ByteStream);
+        if let Some(r) = self.requests.get_mut(&id) {
+            r.root = span;
+        }
+        Tag { request: id, span }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_span(
+        &mut self,
+        request: u64,
+        parent: Option<u64>,
+        kind: SpanKind,
+        tid: i32,
+        pid: Option<i32>,
+        comm: u32,
+        start: i64,
+        tuple: Option<Tuple>,
+        rule: Rule,
+    ) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.stats.spans += 1;
+        let split = self
+            .threads
+            .get(&tid)
+            .map(|t| t.clock.at(start))
+            .unwrap_or_default();
+        self.spans.insert(
+            id,
+            Span {
+                request,
+                id,
+                parent,
+                kind,
+                tid,
+                pid,
+                comm,
+                start,
+                end: start,
+                tuple,
+                bytes_in: 0,
+                bytes_out: 0,
+                split_start: split,
+                split_end: split,
+                events: 0,
+            },
+        );
+        if let Some(r) = self.requests.get_mut(&request) {
+            r.spans.push(id);
+            if let Some(from) = parent {
+                self.stats.edges += 1;
+                r.edges.push(Edge {
+                    request,
+                    from,
+                    to: id,
+                    rule,
+                    ts: start,
+                });
+            }
+        }
+        id
+    }
+}

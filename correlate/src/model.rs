@@ -1,0 +1,149 @@
+//! Spans, requests and edges as the correlator builds them, before they are written.
+
+use crate::event::{CommId, Tuple};
+use crate::sched::Split;
+
+/// What a span is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanKind {
+    /// A thread serving a request that arrived on a connection.
+    Server,
+    /// A thread calling out on an outgoing connection for a request.
+    Client,
+    /// Work a thread did for a request it was handed (wakeup, fork) without a socket.
+    Internal,
+}
+
+impl SpanKind {
+    /// Name used in the `spans` table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Server => "server",
+            SpanKind::Client => "client",
+            SpanKind::Internal => "internal",
+        }
+    }
+}
+
+/// How a span was joined to its request (the `edges.rule` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Bytes sent by the parent span were read by this span's connection.
+    ByteStream,
+    /// The thread served one request at a time and sent for it.
+    ThreadRequest,
+    /// An event-loop thread sent for the request it last read.
+    EventLoop,
+    /// A thread with no request was woken by the parent span's thread.
+    Wakeup,
+    /// A thread forked by the parent span's thread.
+    Fork,
+}
+
+impl Rule {
+    /// Name used in the `edges` table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::ByteStream => "byte_stream",
+            Rule::ThreadRequest => "thread_request",
+            Rule::EventLoop => "event_loop",
+            Rule::Wakeup => "wakeup",
+            Rule::Fork => "fork",
+        }
+    }
+
+    /// How sure the rule is.
+    pub fn confidence(self) -> f32 {
+        match self {
+            Rule::ByteStream => 1.0,
+            Rule::ThreadRequest => 0.95,
+            Rule::EventLoop => 0.85,
+            Rule::Fork => 0.8,
+            Rule::Wakeup => 0.5,
+        }
+    }
+}
+
+/// A span under construction or finished.
+#[derive(Debug, Clone)]
+pub struct Span {
+    /// Request id.
+    pub request: u64,
+    /// Span id.
+    pub id: u64,
+    /// Parent span id.
+    pub parent: Option<u64>,
+    /// Kind.
+    pub kind: SpanKind,
+    /// Thread.
+    pub tid: i32,
+    /// Process.
+    pub pid: Option<i32>,
+    /// Task name.
+    pub comm: CommId,
+    /// Start ns.
+    pub start: i64,
+    /// End ns.
+    pub end: i64,
+    /// Connection, for server and client spans.
+    pub tuple: Option<Tuple>,
+    /// Bytes read.
+    pub bytes_in: i64,
+    /// Bytes written.
+    pub bytes_out: i64,
+    /// Thread time counters at `start`.
+    pub split_start: Split,
+    /// Thread time counters at `end`.
+    pub split_end: Split,
+    /// Events labelled with the span.
+    pub events: i64,
+}
+
+/// A link between two spans.
+#[derive(Debug, Clone, Copy)]
+pub struct Edge {
+    /// Request id.
+    pub request: u64,
+    /// From span.
+    pub from: u64,
+    /// To span.
+    pub to: u64,
+    /// Rule.
+    pub rule: Rule,
+    /// When.
+    pub ts: i64,
+}
+
+/// A request under construction or finished.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Request id.
+    pub id: u64,
+    /// Root span id.
+    pub root: u64,
+    /// Ingress connection, seen from the server.
+    pub ingress: Tuple,
+    /// Thread that sent the request bytes, if traced.
+    pub client_tid: Option<i32>,
+    /// Thread that read the request at the ingress.
+    pub ingress_tid: i32,
+    /// Start ns.
+    pub start: i64,
+    /// End ns (last response byte), or last activity when it never responded.
+    pub end: i64,
+    /// A response was sent at the ingress.
+    pub responded: bool,
+    /// Span ids, in creation order.
+    pub spans: Vec<u64>,
+    /// Edges that built it.
+    pub edges: Vec<Edge>,
+}
+
+/// A finished request with its spans, handed to the writer.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The request.
+    pub request: Request,
+    /// Its spans, root first.
+    pub spans: Vec<Span>,
+}

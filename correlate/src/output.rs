@@ -1,0 +1,225 @@
+//! Writing correlation results: `spans`, `requests` and `edges` parts, and events parts
+//! rewritten with their `request_id` / `span_id` labels.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float32Array, Int32Array, Int64Array, ListBuilder, RecordBatch,
+    StringBuilder, StringDictionaryBuilder, UInt16Array, UInt32Array, UInt64Array,
+};
+use arrow::datatypes::Int32Type;
+use kreq_schemas::{dataset, edges, requests, spans, writer};
+use parquet::arrow::ArrowWriter;
+
+use crate::model::Finished;
+use crate::{Error, Interner, Result};
+
+type Dict = StringDictionaryBuilder<Int32Type>;
+
+/// Writes one table as numbered part files, each complete before it is renamed into place.
+#[derive(Debug)]
+pub(crate) struct PartWriter {
+    dir: PathBuf,
+    table: &'static str,
+    seq: u64,
+    meta: Vec<(String, String)>,
+}
+
+impl PartWriter {
+    pub(crate) fn new(dataset: &Path, table: &'static str, meta: Vec<(String, String)>) -> Result<Self> {
+        let dir = dataset.join(table);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|source| Error::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(PartWriter {
+            dir,
+            table,
+            seq: 0,
+            meta,
+        })
+    }
+
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let path = self.dir.join(format!("part-{:06}.parquet", self.seq));
+        self.seq += 1;
+        write_file(&path, self.table, batch.schema(), std::iter::once(Ok(batch.clone())), &self.meta)
+    }
+}
+
+/// Writes `batches` to `path` through a `.tmp` file, fsynced and renamed.
+pub(crate) fn write_file(
+    path: &Path,
+    table: &str,
+    schema: arrow::datatypes::SchemaRef,
+    batches: impl Iterator<Item = Result<RecordBatch>>,
+    meta: &[(String, String)],
+) -> Result<()> {
+    let tmp = PathBuf::from(format!("{}{}", path.display(), dataset::TMP_SUFFIX));
+    let io = |source| Error::Io {
+        path: tmp.clone(),
+        source,
+    };
+    let pq = |source| Error::Parquet {
+        path: tmp.clone(),
+        source,
+    };
+    let file = File::create(&tmp).map_err(io)?;
+    let props = writer::properties(table, writer::DEFAULT_ZSTD_LEVEL, meta);
+    let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(pq)?;
+    for b in batches {
+        w.write(&b?).map_err(pq)?;
+    }
+    let file = w.into_inner().map_err(pq)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Rows of the three result tables, built from finished requests.
+#[derive(Debug, Default)]
+pub(crate) struct ResultRows {
+    pub(crate) finished: Vec<Finished>,
+    pub(crate) complete: Vec<bool>,
+    pub(crate) spans: usize,
+}
+
+fn dict_opt(b: &mut Dict, v: Option<&str>) {
+    match v {
+        Some(s) => {
+            b.append_value(s);
+        }
+        None => b.append_null(),
+    }
+}
+
+impl ResultRows {
+    pub(crate) fn push(&mut self, f: Finished, complete: bool) {
+        self.spans += f.spans.len();
+        self.finished.push(f);
+        self.complete.push(complete);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.finished.len()
+    }
+
+    /// Builds the `requests`, `spans` and `edges` batches and clears the rows.
+    pub(crate) fn take(&mut self, names: &Interner) -> Result<[RecordBatch; 3]> {
+        let fin = std::mem::take(&mut self.finished);
+        let complete = std::mem::take(&mut self.complete);
+        self.spans = 0;
+        let arrow = |source| Error::Arrow {
+            path: PathBuf::from("(correlation results)"),
+            source,
+        };
+        // requests
+        let mut caddr = Dict::new();
+        let mut saddr = Dict::new();
+        let mut services = ListBuilder::new(StringBuilder::new());
+        let mut min_conf = Vec::with_capacity(fin.len());
+        for f in &fin {
+            let r = &f.request;
+            caddr.append_value(names.name(r.ingress.remote.addr));
+            saddr.append_value(names.name(r.ingress.local.addr));
+            let mut seen: Vec<u32> = Vec::new();
+            for s in &f.spans {
+                if !seen.contains(&s.comm) {
+                    seen.push(s.comm);
+                    services.values().append_value(names.name(s.comm));
+                }
+            }
+            services.append(true);
+            min_conf.push(r.edges.iter().map(|e| e.rule.confidence()).fold(1.0f32, f32::min));
+        }
+        let reqs: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from_iter_values(fin.iter().map(|f| f.request.id))),
+            Arc::new(UInt64Array::from_iter_values(fin.iter().map(|f| f.request.root))),
+            Arc::new(caddr.finish()),
+            Arc::new(UInt16Array::from_iter_values(fin.iter().map(|f| f.request.ingress.remote.port))),
+            Arc::new(saddr.finish()),
+            Arc::new(UInt16Array::from_iter_values(fin.iter().map(|f| f.request.ingress.local.port))),
+            Arc::new(Int32Array::from_iter(fin.iter().map(|f| f.request.client_tid))),
+            Arc::new(Int32Array::from_iter_values(fin.iter().map(|f| f.request.ingress_tid))),
+            Arc::new(Int64Array::from_iter_values(fin.iter().map(|f| f.request.start))),
+            Arc::new(Int64Array::from_iter_values(fin.iter().map(|f| f.request.end))),
+            Arc::new(Int64Array::from_iter_values(fin.iter().map(|f| f.request.end - f.request.start))),
+            Arc::new(BooleanArray::from_iter(fin.iter().map(|f| Some(f.request.responded)))),
+            Arc::new(services.finish()),
+            Arc::new(UInt32Array::from_iter_values(fin.iter().map(|f| f.spans.len() as u32))),
+            Arc::new(Float32Array::from(min_conf)),
+            Arc::new(BooleanArray::from_iter(complete.iter().map(|&c| Some(c)))),
+        ];
+        let reqs = RecordBatch::try_new(requests::schema(), reqs).map_err(arrow)?;
+        // spans
+        let all: Vec<_> = fin.iter().flat_map(|f| f.spans.iter()).collect();
+        let mut kind = Dict::new();
+        let mut comm = Dict::new();
+        let mut laddr = Dict::new();
+        let mut paddr = Dict::new();
+        for s in &all {
+            kind.append_value(s.kind.as_str());
+            comm.append_value(names.name(s.comm));
+            dict_opt(&mut laddr, s.tuple.map(|t| names.name(t.local.addr)));
+            dict_opt(&mut paddr, s.tuple.map(|t| names.name(t.remote.addr)));
+        }
+        let splits: Vec<_> = all.iter().map(|s| s.split_end.since(&s.split_start)).collect();
+        let i64s = |f: &dyn Fn(usize) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values((0..all.len()).map(f)))
+        };
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from_iter_values(all.iter().map(|s| s.request))),
+            Arc::new(UInt64Array::from_iter_values(all.iter().map(|s| s.id))),
+            Arc::new(UInt64Array::from_iter(all.iter().map(|s| s.parent))),
+            Arc::new(kind.finish()),
+            Arc::new(Int32Array::from_iter_values(all.iter().map(|s| s.tid))),
+            Arc::new(Int32Array::from_iter(all.iter().map(|s| s.pid))),
+            Arc::new(comm.finish()),
+            i64s(&|i| all[i].start),
+            i64s(&|i| all[i].end),
+            i64s(&|i| all[i].end - all[i].start),
+            Arc::new(laddr.finish()),
+            Arc::new(UInt16Array::from_iter(all.iter().map(|s| s.tuple.map(|t| t.local.port)))),
+            Arc::new(paddr.finish()),
+            Arc::new(UInt16Array::from_iter(all.iter().map(|s| s.tuple.map(|t| t.remote.port)))),
+            i64s(&|i| all[i].bytes_in),
+            i64s(&|i| all[i].bytes_out),
+            i64s(&|i| splits[i].cpu),
+            i64s(&|i| splits[i].runnable),
+            i64s(&|i| splits[i].blocked()),
+            i64s(&|i| splits[i].network),
+            i64s(&|i| splits[i].disk),
+            i64s(&|i| splits[i].lock),
+            i64s(&|i| splits[i].other),
+            i64s(&|i| splits[i].unknown),
+            i64s(&|i| all[i].events),
+        ];
+        let spans_b = RecordBatch::try_new(spans::schema(), cols).map_err(arrow)?;
+        // edges
+        let es: Vec<_> = fin.iter().flat_map(|f| f.request.edges.iter()).collect();
+        let mut rule = Dict::new();
+        for e in &es {
+            rule.append_value(e.rule.as_str());
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from_iter_values(es.iter().map(|e| e.request))),
+            Arc::new(UInt64Array::from_iter_values(es.iter().map(|e| e.from))),
+            Arc::new(UInt64Array::from_iter_values(es.iter().map(|e| e.to))),
+            Arc::new(rule.finish()),
+            Arc::new(Float32Array::from_iter_values(es.iter().map(|e| e.rule.confidence()))),
+            Arc::new(Int64Array::from_iter_values(es.iter().map(|e| e.ts))),
+        ];
+        let edges_b = RecordBatch::try_new(edges::schema(), cols).map_err(arrow)?;
+        Ok([reqs, spans_b, edges_b])
+    }
+}

@@ -1,0 +1,174 @@
+//! Byte-position matching of the two ends of a connection.
+//!
+//! Each direction of a connection is a byte stream. What one side sends is appended at the
+//! stream's send position, tagged with the request and span that sent it; what the other side
+//! reads is taken from its receive position. The cumulative byte counts line up, so on a
+//! keep-alive or pipelined connection each message goes to the request that sent it, where a
+//! 4-tuple alone would confuse them.
+
+use std::collections::VecDeque;
+
+/// The request and span that sent some bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tag {
+    /// Request id.
+    pub request: u64,
+    /// Span id.
+    pub span: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    len: i64,
+    tag: Option<Tag>,
+    tid: i32,
+}
+
+/// What a read took from a stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Taken {
+    /// Tag of the first tagged byte read, if any.
+    pub tag: Option<Tag>,
+    /// Thread that sent the first byte read, if the sender was traced.
+    pub sender: Option<i32>,
+    /// The read also took bytes of a second, different tag (coalesced messages).
+    pub mixed: bool,
+    /// Bytes read that were never seen sent (sent before the recording or not traced).
+    pub unseen: i64,
+}
+
+/// One direction of a connection.
+#[derive(Debug, Default, Clone)]
+pub struct Stream {
+    segments: VecDeque<Segment>,
+    /// Bytes read before they were seen sent; later sends pay this off first.
+    deficit: i64,
+}
+
+/// At most this many unread segments are kept per direction: a peer that is not traced never
+/// reads, and memory must stay bounded. Older segments are dropped (and counted).
+pub const MAX_SEGMENTS: usize = 4096;
+
+impl Stream {
+    /// Appends `len` bytes sent by `tid` for `tag`. Returns the number of segments dropped to
+    /// stay within [`MAX_SEGMENTS`].
+    pub fn send(&mut self, len: i64, tag: Option<Tag>, tid: i32) -> usize {
+        let mut len = len;
+        if self.deficit > 0 {
+            let paid = self.deficit.min(len);
+            self.deficit -= paid;
+            len -= paid;
+        }
+        if len <= 0 {
+            return 0;
+        }
+        if let Some(last) = self.segments.back_mut() {
+            if last.tag == tag && last.tid == tid {
+                last.len += len;
+                return 0;
+            }
+        }
+        self.segments.push_back(Segment { len, tag, tid });
+        let mut dropped = 0;
+        while self.segments.len() > MAX_SEGMENTS {
+            self.segments.pop_front();
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// Takes `len` bytes from the read position.
+    pub fn recv(&mut self, len: i64) -> Taken {
+        let mut out = Taken::default();
+        let mut left = len;
+        let mut first = true;
+        while left > 0 {
+            let Some(seg) = self.segments.front_mut() else {
+                break;
+            };
+            if first {
+                out.tag = seg.tag;
+                out.sender = Some(seg.tid);
+                first = false;
+            } else if seg.tag.is_some() && seg.tag != out.tag {
+                if out.tag.is_none() {
+                    out.tag = seg.tag;
+                } else {
+                    out.mixed = true;
+                }
+            }
+            let n = seg.len.min(left);
+            seg.len -= n;
+            left -= n;
+            if seg.len == 0 {
+                self.segments.pop_front();
+            }
+        }
+        if left > 0 {
+            out.unseen = left;
+            self.deficit += left;
+        }
+        out
+    }
+
+    /// True when nothing is buffered or owed.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty() && self.deficit == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(r: u64) -> Option<Tag> {
+        Some(Tag {
+            request: r,
+            span: r * 10,
+        })
+    }
+
+    #[test]
+    fn keep_alive_messages_go_to_their_own_request() {
+        let mut s = Stream::default();
+        s.send(100, t(1), 7);
+        s.send(80, t(2), 7);
+        assert_eq!(s.recv(100).tag, t(1));
+        let second = s.recv(80);
+        assert_eq!((second.tag, second.sender, second.mixed), (t(2), Some(7), false));
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn pipelined_messages_split_across_reads() {
+        let mut s = Stream::default();
+        s.send(100, t(1), 7);
+        s.send(100, t(2), 7);
+        assert_eq!(s.recv(60).tag, t(1));
+        let r = s.recv(90);
+        assert_eq!(r.tag, t(1));
+        assert!(r.mixed, "the read took the end of request 1 and the start of request 2");
+        assert_eq!(s.recv(50).tag, t(2));
+    }
+
+    #[test]
+    fn bytes_read_before_they_are_seen_sent_keep_positions_aligned() {
+        let mut s = Stream::default();
+        let early = s.recv(40);
+        assert_eq!((early.tag, early.unseen), (None, 40));
+        s.send(40, t(1), 3); // the send of those same bytes, seen late
+        s.send(10, t(2), 3);
+        assert_eq!(s.recv(10).tag, t(2));
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn memory_is_bounded_when_nobody_reads() {
+        let mut s = Stream::default();
+        let mut dropped = 0;
+        for i in 0..(MAX_SEGMENTS as u64 + 10) {
+            dropped += s.send(1, t(i), 1);
+        }
+        assert_eq!(dropped, 10);
+    }
+}

@@ -1,0 +1,51 @@
+//! The `edges` table: every linking decision the correlator made, as data.
+//!
+//! Each non-root span has exactly one incoming edge saying which rule joined it to its request
+//! and how sure that rule is, so a user can see why two things were joined.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+/// Request both spans belong to (UInt64).
+pub const REQUEST_ID: &str = "request_id";
+/// Span the link starts from (UInt64).
+pub const FROM_SPAN: &str = "from_span";
+/// Span the link leads to (UInt64).
+pub const TO_SPAN: &str = "to_span";
+/// Rule that made the link (dictionary Utf8), one of [`RULES`].
+pub const RULE: &str = "rule";
+/// Confidence of the rule, 0 to 1 (Float32).
+pub const CONFIDENCE: &str = "confidence";
+/// When the link was made (Int64 ns, trace clock).
+pub const TS_NS: &str = "ts_ns";
+
+/// The linking rules, with what each means.
+pub const RULES: &[(&str, &str)] = &[
+    ("byte_stream", "bytes a span sent were read by the other end of the same connection (matched by byte position)"),
+    ("thread_request", "a thread serving one request at a time sent on an outgoing connection"),
+    ("event_loop", "an event-loop thread serving several requests sent on an outgoing connection; the request is the one it last read"),
+    ("wakeup", "a thread with no request of its own was woken by a thread serving the request"),
+    ("fork", "a thread forked by a thread serving the request"),
+];
+
+/// The Arrow schema of the `edges` table.
+pub fn schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new(REQUEST_ID, DataType::UInt64, false),
+                Field::new(FROM_SPAN, DataType::UInt64, false),
+                Field::new(TO_SPAN, DataType::UInt64, false),
+                Field::new(
+                    RULE,
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                    false,
+                ),
+                Field::new(CONFIDENCE, DataType::Float32, false),
+                Field::new(TS_NS, DataType::Int64, false),
+            ]))
+        })
+        .clone()
+}
