@@ -393,3 +393,19 @@ pub fn write_manifest(dataset: &Path, m: &Manifest) -> Result<()> {
     std::fs::write(&tmp, text).map_err(io(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io(&path))
 }
+
+/// Every event of a dataset decoded for correlation, in part order, with the interner that
+/// names their comms and addresses. Holds the whole trace in memory: for benchmarks and tests,
+/// not for [`correlate`], which streams.
+pub fn load_events(dataset: &Path) -> Result<(Vec<Event>, Interner)> {
+    let mut names = Interner::default();
+    let mut all = Vec::new();
+    let (mut evs, mut cpus) = (Vec::new(), Vec::new());
+    for p in parts_of(&dataset.join(ds::EVENTS_DIR))? {
+        let mut r = PartReader::open(&p)?;
+        while r.next_batch(all.len() as u64, &mut names, &mut evs, &mut cpus)? {
+            all.append(&mut evs);
+        }
+    }
+    Ok((all, names))
+}

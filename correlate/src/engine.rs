@@ -38,7 +38,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             ingress: Vec::new(),
-            linger_ns: 1_000_000_000,
+            linger_ns: 200_000_000,
         }
     }
 }
@@ -317,7 +317,16 @@ impl Engine {
         } else {
             self.threads.get(&ev.tid).and_then(|t| t.current)
         };
-        if let Some(t) = self.threads.get_mut(&target) {
+        let t = self.threads.entry(target).or_insert_with(|| Thread {
+            tgid: None,
+            comm: 0,
+            bracket: None,
+            current: None,
+            handoff: None,
+            event_loop: false,
+            clock: ThreadClock::new(ev.ts),
+        });
+        {
             t.clock.woken(ev.ts);
             if let Some(tag) = waker {
                 if t.current.is_none() {

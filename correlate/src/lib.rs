@@ -25,3 +25,5 @@ pub use error::{Error, Result};
 pub use event::{Endpoint, Event, Kind, PrevState, Sys, Tuple};
 pub use intern::Interner;
 pub use stream::Tag;
+#[cfg(test)]
+mod rules_tests;

@@ -145,12 +145,13 @@ mod tests {
     fn split_adds_up_to_elapsed_time() {
         let mut c = ThreadClock::new(0);
         c.switched_in(10);
+        let start = c.at(10);
         c.blocked(30, BlockReason::Network);
         c.woken(100);
         c.switched_in(120);
         c.preempted(150);
         c.switched_in(160);
-        let s = c.at(200).since(&c.at(10));
+        let s = c.at(200).since(&start);
         assert_eq!(s.cpu, 20 + 30 + 40);
         assert_eq!(s.network, 70);
         assert_eq!(s.runnable, 20 + 10);
