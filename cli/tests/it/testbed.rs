@@ -102,4 +102,35 @@ fn small_testbed_recording_captures_every_request_on_every_tier() {
         assert!(hit(app_tid, t0, t1), "no app syscalls recorded for {t}");
         assert!(hit(nginx, c0, c1), "no nginx syscalls recorded for {t}");
     }
+    // Record -> correlate -> eval: CI fails when fewer than 99% of the requests are exact.
+    let kreq = env!("CARGO_BIN_EXE_kreq");
+    let corr = Command::new(kreq)
+        .arg("correlate")
+        .arg(dir.join("ds"))
+        .output()
+        .expect("kreq correlate");
+    let corr_log = String::from_utf8_lossy(&corr.stderr);
+    assert!(corr.status.success(), "{corr_log}");
+    assert!(
+        corr_log.contains("ingress (detected): 127.0.0.1:28080"),
+        "{corr_log}"
+    );
+    let eval = Command::new(kreq)
+        .arg("eval")
+        .arg(dir.join("ds"))
+        .arg("--truth")
+        .arg(dir.join("truth.jsonl"))
+        .args(["--min-accuracy", "0.99", "--json"])
+        .output()
+        .expect("kreq eval");
+    let score = String::from_utf8_lossy(&eval.stdout);
+    eprintln!("testbed score: {score}");
+    assert!(
+        eval.status.success(),
+        "{score}{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    let score: serde_json::Value = serde_json::from_str(score.trim()).expect("score json");
+    assert_eq!(score["sent"], 50);
+    assert_eq!(score["found"], 50);
 }

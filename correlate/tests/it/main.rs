@@ -1,0 +1,69 @@
+//! Correlation on the bundled real captures, scored against their ground truth.
+
+use std::path::{Path, PathBuf};
+
+use kreq_correlate::dataset::{correlate, Options, Summary};
+use kreq_correlate::eval::{evaluate, read_truth, Score};
+use kreq_ingest::{ingest, IngestOptions, NoProgress};
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
+}
+
+fn ingested(input: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = IngestOptions::new(dir.path().join("ds"));
+    opts.trace_clock = Some("mono".into());
+    opts.threads = 1;
+    ingest(&[input.to_owned()], &opts, &NoProgress).expect("ingest");
+    dir
+}
+
+fn run(input: &Path, truth: &Path) -> (Summary, Score, tempfile::TempDir) {
+    let dir = ingested(input);
+    let ds = dir.path().join("ds");
+    let summary = correlate(&ds, &Options::default()).expect("correlate");
+    let score = evaluate(&ds, &read_truth(truth).expect("truth")).expect("eval");
+    (summary, score, dir)
+}
+
+fn check_capture(name: &str, file: &str) {
+    let (summary, score, _dir) = run(
+        &testdata().join(name).join(file),
+        &testdata().join(name).join("truth.jsonl"),
+    );
+    eprintln!("{name}/{file}: {score:?}");
+    assert_eq!(summary.ingress, ["127.0.0.1:18080"], "{name}: detected ingress");
+    assert!(summary.ingress_auto);
+    assert_eq!(score.found, score.sent, "{name}: {score:?}");
+    assert!(score.accuracy >= 0.99, "{name}: {score:?}");
+    assert_eq!(summary.stats.requests as usize, score.sent, "{name}: no extra requests");
+    assert_eq!(summary.incomplete, 0, "{name} has no lost events");
+}
+
+#[test]
+fn s1_one_connection() {
+    check_capture("s1-c1", "trace.txt.zst");
+}
+
+#[test]
+fn s2_four_keep_alive_connections() {
+    check_capture("s2-c4", "trace.txt.zst");
+}
+
+#[test]
+fn s3_eight_connections_two_app_instances() {
+    check_capture("s3-c8-2apps", "trace.txt.zst");
+}
+
+#[test]
+fn t0_trace_cmd_report_text() {
+    check_capture("t0-tracecmd", "report.txt.zst");
+}
+
+#[test]
+fn t0_binary_trace_dat() {
+    check_capture("t0-tracecmd", "trace.dat");
+}
+
+mod tables;

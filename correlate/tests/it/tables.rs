@@ -1,0 +1,159 @@
+//! What correlation writes: labels consistent with the tables, idempotent reruns, the lost
+//! events flag, and an evaluation that does fail when the correlation is wrong.
+
+use std::collections::HashSet;
+use std::io::Write;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::UInt64Type;
+use kreq_correlate::dataset::{correlate, read_manifest, Options};
+use kreq_correlate::eval::{evaluate, read_truth, Truth};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::*;
+
+fn table(ds: &Path, name: &str) -> Vec<RecordBatch> {
+    let mut files: Vec<_> = std::fs::read_dir(ds.join(name))
+        .expect("table dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .flat_map(|p| {
+            let f = std::fs::File::open(p).expect("open");
+            ParquetRecordBatchReaderBuilder::try_new(f)
+                .expect("parquet")
+                .build()
+                .expect("reader")
+                .map(|b| b.expect("batch"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn u64s(batches: &[RecordBatch], col: &str) -> Vec<Option<u64>> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let a = b.column_by_name(col).expect(col).as_primitive::<UInt64Type>().clone();
+            (0..a.len()).map(move |i| a.is_valid(i).then(|| a.value(i)))
+        })
+        .collect()
+}
+
+#[test]
+fn labels_point_at_spans_and_reruns_give_the_same_result() {
+    let dir = ingested(&testdata().join("s1-c1/trace.txt.zst"));
+    let ds = dir.path().join("ds");
+    let first = correlate(&ds, &Options::default()).expect("correlate");
+    let events = table(&ds, "events");
+    let reqs = u64s(&events, "request_id");
+    let spans_col = u64s(&events, "span_id");
+    let labelled = reqs.iter().flatten().count() as u64;
+    assert!(labelled > 0);
+    assert_eq!(labelled, first.stats.labelled);
+    assert!(reqs.iter().zip(&spans_col).all(|(r, s)| r.is_some() == s.is_some()));
+    let span_ids: HashSet<u64> = u64s(&table(&ds, "spans"), "span_id").into_iter().flatten().collect();
+    assert!(spans_col.iter().flatten().all(|s| span_ids.contains(s)), "every label names a written span");
+    let request_ids: HashSet<u64> =
+        u64s(&table(&ds, "requests"), "request_id").into_iter().flatten().collect();
+    assert_eq!(request_ids.len() as u64, first.stats.requests);
+    let m = read_manifest(&ds).expect("manifest");
+    let info = m.correlation.expect("correlation info");
+    assert_eq!(info.requests, first.stats.requests);
+    assert_eq!(info.labelled_events, labelled);
+    let edges = table(&ds, "edges");
+    let n_edges: usize = edges.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(n_edges as u64, first.stats.edges);
+
+    let second = correlate(&ds, &Options::default()).expect("rerun");
+    assert_eq!(second.stats, first.stats);
+    assert_eq!(u64s(&table(&ds, "events"), "request_id"), reqs);
+}
+
+#[test]
+fn given_ingress_is_used_and_a_wrong_one_finds_nothing() {
+    let dir = ingested(&testdata().join("s1-c1/trace.txt.zst"));
+    let ds = dir.path().join("ds");
+    let opts = |s: &str| Options {
+        ingress: vec![s.to_owned()],
+        ..Options::default()
+    };
+    let s = correlate(&ds, &opts(":18080")).expect("correlate");
+    assert!(!s.ingress_auto);
+    assert_eq!(s.stats.requests, 100);
+    let s = correlate(&ds, &opts("127.0.0.1:9")).expect("correlate");
+    assert_eq!(s.stats.requests, 0);
+    assert!(correlate(&ds, &opts("no-port")).is_err());
+}
+
+#[test]
+fn lost_events_mark_the_requests_they_touch_incomplete() {
+    let text = zstd::decode_all(std::fs::File::open(testdata().join("s1-c1/trace.txt.zst")).expect("open"))
+        .expect("zstd");
+    let text = String::from_utf8(text).expect("utf8");
+    let lines: Vec<&str> = text.lines().collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("lossy.txt");
+    let mut f = std::fs::File::create(&input).expect("create");
+    let mid = lines.len() / 2;
+    for (i, l) in lines.iter().enumerate() {
+        if i == mid {
+            writeln!(f, "CPU:0 [LOST 42 EVENTS]").expect("write");
+            writeln!(f, "CPU:1 [LOST 42 EVENTS]").expect("write");
+        }
+        writeln!(f, "{l}").expect("write");
+    }
+    drop(f);
+    let out = dir.path().join("ds");
+    let mut opts = IngestOptions::new(&out);
+    opts.threads = 1;
+    ingest(&[input], &opts, &NoProgress).expect("ingest");
+    let s = correlate(&out, &Options::default()).expect("correlate");
+    assert_eq!(s.stats.requests, 100);
+    assert!(
+        (1..=3).contains(&s.incomplete),
+        "a loss at one instant touches the one or two requests in flight, not all: {}",
+        s.incomplete
+    );
+    let complete: Vec<bool> = table(&out, "requests")
+        .iter()
+        .flat_map(|b| {
+            let a = b.column_by_name("complete").expect("complete").as_boolean().clone();
+            (0..a.len()).map(move |i| a.value(i))
+        })
+        .collect();
+    assert_eq!(complete.iter().filter(|c| !**c).count() as u64, s.incomplete);
+}
+
+#[test]
+fn evaluation_fails_a_correlation_that_does_not_match_the_truth() {
+    let name = "s2-c4";
+    let dir = ingested(&testdata().join(name).join("trace.txt.zst"));
+    let ds = dir.path().join("ds");
+    correlate(&ds, &Options::default()).expect("correlate");
+    let truth = read_truth(&testdata().join(name).join("truth.jsonl")).expect("truth");
+    assert!(evaluate(&ds, &truth).expect("eval").accuracy >= 0.99);
+    // Give every request the application hop of the request before it: a correlation that
+    // is right for the truth must now be wrong for nearly every request.
+    let mut shifted: Vec<Truth> = truth.clone();
+    for i in 0..shifted.len() {
+        let j = (i + 1) % truth.len();
+        shifted[i].app_tid = truth[j].app_tid;
+        shifted[i].app_t0 = truth[j].app_t0;
+        shifted[i].app_t1 = truth[j].app_t1;
+    }
+    let s = evaluate(&ds, &shifted).expect("eval");
+    assert!(s.accuracy < 0.05, "{s:?}");
+    assert!(s.failures.contains_key("application span of another request"), "{s:?}");
+}
+
+#[test]
+fn bad_truth_lines_name_file_line_and_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("truth.jsonl");
+    std::fs::write(&p, "{\"request_id\":\"a\",\"client_tid\":1,\"client_t0\":1,\"client_t1\":2}\nnot json\n").expect("write");
+    let e = read_truth(&p).expect_err("bad line").to_string();
+    assert!(e.contains("truth.jsonl:2: byte 62:"), "{e}");
+}
