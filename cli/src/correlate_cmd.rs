@@ -52,9 +52,10 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
         st.labelled - s.late_labels,
     );
     eprintln!(
-        "bytes read but never seen sent: {}; reads mixing two requests: {}; unmatched syscalls: {}; late labels: {}",
-        st.unseen_bytes, st.mixed_reads, st.unmatched_brackets, s.late_labels
+        "bytes read but never seen sent: {}; reads mixing two requests: {}; unmatched syscalls: {}; late hops: {}; late labels: {}",
+        st.unseen_bytes, st.mixed_reads, st.unmatched_brackets, st.late_hops, s.late_labels
     );
+    print_digest(&s.digest);
     eprintln!(
         "peak state: {} threads, {} sockets, {} streams, {} open requests, {} open spans; peak RSS {} MiB",
         s.peak_state[0],
@@ -122,4 +123,39 @@ pub fn peak_rss_mib() -> Option<u64> {
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024)
+}
+
+fn ms(ns: i64) -> String {
+    format!("{:.3} ms", ns as f64 / 1e6)
+}
+
+fn print_digest(d: &kreq_correlate::summary::Digest) {
+    let h = &d.latency;
+    if h.count() == 0 {
+        return;
+    }
+    println!(
+        "request latency: p50 {}  p90 {}  p99 {}  max {}  ({} requests)",
+        ms(h.quantile(0.5) as i64),
+        ms(h.quantile(0.9) as i64),
+        ms(h.quantile(0.99) as i64),
+        ms(h.quantile(1.0) as i64),
+        h.count()
+    );
+    println!("slowest requests (request_id, duration, spans):");
+    for (dur, id, spans) in &d.slowest {
+        println!("  {id:>10}  {:>12}  {spans}", ms(*dur));
+    }
+    println!("time in server spans per service (on-CPU / runnable / blocked):");
+    for (name, t) in &d.services {
+        let pct = |v: i64| 100.0 * v as f64 / t.total_ns.max(1) as f64;
+        println!(
+            "  {name:<16} {:>6} spans  {:>12} total  {:5.1}% cpu  {:5.1}% runnable  {:5.1}% blocked",
+            t.spans,
+            ms(t.total_ns),
+            pct(t.cpu_ns),
+            pct(t.runnable_ns),
+            pct(t.blocked_ns)
+        );
+    }
 }

@@ -50,6 +50,8 @@ pub struct Summary {
     pub peak_state: [usize; 5],
     /// Events parts rewritten.
     pub parts: usize,
+    /// Latency, slowest requests and time per service.
+    pub digest: crate::summary::Digest,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -263,7 +265,7 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
                 losses.see(e.ts, c);
                 engine.push(e, &mut window);
             }
-            collect(&mut engine, &losses, &mut rows);
+            summary.incomplete += collect(&mut engine, &losses, &mut rows, &mut summary.digest, &names);
             let size = engine.state_size();
             for (peak, s) in summary.peak_state.iter_mut().zip(size) {
                 *peak = (*peak).max(s);
@@ -280,8 +282,7 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
         }
     }
     summary.stats = engine.finish();
-    collect(&mut engine, &losses, &mut rows);
-    summary.incomplete = rows.complete.iter().filter(|c| !**c).count() as u64;
+    summary.incomplete += collect(&mut engine, &losses, &mut rows, &mut summary.digest, &names);
     flush(&mut rows, &names, &mut out)?;
     for ((_, req, span), p) in window.parts.drain(..).zip(pending_paths.drain(..)) {
         rewrite_part(&p, &req, &span)?;
@@ -301,11 +302,21 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
     Ok(summary)
 }
 
-fn collect(engine: &mut Engine, losses: &Losses, rows: &mut ResultRows) {
+fn collect(
+    engine: &mut Engine,
+    losses: &Losses,
+    rows: &mut ResultRows,
+    digest: &mut crate::summary::Digest,
+    names: &Interner,
+) -> u64 {
+    let mut incomplete = 0;
     for f in engine.take_finished() {
+        digest.add(&f, names);
         let complete = f.request.responded && !losses.touches(f.request.start, f.request.end);
+        incomplete += u64::from(!complete);
         rows.push(f, complete);
     }
+    incomplete
 }
 
 fn flush(rows: &mut ResultRows, names: &Interner, out: &mut [PartWriter; 3]) -> Result<()> {

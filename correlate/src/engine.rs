@@ -62,6 +62,8 @@ pub struct Stats {
     pub mixed_reads: u64,
     /// Unread segments dropped to bound memory (a peer that never reads).
     pub dropped_segments: u64,
+    /// Hops that reached a request after it was finished; joined to their parent span.
+    pub late_hops: u64,
     /// Syscalls whose exit was never seen (lost events or the recording's start).
     pub unmatched_brackets: u64,
 }

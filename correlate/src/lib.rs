@@ -19,6 +19,7 @@ mod output;
 pub mod sched;
 pub mod socket;
 pub mod stream;
+pub mod summary;
 
 pub use engine::{Config, Engine, LabelSink, Stats};
 pub use error::{Error, Result};

@@ -483,6 +483,12 @@ impl Engine {
         tuple: Option<Tuple>,
         rule: Rule,
     ) -> u64 {
+        if let (false, Some(parent)) = (self.requests.contains_key(&request), parent) {
+            // The request was already handed out: a late hop joins its parent span rather
+            // than creating a span no table will hold.
+            self.stats.late_hops += 1;
+            return parent;
+        }
         let id = self.next_id;
         self.next_id += 1;
         self.stats.spans += 1;
