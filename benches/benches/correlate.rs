@@ -57,7 +57,10 @@ fn bench(c: &mut Criterion) {
         ..Config::default()
     };
     let requests = run(&events, &cfg);
-    eprintln!("correlate bench: {} events, {requests} requests per iteration", events.len());
+    eprintln!(
+        "correlate bench: {} events, {requests} requests per iteration",
+        events.len()
+    );
     let mut g = c.benchmark_group("correlate_events");
     g.sample_size(20).measurement_time(Duration::from_secs(8));
     g.throughput(Throughput::Elements(events.len() as u64));

@@ -55,7 +55,6 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
         "bytes read but never seen sent: {}; reads mixing two requests: {}; unmatched syscalls: {}; late hops: {}; late labels: {}",
         st.unseen_bytes, st.mixed_reads, st.unmatched_brackets, st.late_hops, s.late_labels
     );
-    print_digest(&s.digest);
     eprintln!(
         "peak state: {} threads, {} sockets, {} streams, {} open requests, {} open spans; peak RSS {} MiB",
         s.peak_state[0],
@@ -65,6 +64,7 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
         s.peak_state[4],
         peak_rss_mib().map_or("?".into(), |m| m.to_string())
     );
+    print_digest(&s.digest);
     Ok(())
 }
 
@@ -108,10 +108,7 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
     }
     if let Some(min) = args.min_accuracy {
         if s.accuracy < min {
-            bail!(
-                "accuracy {:.4} is below --min-accuracy {min}",
-                s.accuracy
-            );
+            bail!("accuracy {:.4} is below --min-accuracy {min}", s.accuracy);
         }
     }
     Ok(())

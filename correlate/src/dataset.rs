@@ -98,7 +98,10 @@ impl LabelSink for Window {
     fn label(&mut self, row: u64, tag: Tag) {
         for (first, req, span) in self.parts.iter_mut().rev() {
             if row >= *first {
-                if let Some(i) = usize::try_from(row - *first).ok().filter(|&i| i < req.len()) {
+                if let Some(i) = usize::try_from(row - *first)
+                    .ok()
+                    .filter(|&i| i < req.len())
+                {
                     req[i] = tag.request;
                     span[i] = tag.span;
                     return;
@@ -150,13 +153,21 @@ fn read_losses(dataset: &Path) -> Result<Losses> {
             path: p.clone(),
             source,
         };
-        for b in ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?.build().map_err(pq)? {
+        for b in ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(pq)?
+            .build()
+            .map_err(pq)?
+        {
             let b = b.map_err(|source| Error::Arrow {
                 path: p.clone(),
                 source,
             })?;
-            let ts = b.column_by_name(lost_events::TS_NS).and_then(|c| c.as_any().downcast_ref::<Int64Array>().cloned());
-            let cpu = b.column_by_name(lost_events::CPU).and_then(|c| c.as_any().downcast_ref::<UInt16Array>().cloned());
+            let ts = b
+                .column_by_name(lost_events::TS_NS)
+                .and_then(|c| c.as_any().downcast_ref::<Int64Array>().cloned());
+            let cpu = b
+                .column_by_name(lost_events::CPU)
+                .and_then(|c| c.as_any().downcast_ref::<UInt16Array>().cloned());
             let (Some(ts), Some(cpu)) = (ts, cpu) else {
                 return Err(Error::Dataset {
                     path: p.clone(),
@@ -164,7 +175,11 @@ fn read_losses(dataset: &Path) -> Result<Losses> {
                 });
             };
             for i in 0..b.num_rows() {
-                let t = if ts.is_valid(i) { ts.value(i) } else { i64::MIN };
+                let t = if ts.is_valid(i) {
+                    ts.value(i)
+                } else {
+                    i64::MIN
+                };
                 reports.push((t, cpu.value(i)));
             }
         }
@@ -186,7 +201,13 @@ fn detect_ingress(parts: &[PathBuf], names: &mut Interner) -> Result<Vec<Ingress
         while r.next_batch(0, names, &mut evs, &mut cpus)? {
             for e in evs.iter().filter(|e| e.kind == Kind::RcvSpace) {
                 if let (Some(l), Some(rm)) = (e.src, e.dst) {
-                    seen.insert((e.tgid.unwrap_or(e.tid), crate::Tuple { local: l, remote: rm }));
+                    seen.insert((
+                        e.tgid.unwrap_or(e.tid),
+                        crate::Tuple {
+                            local: l,
+                            remote: rm,
+                        },
+                    ));
                 }
             }
         }
@@ -265,12 +286,13 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
                 losses.see(e.ts, c);
                 engine.push(e, &mut window);
             }
-            summary.incomplete += collect(&mut engine, &losses, &mut rows, &mut summary.digest, &names);
+            summary.incomplete +=
+                collect(&mut engine, &losses, &mut rows, &mut summary.digest, &names);
             let size = engine.state_size();
             for (peak, s) in summary.peak_state.iter_mut().zip(size) {
                 *peak = (*peak).max(s);
             }
-            if rows.spans >= 256 * 1024 {
+            if rows.spans >= 32 * 1024 {
                 flush(&mut rows, &names, &mut out)?;
             }
         }
@@ -353,7 +375,12 @@ fn rewrite_part(p: &Path, req: &[u64], span: &[u64]) -> Result<()> {
         .key_value_metadata()
         .map(|kv| {
             kv.iter()
-                .filter(|k| !matches!(k.key.as_str(), SCHEMA_VERSION_KEY | TABLE_KEY | "ARROW:schema"))
+                .filter(|k| {
+                    !matches!(
+                        k.key.as_str(),
+                        SCHEMA_VERSION_KEY | TABLE_KEY | "ARROW:schema"
+                    )
+                })
                 .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
                 .collect()
         })
@@ -368,17 +395,22 @@ fn rewrite_part(p: &Path, req: &[u64], span: &[u64]) -> Result<()> {
         })?;
         let n = b.num_rows();
         let lab = |v: &[u64]| -> ArrayRef {
-            Arc::new(UInt64Array::from_iter(v[offset..offset + n].iter().map(|&x| (x != 0).then_some(x))))
+            Arc::new(UInt64Array::from_iter(
+                v[offset..offset + n].iter().map(|&x| (x != 0).then_some(x)),
+            ))
         };
         let mut cols = Vec::with_capacity(schema.fields().len());
         for f in schema.fields() {
             let c = match f.name().as_str() {
                 events::REQUEST_ID => lab(req),
                 events::SPAN_ID => lab(span),
-                name => b.column_by_name(name).cloned().ok_or_else(|| Error::Dataset {
-                    path: p.to_owned(),
-                    msg: format!("events part lacks column `{name}`"),
-                })?,
+                name => b
+                    .column_by_name(name)
+                    .cloned()
+                    .ok_or_else(|| Error::Dataset {
+                        path: p.to_owned(),
+                        msg: format!("events part lacks column `{name}`"),
+                    })?,
             };
             cols.push(c);
         }

@@ -184,7 +184,7 @@ impl Engine {
     pub fn push(&mut self, ev: &Event, sink: &mut impl LabelSink) {
         self.stats.events += 1;
         self.now = self.now.max(ev.ts);
-        if self.stats.events % 4096 == 0 {
+        if self.stats.events.is_multiple_of(4096) {
             self.finish_idle(false);
         }
         match ev.kind {
@@ -370,10 +370,9 @@ fn block_reason(
     let Some(b) = b else {
         return BlockReason::Other;
     };
-    let is_socket = b
-        .fd
-        .zip(tgid)
-        .is_some_and(|(fd, g)| fds.contains_key(&(g, fd)));
+    let is_socket =
+        b.fd.zip(tgid)
+            .is_some_and(|(fd, g)| fds.contains_key(&(g, fd)));
     match b.sys {
         Some(Sys::Wait | Sys::Accept | Sys::Connect) => BlockReason::Network,
         Some(Sys::Recv | Sys::Send) if is_socket => BlockReason::Network,

@@ -26,7 +26,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
-use arrow::array::{Array, AsArray, DictionaryArray, Int32Array, Int64Array, RecordBatch, UInt16Array, UInt64Array};
+use arrow::array::{
+    Array, AsArray, DictionaryArray, Int32Array, Int64Array, RecordBatch, UInt16Array, UInt64Array,
+};
 use arrow::datatypes::Int32Type;
 use kreq_schemas::dataset as ds;
 use kreq_schemas::{requests as rq, spans as sp};
@@ -128,10 +130,23 @@ fn read_table(dataset: &Path, dir: &str) -> Result<Vec<RecordBatch>> {
     files.sort();
     let mut out = Vec::new();
     for p in files {
-        let f = File::open(&p).map_err(|source| Error::Io { path: p.clone(), source })?;
-        let pq = |source| Error::Parquet { path: p.clone(), source };
-        for b in ParquetRecordBatchReaderBuilder::try_new(f).map_err(pq)?.build().map_err(pq)? {
-            out.push(b.map_err(|source| Error::Arrow { path: p.clone(), source })?);
+        let f = File::open(&p).map_err(|source| Error::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let pq = |source| Error::Parquet {
+            path: p.clone(),
+            source,
+        };
+        for b in ParquetRecordBatchReaderBuilder::try_new(f)
+            .map_err(pq)?
+            .build()
+            .map_err(pq)?
+        {
+            out.push(b.map_err(|source| Error::Arrow {
+                path: p.clone(),
+                source,
+            })?);
         }
     }
     Ok(out)
@@ -157,7 +172,7 @@ fn dict_str(d: &DictionaryArray<Int32Type>, i: usize) -> Option<String> {
 /// Scores the correlation stored in `dataset` against `truth`.
 pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
     let mut spans: HashMap<u64, Vec<SpanRow>> = HashMap::new();
-    let mut owner: HashMap<((String, u16), (String, u16)), i32> = HashMap::new();
+    let mut owner: Owners = HashMap::new();
     for b in read_table(dataset, ds::SPANS_DIR)? {
         let req = c::<UInt64Array>(&b, sp::REQUEST_ID, dataset)?;
         let tid = c::<Int32Array>(&b, sp::TID, dataset)?;
@@ -198,7 +213,10 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
         for i in 0..b.num_rows() {
             correlated += 1;
             if ct.is_valid(i) {
-                by_client.entry(ct.value(i)).or_default().push((st.value(i), id.value(i)));
+                by_client
+                    .entry(ct.value(i))
+                    .or_default()
+                    .push((st.value(i), id.value(i)));
             }
         }
     }
@@ -270,7 +288,10 @@ fn check(t: &Truth, spans: &[SpanRow], owner: &Owners) -> std::result::Result<()
             has_app = true;
         } else {
             let owned = s.kind == "server"
-                && s.local.clone().zip(s.peer.clone()).is_some_and(|(l, p)| owner.get(&(p, l)) == Some(&app_tid));
+                && s.local
+                    .clone()
+                    .zip(s.peer.clone())
+                    .is_some_and(|(l, p)| owner.get(&(p, l)) == Some(&app_tid));
             if !owned {
                 return Err(format!("foreign span ({} on tid {})", s.kind, s.tid));
             }

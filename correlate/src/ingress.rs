@@ -73,16 +73,25 @@ mod tests {
             (3, t(40002, 16379)),
         ];
         let got = detect(recv);
-        assert_eq!(got, vec![Endpoint { addr: 0, port: 18080 }]);
+        assert_eq!(
+            got,
+            vec![Endpoint {
+                addr: 0,
+                port: 18080
+            }]
+        );
     }
 
     #[test]
     fn parses_specs() {
         let mut n = Interner::default();
-        let i = parse("127.0.0.1:18080", &mut n).unwrap();
+        let i = parse("127.0.0.1:18080", &mut n).expect("test value");
         assert_eq!((i.addr, i.port), (n.get("127.0.0.1"), 18080));
-        assert_eq!(parse(":80", &mut n).unwrap().addr, None);
-        assert_eq!(parse("[::1]:80", &mut n).unwrap().addr, n.get("::1"));
+        assert_eq!(parse(":80", &mut n).expect("test value").addr, None);
+        assert_eq!(
+            parse("[::1]:80", &mut n).expect("test value").addr,
+            n.get("::1")
+        );
         assert!(parse("nonsense", &mut n).is_err());
     }
 }

@@ -117,15 +117,18 @@ impl Engine {
             t.and_then(|t| t.bracket.as_ref()).is_some_and(|b| {
                 b.sys == Some(Sys::Send)
                     && b.send_tuple.is_none_or(|s| s == sender)
-                    && b
-                        .fd
+                    && b.fd
                         .and_then(|fd| self.fds.get(&(tgid, fd)))
                         .is_none_or(|&k| k == sender)
             })
         };
         if fits && len > 0 {
             let tag = self.send_tag(ev.tid, sender, ev.ts);
-            if let Some(b) = self.threads.get_mut(&ev.tid).and_then(|t| t.bracket.as_mut()) {
+            if let Some(b) = self
+                .threads
+                .get_mut(&ev.tid)
+                .and_then(|t| t.bracket.as_mut())
+            {
                 b.send_tuple = Some(sender);
                 b.probed += len;
                 b.last_probe = Some(ev.ts);
@@ -207,7 +210,12 @@ impl Engine {
     }
 
     /// The socket a send or receive touched, and remembers it for the `(process, fd)`.
-    fn bracket_socket(&mut self, b: &Bracket, tgid: i32, from_bracket: Option<Tuple>) -> Option<Tuple> {
+    fn bracket_socket(
+        &mut self,
+        b: &Bracket,
+        tgid: i32,
+        from_bracket: Option<Tuple>,
+    ) -> Option<Tuple> {
         let tuple = from_bracket
             .or_else(|| b.sk.and_then(|sk| self.sks.get(&sk).copied()))
             .or_else(|| b.fd.and_then(|fd| self.fds.get(&(tgid, fd)).copied()))?;
@@ -236,7 +244,10 @@ impl Engine {
     }
 
     fn enqueue(&mut self, sender: Tuple, len: i64, tag: Option<Tag>, tid: i32) {
-        let s = self.streams.entry((sender.local, sender.remote)).or_default();
+        let s = self
+            .streams
+            .entry((sender.local, sender.remote))
+            .or_default();
         self.stats.dropped_segments += s.send(len, tag, tid) as u64;
     }
 
@@ -315,7 +326,11 @@ impl Engine {
         let fd = t.bracket.as_ref().and_then(|b| b.fd);
         let (tgid, comm, event_loop) = (t.tgid, t.comm, t.event_loop);
         let owner = fd.and_then(|fd| self.conn_owner.get(&(tgid.unwrap_or(tid), fd)).copied());
-        let open_call = self.socks.get(&tuple).and_then(|s| s.call).filter(|c| !c.replied);
+        let open_call = self
+            .socks
+            .get(&tuple)
+            .and_then(|s| s.call)
+            .filter(|c| !c.replied);
         let t = self.threads.get_mut(&tid)?;
         let (parent, rule) = match (t.current, owner, open_call, t.handoff.take()) {
             // An event loop may open connections for several requests before writing to them.
@@ -325,7 +340,17 @@ impl Engine {
             (None, Some(o), ..) => (o, Rule::EventLoop),
             (None, None, Some(c), _) => return Some(c.tag),
             (None, None, None, Some((tag, rule, at))) => {
-                let internal = self.new_span(tag.request, Some(tag.span), SpanKind::Internal, tid, tgid, comm, at, None, rule);
+                let internal = self.new_span(
+                    tag.request,
+                    Some(tag.span),
+                    SpanKind::Internal,
+                    tid,
+                    tgid,
+                    comm,
+                    at,
+                    None,
+                    rule,
+                );
                 let cur = Tag {
                     request: tag.request,
                     span: internal,
@@ -343,7 +368,17 @@ impl Engine {
             }
         }
         self.socks.get(&tuple)?;
-        let span = self.new_span(parent.request, Some(parent.span), SpanKind::Client, tid, tgid, comm, ts, Some(tuple), rule);
+        let span = self.new_span(
+            parent.request,
+            Some(parent.span),
+            SpanKind::Client,
+            tid,
+            tgid,
+            comm,
+            ts,
+            Some(tuple),
+            rule,
+        );
         let tag = Tag {
             request: parent.request,
             span,
@@ -396,7 +431,10 @@ impl Engine {
                 tag
             }
             Role::Client => {
-                let call = sock.call.as_mut().filter(|c| taken.tag.is_none_or(|t| t.request == c.tag.request));
+                let call = sock
+                    .call
+                    .as_mut()
+                    .filter(|c| taken.tag.is_none_or(|t| t.request == c.tag.request));
                 let call = call.map(|c| {
                     c.replied = true;
                     *c
@@ -432,7 +470,17 @@ impl Engine {
             .get(&ev.tid)
             .map(|t| (t.tgid, t.comm))
             .unwrap_or((None, 0));
-        let span = self.new_span(from.request, Some(from.span), SpanKind::Server, ev.tid, pid, comm, at, Some(tuple), Rule::ByteStream);
+        let span = self.new_span(
+            from.request,
+            Some(from.span),
+            SpanKind::Server,
+            ev.tid,
+            pid,
+            comm,
+            at,
+            Some(tuple),
+            Rule::ByteStream,
+        );
         Tag {
             request: from.request,
             span,
@@ -463,7 +511,17 @@ impl Engine {
                 edges: Vec::new(),
             },
         );
-        let span = self.new_span(id, None, SpanKind::Server, ev.tid, pid, comm, at, Some(tuple), Rule::ByteStream);
+        let span = self.new_span(
+            id,
+            None,
+            SpanKind::Server,
+            ev.tid,
+            pid,
+            comm,
+            at,
+            Some(tuple),
+            Rule::ByteStream,
+        );
         if let Some(r) = self.requests.get_mut(&id) {
             r.root = span;
         }

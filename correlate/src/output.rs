@@ -28,7 +28,11 @@ pub(crate) struct PartWriter {
 }
 
 impl PartWriter {
-    pub(crate) fn new(dataset: &Path, table: &'static str, meta: Vec<(String, String)>) -> Result<Self> {
+    pub(crate) fn new(
+        dataset: &Path,
+        table: &'static str,
+        meta: Vec<(String, String)>,
+    ) -> Result<Self> {
         let dir = dataset.join(table);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|source| Error::Io {
@@ -51,7 +55,13 @@ impl PartWriter {
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let path = self.dir.join(format!("part-{:06}.parquet", self.seq));
         self.seq += 1;
-        write_file(&path, self.table, batch.schema(), std::iter::once(Ok(batch.clone())), &self.meta)
+        write_file(
+            &path,
+            self.table,
+            batch.schema(),
+            std::iter::once(Ok(batch.clone())),
+            &self.meta,
+        )
     }
 }
 
@@ -140,23 +150,50 @@ impl ResultRows {
                 }
             }
             services.append(true);
-            min_conf.push(r.edges.iter().map(|e| e.rule.confidence()).fold(1.0f32, f32::min));
+            min_conf.push(
+                r.edges
+                    .iter()
+                    .map(|e| e.rule.confidence())
+                    .fold(1.0f32, f32::min),
+            );
         }
         let reqs: Vec<ArrayRef> = vec![
-            Arc::new(UInt64Array::from_iter_values(fin.iter().map(|f| f.request.id))),
-            Arc::new(UInt64Array::from_iter_values(fin.iter().map(|f| f.request.root))),
+            Arc::new(UInt64Array::from_iter_values(
+                fin.iter().map(|f| f.request.id),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                fin.iter().map(|f| f.request.root),
+            )),
             Arc::new(caddr.finish()),
-            Arc::new(UInt16Array::from_iter_values(fin.iter().map(|f| f.request.ingress.remote.port))),
+            Arc::new(UInt16Array::from_iter_values(
+                fin.iter().map(|f| f.request.ingress.remote.port),
+            )),
             Arc::new(saddr.finish()),
-            Arc::new(UInt16Array::from_iter_values(fin.iter().map(|f| f.request.ingress.local.port))),
-            Arc::new(Int32Array::from_iter(fin.iter().map(|f| f.request.client_tid))),
-            Arc::new(Int32Array::from_iter_values(fin.iter().map(|f| f.request.ingress_tid))),
-            Arc::new(Int64Array::from_iter_values(fin.iter().map(|f| f.request.start))),
-            Arc::new(Int64Array::from_iter_values(fin.iter().map(|f| f.request.end))),
-            Arc::new(Int64Array::from_iter_values(fin.iter().map(|f| f.request.end - f.request.start))),
-            Arc::new(BooleanArray::from_iter(fin.iter().map(|f| Some(f.request.responded)))),
+            Arc::new(UInt16Array::from_iter_values(
+                fin.iter().map(|f| f.request.ingress.local.port),
+            )),
+            Arc::new(Int32Array::from_iter(
+                fin.iter().map(|f| f.request.client_tid),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                fin.iter().map(|f| f.request.ingress_tid),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                fin.iter().map(|f| f.request.start),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                fin.iter().map(|f| f.request.end),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                fin.iter().map(|f| f.request.end - f.request.start),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                fin.iter().map(|f| Some(f.request.responded)),
+            )),
             Arc::new(services.finish()),
-            Arc::new(UInt32Array::from_iter_values(fin.iter().map(|f| f.spans.len() as u32))),
+            Arc::new(UInt32Array::from_iter_values(
+                fin.iter().map(|f| f.spans.len() as u32),
+            )),
             Arc::new(Float32Array::from(min_conf)),
             Arc::new(BooleanArray::from_iter(complete.iter().map(|&c| Some(c)))),
         ];
@@ -173,7 +210,10 @@ impl ResultRows {
             dict_opt(&mut laddr, s.tuple.map(|t| names.name(t.local.addr)));
             dict_opt(&mut paddr, s.tuple.map(|t| names.name(t.remote.addr)));
         }
-        let splits: Vec<_> = all.iter().map(|s| s.split_end.since(&s.split_start)).collect();
+        let splits: Vec<_> = all
+            .iter()
+            .map(|s| s.split_end.since(&s.split_start))
+            .collect();
         let i64s = |f: &dyn Fn(usize) -> i64| -> ArrayRef {
             Arc::new(Int64Array::from_iter_values((0..all.len()).map(f)))
         };
@@ -189,9 +229,13 @@ impl ResultRows {
             i64s(&|i| all[i].end),
             i64s(&|i| all[i].end - all[i].start),
             Arc::new(laddr.finish()),
-            Arc::new(UInt16Array::from_iter(all.iter().map(|s| s.tuple.map(|t| t.local.port)))),
+            Arc::new(UInt16Array::from_iter(
+                all.iter().map(|s| s.tuple.map(|t| t.local.port)),
+            )),
             Arc::new(paddr.finish()),
-            Arc::new(UInt16Array::from_iter(all.iter().map(|s| s.tuple.map(|t| t.remote.port)))),
+            Arc::new(UInt16Array::from_iter(
+                all.iter().map(|s| s.tuple.map(|t| t.remote.port)),
+            )),
             i64s(&|i| all[i].bytes_in),
             i64s(&|i| all[i].bytes_out),
             i64s(&|i| splits[i].cpu),
@@ -216,7 +260,9 @@ impl ResultRows {
             Arc::new(UInt64Array::from_iter_values(es.iter().map(|e| e.from))),
             Arc::new(UInt64Array::from_iter_values(es.iter().map(|e| e.to))),
             Arc::new(rule.finish()),
-            Arc::new(Float32Array::from_iter_values(es.iter().map(|e| e.rule.confidence()))),
+            Arc::new(Float32Array::from_iter_values(
+                es.iter().map(|e| e.rule.confidence()),
+            )),
             Arc::new(Int64Array::from_iter_values(es.iter().map(|e| e.ts))),
         ];
         let edges_b = RecordBatch::try_new(edges::schema(), cols).map_err(arrow)?;

@@ -97,7 +97,7 @@ fn rules(f: &Finished) -> Vec<&'static str> {
     f.request.edges.iter().map(|e| e.rule.as_str()).collect()
 }
 
-fn span_on<'a>(f: &'a Finished, tid: i32, kind: SpanKind) -> Option<&'a crate::model::Span> {
+fn span_on(f: &Finished, tid: i32, kind: SpanKind) -> Option<&crate::model::Span> {
     f.spans.iter().find(|s| s.tid == tid && s.kind == kind)
 }
 
@@ -111,7 +111,10 @@ fn a_request_starts_at_the_ingress_and_ends_with_its_response() {
     let (f, labels) = s.finish();
     assert_eq!(f.len(), 1);
     let r = &f[0].request;
-    assert_eq!((r.client_tid, r.ingress_tid, r.responded), (Some(1), 2, true));
+    assert_eq!(
+        (r.client_tid, r.ingress_tid, r.responded),
+        (Some(1), 2, true)
+    );
     assert!(r.end > r.start);
     assert_eq!(f[0].spans.len(), 1, "the client is outside the request");
     assert!(labels.iter().all(|(_, t)| t.request == r.id));
@@ -147,9 +150,14 @@ fn thread_per_request_calls_out_for_its_request() {
     assert_eq!(f.spans.len(), 5);
     assert_eq!(
         rules(f),
-        ["thread_request", "byte_stream", "thread_request", "byte_stream"]
+        [
+            "thread_request",
+            "byte_stream",
+            "thread_request",
+            "byte_stream"
+        ]
     );
-    let app = span_on(f, 3, SpanKind::Server).unwrap();
+    let app = span_on(f, 3, SpanKind::Server).expect("test value");
     assert_eq!((app.bytes_in, app.bytes_out), (109, 112));
     assert!(span_on(f, 4, SpanKind::Server).is_some(), "redis span");
 }
@@ -170,7 +178,10 @@ fn keep_alive_connection_gives_each_message_to_its_request() {
     assert_eq!(f.len(), 2);
     for r in &f {
         assert_eq!(r.spans.len(), 3);
-        assert!(r.spans.iter().all(|sp| sp.start >= r.request.start && sp.end <= r.request.end));
+        assert!(r
+            .spans
+            .iter()
+            .all(|sp| sp.start >= r.request.start && sp.end <= r.request.end));
     }
 }
 
@@ -194,10 +205,21 @@ fn event_loop_replies_follow_the_connection_not_the_last_read() {
     let (f, _) = s.finish();
     assert_eq!(f.len(), 2);
     for r in &f {
-        let app = r.spans.iter().find(|sp| sp.kind == SpanKind::Server && sp.tid != 2 && sp.tid != 4).unwrap();
-        let redis = span_on(r, 4, SpanKind::Server).unwrap();
-        assert_eq!(redis.bytes_out, 4, "request {} got its own reply", r.request.id);
-        assert_eq!(redis.tuple.map(|t| t.remote.port), Some(if app.tid == 3 { 42000 } else { 42001 }));
+        let app = r
+            .spans
+            .iter()
+            .find(|sp| sp.kind == SpanKind::Server && sp.tid != 2 && sp.tid != 4)
+            .expect("test value");
+        let redis = span_on(r, 4, SpanKind::Server).expect("test value");
+        assert_eq!(
+            redis.bytes_out, 4,
+            "request {} got its own reply",
+            r.request.id
+        );
+        assert_eq!(
+            redis.tuple.map(|t| t.remote.port),
+            Some(if app.tid == 3 { 42000 } else { 42001 })
+        );
     }
 }
 
@@ -212,7 +234,11 @@ fn event_loop_connections_opened_for_a_request_stay_with_it() {
     s.send(2, 19, 41000, 18081, 109); // the first request's connection
     s.send(2, 20, 41001, 18081, 110);
     let (f, _) = s.finish();
-    let call = |r: &Finished| span_on(r, 2, SpanKind::Client).and_then(|c| c.tuple).map(|t| t.local.port);
+    let call = |r: &Finished| {
+        span_on(r, 2, SpanKind::Client)
+            .and_then(|c| c.tuple)
+            .map(|t| t.local.port)
+    };
     assert_eq!(call(&f[0]), Some(41000));
     assert_eq!(call(&f[1]), Some(41001));
     assert_eq!(rules(&f[0]), ["event_loop"]);
@@ -297,7 +323,10 @@ fn span_time_splits_into_cpu_runnable_and_blocked_network() {
     let sp = root.split_end.since(&root.split_start);
     assert_eq!(sp.network, 101_000);
     assert_eq!(sp.runnable, 1_000);
-    assert_eq!(sp.cpu + sp.runnable + sp.blocked() + sp.unknown, root.end - root.start);
+    assert_eq!(
+        sp.cpu + sp.runnable + sp.blocked() + sp.unknown,
+        root.end - root.start
+    );
     let _ = Tuple {
         local: ep(1),
         remote: ep(2),

@@ -135,7 +135,10 @@ mod tests {
         s.send(80, t(2), 7);
         assert_eq!(s.recv(100).tag, t(1));
         let second = s.recv(80);
-        assert_eq!((second.tag, second.sender, second.mixed), (t(2), Some(7), false));
+        assert_eq!(
+            (second.tag, second.sender, second.mixed),
+            (t(2), Some(7), false)
+        );
         assert!(s.is_empty());
     }
 
@@ -147,7 +150,10 @@ mod tests {
         assert_eq!(s.recv(60).tag, t(1));
         let r = s.recv(90);
         assert_eq!(r.tag, t(1));
-        assert!(r.mixed, "the read took the end of request 1 and the start of request 2");
+        assert!(
+            r.mixed,
+            "the read took the end of request 1 and the start of request 2"
+        );
         assert_eq!(s.recv(50).tag, t(2));
     }
 

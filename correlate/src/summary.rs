@@ -106,11 +106,18 @@ impl Digest {
         self.latency.add(d.max(0) as u64);
         if self.slowest.len() < SLOWEST || d > self.slowest[self.slowest.len() - 1].0 {
             self.slowest.push((d, f.request.id, f.spans.len()));
-            self.slowest.sort_by(|a, b| b.0.cmp(&a.0));
+            self.slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
             self.slowest.truncate(SLOWEST);
         }
-        for s in f.spans.iter().filter(|s| s.kind == crate::model::SpanKind::Server) {
-            let e = self.services.entry(names.name(s.comm).to_owned()).or_default();
+        for s in f
+            .spans
+            .iter()
+            .filter(|s| s.kind == crate::model::SpanKind::Server)
+        {
+            let e = self
+                .services
+                .entry(names.name(s.comm).to_owned())
+                .or_default();
             let sp = s.split_end.since(&s.split_start);
             e.spans += 1;
             e.total_ns += s.end - s.start;
@@ -133,7 +140,10 @@ mod tests {
         }
         for (q, want) in [(0.5, 500_000u64), (0.99, 990_000), (1.0, 1_000_000)] {
             let got = h.quantile(q);
-            assert!(got <= want && want - got <= want / 16, "q{q}: {got} vs {want}");
+            assert!(
+                got <= want && want - got <= want / 16,
+                "q{q}: {got} vs {want}"
+            );
         }
         assert_eq!(h.count(), 1000);
     }

@@ -121,12 +121,16 @@ fn python_readers_open_the_dataset() {
         "2",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Small chunks give several parts, so labels cross part boundaries.
+    let o = kreq(&["correlate", out.to_str().unwrap_or("")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Counts taken from the text with grep: `grep -c ' sched_switch:'` etc.
     let expected = serde_json::json!({
         "events": 47896,
         "event_counts": {"sched_switch": 3730, "tcp_probe": 4187, "sys_enter_recvfrom": 1807,
                           "sys_exit_sendto": 1500, "sock_send_length": 2700},
-        "first": {"ts_ns": 2634276836000i64, "tid": 24523, "comm": "bash", "event": "sys_exit_write", "ret": 2}
+        "first": {"ts_ns": 2634276836000i64, "tid": 24523, "comm": "bash", "event": "sys_exit_write", "ret": 2},
+        "requests": 300
     });
     let script = root().join("cli/tests/python/check_dataset.py");
     let o = Command::new("python3")
@@ -138,7 +142,9 @@ fn python_readers_open_the_dataset() {
     let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{text}");
     assert!(
-        text.contains("pyarrow: 47896 rows") && text.contains("duckdb: 47896 rows"),
+        text.contains("pyarrow: 47896 rows")
+            && text.contains("duckdb: 47896 rows")
+            && text.contains("correlation: 300 requests"),
         "{text}"
     );
 }

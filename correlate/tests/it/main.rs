@@ -33,11 +33,18 @@ fn check_capture(name: &str, file: &str) {
         &testdata().join(name).join("truth.jsonl"),
     );
     eprintln!("{name}/{file}: {score:?}");
-    assert_eq!(summary.ingress, ["127.0.0.1:18080"], "{name}: detected ingress");
+    assert_eq!(
+        summary.ingress,
+        ["127.0.0.1:18080"],
+        "{name}: detected ingress"
+    );
     assert!(summary.ingress_auto);
     assert_eq!(score.found, score.sent, "{name}: {score:?}");
     assert!(score.accuracy >= 0.99, "{name}: {score:?}");
-    assert_eq!(summary.stats.requests as usize, score.sent, "{name}: no extra requests");
+    assert_eq!(
+        summary.stats.requests as usize, score.sent,
+        "{name}: no extra requests"
+    );
     assert_eq!(summary.incomplete, 0, "{name} has no lost events");
 }
 

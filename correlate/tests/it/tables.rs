@@ -36,7 +36,11 @@ fn u64s(batches: &[RecordBatch], col: &str) -> Vec<Option<u64>> {
     batches
         .iter()
         .flat_map(|b| {
-            let a = b.column_by_name(col).expect(col).as_primitive::<UInt64Type>().clone();
+            let a = b
+                .column_by_name(col)
+                .expect(col)
+                .as_primitive::<UInt64Type>()
+                .clone();
             (0..a.len()).map(move |i| a.is_valid(i).then(|| a.value(i)))
         })
         .collect()
@@ -53,11 +57,22 @@ fn labels_point_at_spans_and_reruns_give_the_same_result() {
     let labelled = reqs.iter().flatten().count() as u64;
     assert!(labelled > 0);
     assert_eq!(labelled, first.stats.labelled);
-    assert!(reqs.iter().zip(&spans_col).all(|(r, s)| r.is_some() == s.is_some()));
-    let span_ids: HashSet<u64> = u64s(&table(&ds, "spans"), "span_id").into_iter().flatten().collect();
-    assert!(spans_col.iter().flatten().all(|s| span_ids.contains(s)), "every label names a written span");
-    let request_ids: HashSet<u64> =
-        u64s(&table(&ds, "requests"), "request_id").into_iter().flatten().collect();
+    assert!(reqs
+        .iter()
+        .zip(&spans_col)
+        .all(|(r, s)| r.is_some() == s.is_some()));
+    let span_ids: HashSet<u64> = u64s(&table(&ds, "spans"), "span_id")
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(
+        spans_col.iter().flatten().all(|s| span_ids.contains(s)),
+        "every label names a written span"
+    );
+    let request_ids: HashSet<u64> = u64s(&table(&ds, "requests"), "request_id")
+        .into_iter()
+        .flatten()
+        .collect();
     assert_eq!(request_ids.len() as u64, first.stats.requests);
     let m = read_manifest(&ds).expect("manifest");
     let info = m.correlation.expect("correlation info");
@@ -90,8 +105,10 @@ fn given_ingress_is_used_and_a_wrong_one_finds_nothing() {
 
 #[test]
 fn lost_events_mark_the_requests_they_touch_incomplete() {
-    let text = zstd::decode_all(std::fs::File::open(testdata().join("s1-c1/trace.txt.zst")).expect("open"))
-        .expect("zstd");
+    let text = zstd::decode_all(
+        std::fs::File::open(testdata().join("s1-c1/trace.txt.zst")).expect("open"),
+    )
+    .expect("zstd");
     let text = String::from_utf8(text).expect("utf8");
     let lines: Vec<&str> = text.lines().collect();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -120,11 +137,18 @@ fn lost_events_mark_the_requests_they_touch_incomplete() {
     let complete: Vec<bool> = table(&out, "requests")
         .iter()
         .flat_map(|b| {
-            let a = b.column_by_name("complete").expect("complete").as_boolean().clone();
+            let a = b
+                .column_by_name("complete")
+                .expect("complete")
+                .as_boolean()
+                .clone();
             (0..a.len()).map(move |i| a.value(i))
         })
         .collect();
-    assert_eq!(complete.iter().filter(|c| !**c).count() as u64, s.incomplete);
+    assert_eq!(
+        complete.iter().filter(|c| !**c).count() as u64,
+        s.incomplete
+    );
 }
 
 #[test]
@@ -138,22 +162,30 @@ fn evaluation_fails_a_correlation_that_does_not_match_the_truth() {
     // Give every request the application hop of the request before it: a correlation that
     // is right for the truth must now be wrong for nearly every request.
     let mut shifted: Vec<Truth> = truth.clone();
-    for i in 0..shifted.len() {
-        let j = (i + 1) % truth.len();
-        shifted[i].app_tid = truth[j].app_tid;
-        shifted[i].app_t0 = truth[j].app_t0;
-        shifted[i].app_t1 = truth[j].app_t1;
+    for (i, t) in shifted.iter_mut().enumerate() {
+        let next = &truth[(i + 1) % truth.len()];
+        t.app_tid = next.app_tid;
+        t.app_t0 = next.app_t0;
+        t.app_t1 = next.app_t1;
     }
     let s = evaluate(&ds, &shifted).expect("eval");
     assert!(s.accuracy < 0.05, "{s:?}");
-    assert!(s.failures.contains_key("application span of another request"), "{s:?}");
+    assert!(
+        s.failures
+            .contains_key("application span of another request"),
+        "{s:?}"
+    );
 }
 
 #[test]
 fn bad_truth_lines_name_file_line_and_offset() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("truth.jsonl");
-    std::fs::write(&p, "{\"request_id\":\"a\",\"client_tid\":1,\"client_t0\":1,\"client_t1\":2}\nnot json\n").expect("write");
+    std::fs::write(
+        &p,
+        "{\"request_id\":\"a\",\"client_tid\":1,\"client_t0\":1,\"client_t1\":2}\nnot json\n",
+    )
+    .expect("write");
     let e = read_truth(&p).expect_err("bad line").to_string();
     assert!(e.contains("truth.jsonl:2: byte 62:"), "{e}");
 }
