@@ -3,6 +3,8 @@
 mod correlate_cmd;
 mod ingest_cmd;
 mod record_cmd;
+mod report_cmd;
+mod sql_cmd;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,10 @@ enum Command {
     Correlate(correlate_cmd::CorrelateArgs),
     /// Score a correlated dataset against ground truth.
     Eval(correlate_cmd::EvalArgs),
+    /// SQL over events, spans, requests, edges and lost events (interactive without a query).
+    Sql(sql_cmd::SqlArgs),
+    /// The standard analyses: latency, slowest requests, breakdown, hotspots, lost events.
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +46,8 @@ fn main() -> ExitCode {
         Command::Record(args) => record_cmd::run(args),
         Command::Correlate(args) => correlate_cmd::run(args),
         Command::Eval(args) => correlate_cmd::run_eval(args),
+        Command::Sql(args) => sql_cmd::run(args),
+        Command::Report(args) => report_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

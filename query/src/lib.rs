@@ -1,5 +1,24 @@
 //! SQL over kreq datasets with DataFusion.
 //!
-//! Not implemented yet (tracked as issue 5); DataFusion is not a dependency until then, to keep
-//! the build light.
+//! [`open`] registers the tables a dataset has (`events`, `lost_events`, `requests`, `spans`,
+//! `edges`) with the schemas of `kreq-schemas` (no inference), the trace UDFs of [`udf`] and the
+//! analysis views of [`views`]. Time filters on `ts_ns` / `start_ns` prune files, row groups and
+//! pages through the Parquet statistics.
 #![deny(missing_docs)]
+
+mod error;
+pub mod output;
+pub mod tables;
+pub mod udf;
+pub mod views;
+
+pub use error::{Error, Result};
+pub use tables::{open, TABLES};
+
+use arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+
+/// Runs one SQL statement and collects its result.
+pub async fn sql(ctx: &SessionContext, query: &str) -> Result<Vec<RecordBatch>> {
+    Ok(ctx.sql(query).await?.collect().await?)
+}

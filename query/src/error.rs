@@ -1,0 +1,31 @@
+//! Errors of the query crate.
+
+use std::path::PathBuf;
+
+/// What can go wrong while opening or querying a dataset.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The dataset is not usable.
+    #[error("{path}: {msg}")]
+    Dataset {
+        /// The dataset.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// DataFusion rejected or failed a query.
+    #[error("{0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// Arrow could not format or write a result.
+    #[error("{0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// Parquet could not write a result.
+    #[error("{0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Writing a result failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Result of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

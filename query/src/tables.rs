@@ -1,0 +1,91 @@
+//! Registering a dataset's tables with their declared schemas.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::{col, SessionConfig, SessionContext};
+use kreq_schemas::dataset as ds;
+use kreq_schemas::{edges, events, lost_events, requests, spans};
+
+use crate::{udf, views, Error, Result};
+
+/// The tables a dataset can have: name, directory, schema, time column its parts are sorted by.
+pub const TABLES: &[(&str, &str)] = &[
+    ("events", ds::EVENTS_DIR),
+    ("lost_events", ds::LOST_EVENTS_DIR),
+    ("requests", ds::REQUESTS_DIR),
+    ("spans", ds::SPANS_DIR),
+    ("edges", ds::EDGES_DIR),
+];
+
+fn schema_of(table: &str) -> SchemaRef {
+    match table {
+        "events" => events::schema(),
+        "lost_events" => lost_events::schema(),
+        "requests" => requests::schema(),
+        "spans" => spans::schema(),
+        _ => edges::schema(),
+    }
+}
+
+fn has_parts(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.filter_map(|e| e.ok())
+            .any(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+    })
+}
+
+/// A session over the dataset at `path`: its tables, the UDFs and, when the dataset is
+/// correlated, the analysis views. Returns the session and the names of the tables found.
+pub async fn open(path: &Path) -> Result<(SessionContext, Vec<String>)> {
+    if !path.join(ds::MANIFEST).exists() {
+        return Err(Error::Dataset {
+            path: path.to_owned(),
+            msg:
+                "not a kreq dataset (no kreq.json); create one with `kreq ingest` or `kreq record`"
+                    .into(),
+        });
+    }
+    let mut config = SessionConfig::new().with_information_schema(true);
+    let opts = config.options_mut();
+    opts.execution.parquet.pruning = true;
+    opts.execution.parquet.enable_page_index = true;
+    opts.execution.parquet.pushdown_filters = true;
+    opts.execution.parquet.reorder_filters = true;
+    let ctx = SessionContext::new_with_config(config);
+    udf::register(&ctx);
+    let mut found = Vec::new();
+    for (name, dir) in TABLES {
+        let dir = path.join(dir);
+        if !has_parts(&dir) {
+            continue;
+        }
+        let url = ListingTableUrl::parse(format!("{}/", dir.canonicalize()?.display()))?;
+        let mut listing =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let sort_col = match *name {
+            "events" | "lost_events" => Some(events::TS_NS),
+            _ => None,
+        };
+        if let Some(c) = sort_col.filter(|_| *name == "events") {
+            listing = listing.with_file_sort_order(vec![vec![col(c).sort(true, false)]]);
+        }
+        let cfg = ListingTableConfig::new(url)
+            .with_listing_options(listing)
+            .with_schema(schema_of(name));
+        let table = ListingTable::try_new(cfg)?;
+        ctx.register_table(*name, Arc::new(table))?;
+        found.push((*name).to_owned());
+    }
+    let correlated = ["spans", "requests", "events"]
+        .iter()
+        .all(|t| found.iter().any(|f| f == t));
+    let lost = found.iter().any(|t| t == "lost_events");
+    views::register(&ctx, lost, correlated).await?;
+    Ok((ctx, found))
+}

@@ -1,0 +1,126 @@
+//! Analysis views over a correlated dataset, in portable SQL (the DuckDB comparison test runs
+//! the very same definitions).
+//!
+//! | view | one row per | what |
+//! |---|---|---|
+//! | `hops` | span, plus one per call's network gap | where a request's time went: `self_ns` of each server/internal span (its duration minus its outgoing calls) and, for each call, the time on the wire (call duration minus the callee's server span) |
+//! | `request_breakdown` | request and service | self time per service (`(network)` for wire time), split into on-CPU, runnable and blocked by reason |
+//! | `slowest_requests` | request, slowest first | duration, span count, completeness and the critical hop (the hop with the most self time) |
+//! | `slow_requests` | request in the slowest 1% | at least one request |
+//! | `hotspot_threads` | service and thread | self time spent on the slowest 1% of requests, and its share of their total duration |
+//! | `hotspot_syscalls` | service, thread, syscall | calls and time inside syscalls made for the slowest 1% of requests (from their span's start: a read that waited for the request to arrive does not count) |
+//! | `lost_summary` | CPU and kind of report | lost-event reports, events lost, time range |
+//!
+//! Example: `SELECT service, sum(self_ns) FROM request_breakdown GROUP BY service`.
+
+use datafusion::prelude::SessionContext;
+
+use crate::Result;
+
+/// The views: name and definition.
+pub const VIEWS: &[(&str, &str)] = &[
+    (
+        "hops",
+        "SELECT s.request_id, s.span_id, s.comm AS service, s.tid, s.kind,
+                s.duration_ns - coalesce(c.ns, 0) AS self_ns,
+                s.cpu_ns - coalesce(c.cpu, 0) AS cpu_ns,
+                s.runnable_ns - coalesce(c.runnable, 0) AS runnable_ns,
+                s.blocked_network_ns - coalesce(c.net, 0) AS blocked_network_ns,
+                s.blocked_disk_ns - coalesce(c.disk, 0) AS blocked_disk_ns,
+                s.blocked_lock_ns - coalesce(c.lck, 0) AS blocked_lock_ns,
+                s.blocked_other_ns - coalesce(c.other, 0) AS blocked_other_ns
+         FROM spans s
+         LEFT JOIN (SELECT parent_span_id, sum(duration_ns) AS ns, sum(cpu_ns) AS cpu,
+                           sum(runnable_ns) AS runnable, sum(blocked_network_ns) AS net,
+                           sum(blocked_disk_ns) AS disk, sum(blocked_lock_ns) AS lck,
+                           sum(blocked_other_ns) AS other
+                    FROM spans WHERE kind = 'client' GROUP BY parent_span_id) c
+           ON c.parent_span_id = s.span_id
+         WHERE s.kind <> 'client'
+         UNION ALL
+         SELECT c.request_id, c.span_id, '(network)' AS service, c.tid, 'network' AS kind,
+                c.duration_ns - coalesce(v.ns, 0) AS self_ns,
+                0 AS cpu_ns, 0 AS runnable_ns, 0 AS blocked_network_ns, 0 AS blocked_disk_ns,
+                0 AS blocked_lock_ns, 0 AS blocked_other_ns
+         FROM spans c
+         LEFT JOIN (SELECT parent_span_id, sum(duration_ns) AS ns FROM spans
+                    WHERE kind = 'server' GROUP BY parent_span_id) v
+           ON v.parent_span_id = c.span_id
+         WHERE c.kind = 'client'",
+    ),
+    (
+        "request_breakdown",
+        "SELECT request_id, service, count(*) AS hops, sum(self_ns) AS self_ns,
+                sum(cpu_ns) AS cpu_ns, sum(runnable_ns) AS runnable_ns,
+                sum(blocked_network_ns + blocked_disk_ns + blocked_lock_ns + blocked_other_ns) AS blocked_ns,
+                sum(blocked_network_ns) AS blocked_network_ns, sum(blocked_disk_ns) AS blocked_disk_ns,
+                sum(blocked_lock_ns) AS blocked_lock_ns, sum(blocked_other_ns) AS blocked_other_ns
+         FROM hops GROUP BY request_id, service",
+    ),
+    (
+        "slowest_requests",
+        "SELECT r.request_id, r.start_ns, r.duration_ns, r.span_count, r.complete,
+                h.service AS critical_service, h.tid AS critical_tid, h.self_ns AS critical_self_ns
+         FROM requests r
+         LEFT JOIN (SELECT request_id, service, tid, self_ns,
+                           row_number() OVER (PARTITION BY request_id
+                                              ORDER BY self_ns DESC, span_id, service) AS rn
+                    FROM hops) h
+           ON h.request_id = r.request_id AND h.rn = 1",
+    ),
+    (
+        "slow_requests",
+        "SELECT request_id, duration_ns FROM (
+           SELECT request_id, duration_ns,
+                  row_number() OVER (ORDER BY duration_ns DESC, request_id) AS pos,
+                  count(*) OVER () AS n
+           FROM requests) t
+         WHERE pos <= greatest(1, n / 100)",
+    ),
+    (
+        "hotspot_threads",
+        "SELECT h.service, h.tid, count(DISTINCT h.request_id) AS requests,
+                sum(h.self_ns) AS self_ns,
+                CAST(sum(h.self_ns) AS DOUBLE) / (SELECT sum(duration_ns) FROM slow_requests) AS share
+         FROM hops h JOIN slow_requests s ON s.request_id = h.request_id
+         GROUP BY h.service, h.tid",
+    ),
+    (
+        "hotspot_syscalls",
+        "SELECT comm AS service, tid, substr(event, 11) AS syscall, count(*) AS calls,
+                sum(next_ts - ts_ns) AS total_ns
+         FROM (SELECT e.comm, e.tid, e.event, e.ts_ns,
+                      lead(e.event) OVER (PARTITION BY e.tid ORDER BY e.ts_ns) AS next_event,
+                      lead(e.ts_ns) OVER (PARTITION BY e.tid ORDER BY e.ts_ns) AS next_ts
+               FROM events e JOIN spans s ON s.span_id = e.span_id
+               WHERE e.request_id IN (SELECT request_id FROM slow_requests)
+                 AND e.event LIKE 'sys_%'
+                 AND e.ts_ns >= s.start_ns) p
+         WHERE event LIKE 'sys_enter_%' AND next_event = concat('sys_exit_', substr(event, 11))
+         GROUP BY comm, tid, substr(event, 11)",
+    ),
+];
+
+/// Needs only `lost_events`.
+pub const LOST_SUMMARY: (&str, &str) = (
+    "lost_summary",
+    "SELECT cpu, kind, count(*) AS reports, sum(count) AS events_lost,
+            min(ts_ns) AS first_ns, max(ts_ns) AS last_ns
+     FROM lost_events GROUP BY cpu, kind",
+);
+
+/// Registers the views: `lost_summary` when there is a `lost_events` table, the others when
+/// the dataset is correlated (`events`, `spans`, `requests`).
+pub async fn register(ctx: &SessionContext, lost: bool, correlated: bool) -> Result<()> {
+    let mut views: Vec<(&str, &str)> = Vec::new();
+    if lost {
+        views.push(LOST_SUMMARY);
+    }
+    if correlated {
+        views.extend_from_slice(VIEWS);
+    }
+    for (name, sql) in views {
+        ctx.sql(&format!("CREATE VIEW {name} AS {sql}")).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Runs every `tests/slt/*.slt` file against the `s1-c1` fixture.
+
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::DataType;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::SessionContext;
+use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SqlError(String);
+
+struct Kreq {
+    ctx: SessionContext,
+}
+
+fn column_type(t: &DataType) -> DefaultColumnType {
+    match t {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => DefaultColumnType::Integer,
+        DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) => {
+            DefaultColumnType::FloatingPoint
+        }
+        _ => DefaultColumnType::Text,
+    }
+}
+
+fn rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, SqlError> {
+    let opts = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let fmts = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SqlError(e.to_string()))?;
+        for r in 0..b.num_rows() {
+            out.push(
+                fmts.iter()
+                    .zip(b.columns())
+                    .map(|(f, c)| {
+                        let s = f.value(r).to_string();
+                        if s.is_empty() && c.is_valid(r) {
+                            "(empty)".to_owned()
+                        } else {
+                            s
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait::async_trait]
+impl AsyncDB for Kreq {
+    type Error = SqlError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlError> {
+        let err = |e: datafusion::error::DataFusionError| SqlError(e.to_string());
+        let df = self.ctx.sql(sql).await.map_err(err)?;
+        let types = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| column_type(f.data_type()))
+            .collect::<Vec<_>>();
+        let is_statement = sql.trim_start().to_ascii_uppercase().starts_with("CREATE");
+        let batches = df.collect().await.map_err(err)?;
+        if is_statement {
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        Ok(DBOutput::Rows {
+            types,
+            rows: rows(&batches)?,
+        })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "kreq-datafusion"
+    }
+}
+
+#[test]
+fn sqllogictest_files() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("slt dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let ds = super::s1().to_owned();
+    super::runtime().block_on(async move {
+        for f in files {
+            let (ctx, _) = kreq_query::open(&ds).await.expect("open fixture");
+            let mut runner = sqllogictest::Runner::new(move || {
+                let ctx = ctx.clone();
+                async move { Ok(Kreq { ctx }) }
+            });
+            runner
+                .run_file_async(&f)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        }
+    });
+}
