@@ -1,25 +1,8 @@
 //! `kreq ingest` end to end.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn kreq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kreq"))
-        .args(args)
-        .output()
-        .expect("run kreq")
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).expect("tmp");
-    p
-}
+use crate::{kreq, root, tmp};
 
 #[test]
 fn summary_reports_events_rate_and_size() {

@@ -12,6 +12,7 @@ pub fn tracefs_lock() -> std::sync::MutexGuard<'static, ()> {
     TRACEFS_LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 mod record;
+mod sql;
 mod testbed;
 
 /// The `events` table of a dataset, every part file read in name order. Panics, naming the
@@ -37,4 +38,23 @@ pub fn read_events(ds: &std::path::Path) -> arrow::array::RecordBatch {
         }
     }
     arrow::compute::concat_batches(&kreq_schemas::events::schema(), &batches).expect("concat")
+}
+
+/// Runs the kreq binary.
+pub fn kreq(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kreq"))
+        .args(args)
+        .output()
+        .expect("run kreq")
+}
+
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn tmp(name: &str) -> std::path::PathBuf {
+    let p = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).expect("tmp");
+    p
 }

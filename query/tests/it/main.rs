@@ -2,6 +2,7 @@
 //! running the same definitions over the same Parquet files.
 
 mod duckdb;
+mod notebook;
 mod slt;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,118 @@
+//! `kreq sql` and `kreq report` from the command line.
+
+use std::path::PathBuf;
+
+use crate::{kreq, root, tmp};
+
+fn correlated() -> PathBuf {
+    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let out = tmp("cli-sql").join("ds");
+        let input = root().join("testdata/s1-c1/trace.txt.zst");
+        let o = kreq(&[
+            "ingest",
+            input.to_str().unwrap_or(""),
+            "-o",
+            out.to_str().unwrap_or(""),
+            "--force",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = kreq(&["correlate", "-q", out.to_str().unwrap_or("")]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    })
+    .clone()
+}
+
+fn sql(args: &[&str]) -> std::process::Output {
+    let ds = correlated();
+    let mut a = vec!["sql", ds.to_str().unwrap_or("")];
+    a.extend_from_slice(args);
+    kreq(&a)
+}
+
+#[test]
+fn csv_when_piped_with_header_and_plain_values() {
+    let o = sql(&["SELECT request_id, duration_ns, fmt_duration(duration_ns) AS d, complete FROM requests ORDER BY duration_ns DESC, request_id LIMIT 2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "request_id,duration_ns,d,complete");
+    assert_eq!(lines[1], "489,51232000,51.232 ms,true");
+    assert_eq!(lines.len(), 3);
+}
+
+#[test]
+fn ndjson_table_and_parquet_outputs() {
+    let q = "SELECT comm, count(*) AS n FROM spans GROUP BY comm ORDER BY comm";
+    let o = sql(&[q, "--format", "ndjson"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let first: serde_json::Value =
+        serde_json::from_str(out.lines().next().unwrap_or("")).expect("json line");
+    assert_eq!(first["comm"], "nginx");
+    assert_eq!(first["n"], 200);
+    let o = sql(&[q, "--format", "table"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("| redis-server | 200 |"), "{out}");
+    let file = tmp("cli-sql-parquet").join("out.parquet");
+    let o = sql(&[q, "--format", "parquet", "-o", file.to_str().unwrap_or("")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let f = std::fs::File::open(&file).expect("parquet written");
+    let rows: usize = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .expect("valid parquet")
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch").num_rows())
+        .sum();
+    assert_eq!(rows, 3);
+}
+
+#[test]
+fn bad_queries_and_datasets_fail_clearly() {
+    let o = sql(&["SELECT nope FROM requests"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("nope"), "{err}");
+    let o = kreq(&["sql", "/nonexistent-dataset", "SELECT 1"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a kreq dataset"));
+    // A dataset that was never correlated has events but no report.
+    let raw = tmp("cli-sql-raw").join("ds");
+    let input = root().join("testdata/s1-c1/trace.txt.zst");
+    let o = kreq(&[
+        "ingest",
+        input.to_str().unwrap_or(""),
+        "-o",
+        raw.to_str().unwrap_or(""),
+        "--force",
+    ]);
+    assert!(o.status.success());
+    let o = kreq(&["report", raw.to_str().unwrap_or("")]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("run `kreq correlate"));
+    let o = kreq(&[
+        "sql",
+        raw.to_str().unwrap_or(""),
+        "SELECT count(*) AS n FROM events",
+    ]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("18474"));
+}
+
+#[test]
+fn report_has_every_section() {
+    let ds = correlated();
+    let o = kreq(&["report", ds.to_str().unwrap_or(""), "--top", "3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for s in [
+        "## Requests",
+        "## Slowest requests",
+        "## Where requests spend their time",
+        "## Hotspots of the slowest 1%: threads",
+        "## Hotspots of the slowest 1%: syscalls",
+        "## Lost events",
+    ] {
+        assert!(out.contains(s), "missing {s}:\n{out}");
+    }
+    assert!(out.contains("| 100      | 0          |"), "{out}");
+}
