@@ -22,6 +22,7 @@ use crate::input::PartReader;
 use crate::output::{write_file, PartWriter, ResultRows};
 use crate::socket::Ingress;
 use crate::stream::Tag;
+use crate::table::{col, parts_of, read_table};
 use crate::{ingress, Error, Interner, Result};
 
 /// What to correlate with.
@@ -61,52 +62,51 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-fn parts_of(dir: &Path) -> Result<Vec<PathBuf>> {
-    if !dir.exists() {
-        return Ok(Vec::new());
-    }
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    v.sort();
-    Ok(v)
-}
-
 /// Reads a dataset's manifest.
 pub fn read_manifest(dataset: &Path) -> Result<Manifest> {
-    let path = dataset.join(ds::MANIFEST);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Dataset {
-        path: path.clone(),
-        msg: format!("not a kreq dataset ({e}); create one with `kreq ingest` or `kreq record`"),
-    })?;
-    serde_json::from_str(&text).map_err(|e| Error::Dataset {
-        path,
-        msg: format!("bad manifest: {e}"),
+    Manifest::read(dataset).map_err(|e| Error::Dataset {
+        path: dataset.join(ds::MANIFEST),
+        msg: match e.kind() {
+            std::io::ErrorKind::InvalidData => format!("bad manifest: {e}"),
+            _ => {
+                format!("not a kreq dataset ({e}); create one with `kreq ingest` or `kreq record`")
+            }
+        },
     })
+}
+
+/// The labels of one events part (0 = unlabelled), kept until the part is rewritten.
+struct PartLabels {
+    path: PathBuf,
+    first_row: u64,
+    request: Vec<u64>,
+    span: Vec<u64>,
+}
+
+impl PartLabels {
+    fn rewrite(self) -> Result<()> {
+        rewrite_part(&self.path, &self.request, &self.span)
+    }
 }
 
 /// Keeps the labels of the part being read and the one before it; a syscall can span a part
 /// boundary, so a part is written only once the next one has been read.
+#[derive(Default)]
 struct Window {
-    parts: Vec<(u64, Vec<u64>, Vec<u64>)>,
+    parts: Vec<PartLabels>,
     late: u64,
 }
 
 impl LabelSink for Window {
     fn label(&mut self, row: u64, tag: Tag) {
-        for (first, req, span) in self.parts.iter_mut().rev() {
-            if row >= *first {
-                if let Some(i) = usize::try_from(row - *first)
-                    .ok()
-                    .filter(|&i| i < req.len())
-                {
-                    req[i] = tag.request;
-                    span[i] = tag.span;
-                    return;
-                }
-                break;
+        if let Some(p) = self.parts.iter_mut().rev().find(|p| row >= p.first_row) {
+            if let Some(i) = usize::try_from(row - p.first_row)
+                .ok()
+                .filter(|&i| i < p.request.len())
+            {
+                p.request[i] = tag.request;
+                p.span[i] = tag.span;
+                return;
             }
         }
         self.late += 1;
@@ -132,7 +132,7 @@ impl Losses {
             self.next += 1;
         }
         if let Some(Some(start)) = self.open.get(cpu as usize).copied() {
-            if ts >= start && self.reports.iter().any(|_| true) {
+            if ts >= start {
                 self.closed.push((start, ts));
                 self.open[cpu as usize] = None;
             }
@@ -146,42 +146,22 @@ impl Losses {
 }
 
 fn read_losses(dataset: &Path) -> Result<Losses> {
+    let dir = dataset.join(ds::LOST_EVENTS_DIR);
     let mut reports = Vec::new();
-    for p in parts_of(&dataset.join(ds::LOST_EVENTS_DIR))? {
-        let file = File::open(&p).map_err(io(&p))?;
-        let pq = |source| Error::Parquet {
-            path: p.clone(),
-            source,
+    for b in read_table(&dir)? {
+        let bad = |msg| Error::Dataset {
+            path: dir.clone(),
+            msg,
         };
-        for b in ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(pq)?
-            .build()
-            .map_err(pq)?
-        {
-            let b = b.map_err(|source| Error::Arrow {
-                path: p.clone(),
-                source,
-            })?;
-            let ts = b
-                .column_by_name(lost_events::TS_NS)
-                .and_then(|c| c.as_any().downcast_ref::<Int64Array>().cloned());
-            let cpu = b
-                .column_by_name(lost_events::CPU)
-                .and_then(|c| c.as_any().downcast_ref::<UInt16Array>().cloned());
-            let (Some(ts), Some(cpu)) = (ts, cpu) else {
-                return Err(Error::Dataset {
-                    path: p.clone(),
-                    msg: "lost_events part lacks ts_ns/cpu".into(),
-                });
+        let ts = col::<Int64Array>(&b, lost_events::TS_NS).map_err(bad)?;
+        let cpu = col::<UInt16Array>(&b, lost_events::CPU).map_err(bad)?;
+        for i in 0..b.num_rows() {
+            let t = if ts.is_valid(i) {
+                ts.value(i)
+            } else {
+                i64::MIN
             };
-            for i in 0..b.num_rows() {
-                let t = if ts.is_valid(i) {
-                    ts.value(i)
-                } else {
-                    i64::MIN
-                };
-                reports.push((t, cpu.value(i)));
-            }
+            reports.push((t, cpu.value(i)));
         }
     }
     reports.sort_unstable();
@@ -195,19 +175,13 @@ fn read_losses(dataset: &Path) -> Result<Losses> {
 
 fn detect_ingress(parts: &[PathBuf], names: &mut Interner) -> Result<Vec<Ingress>> {
     let mut seen = hashbrown::HashSet::new();
-    let (mut evs, mut cpus) = (Vec::new(), Vec::new());
+    let mut evs = Vec::new();
     for p in parts {
         let mut r = PartReader::open(p)?;
-        while r.next_batch(0, names, &mut evs, &mut cpus)? {
+        while r.next_batch(0, names, &mut evs)? {
             for e in evs.iter().filter(|e| e.kind == Kind::RcvSpace) {
-                if let (Some(l), Some(rm)) = (e.src, e.dst) {
-                    seen.insert((
-                        e.tgid.unwrap_or(e.tid),
-                        crate::Tuple {
-                            local: l,
-                            remote: rm,
-                        },
-                    ));
+                if let Some(t) = e.tuple() {
+                    seen.insert((e.tgid.unwrap_or(e.tid), t));
                 }
             }
         }
@@ -260,30 +234,29 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
         cfg.linger_ns = opts.linger_ns;
     }
     let mut engine = Engine::new(cfg);
-    let meta = vec![];
     let mut out = [
-        PartWriter::new(dataset, ds::REQUESTS_DIR, meta.clone())?,
-        PartWriter::new(dataset, ds::SPANS_DIR, meta.clone())?,
-        PartWriter::new(dataset, ds::EDGES_DIR, meta)?,
+        PartWriter::new(dataset, ds::REQUESTS_DIR)?,
+        PartWriter::new(dataset, ds::SPANS_DIR)?,
+        PartWriter::new(dataset, ds::EDGES_DIR)?,
     ];
     let mut rows = ResultRows::default();
-    let mut window = Window {
-        parts: Vec::new(),
-        late: 0,
-    };
+    let mut window = Window::default();
     let mut first_row = 0u64;
-    let (mut evs, mut cpus): (Vec<Event>, Vec<u16>) = (Vec::new(), Vec::new());
-    let mut pending_paths: Vec<PathBuf> = Vec::new();
+    let mut evs: Vec<Event> = Vec::new();
     for p in &parts {
-        let n = part_rows(p)?;
-        window.parts.push((first_row, vec![0; n], vec![0; n]));
-        pending_paths.push(p.clone());
         let mut r = PartReader::open(p)?;
+        let n = r.rows();
+        window.parts.push(PartLabels {
+            path: p.clone(),
+            first_row,
+            request: vec![0; n],
+            span: vec![0; n],
+        });
         let mut row = first_row;
-        while r.next_batch(row, &mut names, &mut evs, &mut cpus)? {
+        while r.next_batch(row, &mut names, &mut evs)? {
             row += evs.len() as u64;
-            for (e, &c) in evs.iter().zip(&cpus) {
-                losses.see(e.ts, c);
+            for e in &evs {
+                losses.see(e.ts, e.cpu);
                 engine.push(e, &mut window);
             }
             summary.incomplete +=
@@ -298,16 +271,15 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
         }
         first_row += n as u64;
         while window.parts.len() > 2 {
-            let (_, req, span) = window.parts.remove(0);
-            rewrite_part(&pending_paths.remove(0), &req, &span)?;
+            window.parts.remove(0).rewrite()?;
             summary.parts += 1;
         }
     }
     summary.stats = engine.finish();
     summary.incomplete += collect(&mut engine, &losses, &mut rows, &mut summary.digest, &names);
     flush(&mut rows, &names, &mut out)?;
-    for ((_, req, span), p) in window.parts.drain(..).zip(pending_paths.drain(..)) {
-        rewrite_part(&p, &req, &span)?;
+    for p in window.parts.drain(..) {
+        p.rewrite()?;
         summary.parts += 1;
     }
     summary.late_labels = window.late;
@@ -320,7 +292,9 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
         edges: summary.stats.edges,
         labelled_events: summary.stats.labelled - summary.late_labels,
     });
-    write_manifest(dataset, &manifest)?;
+    manifest
+        .write(dataset)
+        .map_err(io(&dataset.join(ds::MANIFEST)))?;
     Ok(summary)
 }
 
@@ -350,15 +324,6 @@ fn flush(rows: &mut ResultRows, names: &Interner, out: &mut [PartWriter; 3]) -> 
         w.write(b)?;
     }
     Ok(())
-}
-
-fn part_rows(p: &Path) -> Result<usize> {
-    let file = File::open(p).map_err(io(p))?;
-    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet {
-        path: p.to_owned(),
-        source,
-    })?;
-    Ok(b.metadata().file_metadata().num_rows() as usize)
 }
 
 /// Rewrites one events part with its labels (0 = unlabelled), keeping its metadata.
@@ -420,21 +385,7 @@ fn rewrite_part(p: &Path, req: &[u64], span: &[u64]) -> Result<()> {
             source,
         })
     });
-    let out = p.with_extension("relabel");
-    write_file(&out, "events", schema.clone(), batches, &meta)?;
-    std::fs::rename(&out, p).map_err(io(p))
-}
-
-/// Writes the manifest through a temporary file.
-pub fn write_manifest(dataset: &Path, m: &Manifest) -> Result<()> {
-    let path = dataset.join(ds::MANIFEST);
-    let tmp = dataset.join(format!("{}{}", ds::MANIFEST, ds::TMP_SUFFIX));
-    let text = serde_json::to_string_pretty(m).map_err(|e| Error::Dataset {
-        path: path.clone(),
-        msg: e.to_string(),
-    })?;
-    std::fs::write(&tmp, text).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))
+    write_file(p, "events", schema.clone(), batches, &meta)
 }
 
 /// Every event of a dataset decoded for correlation, in part order, with the interner that
@@ -443,10 +394,10 @@ pub fn write_manifest(dataset: &Path, m: &Manifest) -> Result<()> {
 pub fn load_events(dataset: &Path) -> Result<(Vec<Event>, Interner)> {
     let mut names = Interner::default();
     let mut all = Vec::new();
-    let (mut evs, mut cpus) = (Vec::new(), Vec::new());
+    let mut evs = Vec::new();
     for p in parts_of(&dataset.join(ds::EVENTS_DIR))? {
         let mut r = PartReader::open(&p)?;
-        while r.next_batch(all.len() as u64, &mut names, &mut evs, &mut cpus)? {
+        while r.next_batch(all.len() as u64, &mut names, &mut evs)? {
             all.append(&mut evs);
         }
     }

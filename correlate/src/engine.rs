@@ -98,6 +98,20 @@ pub(crate) struct Thread {
     pub clock: ThreadClock,
 }
 
+impl Thread {
+    fn new(tgid: Option<i32>, comm: u32, ts: i64) -> Thread {
+        Thread {
+            tgid,
+            comm,
+            bracket: None,
+            current: None,
+            handoff: None,
+            event_loop: false,
+            clock: ThreadClock::new(ts),
+        }
+    }
+}
+
 /// An outgoing call on a client socket.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Call {
@@ -206,14 +220,10 @@ impl Engine {
             Kind::RcvSpace => self.on_rcv_space(ev, sink),
             Kind::Probe => self.on_probe(ev, sink),
             Kind::Destroy => {
-                if let (Some(l), Some(r)) = (ev.src, ev.dst) {
-                    let t = Tuple {
-                        local: l,
-                        remote: r,
-                    };
+                if let Some(t) = ev.tuple() {
                     self.socks.remove(&t);
-                    self.streams.remove(&(l, r));
-                    self.streams.remove(&(r, l));
+                    self.streams.remove(&(t.local, t.remote));
+                    self.streams.remove(&(t.remote, t.local));
                 }
                 self.label_in_context(ev, sink);
             }
@@ -221,16 +231,10 @@ impl Engine {
                 self.label_in_context(ev, sink);
                 if let Some(child) = ev.child_tid {
                     let cur = self.threads.get(&ev.tid).and_then(|t| t.current);
-                    let tgid = if child == ev.tid { ev.tgid } else { None };
-                    let c = self.threads.entry(child).or_insert_with(|| Thread {
-                        tgid,
-                        comm: ev.comm,
-                        bracket: None,
-                        current: None,
-                        handoff: None,
-                        event_loop: false,
-                        clock: ThreadClock::new(ev.ts),
-                    });
+                    let c = self
+                        .threads
+                        .entry(child)
+                        .or_insert_with(|| Thread::new(None, ev.comm, ev.ts));
                     if let Some(tag) = cur {
                         c.handoff = Some((tag, Rule::Fork, ev.ts));
                     }
@@ -251,15 +255,10 @@ impl Engine {
     }
 
     pub(crate) fn thread(&mut self, ev: &Event) -> &mut Thread {
-        let t = self.threads.entry(ev.tid).or_insert_with(|| Thread {
-            tgid: ev.tgid,
-            comm: ev.comm,
-            bracket: None,
-            current: None,
-            handoff: None,
-            event_loop: false,
-            clock: ThreadClock::new(ev.ts),
-        });
+        let t = self
+            .threads
+            .entry(ev.tid)
+            .or_insert_with(|| Thread::new(ev.tgid, ev.comm, ev.ts));
         if ev.tgid.is_some() {
             t.tgid = ev.tgid;
         }
@@ -280,6 +279,20 @@ impl Engine {
         }
         if let Some(tag) = t.current {
             self.emit(ev.row, tag, sink);
+        }
+    }
+
+    /// Labels the rows of a syscall whose request is `tag` (nothing when `None`).
+    pub(crate) fn emit_rows(
+        &mut self,
+        rows: impl IntoIterator<Item = u64>,
+        tag: Option<Tag>,
+        sink: &mut impl LabelSink,
+    ) {
+        if let Some(tag) = tag {
+            for r in rows {
+                self.emit(r, tag, sink);
+            }
         }
     }
 
@@ -319,22 +332,13 @@ impl Engine {
         } else {
             self.threads.get(&ev.tid).and_then(|t| t.current)
         };
-        let t = self.threads.entry(target).or_insert_with(|| Thread {
-            tgid: None,
-            comm: 0,
-            bracket: None,
-            current: None,
-            handoff: None,
-            event_loop: false,
-            clock: ThreadClock::new(ev.ts),
-        });
-        {
-            t.clock.woken(ev.ts);
-            if let Some(tag) = waker {
-                if t.current.is_none() {
-                    t.handoff = Some((tag, Rule::Wakeup, ev.ts));
-                }
-            }
+        let t = self
+            .threads
+            .entry(target)
+            .or_insert_with(|| Thread::new(None, 0, ev.ts));
+        t.clock.woken(ev.ts);
+        if let (Some(tag), None) = (waker, t.current) {
+            t.handoff = Some((tag, Rule::Wakeup, ev.ts));
         }
     }
 

@@ -23,7 +23,6 @@
 //! connection), and every span lies within the client interval.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::Path;
 
 use arrow::array::{
@@ -32,7 +31,6 @@ use arrow::array::{
 use arrow::datatypes::Int32Type;
 use kreq_schemas::dataset as ds;
 use kreq_schemas::{requests as rq, spans as sp};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -117,48 +115,23 @@ struct SpanRow {
     peer: Option<(String, u16)>,
 }
 
-fn read_table(dataset: &Path, dir: &str) -> Result<Vec<RecordBatch>> {
+/// A correlation table of `dataset`; an error saying how to make it when it is missing.
+fn read_results(dataset: &Path, dir: &str) -> Result<Vec<RecordBatch>> {
     let d = dataset.join(dir);
-    let mut files: Vec<_> = std::fs::read_dir(&d)
-        .map_err(|e| Error::Dataset {
-            path: d.clone(),
-            msg: format!("{e}; run `kreq correlate` first"),
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    files.sort();
-    let mut out = Vec::new();
-    for p in files {
-        let f = File::open(&p).map_err(|source| Error::Io {
-            path: p.clone(),
-            source,
-        })?;
-        let pq = |source| Error::Parquet {
-            path: p.clone(),
-            source,
-        };
-        for b in ParquetRecordBatchReaderBuilder::try_new(f)
-            .map_err(pq)?
-            .build()
-            .map_err(pq)?
-        {
-            out.push(b.map_err(|source| Error::Arrow {
-                path: p.clone(),
-                source,
-            })?);
-        }
+    if !d.is_dir() {
+        return Err(Error::Dataset {
+            path: d,
+            msg: "no such table; run `kreq correlate` first".into(),
+        });
     }
-    Ok(out)
+    crate::read_table(&d)
 }
 
 fn c<'a, T: 'static>(b: &'a RecordBatch, n: &str, dataset: &Path) -> Result<&'a T> {
-    b.column_by_name(n)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| Error::Dataset {
-            path: dataset.to_owned(),
-            msg: format!("column `{n}` missing or of the wrong type"),
-        })
+    crate::table::col(b, n).map_err(|msg| Error::Dataset {
+        path: dataset.to_owned(),
+        msg,
+    })
 }
 
 fn dict_str(d: &DictionaryArray<Int32Type>, i: usize) -> Option<String> {
@@ -173,7 +146,7 @@ fn dict_str(d: &DictionaryArray<Int32Type>, i: usize) -> Option<String> {
 pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
     let mut spans: HashMap<u64, Vec<SpanRow>> = HashMap::new();
     let mut owner: Owners = HashMap::new();
-    for b in read_table(dataset, ds::SPANS_DIR)? {
+    for b in read_results(dataset, ds::SPANS_DIR)? {
         let req = c::<UInt64Array>(&b, sp::REQUEST_ID, dataset)?;
         let tid = c::<Int32Array>(&b, sp::TID, dataset)?;
         let pid = c::<Int32Array>(&b, sp::PID, dataset)?;
@@ -206,7 +179,7 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
     }
     let mut by_client: HashMap<i32, Vec<(i64, u64)>> = HashMap::new();
     let mut correlated = 0;
-    for b in read_table(dataset, ds::REQUESTS_DIR)? {
+    for b in read_results(dataset, ds::REQUESTS_DIR)? {
         let id = c::<UInt64Array>(&b, rq::REQUEST_ID, dataset)?;
         let ct = c::<Int32Array>(&b, rq::CLIENT_TID, dataset)?;
         let st = c::<Int64Array>(&b, rq::START_NS, dataset)?;

@@ -156,6 +156,8 @@ pub struct Event {
     pub row: u64,
     /// Time in ns.
     pub ts: i64,
+    /// CPU it was recorded on.
+    pub cpu: u16,
     /// Thread id.
     pub tid: i32,
     /// Thread group id.
@@ -191,11 +193,20 @@ pub struct Event {
 }
 
 impl Event {
+    /// The socket a tcp/sock event describes, seen from its side: `src` is local.
+    pub fn tuple(&self) -> Option<Tuple> {
+        Some(Tuple {
+            local: self.src?,
+            remote: self.dst?,
+        })
+    }
+
     /// An event with only the always-present columns set, for tests and builders.
     pub fn new(row: u64, ts: i64, tid: i32, kind: Kind) -> Event {
         Event {
             row,
             ts,
+            cpu: 0,
             tid,
             tgid: Some(tid),
             comm: 0,

@@ -12,6 +12,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
 use crate::event::{Endpoint, Event, Kind, PrevState};
+use crate::table::col;
 use crate::{Error, Interner, Result};
 
 /// Columns read for correlation.
@@ -41,6 +42,7 @@ const COLUMNS: &[&str] = &[
 /// Streams the events of one part file as [`Event`]s, batch by batch.
 pub(crate) struct PartReader {
     path: PathBuf,
+    rows: usize,
     reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
 }
 
@@ -55,6 +57,7 @@ impl PartReader {
             source,
         };
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?;
+        let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
         let schema = builder.parquet_schema();
         let mut leaves = Vec::new();
         for name in COLUMNS {
@@ -74,21 +77,24 @@ impl PartReader {
             .map_err(pq)?;
         Ok(PartReader {
             path: path.to_owned(),
+            rows,
             reader,
         })
     }
 
+    /// Rows in the part.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
     /// The next batch decoded into `out` (cleared first); false at the end of the part.
-    /// `cpus` receives each event's CPU, parallel to `out`.
     pub(crate) fn next_batch(
         &mut self,
         first_row: u64,
         names: &mut Interner,
         out: &mut Vec<Event>,
-        cpus: &mut Vec<u16>,
     ) -> Result<bool> {
         out.clear();
-        cpus.clear();
         let Some(batch) = self.reader.next() else {
             return Ok(false);
         };
@@ -96,18 +102,12 @@ impl PartReader {
             path: self.path.clone(),
             source,
         })?;
-        decode(&batch, first_row, names, out, cpus).map_err(|msg| Error::Dataset {
+        decode(&batch, first_row, names, out).map_err(|msg| Error::Dataset {
             path: self.path.clone(),
             msg,
         })?;
         Ok(true)
     }
-}
-
-fn col<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> std::result::Result<&'a T, String> {
-    b.column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| format!("column `{name}` is missing or has an unexpected type"))
 }
 
 /// Maps each dictionary value through `f` once; rows then index the mapped values.
@@ -145,7 +145,6 @@ pub(crate) fn decode(
     first_row: u64,
     names: &mut Interner,
     out: &mut Vec<Event>,
-    cpus: &mut Vec<u16>,
 ) -> std::result::Result<(), String> {
     let ts = col::<Int64Array>(b, ev::TS_NS)?;
     let cpu = col::<UInt16Array>(b, ev::CPU)?;
@@ -172,10 +171,10 @@ pub(crate) fn decode(
             .map(|(addr, port)| Endpoint { addr, port })
     };
     out.reserve(b.num_rows());
-    cpus.reserve(b.num_rows());
     for i in 0..b.num_rows() {
         let kind = at(&kinds, &event, i).unwrap_or(Kind::Other);
         let mut e = Event::new(first_row + i as u64, ts.value(i), tid.value(i), kind);
+        e.cpu = cpu.value(i);
         e.tgid = opt_i32(tgid, i);
         e.comm = at(&comms, &comm, i).unwrap_or(0);
         e.irq = at(&irqs, &irq, i).unwrap_or(false);
@@ -198,7 +197,6 @@ pub(crate) fn decode(
             _ => {}
         }
         out.push(e);
-        cpus.push(cpu.value(i));
     }
     Ok(())
 }

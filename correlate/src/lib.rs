@@ -20,11 +20,13 @@ pub mod sched;
 pub mod socket;
 pub mod stream;
 pub mod summary;
+mod table;
 
 pub use engine::{Config, Engine, LabelSink, Stats};
 pub use error::{Error, Result};
 pub use event::{Endpoint, Event, Kind, PrevState, Sys, Tuple};
 pub use intern::Interner;
 pub use stream::Tag;
+pub use table::read_table;
 #[cfg(test)]
 mod rules_tests;

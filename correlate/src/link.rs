@@ -33,12 +33,7 @@ impl Engine {
         });
         if let Some(b) = stale {
             self.stats.unmatched_brackets += 1;
-            let cur = self.threads.get(&ev.tid).and_then(|t| t.current);
-            if let Some(tag) = cur {
-                for r in b.rows {
-                    self.emit(r, tag, sink);
-                }
-            }
+            self.emit_rows(b.rows, self.current(ev.tid), sink);
         }
     }
 
@@ -78,11 +73,7 @@ impl Engine {
 
     pub(crate) fn on_rcv_space(&mut self, ev: &Event, sink: &mut impl LabelSink) {
         self.implicit_bracket(ev);
-        if let (Some(l), Some(r)) = (ev.src, ev.dst) {
-            let tuple = Tuple {
-                local: l,
-                remote: r,
-            };
+        if let Some(tuple) = ev.tuple() {
             if let Some(sk) = ev.sk {
                 self.sks.insert(sk, tuple);
             }
@@ -99,12 +90,8 @@ impl Engine {
     /// the moment the bytes became readable, which can be before the sender's syscall returns:
     /// the bytes are queued then, so the reader always finds them.
     pub(crate) fn on_probe(&mut self, ev: &Event, sink: &mut impl LabelSink) {
-        let (Some(src), Some(dst)) = (ev.src, ev.dst) else {
+        let Some(receiver) = ev.tuple() else {
             return self.label_in_context(ev, sink);
-        };
-        let receiver = Tuple {
-            local: src,
-            remote: dst,
         };
         if let Some(sk) = ev.sk {
             self.sks.insert(sk, receiver);
@@ -149,14 +136,8 @@ impl Engine {
         }
         if b.sys != Some(sys) {
             self.stats.unmatched_brackets += 1;
-            let cur = self.threads.get(&ev.tid).and_then(|t| t.current);
-            if let Some(tag) = cur {
-                for r in b.rows.drain(..) {
-                    self.emit(r, tag, sink);
-                }
-                self.emit(ev.row, tag, sink);
-            }
-            return;
+            b.rows.push(ev.row);
+            return self.emit_rows(b.rows, self.current(ev.tid), sink);
         }
         b.rows.push(ev.row);
         let tgid = t.tgid.unwrap_or(ev.tid);
@@ -198,11 +179,7 @@ impl Engine {
             Sys::Wait => None,
             _ => self.current(ev.tid),
         };
-        if let Some(tag) = tag {
-            for r in b.rows {
-                self.emit(r, tag, sink);
-            }
-        }
+        self.emit_rows(b.rows, tag, sink);
     }
 
     fn current(&self, tid: i32) -> Option<Tag> {
@@ -268,13 +245,7 @@ impl Engine {
             _ => ev.ts,
         };
         if let Some(tag) = tag {
-            if let Some(s) = self.spans.get_mut(&tag.span) {
-                s.bytes_out += n;
-                s.end = s.end.max(sent);
-                if let Some(t) = self.threads.get(&ev.tid) {
-                    s.split_end = t.clock.at(s.end);
-                }
-            }
+            self.extend_span(tag, ev.tid, sent, 0, n);
             if let Some(r) = self.requests.get_mut(&tag.request) {
                 if r.root == tag.span {
                     r.end = r.end.max(sent);
@@ -324,7 +295,7 @@ impl Engine {
     fn client_call(&mut self, tid: i32, tuple: Tuple, ts: i64) -> Option<Tag> {
         let t = self.threads.get_mut(&tid)?;
         let fd = t.bracket.as_ref().and_then(|b| b.fd);
-        let (tgid, comm, event_loop) = (t.tgid, t.comm, t.event_loop);
+        let (tgid, event_loop) = (t.tgid, t.event_loop);
         let owner = fd.and_then(|fd| self.conn_owner.get(&(tgid.unwrap_or(tid), fd)).copied());
         let open_call = self
             .socks
@@ -340,21 +311,7 @@ impl Engine {
             (None, Some(o), ..) => (o, Rule::EventLoop),
             (None, None, Some(c), _) => return Some(c.tag),
             (None, None, None, Some((tag, rule, at))) => {
-                let internal = self.new_span(
-                    tag.request,
-                    Some(tag.span),
-                    SpanKind::Internal,
-                    tid,
-                    tgid,
-                    comm,
-                    at,
-                    None,
-                    rule,
-                );
-                let cur = Tag {
-                    request: tag.request,
-                    span: internal,
-                };
+                let cur = self.new_span(tag, SpanKind::Internal, tid, at, None, rule);
                 if let Some(t) = self.threads.get_mut(&tid) {
                     t.current = Some(cur);
                 }
@@ -368,21 +325,7 @@ impl Engine {
             }
         }
         self.socks.get(&tuple)?;
-        let span = self.new_span(
-            parent.request,
-            Some(parent.span),
-            SpanKind::Client,
-            tid,
-            tgid,
-            comm,
-            ts,
-            Some(tuple),
-            rule,
-        );
-        let tag = Tag {
-            request: parent.request,
-            span,
-        };
+        let tag = self.new_span(parent, SpanKind::Client, tid, ts, Some(tuple), rule);
         if let Some(sock) = self.socks.get_mut(&tuple) {
             sock.call = Some(Call {
                 tag,
@@ -411,7 +354,14 @@ impl Engine {
                 let ingress = sock.ingress;
                 let tag = match (taken.tag, open) {
                     (Some(t), Some(o)) if o.request == t.request => Some(o),
-                    (Some(t), _) => Some(self.server_span(ev, tuple, t, at)),
+                    (Some(t), _) => Some(self.new_span(
+                        t,
+                        SpanKind::Server,
+                        ev.tid,
+                        at,
+                        Some(tuple),
+                        Rule::ByteStream,
+                    )),
                     (None, Some(o)) => Some(o),
                     (None, None) if ingress => Some(self.new_request(ev, tuple, at, taken.sender)),
                     (None, None) => None,
@@ -453,37 +403,20 @@ impl Engine {
             }
         };
         if let Some(tag) = tag {
-            if let Some(s) = self.spans.get_mut(&tag.span) {
-                s.bytes_in += n;
-                s.end = s.end.max(ev.ts);
-                if let Some(t) = self.threads.get(&ev.tid) {
-                    s.split_end = t.clock.at(s.end);
-                }
-            }
+            self.extend_span(tag, ev.tid, ev.ts, n, 0);
         }
         tag
     }
 
-    fn server_span(&mut self, ev: &Event, tuple: Tuple, from: Tag, at: i64) -> Tag {
-        let (pid, comm) = self
-            .threads
-            .get(&ev.tid)
-            .map(|t| (t.tgid, t.comm))
-            .unwrap_or((None, 0));
-        let span = self.new_span(
-            from.request,
-            Some(from.span),
-            SpanKind::Server,
-            ev.tid,
-            pid,
-            comm,
-            at,
-            Some(tuple),
-            Rule::ByteStream,
-        );
-        Tag {
-            request: from.request,
-            span,
+    /// A span's syscall moved `bytes_in`/`bytes_out` and ended at `at`: extend it.
+    fn extend_span(&mut self, tag: Tag, tid: i32, at: i64, bytes_in: i64, bytes_out: i64) {
+        if let Some(s) = self.spans.get_mut(&tag.span) {
+            s.bytes_in += bytes_in;
+            s.bytes_out += bytes_out;
+            s.end = s.end.max(at);
+            if let Some(t) = self.threads.get(&tid) {
+                s.split_end = t.clock.at(s.end);
+            }
         }
     }
 
@@ -491,11 +424,6 @@ impl Engine {
         let id = self.next_id;
         self.next_id += 1;
         self.stats.requests += 1;
-        let (pid, comm) = self
-            .threads
-            .get(&ev.tid)
-            .map(|t| (t.tgid, t.comm))
-            .unwrap_or((None, 0));
         self.requests.insert(
             id,
             Request {
@@ -511,49 +439,67 @@ impl Engine {
                 edges: Vec::new(),
             },
         );
-        let span = self.new_span(
+        // The root span has no parent and no edge.
+        let root = self.open_span(
             id,
             None,
             SpanKind::Server,
             ev.tid,
-            pid,
-            comm,
             at,
             Some(tuple),
             Rule::ByteStream,
         );
         if let Some(r) = self.requests.get_mut(&id) {
-            r.root = span;
+            r.root = root.span;
         }
-        Tag { request: id, span }
+        root
+    }
+
+    /// A span of `parent`'s request on thread `tid`, joined to `parent` by `rule`. When the
+    /// request was already handed out, the late hop joins its parent span instead of creating
+    /// a span no table will hold.
+    fn new_span(
+        &mut self,
+        parent: Tag,
+        kind: SpanKind,
+        tid: i32,
+        start: i64,
+        tuple: Option<Tuple>,
+        rule: Rule,
+    ) -> Tag {
+        if !self.requests.contains_key(&parent.request) {
+            self.stats.late_hops += 1;
+            return parent;
+        }
+        self.open_span(
+            parent.request,
+            Some(parent.span),
+            kind,
+            tid,
+            start,
+            tuple,
+            rule,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn new_span(
+    fn open_span(
         &mut self,
         request: u64,
         parent: Option<u64>,
         kind: SpanKind,
         tid: i32,
-        pid: Option<i32>,
-        comm: u32,
         start: i64,
         tuple: Option<Tuple>,
         rule: Rule,
-    ) -> u64 {
-        if let (false, Some(parent)) = (self.requests.contains_key(&request), parent) {
-            // The request was already handed out: a late hop joins its parent span rather
-            // than creating a span no table will hold.
-            self.stats.late_hops += 1;
-            return parent;
-        }
+    ) -> Tag {
         let id = self.next_id;
         self.next_id += 1;
         self.stats.spans += 1;
-        let split = self
+        let (pid, comm, split) = self
             .threads
             .get(&tid)
-            .map(|t| t.clock.at(start))
+            .map(|t| (t.tgid, t.comm, t.clock.at(start)))
             .unwrap_or_default();
         self.spans.insert(
             id,
@@ -588,6 +534,6 @@ impl Engine {
                 });
             }
         }
-        id
+        Tag { request, span: id }
     }
 }

@@ -1,7 +1,6 @@
 //! Writing correlation results: `spans`, `requests` and `edges` parts, and events parts
 //! rewritten with their `request_id` / `span_id` labels.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,7 +10,6 @@ use arrow::array::{
 };
 use arrow::datatypes::Int32Type;
 use kreq_schemas::{dataset, edges, requests, spans, writer};
-use parquet::arrow::ArrowWriter;
 
 use crate::model::Finished;
 use crate::{Error, Interner, Result};
@@ -21,79 +19,59 @@ type Dict = StringDictionaryBuilder<Int32Type>;
 /// Writes one table as numbered part files, each complete before it is renamed into place.
 #[derive(Debug)]
 pub(crate) struct PartWriter {
-    dir: PathBuf,
+    dataset: PathBuf,
     table: &'static str,
     seq: u64,
-    meta: Vec<(String, String)>,
 }
 
 impl PartWriter {
-    pub(crate) fn new(
-        dataset: &Path,
-        table: &'static str,
-        meta: Vec<(String, String)>,
-    ) -> Result<Self> {
+    /// Starts the table afresh: its directory's old parts are removed.
+    pub(crate) fn new(dataset: &Path, table: &'static str) -> Result<Self> {
         let dir = dataset.join(table);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|source| Error::Io {
-                path: dir.clone(),
-                source,
-            })?;
-        }
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+        let io = |source| Error::Io {
             path: dir.clone(),
             source,
-        })?;
+        };
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io)?;
+        }
+        std::fs::create_dir_all(&dir).map_err(io)?;
         Ok(PartWriter {
-            dir,
+            dataset: dataset.to_owned(),
             table,
             seq: 0,
-            meta,
         })
     }
 
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let path = self.dir.join(format!("part-{:06}.parquet", self.seq));
+        let path = dataset::part_path(&self.dataset, self.table, self.seq);
         self.seq += 1;
-        write_file(
-            &path,
-            self.table,
-            batch.schema(),
-            std::iter::once(Ok(batch.clone())),
-            &self.meta,
-        )
+        write_file(&path, self.table, batch.schema(), [Ok(batch.clone())], &[])
     }
 }
 
-/// Writes `batches` to `path` through a `.tmp` file, fsynced and renamed.
+/// Writes `batches` to `path` as a part of `table`, valid whenever visible
+/// ([`writer::write_parquet`]).
 pub(crate) fn write_file(
     path: &Path,
     table: &str,
     schema: arrow::datatypes::SchemaRef,
-    batches: impl Iterator<Item = Result<RecordBatch>>,
+    batches: impl IntoIterator<Item = Result<RecordBatch>>,
     meta: &[(String, String)],
 ) -> Result<()> {
-    let tmp = PathBuf::from(format!("{}{}", path.display(), dataset::TMP_SUFFIX));
-    let io = |source| Error::Io {
-        path: tmp.clone(),
-        source,
-    };
-    let pq = |source| Error::Parquet {
-        path: tmp.clone(),
-        source,
-    };
-    let file = File::create(&tmp).map_err(io)?;
-    let props = writer::properties(table, writer::DEFAULT_ZSTD_LEVEL, meta);
-    let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(pq)?;
-    for b in batches {
-        w.write(&b?).map_err(pq)?;
+    let level = writer::DEFAULT_ZSTD_LEVEL;
+    match writer::write_parquet(path, table, schema, batches, level, meta) {
+        Ok(_) => Ok(()),
+        Err(writer::WriteError::Io(source)) => Err(Error::Io {
+            path: path.to_owned(),
+            source,
+        }),
+        Err(writer::WriteError::Parquet(source)) => Err(Error::Parquet {
+            path: path.to_owned(),
+            source,
+        }),
+        Err(writer::WriteError::Batch(e)) => Err(e),
     }
-    let file = w.into_inner().map_err(pq)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 /// Rows of the three result tables, built from finished requests.

@@ -8,11 +8,8 @@ use crate::error::{Error, Result};
 
 /// Write `kreq.json` atomically (tmp + rename).
 pub(crate) fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
-    let path = dir.join(dataset::MANIFEST);
-    let tmp = dir.join(format!("{}{}", dataset::MANIFEST, dataset::TMP_SUFFIX));
-    let text = serde_json::to_string_pretty(m).map_err(|e| Error::io(&path, e.into()))?;
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    m.write(dir)
+        .map_err(|e| Error::io(dir.join(dataset::MANIFEST), e))
 }
 
 /// Create the dataset directories; refuse to mix with an existing dataset unless `force`.

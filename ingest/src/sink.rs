@@ -1,13 +1,11 @@
 //! Writing tables as Parquet files that are valid whenever they are visible.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int32Array, Int64Array, UInt16Array};
 use arrow::record_batch::RecordBatch;
-use kreq_schemas::{dataset::TMP_SUFFIX, lost_events, writer};
-use parquet::arrow::ArrowWriter;
+use kreq_schemas::{lost_events, writer};
 
 use crate::chunk::LostReport;
 use crate::error::{Error, Result};
@@ -21,22 +19,17 @@ pub fn write_table(
     zstd_level: i32,
     metadata: &[(String, String)],
 ) -> Result<u64> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(TMP_SUFFIX);
-    let tmp = std::path::PathBuf::from(tmp);
-    let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let props = writer::properties(table, zstd_level, metadata);
-    let parquet_err = |cause| Error::Parquet {
-        path: path.to_owned(),
-        cause,
-    };
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err)?;
-    w.write(batch).map_err(parquet_err)?;
-    let file = w.into_inner().map_err(parquet_err)?;
-    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    let size = file.metadata().map_err(|e| Error::io(&tmp, e))?.len();
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    Ok(size)
+    let batches = [Ok::<_, std::convert::Infallible>(batch.clone())];
+    writer::write_parquet(path, table, batch.schema(), batches, zstd_level, metadata).map_err(|e| {
+        match e {
+            writer::WriteError::Io(e) => Error::io(path, e),
+            writer::WriteError::Parquet(cause) => Error::Parquet {
+                path: path.to_owned(),
+                cause,
+            },
+            writer::WriteError::Batch(never) => match never {},
+        }
+    })
 }
 
 /// Build the `lost_events` batch; `reports` pairs each report with its source name.

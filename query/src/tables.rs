@@ -14,7 +14,7 @@ use kreq_schemas::{edges, events, lost_events, requests, spans};
 
 use crate::{udf, views, Error, Result};
 
-/// The tables a dataset can have: name, directory, schema, time column its parts are sorted by.
+/// The tables a dataset can have: SQL name and directory in the dataset.
 pub const TABLES: &[(&str, &str)] = &[
     ("events", ds::EVENTS_DIR),
     ("lost_events", ds::LOST_EVENTS_DIR),
@@ -68,12 +68,10 @@ pub async fn open(path: &Path) -> Result<(SessionContext, Vec<String>)> {
         let url = ListingTableUrl::parse(format!("{}/", dir.canonicalize()?.display()))?;
         let mut listing =
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let sort_col = match *name {
-            "events" | "lost_events" => Some(events::TS_NS),
-            _ => None,
-        };
-        if let Some(c) = sort_col.filter(|_| *name == "events") {
-            listing = listing.with_file_sort_order(vec![vec![col(c).sort(true, false)]]);
+        if *name == "events" {
+            // Each events part is sorted by time (lost_events parts need not be).
+            let by_time = col(events::TS_NS).sort(true, false);
+            listing = listing.with_file_sort_order(vec![vec![by_time]]);
         }
         let cfg = ListingTableConfig::new(url)
             .with_listing_options(listing)

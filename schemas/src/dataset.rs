@@ -53,6 +53,23 @@ pub fn part_path(dataset: &Path, table_dir: &str, seq: u64) -> PathBuf {
         .join(format!("part-{seq:06}.parquet"))
 }
 
+impl Manifest {
+    /// Reads `DATASET/kreq.json`; a malformed manifest is an `InvalidData` error.
+    pub fn read(dataset: &Path) -> std::io::Result<Manifest> {
+        let text = std::fs::read_to_string(dataset.join(MANIFEST))?;
+        serde_json::from_str(&text)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+
+    /// Writes `DATASET/kreq.json` through a temporary file renamed into place.
+    pub fn write(&self, dataset: &Path) -> std::io::Result<()> {
+        let tmp = dataset.join(format!("{MANIFEST}{TMP_SUFFIX}"));
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, dataset.join(MANIFEST))
+    }
+}
+
 /// Description of a dataset, stored as `kreq.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {

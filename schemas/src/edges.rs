@@ -38,11 +38,7 @@ pub fn schema() -> SchemaRef {
                 Field::new(REQUEST_ID, DataType::UInt64, false),
                 Field::new(FROM_SPAN, DataType::UInt64, false),
                 Field::new(TO_SPAN, DataType::UInt64, false),
-                Field::new(
-                    RULE,
-                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-                    false,
-                ),
+                Field::new(RULE, crate::dict(), false),
                 Field::new(CONFIDENCE, DataType::Float32, false),
                 Field::new(TS_NS, DataType::Int64, false),
             ]))

@@ -116,9 +116,7 @@ pub const PROMOTED_FIELDS: &[(&str, &str, &str)] = &[
     ("*", "dport", DPORT),
 ];
 
-fn dict() -> DataType {
-    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
-}
+use crate::dict;
 
 /// Key and value fields of the [`FIELDS`] map, shared by writers and readers.
 pub fn fields_entries() -> Arc<Field> {

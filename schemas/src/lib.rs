@@ -30,3 +30,9 @@ pub const SCHEMA_VERSION_KEY: &str = "kreq.schema_version";
 
 /// Parquet key-value metadata key holding the table name (`events`, `lost_events`, ...).
 pub const TABLE_KEY: &str = "kreq.table";
+
+/// The Arrow type of kreq's repeated-string columns: a dictionary of Utf8 with Int32 keys.
+pub(crate) fn dict() -> arrow_schema::DataType {
+    use arrow_schema::DataType;
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}

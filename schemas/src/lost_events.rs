@@ -4,6 +4,8 @@ use std::sync::{Arc, OnceLock};
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
+use crate::dict;
+
 /// Time (Int64 ns) of the last event before the report in the input, null when none came
 /// before it. Events on [`CPU`] were lost at or before the next event of that CPU.
 pub const TS_NS: &str = "ts_ns";
@@ -22,7 +24,6 @@ pub const LINE: &str = "line";
 /// The Arrow schema of the `lost_events` table.
 pub fn schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
-    let dict = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
     SCHEMA
         .get_or_init(|| {
             Arc::new(Schema::new(vec![

@@ -7,6 +7,8 @@ use std::sync::{Arc, OnceLock};
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
+use crate::dict;
+
 /// Request id (UInt64), unique within the dataset.
 pub const REQUEST_ID: &str = "request_id";
 /// Root span (the ingress server span) (UInt64).
@@ -44,7 +46,6 @@ pub const COMPLETE: &str = "complete";
 /// The Arrow schema of the `requests` table.
 pub fn schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
-    let dict = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
     SCHEMA
         .get_or_init(|| {
             Arc::new(Schema::new(vec![

@@ -62,9 +62,7 @@ pub const UNKNOWN_NS: &str = "unknown_ns";
 /// Events labelled with this span (Int64).
 pub const EVENTS: &str = "events";
 
-fn dict() -> DataType {
-    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
-}
+use crate::dict;
 
 /// The Arrow schema of the `spans` table.
 pub fn schema() -> SchemaRef {

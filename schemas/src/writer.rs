@@ -1,10 +1,14 @@
 //! Parquet writer settings shared by every kreq writer.
 
+use std::path::{Path, PathBuf};
+
+use parquet::arrow::arrow_writer::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use crate::dataset::TMP_SUFFIX;
 use crate::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, TABLE_KEY};
 
 /// Default zstd level: level 3 is about 15% slower to write than level 1 and noticeably
@@ -62,4 +66,43 @@ pub fn properties(table: &str, zstd_level: i32, extra: &[(String, String)]) -> W
         .set_key_value_metadata(Some(kv))
         .set_created_by(concat!("kreq ", env!("CARGO_PKG_VERSION")).to_owned())
         .build()
+}
+
+/// Writes `batches` as one Parquet file of `table` at `path` so that it is valid whenever it is
+/// visible: into `path.tmp`, fsynced, then renamed over `path` (which may be the file the
+/// batches are read from). Returns the file's size.
+pub fn write_parquet<E>(
+    path: &Path,
+    table: &str,
+    schema: arrow_schema::SchemaRef,
+    batches: impl IntoIterator<Item = Result<arrow_array::RecordBatch, E>>,
+    zstd_level: i32,
+    metadata: &[(String, String)],
+) -> Result<u64, WriteError<E>> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(TMP_SUFFIX);
+    let tmp = PathBuf::from(tmp);
+    let file = std::fs::File::create(&tmp).map_err(WriteError::Io)?;
+    let props = properties(table, zstd_level, metadata);
+    let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(WriteError::Parquet)?;
+    for b in batches {
+        w.write(&b.map_err(WriteError::Batch)?)
+            .map_err(WriteError::Parquet)?;
+    }
+    let file = w.into_inner().map_err(WriteError::Parquet)?;
+    file.sync_all().map_err(WriteError::Io)?;
+    let size = file.metadata().map_err(WriteError::Io)?.len();
+    std::fs::rename(&tmp, path).map_err(WriteError::Io)?;
+    Ok(size)
+}
+
+/// Why [`write_parquet`] failed: the file system, Parquet, or the batch source (`E`).
+#[derive(Debug)]
+pub enum WriteError<E> {
+    /// Creating, syncing or renaming the file.
+    Io(std::io::Error),
+    /// Encoding.
+    Parquet(parquet::errors::ParquetError),
+    /// The batches' own error.
+    Batch(E),
 }

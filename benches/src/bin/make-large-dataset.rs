@@ -13,27 +13,17 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt64Array};
 use arrow::compute::concat_batches;
-use kreq_correlate::dataset::{correlate, read_manifest, write_manifest, Options};
+use kreq_correlate::dataset::{correlate, read_manifest, Options};
 use kreq_ingest::{ingest, IngestOptions, NoProgress};
 use kreq_schemas::dataset as ds;
 use kreq_schemas::writer;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// One table of a dataset as a single batch, `None` when it has no rows.
 fn read_table(dir: &Path) -> Res<Option<RecordBatch>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    files.sort();
-    let mut batches = Vec::new();
-    for f in files {
-        for b in ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f)?)?.build()? {
-            batches.push(b?);
-        }
-    }
+    let batches = kreq_correlate::read_table(dir)?;
     match batches.first() {
         None => Ok(None),
         Some(b) => Ok(Some(concat_batches(&b.schema(), &batches)?)),
@@ -173,7 +163,7 @@ fn main() -> Res<()> {
         c.spans *= copies as u64;
         c.edges *= copies as u64;
     }
-    write_manifest(&out, &manifest)?;
+    manifest.write(&out)?;
     std::fs::remove_dir_all(&seed)?;
     println!(
         "wrote {}: {} events ({event_copies} copies), {} requests ({copies} copies)",

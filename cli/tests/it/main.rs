@@ -58,3 +58,18 @@ pub fn tmp(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&p).expect("tmp");
     p
 }
+
+/// Ingests the bundled capture `testdata/NAME/trace.txt.zst` into a fresh `tmp(dir)/ds`.
+pub fn ingest_capture(name: &str, dir: &str) -> std::path::PathBuf {
+    let out = tmp(dir).join("ds");
+    let input = root().join("testdata").join(name).join("trace.txt.zst");
+    let o = kreq(&[
+        "ingest",
+        input.to_str().unwrap_or(""),
+        "-o",
+        out.to_str().unwrap_or(""),
+        "--force",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}

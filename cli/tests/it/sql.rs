@@ -2,21 +2,12 @@
 
 use std::path::PathBuf;
 
-use crate::{kreq, root, tmp};
+use crate::{ingest_capture, kreq, tmp};
 
 fn correlated() -> PathBuf {
     static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
-        let out = tmp("cli-sql").join("ds");
-        let input = root().join("testdata/s1-c1/trace.txt.zst");
-        let o = kreq(&[
-            "ingest",
-            input.to_str().unwrap_or(""),
-            "-o",
-            out.to_str().unwrap_or(""),
-            "--force",
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = ingest_capture("s1-c1", "cli-sql");
         let o = kreq(&["correlate", "-q", out.to_str().unwrap_or("")]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         out
@@ -77,16 +68,7 @@ fn bad_queries_and_datasets_fail_clearly() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a kreq dataset"));
     // A dataset that was never correlated has events but no report.
-    let raw = tmp("cli-sql-raw").join("ds");
-    let input = root().join("testdata/s1-c1/trace.txt.zst");
-    let o = kreq(&[
-        "ingest",
-        input.to_str().unwrap_or(""),
-        "-o",
-        raw.to_str().unwrap_or(""),
-        "--force",
-    ]);
-    assert!(o.status.success());
+    let raw = ingest_capture("s1-c1", "cli-sql-raw");
     let o = kreq(&["report", raw.to_str().unwrap_or("")]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("run `kreq correlate"));

@@ -20,15 +20,7 @@ const QUERIES: &[&str] = &[
 
 #[test]
 fn analysis_views_agree_with_duckdb() {
-    let probe = Command::new("python3")
-        .args(["-c", "import duckdb"])
-        .output();
-    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        assert!(
-            std::env::var_os("KREQ_REQUIRE_PYTHON").is_none(),
-            "KREQ_REQUIRE_PYTHON is set but python3 cannot import duckdb"
-        );
-        eprintln!("SKIPPED analysis_views_agree_with_duckdb: python3 with duckdb not found (pip install -r requirements-test.txt)");
+    if !super::python_with("duckdb", "analysis_views_agree_with_duckdb") {
         return;
     }
     let ds = super::t0().to_owned();

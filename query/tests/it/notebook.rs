@@ -4,15 +4,7 @@ use std::process::Command;
 
 #[test]
 fn notebook_example_draws_a_latency_breakdown() {
-    let probe = Command::new("python3")
-        .args(["-c", "import duckdb, pandas, matplotlib"])
-        .output();
-    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        assert!(
-            std::env::var_os("KREQ_REQUIRE_PYTHON").is_none(),
-            "KREQ_REQUIRE_PYTHON is set but python3 cannot import duckdb, pandas and matplotlib"
-        );
-        eprintln!("SKIPPED notebook_example: python3 with duckdb, pandas and matplotlib not found (pip install -r requirements-test.txt)");
+    if !super::python_with("duckdb, pandas, matplotlib", "notebook_example") {
         return;
     }
     let ds = super::s1().to_owned();
