@@ -46,6 +46,12 @@ pub struct RecordArgs {
     /// Start a new part file at least this often (seconds).
     #[arg(long, default_value_t = 10.0)]
     rotate_secs: f64,
+    /// Wake the per-CPU readers when their buffer is this full, in percent (tracefs buffer_percent).
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u8).range(0..=100))]
+    wake_percent: u8,
+    /// Read pages that stay below --wake-percent at least this often (milliseconds).
+    #[arg(long, default_value_t = 1000)]
+    max_wait_ms: u64,
     /// Replace an existing dataset at the output path.
     #[arg(long)]
     force: bool,
@@ -114,6 +120,8 @@ pub fn run(args: RecordArgs) -> Result<()> {
     opts.cgroups = args.cgroups.clone();
     opts.rotate_bytes = args.rotate_mib.max(1) << 20;
     opts.rotate_every = Duration::from_secs_f64(args.rotate_secs.max(0.1));
+    opts.wake_percent = args.wake_percent;
+    opts.max_wait = Duration::from_millis(args.max_wait_ms.max(1));
     opts.force = args.force;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -143,6 +151,10 @@ pub fn run(args: RecordArgs) -> Result<()> {
             report.parquet_bytes as f64 / 1e6,
             m.sources.first().map_or(0, |s| s.parts.len()),
             report.instance,
+        );
+        eprintln!(
+            "readers: {} wakeups, {} pages (woken at {}% full or every {} ms)",
+            report.readers.wakeups, report.readers.pages, args.wake_percent, args.max_wait_ms
         );
         eprintln!(
             "lost events: {lost}{}",

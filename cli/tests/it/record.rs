@@ -405,3 +405,65 @@ fn sigterm_drains_closes_and_removes_the_instance() {
         .any(|n| n.starts_with(&format!("kreq-{pid}-"))));
     read_events(&dir.join("ds"));
 }
+
+/// Readers sleep until `buffer_percent` or `--max-wait-ms`, never per event: a busy
+/// recording reads many pages in a handful of wakeups, and a smaller mark wakes them more.
+#[test]
+fn readers_wake_in_batches_set_by_buffer_percent() {
+    let _serial = crate::tracefs_lock();
+    if !tracefs_usable("readers_wake_in_batches_set_by_buffer_percent") {
+        return;
+    }
+    let dir = tmp("rec-wake");
+    // (wakeups, pages, events) for one 2 s recording of the same workload.
+    let run = |name: &str, percent: &str, buffer_kb: &str| -> (u64, u64, u64) {
+        let (mut child, pid) = workload("0.3", 20_000);
+        let out = kreq()
+            .args([
+                "record",
+                "-o",
+                dir.join(name).to_str().unwrap_or(""),
+                "-d",
+                "2",
+            ])
+            .args(["--pid", &pid.to_string(), "--max-wait-ms", "10000"])
+            .args(["--wake-percent", percent, "--buffer-kb", buffer_kb])
+            .output()
+            .expect("kreq record");
+        let _ = child.kill();
+        let _ = child.wait();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        let num = |after: &str, before: &str| -> u64 {
+            err.split(after)
+                .nth(1)
+                .and_then(|s| s.split(before).next())
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {after:?} in {err}"))
+        };
+        (
+            num("readers:", "wakeups"),
+            num("wakeups,", "pages"),
+            num("recorded", "events"),
+        )
+    };
+    let (w50, p50, e50) = run("p50", "50", "8192");
+    // 2 s, woken at half of 8 MiB (1024 4-KiB pages per CPU) or after 10 s: about one wakeup
+    // per 1024 pages, plus the final drain (and a spurious one per CPU at most).
+    assert!(
+        e50 > 20_000,
+        "workload too small to say anything: {e50} events"
+    );
+    assert!(p50 > 20, "{p50} pages");
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get() as u64);
+    assert!(
+        w50 <= 2 * cpus + p50 / 1024 + 1,
+        "{w50} wakeups for {p50} pages at 50%"
+    );
+    // A 64 KiB buffer woken at every page: many more wakeups for the same workload.
+    let (w0, p0, _) = run("p0", "0", "64");
+    assert!(
+        w0 > 4 * (w50 + 1),
+        "{w0} wakeups ({p0} pages) at 0% vs {w50} at 50%"
+    );
+}

@@ -2,4 +2,7 @@
 
 pub mod instance;
 pub mod profile;
+mod reader;
 pub mod record;
+
+pub use reader::ReaderStats;

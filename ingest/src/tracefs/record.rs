@@ -1,8 +1,9 @@
 //! `kreq record`: capture from a private tracefs instance through the binary per-CPU buffers.
 //!
-//! One reader thread per CPU reads whole sub-buffers from `per_cpu/cpuN/trace_pipe_raw`
-//! (non-blocking, woken every [`RecordOptions::poll`], so wakeups are batched and never per
-//! event). The main thread collects pages and, every [`RecordOptions::rotate_bytes`] or
+//! One reader thread per CPU reads whole sub-buffers from `per_cpu/cpuN/trace_pipe_raw`,
+//! woken by `poll(2)` when the CPU buffer is [`RecordOptions::wake_percent`] full (tracefs
+//! `buffer_percent`) or after [`RecordOptions::max_wait`], so wakeups are batched and never per
+//! event. The main thread collects pages and, every [`RecordOptions::rotate_bytes`] or
 //! [`RecordOptions::rotate_every`], decodes and merges them by time into a new part file. The
 //! readers' own threads and the recording process are excluded from the recording.
 
@@ -17,6 +18,7 @@ use kreq_schemas::SCHEMA_VERSION;
 
 use super::instance::{tracefs_root, Instance};
 use super::profile::EventSpec;
+use super::reader::{read_cpu, ReaderStats, Wake};
 use crate::binary::format::{parse_event_format, FormatRegistry, PageHeader};
 use crate::binary::merge::{decode, CpuPages, DecodeContext};
 use crate::binary::stats::lost_from_stats;
@@ -48,8 +50,10 @@ pub struct RecordOptions {
     pub rotate_bytes: usize,
     /// ... or after this long, whichever comes first.
     pub rotate_every: Duration,
-    /// How often readers look for new pages.
-    pub poll: Duration,
+    /// Wake a reader when its CPU buffer is this full (tracefs `buffer_percent`, 0-100).
+    pub wake_percent: u8,
+    /// Longest pages may sit in the kernel buffer below that mark before being read.
+    pub max_wait: Duration,
     /// zstd level of the Parquet files.
     pub zstd_level: i32,
     /// Decode and write Parquet at the lowest CPU priority (nice 19), so the traced workload
@@ -72,7 +76,8 @@ impl RecordOptions {
             cgroups: Vec::new(),
             rotate_bytes: 64 << 20,
             rotate_every: Duration::from_secs(10),
-            poll: Duration::from_millis(100),
+            wake_percent: 25,
+            max_wait: Duration::from_secs(1),
             zstd_level: kreq_schemas::writer::DEFAULT_ZSTD_LEVEL,
             background_encode: true,
             force: false,
@@ -91,6 +96,8 @@ pub struct RecordReport {
     pub lost: Vec<LostReport>,
     /// Bytes of Parquet written.
     pub parquet_bytes: u64,
+    /// What the per-CPU readers did (wakeups, pages), summed over CPUs.
+    pub readers: ReaderStats,
 }
 
 struct Recorder {
@@ -154,6 +161,7 @@ fn run(
     inst.write("tracing_on", "0")?;
     inst.write("trace_clock", &opts.clock)?;
     inst.write("buffer_size_kb", &opts.buffer_kb.to_string())?;
+    inst.write("buffer_percent", &opts.wake_percent.min(100).to_string())?;
     // record-tgid fills saved_tgids so rows get their process id; not fatal if refused.
     let _ = inst.write("options/record-tgid", "1");
     let page_size = inst
@@ -173,22 +181,17 @@ fn run(
     let (page_tx, page_rx) = mpsc::channel::<(usize, Vec<u8>)>();
     let (tid_tx, tid_rx) = mpsc::channel::<i32>();
     let go = Arc::new(Barrier::new(cpus.len() + 1));
-    let draining = Arc::new(AtomicBool::new(false));
+    let wake = Wake::new(opts.max_wait)?;
     let mut handles = Vec::new();
     for (i, cpu) in cpus.iter().enumerate() {
         let path = inst.dir().join(format!("per_cpu/cpu{cpu}/trace_pipe_raw"));
-        let (page_tx, tid_tx, go, draining) = (
-            page_tx.clone(),
-            tid_tx.clone(),
-            go.clone(),
-            draining.clone(),
-        );
-        let poll = opts.poll;
+        let (page_tx, tid_tx, go, wake) =
+            (page_tx.clone(), tid_tx.clone(), go.clone(), wake.clone());
         handles.push(std::thread::spawn(move || {
             let _ = tid_tx.send(current_tid());
             drop(tid_tx);
             go.wait();
-            read_cpu(&path, i, page_size, poll, &page_tx, &draining)
+            read_cpu(&path, i, page_size, &wake, &page_tx)
         }));
     }
     drop(page_tx);
@@ -202,7 +205,7 @@ fn run(
     let formats = match setup {
         Ok(f) => f,
         Err(e) => {
-            draining.store(true, Ordering::SeqCst);
+            wake.stop()?;
             go.wait();
             return Err(e);
         }
@@ -235,12 +238,15 @@ fn run(
     }
     // Stop, drain what the buffers still hold, then close the last part.
     inst.write("tracing_on", "0")?;
-    draining.store(true, Ordering::SeqCst);
+    wake.stop()?;
     for (i, page) in page_rx.iter() {
         rec.add(i, &page);
     }
+    let mut readers = ReaderStats::default();
     for h in handles {
-        h.join().map_err(|_| Error::WorkerPanicked)??;
+        let s = h.join().map_err(|_| Error::WorkerPanicked)??;
+        readers.wakeups += s.wakeups;
+        readers.pages += s.pages;
     }
     rec.flush()?;
     let stats: Vec<String> = rec
@@ -252,7 +258,9 @@ fn run(
         })
         .collect();
     rec.lost.extend(lost_from_stats(&stats));
-    rec.finish()
+    let mut report = rec.finish()?;
+    report.readers = readers;
+    Ok(report)
 }
 
 /// Save the format files of the recorded events next to the data (`formats.json`).
@@ -385,48 +393,6 @@ fn expand(inst: &Instance, specs: &[EventSpec]) -> Result<Vec<EventSpec>> {
         }));
     }
     Ok(out)
-}
-
-fn read_cpu(
-    path: &std::path::Path,
-    index: usize,
-    page_size: usize,
-    poll: Duration,
-    out: &mpsc::Sender<(usize, Vec<u8>)>,
-    draining: &AtomicBool,
-) -> Result<()> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    let mut buf = vec![0u8; page_size];
-    loop {
-        match f.read(&mut buf) {
-            Ok(n) if n > 0 => {
-                if out.send((index, buf[..n].to_vec())).is_err() {
-                    return Ok(());
-                }
-            }
-            // Nothing to read: an empty buffer says WouldBlock, or 0 once tracing is off.
-            Ok(_) => {
-                if draining.load(Ordering::SeqCst) {
-                    return Ok(());
-                }
-                std::thread::sleep(poll);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if draining.load(Ordering::SeqCst) {
-                    return Ok(());
-                }
-                std::thread::sleep(poll);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(path, e)),
-        }
-    }
 }
 
 impl Recorder {
@@ -600,6 +566,7 @@ impl Recorder {
             instance: String::new(),
             lost: self.lost,
             parquet_bytes: self.parquet_bytes,
+            readers: ReaderStats::default(),
         })
     }
 }

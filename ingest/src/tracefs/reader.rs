@@ -1,0 +1,114 @@
+//! Per-CPU readers of `trace_pipe_raw`, woken in batches by the instance's `buffer_percent`.
+//!
+//! A reader sleeps in `poll(2)` until the kernel says its CPU buffer is `buffer_percent` full,
+//! or [`Wake::max_wait`] has passed, or the recording stops; it then reads every whole
+//! sub-buffer available without blocking. It is never woken per event, so an idle machine
+//! costs a few wakeups per second rather than one per traced event.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use crate::error::{Error, Result};
+
+/// Told to the readers when the recording stops: an eventfd that becomes readable once.
+#[derive(Debug, Clone)]
+pub(crate) struct Wake {
+    stop: std::sync::Arc<EventFd>,
+    /// Longest a page may wait in the kernel buffer below the `buffer_percent` mark.
+    pub max_wait: Duration,
+}
+
+impl Wake {
+    pub(crate) fn new(max_wait: Duration) -> Result<Self> {
+        let fd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map_err(|e| Error::Tracefs(format!("eventfd: {e}")))?;
+        Ok(Self {
+            stop: std::sync::Arc::new(fd),
+            max_wait,
+        })
+    }
+
+    /// Wake every reader for the final drain (they then read until the buffer is empty).
+    pub(crate) fn stop(&self) -> Result<()> {
+        self.stop
+            .write(1)
+            .map(|_| ())
+            .map_err(|e| Error::Tracefs(format!("eventfd write: {e}")))
+    }
+
+    fn stopped(&self) -> bool {
+        let mut fds = [PollFd::new(self.stop.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+
+    /// Sleep until `file` has data past the mark, the stop flag, or `max_wait`.
+    fn sleep(&self, file: &impl AsFd) -> std::io::Result<()> {
+        let timeout = PollTimeout::try_from(self.max_wait).unwrap_or(PollTimeout::MAX);
+        let mut fds = [
+            PollFd::new(file.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.stop.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// How a reader spent its time (for the record summary and the overhead study).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReaderStats {
+    /// Times the reader returned from `poll(2)`.
+    pub wakeups: u64,
+    /// Sub-buffers read.
+    pub pages: u64,
+}
+
+/// Read one CPU's `trace_pipe_raw` until the recording stops and the buffer is empty.
+pub(crate) fn read_cpu(
+    path: &Path,
+    index: usize,
+    page_size: usize,
+    wake: &Wake,
+    out: &mpsc::Sender<(usize, Vec<u8>)>,
+) -> Result<ReaderStats> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let mut buf = vec![0u8; page_size];
+    let mut stats = ReaderStats::default();
+    loop {
+        // Checked before draining: pages read after the stop flag are the final drain.
+        let stopping = wake.stopped();
+        loop {
+            match f.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    stats.pages += 1;
+                    if out.send((index, buf[..n].to_vec())).is_err() {
+                        return Ok(stats);
+                    }
+                }
+                // Empty: WouldBlock while tracing, 0 once tracing is off.
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        if stopping {
+            return Ok(stats);
+        }
+        wake.sleep(&f).map_err(|e| Error::io(path, e))?;
+        stats.wakeups += 1;
+    }
+}
