@@ -1,6 +1,7 @@
 //! The `kreq` command line.
 
 mod correlate_cmd;
+mod export_cmd;
 mod ingest_cmd;
 mod record_cmd;
 mod report_cmd;
@@ -35,8 +36,11 @@ enum Command {
     Eval(correlate_cmd::EvalArgs),
     /// SQL over events, spans, requests, edges and lost events (interactive without a query).
     Sql(sql_cmd::SqlArgs),
-    /// The standard analyses: latency, slowest requests, breakdown, hotspots, lost events.
+    /// The standard analyses: latency, slowest requests, breakdown, hotspots, lost events
+    /// (text, or a self-contained HTML page with --html).
     Report(report_cmd::ReportArgs),
+    /// Export requests as Perfetto (Chrome trace JSON) or OTLP JSON.
+    Export(export_cmd::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => correlate_cmd::run_eval(args),
         Command::Sql(args) => sql_cmd::run(args),
         Command::Report(args) => report_cmd::run(args),
+        Command::Export(args) => export_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

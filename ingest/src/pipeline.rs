@@ -436,6 +436,7 @@ fn finish(
         kernel: opts.kernel.clone().or(uname_kernel),
         host: opts.host.clone().or(uname_host),
         boot_id: None,
+        epoch_offset_ns: None,
         events: total_events,
         lost_events: lost.iter().filter_map(|(_, r)| r.count).sum(),
         time_range_ns: range,

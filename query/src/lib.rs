@@ -7,7 +7,9 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod export;
 pub mod output;
+pub mod report;
 pub mod tables;
 pub mod udf;
 pub mod views;

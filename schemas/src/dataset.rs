@@ -87,6 +87,10 @@ pub struct Manifest {
     /// hashed pointers and `ts_ns` compare only within one boot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// Unix-epoch ns minus trace-clock ns, measured when a live recording started with a clock
+    /// user space can read (`mono`, `boot`); exports add it to get wall-clock times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_offset_ns: Option<i64>,
     /// Inputs in the order they were read.
     pub sources: Vec<SourceSummary>,
     /// Total events written.

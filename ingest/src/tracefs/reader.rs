@@ -112,3 +112,19 @@ pub(crate) fn read_cpu(
         stats.wakeups += 1;
     }
 }
+
+/// Unix-epoch ns minus `clock` ns now, for the trace clocks user space can read
+/// (`mono` = CLOCK_MONOTONIC, `boot` = CLOCK_BOOTTIME); `None` for the others.
+pub(crate) fn epoch_offset_ns(clock: &str) -> Option<i64> {
+    use nix::time::{clock_gettime, ClockId};
+    let id = match clock {
+        "mono" => ClockId::CLOCK_MONOTONIC,
+        "boot" => ClockId::CLOCK_BOOTTIME,
+        _ => return None,
+    };
+    let ns = |t: nix::sys::time::TimeSpec| t.tv_sec() * 1_000_000_000 + t.tv_nsec();
+    let before = clock_gettime(id).ok()?;
+    let wall = clock_gettime(ClockId::CLOCK_REALTIME).ok()?;
+    let after = clock_gettime(id).ok()?;
+    Some(ns(wall) - (ns(before) + ns(after)) / 2)
+}

@@ -452,6 +452,7 @@ impl Recorder {
                 kernel,
                 host,
                 boot_id: Some(boot_id.trim().to_owned()).filter(|b| !b.is_empty()),
+                epoch_offset_ns: super::reader::epoch_offset_ns(&opts.clock),
                 ..Default::default()
             },
         }

@@ -1,0 +1,489 @@
+//! `kreq report --html`: one self-contained page (inline CSS, SVG and a few lines of script;
+//! nothing is fetched): request counts and lost-event warnings, the latency distribution,
+//! a waterfall of one request (one row per span, bars split into on-CPU / runnable / blocked
+//! by reason / unknown), and the tables of the text report (slowest requests, breakdown,
+//! hotspots, lost events).
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::SessionContext;
+
+use super::model::{load, Request, Selection, Span};
+use crate::{Error, Result};
+
+/// Histogram resolution: bins per factor of ten of request duration.
+const BINS_PER_DECADE: i64 = 40;
+
+/// Everything the page shows.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Page title (the dataset).
+    pub title: String,
+    /// Requests, incomplete requests, events lost.
+    pub counts: (u64, u64, u64),
+    /// Latency percentiles p50, p90, p99, max (ns).
+    pub percentiles: [i64; 4],
+    /// Histogram: (lower bound ns, upper bound ns, requests), log-spaced bins.
+    pub histogram: Vec<(i64, i64, u64)>,
+    /// The request drawn as a waterfall and its spans in tree order with their depth.
+    pub waterfall: Option<(Request, Vec<(Span, usize)>)>,
+    /// Titled result tables.
+    pub tables: Vec<(String, Vec<RecordBatch>)>,
+}
+
+/// Gather the report from a correlated dataset; `request` picks the waterfall's request
+/// (default: the slowest), `top` the rows per table.
+pub async fn build(
+    ctx: &SessionContext,
+    title: &str,
+    request: Option<u64>,
+    top: usize,
+) -> Result<Report> {
+    let one = |q: &'static str| async move {
+        let b = crate::sql(ctx, q).await?;
+        Ok::<_, Error>(b.first().and_then(|b| first_i64s(b)).unwrap_or_default())
+    };
+    let c = one(
+        "SELECT count(*), sum(CASE WHEN complete THEN 0 ELSE 1 END), 0 FROM requests",
+    )
+    .await?;
+    let lost = if ctx.table_exist("lost_events")? {
+        one("SELECT coalesce(sum(count), 0) FROM lost_events").await?
+    } else {
+        vec![0]
+    };
+    let p = one(
+        "SELECT approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ns),
+                approx_percentile_cont(0.9) WITHIN GROUP (ORDER BY duration_ns),
+                approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ns),
+                max(duration_ns) FROM requests",
+    )
+    .await;
+    // Exact percentiles through row numbers when approx_percentile_cont is not built in.
+    let p = match p {
+        Ok(p) => p,
+        Err(_) => {
+            one("SELECT max(CASE WHEN rn = CAST(ceil(n * 0.50) AS BIGINT) THEN d END),
+                        max(CASE WHEN rn = CAST(ceil(n * 0.90) AS BIGINT) THEN d END),
+                        max(CASE WHEN rn = CAST(ceil(n * 0.99) AS BIGINT) THEN d END), max(d)
+                 FROM (SELECT duration_ns AS d,
+                              CAST(row_number() OVER (ORDER BY duration_ns) AS BIGINT) AS rn,
+                              count(*) OVER () AS n FROM requests) t")
+            .await?
+        }
+    };
+    let get = |v: &[i64], i: usize| v.get(i).copied().unwrap_or(0);
+    // Log-spaced bins, BINS_PER_DECADE per factor of ten, empty ones included.
+    let bins = crate::sql(
+        ctx,
+        &format!(
+            "SELECT CAST(floor(log10(greatest(duration_ns, 1)) * {BINS_PER_DECADE}) AS BIGINT)
+                    AS b, count(*) AS n
+             FROM requests GROUP BY 1 ORDER BY 1"
+        ),
+    )
+    .await?;
+    let mut counts = std::collections::BTreeMap::new();
+    for b in &bins {
+        for i in 0..b.num_rows() {
+            if let Some(v) = row_i64s(b, i) {
+                counts.insert(get(&v, 0), get(&v, 1) as u64);
+            }
+        }
+    }
+    let edge = |b: i64| 10f64.powf(b as f64 / BINS_PER_DECADE as f64) as i64;
+    let histogram = match (counts.keys().next(), counts.keys().next_back()) {
+        (Some(&lo), Some(&hi)) => (lo..=hi)
+            .map(|b| (edge(b), edge(b + 1), counts.get(&b).copied().unwrap_or(0)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let id = match request {
+        Some(id) => Some(id),
+        None => {
+            let b = crate::sql(
+                ctx,
+                "SELECT CAST(request_id AS BIGINT) AS id FROM requests
+                 ORDER BY duration_ns DESC, request_id LIMIT 1",
+            )
+            .await?;
+            b.first().and_then(first_i64s).map(|v| get(&v, 0) as u64)
+        }
+    };
+    let waterfall = match id {
+        None => None,
+        Some(id) => {
+            let sel = load(
+                ctx,
+                &Selection {
+                    requests: vec![id],
+                    ..Selection::default()
+                },
+            )
+            .await?;
+            let req = sel.requests.into_iter().next().ok_or_else(|| Error::Dataset {
+                path: title.into(),
+                msg: format!("no request {id}"),
+            })?;
+            Some((req, tree_order(sel.spans)))
+        }
+    };
+    let mut tables = Vec::new();
+    for (name, q) in crate::report::SECTIONS.iter().skip(1) {
+        if name.starts_with("Lost") && !ctx.table_exist("lost_events")? {
+            continue;
+        }
+        let b = crate::sql(ctx, &q.replace("{top}", &top.to_string())).await?;
+        tables.push(((*name).to_owned(), b));
+    }
+    Ok(Report {
+        title: title.to_owned(),
+        counts: (get(&c, 0) as u64, get(&c, 1) as u64, get(&lost, 0) as u64),
+        percentiles: [get(&p, 0), get(&p, 1), get(&p, 2), get(&p, 3)],
+        histogram,
+        waterfall,
+        tables,
+    })
+}
+
+fn first_i64s(b: &RecordBatch) -> Option<Vec<i64>> {
+    (b.num_rows() > 0).then(|| row_i64s(b, 0)).flatten()
+}
+
+/// Row `i` of an all-integer batch (nulls as 0).
+fn row_i64s(b: &RecordBatch, i: usize) -> Option<Vec<i64>> {
+    b.columns()
+        .iter()
+        .map(|c| {
+            let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Int64).ok()?;
+            let a = c
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()?
+                .clone();
+            Some(if arrow::array::Array::is_null(&a, i) {
+                0
+            } else {
+                a.value(i)
+            })
+        })
+        .collect()
+}
+
+/// Spans depth-first from the root (children by start time), with their depth.
+fn tree_order(spans: Vec<Span>) -> Vec<(Span, usize)> {
+    let ids: std::collections::HashSet<u64> = spans.iter().map(|s| s.id).collect();
+    let mut kids: std::collections::HashMap<Option<u64>, Vec<usize>> = Default::default();
+    for (i, s) in spans.iter().enumerate() {
+        // A parent outside the request (should not happen) makes the span a root.
+        let p = s.parent.filter(|p| ids.contains(p));
+        kids.entry(p).or_default().push(i);
+    }
+    let mut out = Vec::with_capacity(spans.len());
+    let mut stack: Vec<(usize, usize)> = kids
+        .get(&None)
+        .map(|v| v.iter().rev().map(|&i| (i, 0)).collect())
+        .unwrap_or_default();
+    let mut seen = vec![false; spans.len()];
+    while let Some((i, d)) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        out.push(i);
+        out.push(d);
+        if let Some(k) = kids.get(&Some(spans[i].id)) {
+            stack.extend(k.iter().rev().map(|&c| (c, d + 1)));
+        }
+    }
+    let mut slots: Vec<Option<Span>> = spans.into_iter().map(Some).collect();
+    let mut res = Vec::with_capacity(out.len() / 2);
+    for pair in out.chunks(2) {
+        if let Some(s) = slots[pair[0]].take() {
+            res.push((s, pair[1]));
+        }
+    }
+    // Spans in a parent cycle (should not happen) are still drawn.
+    res.extend(slots.into_iter().flatten().map(|s| (s, 0)));
+    res
+}
+
+/// The colour classes of a span bar, in drawing order, with their ns.
+fn parts(s: &Span) -> [(&'static str, i64); 7] {
+    [
+        ("cpu", s.cpu_ns),
+        ("runnable", s.runnable_ns),
+        ("net", s.blocked_by[0]),
+        ("disk", s.blocked_by[1]),
+        ("lock", s.blocked_by[2]),
+        ("other", s.blocked_by[3]),
+        ("unknown", s.unknown_ns),
+    ]
+}
+
+/// HTML-escape text.
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '&' => o.push_str("&amp;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Duration as text with a unit (ns, µs, ms, s).
+pub fn fmt_ns(ns: i64) -> String {
+    let a = ns.unsigned_abs() as f64;
+    match a {
+        a if a < 1e3 => format!("{ns} ns"),
+        a if a < 1e6 => format!("{:.1} µs", ns as f64 / 1e3),
+        a if a < 1e9 => format!("{:.2} ms", ns as f64 / 1e6),
+        _ => format!("{:.3} s", ns as f64 / 1e9),
+    }
+}
+
+const STYLE: &str = include_str!("report.css");
+const SCRIPT: &str = include_str!("report.js");
+
+/// Write the page.
+pub fn render(r: &Report, out: &mut dyn Write) -> Result<()> {
+    let mut h = String::with_capacity(64 << 10);
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
+         style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\
+         <title>kreq report: {t}</title><style>{STYLE}</style></head><body>\
+         <h1>kreq report</h1><p class=\"sub\">{t}</p>",
+        t = esc(&r.title)
+    );
+    let (n, incomplete, lost) = r.counts;
+    if lost > 0 {
+        let _ = write!(
+            h,
+            "<div class=\"warn\" id=\"lost-warning\">{lost} events were lost while recording; \
+             {incomplete} of {n} requests touch a lost-events interval or never answered and \
+             are marked incomplete.</div>"
+        );
+    } else if incomplete > 0 {
+        let _ = write!(
+            h,
+            "<div class=\"warn\" id=\"incomplete-warning\">{incomplete} of {n} requests are \
+             incomplete (no response seen).</div>"
+        );
+    }
+    let [p50, p90, p99, max] = r.percentiles;
+    let _ = write!(
+        h,
+        "<section><h2>Latency distribution</h2><p class=\"stats\">{n} requests · p50 {} · \
+         p90 {} · p99 {} · max {}</p>",
+        fmt_ns(p50),
+        fmt_ns(p90),
+        fmt_ns(p99),
+        fmt_ns(max)
+    );
+    histogram(&mut h, &r.histogram);
+    h.push_str("</section>");
+    if let Some((req, spans)) = &r.waterfall {
+        waterfall(&mut h, req, spans);
+    }
+    for (title, batches) in &r.tables {
+        let _ = write!(h, "<section><h2>{}</h2>", esc(title));
+        table(&mut h, batches)?;
+        h.push_str("</section>");
+    }
+    let _ = write!(h, "<script>{SCRIPT}</script></body></html>\n");
+    out.write_all(h.as_bytes())?;
+    Ok(())
+}
+
+fn histogram(h: &mut String, bins: &[(i64, i64, u64)]) {
+    let max = bins.iter().map(|b| b.2).max().unwrap_or(0).max(1) as f64;
+    // About eight labels along the axis.
+    let label_every = bins.len().div_ceil(8).max(1);
+    let (w, ht, bw) = (900.0, 160.0, 900.0 / bins.len().max(1) as f64);
+    let _ = write!(
+        h,
+        "<svg class=\"hist\" viewBox=\"0 0 {w} {}\" width=\"{w}\" height=\"{}\">",
+        ht + 40.0,
+        ht + 40.0
+    );
+    for (i, (lo, hi, c)) in bins.iter().enumerate() {
+        let bh = (*c as f64 / max * ht).max(1.0);
+        let x = i as f64 * bw;
+        let _ = write!(
+            h,
+            "<rect class=\"bin\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\">\
+             <title>{} – {}: {c} requests</title></rect>",
+            ht - bh,
+            (bw - 1.0).max(0.5),
+            fmt_ns(*lo),
+            fmt_ns(*hi),
+        );
+        if i % label_every == 0 {
+            let _ = write!(
+                h,
+                "<text x=\"{x:.1}\" y=\"{}\" class=\"tick\">{}</text>",
+                ht + 14.0,
+                esc(&fmt_ns(*lo))
+            );
+        }
+    }
+    h.push_str("</svg>");
+}
+
+fn waterfall(h: &mut String, req: &Request, spans: &[(Span, usize)]) {
+    let t0 = spans
+        .iter()
+        .map(|(s, _)| s.start_ns)
+        .min()
+        .unwrap_or(req.start_ns)
+        .min(req.start_ns);
+    let t1 = spans
+        .iter()
+        .map(|(s, _)| s.end_ns)
+        .max()
+        .unwrap_or(req.end_ns)
+        .max(req.end_ns);
+    let span_ns = (t1 - t0).max(1) as f64;
+    let (label_w, bar_w, row_h) = (330.0, 640.0, 22.0);
+    let height = row_h * spans.len() as f64 + 30.0;
+    let _ = write!(
+        h,
+        "<section><h2>Request {} waterfall</h2><p class=\"stats\">{} → {} · {} · {} spans{}\
+         </p><p class=\"sub\">Rows are spans (indented under their parent); each bar is split \
+         by the share of its time on CPU, runnable and blocked.</p><div class=\"legend\">",
+        req.id,
+        esc(&req.client),
+        esc(&req.server),
+        fmt_ns(req.end_ns - req.start_ns),
+        spans.len(),
+        if req.complete { "" } else { " · incomplete" }
+    );
+    for (c, label) in [
+        ("cpu", "on CPU"),
+        ("runnable", "runnable"),
+        ("net", "blocked: network"),
+        ("disk", "blocked: disk"),
+        ("lock", "blocked: lock"),
+        ("other", "blocked: other"),
+        ("unknown", "unknown"),
+    ] {
+        let _ = write!(h, "<span class=\"key {c}\"></span>{label} ");
+    }
+    let _ = write!(
+        h,
+        "</div><svg class=\"waterfall\" data-request=\"{}\" viewBox=\"0 0 {} {height}\" \
+         width=\"{}\" height=\"{height}\">",
+        req.id,
+        label_w + bar_w + 10.0,
+        label_w + bar_w + 10.0
+    );
+    for (i, (s, depth)) in spans.iter().enumerate() {
+        let y = i as f64 * row_h;
+        let x = label_w + (s.start_ns - t0) as f64 / span_ns * bar_w;
+        let w = ((s.end_ns - s.start_ns) as f64 / span_ns * bar_w).max(1.0);
+        let endpoint = match s.kind.as_str() {
+            "client" => format!(" → {}", s.peer),
+            "server" if !s.local.is_empty() => format!(" {}", s.local),
+            _ => String::new(),
+        };
+        let label = format!("{} {} {}{}", s.comm, s.tid, s.kind, endpoint);
+        let _ = write!(
+            h,
+            "<g class=\"span-row\" data-span-id=\"{}\" data-kind=\"{}\">\
+             <text class=\"label\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            s.id,
+            esc(&s.kind),
+            4.0 + *depth as f64 * 12.0,
+            y + 15.0,
+            esc(&label)
+        );
+        let total: i64 = parts(s).iter().map(|p| p.1).sum::<i64>().max(1);
+        let mut px = x;
+        for (class, ns) in parts(s) {
+            if ns <= 0 {
+                continue;
+            }
+            let pw = ns as f64 / total as f64 * w;
+            let _ = write!(
+                h,
+                "<rect class=\"{class}\" x=\"{px:.2}\" y=\"{:.1}\" width=\"{pw:.2}\" \
+                 height=\"{:.1}\"></rect>",
+                y + 3.0,
+                row_h - 6.0
+            );
+            px += pw;
+        }
+        let _ = write!(
+            h,
+            "<rect class=\"outline\" x=\"{x:.2}\" y=\"{:.1}\" width=\"{w:.2}\" height=\"{:.1}\">\
+             <title>{} · {} · cpu {} · runnable {} · blocked {} (network {}, disk {}, lock {}, \
+             other {}) · unknown {} · in {} B, out {} B</title></rect></g>",
+            y + 3.0,
+            row_h - 6.0,
+            esc(&label),
+            fmt_ns(s.duration_ns()),
+            fmt_ns(s.cpu_ns),
+            fmt_ns(s.runnable_ns),
+            fmt_ns(s.blocked_ns),
+            fmt_ns(s.blocked_by[0]),
+            fmt_ns(s.blocked_by[1]),
+            fmt_ns(s.blocked_by[2]),
+            fmt_ns(s.blocked_by[3]),
+            fmt_ns(s.unknown_ns),
+            s.bytes_in,
+            s.bytes_out
+        );
+    }
+    let _ = write!(
+        h,
+        "<text class=\"tick\" x=\"{label_w}\" y=\"{:.1}\">0</text>\
+         <text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text></svg>\
+         <p class=\"detail\" id=\"span-detail\">Click a row for its details.</p></section>",
+        height - 8.0,
+        label_w + bar_w,
+        height - 8.0,
+        fmt_ns(t1 - t0)
+    );
+}
+
+fn table(h: &mut String, batches: &[RecordBatch]) -> Result<()> {
+    let Some(first) = batches.first() else {
+        h.push_str("<p>(none)</p>");
+        return Ok(());
+    };
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        h.push_str("<p>(none)</p>");
+        return Ok(());
+    }
+    h.push_str("<table><thead><tr>");
+    for f in first.schema().fields() {
+        let _ = write!(h, "<th>{}</th>", esc(f.name()));
+    }
+    h.push_str("</tr></thead><tbody>");
+    let opts = FormatOptions::default().with_null("");
+    for b in batches {
+        let fmts = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for i in 0..b.num_rows() {
+            h.push_str("<tr>");
+            for f in &fmts {
+                let _ = write!(h, "<td>{}</td>", esc(&f.value(i).to_string()));
+            }
+            h.push_str("</tr>");
+        }
+    }
+    h.push_str("</tbody></table>");
+    Ok(())
+}
