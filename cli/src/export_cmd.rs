@@ -108,7 +108,10 @@ pub fn run(args: ExportArgs) -> Result<()> {
         }
     }
     if selected.requests.is_empty() {
-        bail!("{}: no request matches the selection", args.dataset.display());
+        bail!(
+            "{}: no request matches the selection",
+            args.dataset.display()
+        );
     }
     let bar = Bar::new(args.quiet, selected.spans.len() as u64);
     let summary = with_output(&args.output, |out| match args.format {
@@ -182,7 +185,10 @@ pub fn with_output(
 fn salt(m: &Manifest) -> u64 {
     let key = format!(
         "{:?}{:?}{:?}{:?}",
-        m.boot_id, m.host, m.time_range_ns, m.sources.first().map(|s| &s.path)
+        m.boot_id,
+        m.host,
+        m.time_range_ns,
+        m.sources.first().map(|s| &s.path)
     );
     // FNV-1a: stable across runs and versions.
     key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

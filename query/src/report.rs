@@ -50,4 +50,3 @@ pub const SECTIONS: &[(&str, &str)] = &[
         "SELECT cpu, kind, reports, events_lost FROM lost_summary ORDER BY cpu, kind",
     ),
 ];
-

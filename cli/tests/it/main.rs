@@ -1,6 +1,7 @@
 //! Integration tests of the `kreq` binary: CLI behaviour and the Parquet contract with real
 //! Python readers.
 
+mod export;
 mod ingest;
 
 /// Tests that create tracefs instances take this lock: a starting recorder removes instances

@@ -44,12 +44,10 @@ pub async fn build(
 ) -> Result<Report> {
     let one = |q: &'static str| async move {
         let b = crate::sql(ctx, q).await?;
-        Ok::<_, Error>(b.first().and_then(|b| first_i64s(b)).unwrap_or_default())
+        Ok::<_, Error>(b.first().and_then(first_i64s).unwrap_or_default())
     };
-    let c = one(
-        "SELECT count(*), sum(CASE WHEN complete THEN 0 ELSE 1 END), 0 FROM requests",
-    )
-    .await?;
+    let c =
+        one("SELECT count(*), sum(CASE WHEN complete THEN 0 ELSE 1 END), 0 FROM requests").await?;
     let lost = if ctx.table_exist("lost_events")? {
         one("SELECT coalesce(sum(count), 0) FROM lost_events").await?
     } else {
@@ -66,12 +64,14 @@ pub async fn build(
     let p = match p {
         Ok(p) => p,
         Err(_) => {
-            one("SELECT max(CASE WHEN rn = CAST(ceil(n * 0.50) AS BIGINT) THEN d END),
+            one(
+                "SELECT max(CASE WHEN rn = CAST(ceil(n * 0.50) AS BIGINT) THEN d END),
                         max(CASE WHEN rn = CAST(ceil(n * 0.90) AS BIGINT) THEN d END),
                         max(CASE WHEN rn = CAST(ceil(n * 0.99) AS BIGINT) THEN d END), max(d)
                  FROM (SELECT duration_ns AS d,
                               CAST(row_number() OVER (ORDER BY duration_ns) AS BIGINT) AS rn,
-                              count(*) OVER () AS n FROM requests) t")
+                              count(*) OVER () AS n FROM requests) t",
+            )
             .await?
         }
     };
@@ -124,10 +124,14 @@ pub async fn build(
                 },
             )
             .await?;
-            let req = sel.requests.into_iter().next().ok_or_else(|| Error::Dataset {
-                path: title.into(),
-                msg: format!("no request {id}"),
-            })?;
+            let req = sel
+                .requests
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Dataset {
+                    path: title.into(),
+                    msg: format!("no request {id}"),
+                })?;
             Some((req, tree_order(sel.spans)))
         }
     };
@@ -299,7 +303,7 @@ pub fn render(r: &Report, out: &mut dyn Write) -> Result<()> {
         table(&mut h, batches)?;
         h.push_str("</section>");
     }
-    let _ = write!(h, "<script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(h, "<script>{SCRIPT}</script></body></html>");
     out.write_all(h.as_bytes())?;
     Ok(())
 }

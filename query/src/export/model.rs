@@ -280,11 +280,19 @@ fn i64_at(b: &RecordBatch, c: usize, i: usize) -> Option<i64> {
         return Some(if a.is_null(i) { 0 } else { a.value(i) as i64 });
     }
     if let Some(a) = a.as_any().downcast_ref::<UInt32Array>() {
-        return Some(if a.is_null(i) { 0 } else { i64::from(a.value(i)) });
+        return Some(if a.is_null(i) {
+            0
+        } else {
+            i64::from(a.value(i))
+        });
     }
-    a.as_any()
-        .downcast_ref::<Int32Array>()
-        .map(|a| if a.is_null(i) { 0 } else { i64::from(a.value(i)) })
+    a.as_any().downcast_ref::<Int32Array>().map(|a| {
+        if a.is_null(i) {
+            0
+        } else {
+            i64::from(a.value(i))
+        }
+    })
 }
 
 fn str_at(b: &RecordBatch, c: usize, i: usize) -> Option<String> {

@@ -69,13 +69,16 @@ pub fn write(
     };
     for (i, s) in sel.spans.iter().enumerate() {
         let link = edge_of.get(&s.id).copied();
-        let done = s.parent.is_none().then(|| complete.get(&s.request).copied());
+        let done = s
+            .parent
+            .is_none()
+            .then(|| complete.get(&s.request).copied());
         by_process
             .entry((s.pid, s.comm.as_str()))
             .or_default()
             .push(span(s, opts, link, done.flatten()));
         w.spans += 1;
-        if (i as u64 + 1) % PROGRESS_EVERY == 0 {
+        if (i as u64 + 1).is_multiple_of(PROGRESS_EVERY) {
             progress.step(i as u64 + 1, total);
         }
     }

@@ -103,7 +103,7 @@ pub fn write(sel: &Selected, out: &mut dyn Write, progress: &dyn Progress) -> Re
         at.insert(s.id, (s, tid));
         emit(out, slice(s, tid))?;
         w.slices += 1;
-        if (i as u64 + 1) % PROGRESS_EVERY == 0 {
+        if (i as u64 + 1).is_multiple_of(PROGRESS_EVERY) {
             progress.step(i as u64 + 1, total);
         }
     }
@@ -213,4 +213,46 @@ fn assign_lanes(spans: &[Span]) -> Vec<usize> {
         lane_of[i] = k;
     }
     lane_of
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::Endpoint;
+
+    fn span(id: u64, tid: i32, start: i64, end: i64) -> Span {
+        Span {
+            request: id,
+            id,
+            parent: None,
+            kind: "server".into(),
+            tid,
+            pid: tid,
+            comm: "t".into(),
+            start_ns: start,
+            end_ns: end,
+            local: Endpoint::default(),
+            peer: Endpoint::default(),
+            bytes_in: 0,
+            bytes_out: 0,
+            cpu_ns: end - start,
+            runnable_ns: 0,
+            blocked_ns: 0,
+            blocked_by: [0; 4],
+            unknown_ns: 0,
+        }
+    }
+
+    #[test]
+    fn nested_spans_share_a_lane_and_overlapping_ones_do_not() {
+        let spans = [
+            span(1, 7, 0, 100),
+            span(2, 7, 10, 50),   // inside 1: same lane
+            span(3, 7, 40, 120),  // overlaps 1 and 2 partially: lane 1
+            span(4, 7, 100, 130), // after 1 ended, but 3 (lane 1) is still open: lane 0
+            span(5, 8, 40, 120),  // another thread: its own lane 0
+        ];
+        assert_eq!(assign_lanes(&spans), [0, 0, 1, 0, 0]);
+        assert_eq!(track_tid(7, 1), 7 + (1 << 22));
+    }
 }
