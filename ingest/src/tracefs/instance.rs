@@ -95,7 +95,7 @@ impl Instance {
         }
         let _ = self.write("tracing_on", "0");
         let _ = self.write("events/enable", "0");
-        std::fs::remove_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        remove_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         self.removed = true;
         Ok(())
     }
@@ -104,6 +104,22 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         let _ = self.teardown();
+    }
+}
+
+/// Remove an instance directory. The kernel refuses (EBUSY) while a file of the instance is
+/// still referenced, which can outlast its close for a moment on a loaded machine: retry for
+/// up to 2 s.
+fn remove_dir(dir: &Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            r => return r,
+        }
     }
 }
 
@@ -141,7 +157,7 @@ pub fn cleanup(root: &Path, all: bool) -> Result<Vec<String>> {
             let p = entry.path();
             let _ = std::fs::write(p.join("tracing_on"), "0");
             let _ = std::fs::write(p.join("events/enable"), "0");
-            std::fs::remove_dir(&p).map_err(|e| Error::io(&p, e))?;
+            remove_dir(&p).map_err(|e| Error::io(&p, e))?;
             removed.push(name);
         }
     }
