@@ -292,20 +292,36 @@ fn binary_recording_agrees_with_text_of_the_same_events() {
             only(&t, &b)
         );
     }
-    let differ: Vec<_> = b
+    // Same rows, CPU for CPU, as multisets.
+    let sorted = |x: &[(u16, i64, String)]| {
+        let mut v: Vec<(u16, String)> = x.iter().map(|r| (r.0, r.2.clone())).collect();
+        v.sort();
+        v
+    };
+    let (bs, ts) = (sorted(&b), sorted(&t));
+    let differ: Vec<_> = bs.iter().zip(&ts).filter(|(x, y)| x != y).take(5).collect();
+    assert!(
+        differ.is_empty(),
+        "rows only on one side (binary, text): {differ:#?}"
+    );
+    // Same order, except where an interrupt nested between the two instances' writes of one
+    // event: then the instances store it on either side of the interrupt's events (seen under
+    // CI load: a softirq's sched_wakeup before the tcp_rcv_space_adjust it interrupted).
+    let moved = b
         .iter()
         .zip(&t)
         .filter(|(x, y)| x.0 != y.0 || x.2 != y.2)
-        .take(5)
-        .collect();
+        .count();
     assert!(
-        differ.is_empty(),
-        "differing rows (binary, text): {differ:#?}"
+        moved * 100 <= b.len(),
+        "{moved} of {} rows in a different order",
+        b.len()
     );
     // Text has µs resolution; the two instances stamp each event separately.
     let worst = b
         .iter()
         .zip(&t)
+        .filter(|(x, y)| x.0 == y.0 && x.2 == y.2)
         .map(|(x, y)| (x.1 - y.1).abs())
         .max()
         .unwrap_or(0);
