@@ -38,6 +38,8 @@ p.add_argument("--spin", type=int, default=2000)
 p.add_argument("--record", help="record with `kreq record` into this dataset directory")
 p.add_argument("--rotate-secs", type=float, default=10.0, help="kreq record --rotate-secs")
 p.add_argument("--text-capture", help="instead, capture the same events as trace_pipe text into this file")
+p.add_argument("--kernel-only", action="store_true",
+               help="instead, enable the same events in an instance nobody reads (the tracepoints' own cost)")
 p.add_argument("--truth", help="write ground truth here (jsonl)")
 p.add_argument("--kreq", default=os.environ.get("KREQ_BIN", os.path.join(ROOT, "target", "debug", "kreq")))
 p.add_argument("--workdir", help="keep logs and configs here (default: a temporary directory)")
@@ -90,6 +92,7 @@ class TextCapture:
     """The baseline capture: a kreq- instance with the same events, read by `cat trace_pipe`."""
 
     def __init__(self, out):
+        """`out` None: no reader; the ring buffer overwrites itself (the tracepoints' own cost)."""
         self.dir = f"{TRACEFS}/instances/kreq-{os.getpid()}-textcap"
         os.mkdir(self.dir)
         self.w("tracing_on", "0")
@@ -97,9 +100,11 @@ class TextCapture:
         self.w("buffer_size_kb", "8192")
         for e in PROFILE:
             self.w(f"events/{e}/enable", "1")
-        self.out = open(out, "wb")
-        self.cat = subprocess.Popen(["cat", f"{self.dir}/trace_pipe"], stdout=self.out)
-        self.w("set_event_notrace_pid", str(self.cat.pid))
+        self.out, self.cat = None, None
+        if out:
+            self.out = open(out, "wb")
+            self.cat = subprocess.Popen(["cat", f"{self.dir}/trace_pipe"], stdout=self.out)
+            self.w("set_event_notrace_pid", str(self.cat.pid))
         self.w("tracing_on", "1")
 
     def w(self, rel, v):
@@ -108,10 +113,11 @@ class TextCapture:
 
     def stop(self):
         self.w("tracing_on", "0")
-        time.sleep(0.3)
-        self.cat.terminate()
-        self.cat.wait()
-        self.out.close()
+        if self.cat:
+            time.sleep(0.3)
+            self.cat.terminate()
+            self.cat.wait()
+            self.out.close()
         self.w("events/enable", "0")
         os.rmdir(self.dir)
 
@@ -201,7 +207,7 @@ def main():
         if not line.startswith("recording"):
             raise SystemExit(f"testbed: kreq record did not start: {line}{recorder.stderr.read()}")
         time.sleep(0.5)
-    elif args.text_capture:
+    elif args.text_capture or args.kernel_only:
         capture = TextCapture(args.text_capture)
     load = subprocess.run([sys.executable, os.path.join(HERE, "loadgen.py"), "--port", str(args.port),
                            "--requests", str(args.requests), "--connections", str(args.connections),
