@@ -145,7 +145,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     if let Some(b) = bar.0 {
         b.finish_and_clear();
     }
-    if !args.quiet {
+    if !args.quiet && args.output != Path::new("-") {
         let size = std::fs::metadata(&args.output).map_or(0, |m| m.len());
         eprintln!(
             "exported {} requests to {} ({:.1} KB): {summary}",

@@ -52,12 +52,15 @@ for r in range(args.rounds):
             events.append(int(m.group(1)) if m else None)
 shutil.rmtree(tmp, ignore_errors=True)
 med = {k: statistics.median(v) for k, v in rps.items()}
+# Rounds drift (other load, CPU frequency): the median of each round's own ratio is steadier.
+paired = {k: statistics.median(x / n for x, n in zip(rps[k], rps["none"])) for k in ("kreq", "text", "kernel")}
 print(json.dumps({
     "rounds": args.rounds, "requests": args.requests, "connections": args.connections,
     "median_rps": med,
     "kreq_over_none": med["kreq"] / med["none"],
     "text_over_none": med["text"] / med["none"],
     "kernel_only_over_none": med["kernel"] / med["none"],
+    "paired_median_ratio": paired,
     "kreq_lost_events_per_round": lost, "kreq_events_per_round": events,
     "all_rps": rps,
 }, indent=1))

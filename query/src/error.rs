@@ -13,6 +13,9 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// An export cannot be made from this dataset.
+    #[error("{0}")]
+    Export(String),
     /// DataFusion rejected or failed a query.
     #[error("{0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),

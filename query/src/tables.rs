@@ -51,12 +51,23 @@ pub async fn open(path: &Path) -> Result<(SessionContext, Vec<String>)> {
                     .into(),
         });
     }
-    let mut config = SessionConfig::new().with_information_schema(true);
+    // DATAFUSION_* environment variables tune the session (e.g. DATAFUSION_EXECUTION_BATCH_SIZE);
+    // kreq's own defaults below apply where the environment says nothing.
+    let mut config = SessionConfig::from_env()?.with_information_schema(true);
+    let unset = |key: &str| std::env::var_os(key.to_uppercase().replace('.', "_")).is_none();
     let opts = config.options_mut();
-    opts.execution.parquet.pruning = true;
-    opts.execution.parquet.enable_page_index = true;
-    opts.execution.parquet.pushdown_filters = true;
-    opts.execution.parquet.reorder_filters = true;
+    if unset("datafusion.execution.parquet.pruning") {
+        opts.execution.parquet.pruning = true;
+    }
+    if unset("datafusion.execution.parquet.enable_page_index") {
+        opts.execution.parquet.enable_page_index = true;
+    }
+    if unset("datafusion.execution.parquet.pushdown_filters") {
+        opts.execution.parquet.pushdown_filters = true;
+    }
+    if unset("datafusion.execution.parquet.reorder_filters") {
+        opts.execution.parquet.reorder_filters = true;
+    }
     let ctx = SessionContext::new_with_config(config);
     udf::register(&ctx);
     let mut found = Vec::new();

@@ -163,12 +163,9 @@ pub struct Selected {
 pub async fn load(ctx: &SessionContext, sel: &Selection) -> Result<Selected> {
     for t in ["requests", "spans", "edges"] {
         if !ctx.table_exist(t)? {
-            return Err(Error::Dataset {
-                path: "dataset".into(),
-                msg: format!(
-                    "no `{t}` table: the dataset has no correlation results; run `kreq correlate` first"
-                ),
-            });
+            return Err(Error::Export(format!(
+                "no `{t}` table: the dataset has no correlation results; run `kreq correlate` first"
+            )));
         }
     }
     let filter = where_clause(sel);
