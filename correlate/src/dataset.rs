@@ -11,6 +11,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::losses::Losses;
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt16Array, UInt64Array};
 use kreq_schemas::dataset::{self as ds, CorrelationInfo, Manifest};
 use kreq_schemas::{events, lost_events, SCHEMA_VERSION, SCHEMA_VERSION_KEY, TABLE_KEY};
@@ -113,38 +114,6 @@ impl LabelSink for Window {
     }
 }
 
-/// Loss intervals per CPU: events were lost between a report's time and that CPU's next event.
-struct Losses {
-    reports: Vec<(i64, u16)>,
-    next: usize,
-    open: Vec<Option<i64>>,
-    closed: Vec<(i64, i64)>,
-}
-
-impl Losses {
-    fn see(&mut self, ts: i64, cpu: u16) {
-        while let Some(&(t, c)) = self.reports.get(self.next).filter(|r| r.0 <= ts) {
-            let c = c as usize;
-            if self.open.len() <= c {
-                self.open.resize(c + 1, None);
-            }
-            self.open[c] = Some(self.open[c].map_or(t, |o| o.min(t)));
-            self.next += 1;
-        }
-        if let Some(Some(start)) = self.open.get(cpu as usize).copied() {
-            if ts >= start {
-                self.closed.push((start, ts));
-                self.open[cpu as usize] = None;
-            }
-        }
-    }
-
-    fn touches(&self, start: i64, end: i64) -> bool {
-        self.closed.iter().any(|&(a, b)| a <= end && b >= start)
-            || self.open.iter().flatten().any(|&a| a <= end)
-    }
-}
-
 fn read_losses(dataset: &Path) -> Result<Losses> {
     let dir = dataset.join(ds::LOST_EVENTS_DIR);
     let mut reports = Vec::new();
@@ -156,21 +125,10 @@ fn read_losses(dataset: &Path) -> Result<Losses> {
         let ts = col::<Int64Array>(&b, lost_events::TS_NS).map_err(bad)?;
         let cpu = col::<UInt16Array>(&b, lost_events::CPU).map_err(bad)?;
         for i in 0..b.num_rows() {
-            let t = if ts.is_valid(i) {
-                ts.value(i)
-            } else {
-                i64::MIN
-            };
-            reports.push((t, cpu.value(i)));
+            reports.push((ts.is_valid(i).then(|| ts.value(i)), cpu.value(i)));
         }
     }
-    reports.sort_unstable();
-    Ok(Losses {
-        reports,
-        next: 0,
-        open: Vec::new(),
-        closed: Vec::new(),
-    })
+    Ok(Losses::new(reports))
 }
 
 fn detect_ingress(parts: &[PathBuf], names: &mut Interner) -> Result<Vec<Ingress>> {

@@ -14,6 +14,7 @@ pub mod ingress;
 mod input;
 mod intern;
 mod link;
+mod losses;
 pub mod model;
 mod output;
 pub mod sched;
