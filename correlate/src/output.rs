@@ -11,7 +11,7 @@ use arrow::array::{
 use arrow::datatypes::Int32Type;
 use kreq_schemas::{dataset, edges, requests, spans, writer};
 
-use crate::model::Finished;
+use crate::model::{Finished, SpanKind};
 use crate::{Error, Interner, Result};
 
 type Dict = StringDictionaryBuilder<Int32Type>;
@@ -192,6 +192,7 @@ impl ResultRows {
             .iter()
             .map(|s| s.split_end.since(&s.split_start))
             .collect();
+        let selfs = self_times(&fin, &splits);
         let i64s = |f: &dyn Fn(usize) -> i64| -> ArrayRef {
             Arc::new(Int64Array::from_iter_values((0..all.len()).map(f)))
         };
@@ -225,6 +226,13 @@ impl ResultRows {
             i64s(&|i| splits[i].other),
             i64s(&|i| splits[i].unknown),
             i64s(&|i| all[i].events),
+            i64s(&|i| selfs[i][0]),
+            i64s(&|i| selfs[i][1]),
+            i64s(&|i| selfs[i][2]),
+            i64s(&|i| selfs[i][3]),
+            i64s(&|i| selfs[i][4]),
+            i64s(&|i| selfs[i][5]),
+            i64s(&|i| selfs[i][6]),
         ];
         let spans_b = RecordBatch::try_new(spans::schema(), cols).map_err(arrow)?;
         // edges
@@ -246,4 +254,67 @@ impl ResultRows {
         let edges_b = RecordBatch::try_new(edges::schema(), cols).map_err(arrow)?;
         Ok([reqs, spans_b, edges_b])
     }
+}
+
+/// Per span (in `fin`'s span order): self time and self on-CPU, runnable and blocked network,
+/// disk, lock, other time, as the `spans` schema defines them. `splits` is in the same order.
+fn self_times(fin: &[Finished], splits: &[crate::sched::Split]) -> Vec<[i64; 7]> {
+    let mut out = Vec::with_capacity(splits.len());
+    let mut base = 0;
+    for f in fin {
+        let n = f.spans.len();
+        let index: hashbrown::HashMap<u64, usize> =
+            f.spans.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+        // Per parent: its client children's duration and split, its server children's duration.
+        let mut calls = vec![[0i64; 7]; n];
+        let mut callee = vec![0i64; n];
+        for (i, s) in f.spans.iter().enumerate() {
+            let Some(&p) = s.parent.and_then(|p| index.get(&p)) else {
+                continue;
+            };
+            let sp = &splits[base + i];
+            match s.kind {
+                SpanKind::Client => {
+                    let parts = [
+                        s.end - s.start,
+                        sp.cpu,
+                        sp.runnable,
+                        sp.network,
+                        sp.disk,
+                        sp.lock,
+                        sp.other,
+                    ];
+                    for (sum, v) in calls[p].iter_mut().zip(parts) {
+                        *sum += v;
+                    }
+                }
+                SpanKind::Server => callee[p] += s.end - s.start,
+                SpanKind::Internal => {}
+            }
+        }
+        for (i, s) in f.spans.iter().enumerate() {
+            let sp = &splits[base + i];
+            let own = [
+                s.end - s.start,
+                sp.cpu,
+                sp.runnable,
+                sp.network,
+                sp.disk,
+                sp.lock,
+                sp.other,
+            ];
+            out.push(match s.kind {
+                SpanKind::Client => [own[0] - callee[i], 0, 0, 0, 0, 0, 0],
+                _ => {
+                    let mut v = own;
+                    for (x, c) in v.iter_mut().zip(calls[i]) {
+                        *x -= c;
+                    }
+                    v
+                }
+            });
+        }
+        base += n;
+    }
+    out
 }

@@ -51,6 +51,19 @@ pub async fn open(path: &Path) -> Result<(SessionContext, Vec<String>)> {
                     .into(),
         });
     }
+    // Schema 3 added the spans' self times; correlation results of older versions lack them.
+    let manifest = ds::Manifest::read(path)?;
+    let version: u32 = manifest.schema_version.parse().unwrap_or(0);
+    if manifest.correlation.is_some() && version < 3 {
+        return Err(Error::Dataset {
+            path: path.to_owned(),
+            msg: format!(
+                "correlated by an older kreq (schema {}); run `kreq correlate {}` again",
+                manifest.schema_version,
+                path.display()
+            ),
+        });
+    }
     // DATAFUSION_* environment variables tune the session (e.g. DATAFUSION_EXECUTION_BATCH_SIZE);
     // kreq's own defaults below apply where the environment says nothing.
     let mut config = SessionConfig::from_env()?.with_information_schema(true);

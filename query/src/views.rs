@@ -21,40 +21,18 @@ use crate::Result;
 pub const VIEWS: &[(&str, &str)] = &[
     (
         "hops",
-        // One join: each span with the sums of its client children (for its own self time)
-        // and of its server children (a client span's callee, for the time on the wire).
-        "SELECT s.request_id, s.span_id,
-                CASE WHEN s.kind = 'client' THEN '(network)' ELSE CAST(s.comm AS VARCHAR) END
+        // The self times are computed by `kreq correlate` (the spans schema defines them).
+        "SELECT request_id, span_id,
+                CASE WHEN kind = 'client' THEN '(network)' ELSE CAST(comm AS VARCHAR) END
                   AS service,
-                s.tid,
-                CASE WHEN s.kind = 'client' THEN 'network' ELSE CAST(s.kind AS VARCHAR) END
-                  AS kind,
-                s.duration_ns - coalesce(CASE WHEN s.kind = 'client' THEN c.server_ns
-                                              ELSE c.client_ns END, 0) AS self_ns,
-                CASE WHEN s.kind = 'client' THEN 0
-                     ELSE s.cpu_ns - coalesce(c.cpu, 0) END AS cpu_ns,
-                CASE WHEN s.kind = 'client' THEN 0
-                     ELSE s.runnable_ns - coalesce(c.runnable, 0) END AS runnable_ns,
-                CASE WHEN s.kind = 'client' THEN 0
-                     ELSE s.blocked_network_ns - coalesce(c.net, 0) END AS blocked_network_ns,
-                CASE WHEN s.kind = 'client' THEN 0
-                     ELSE s.blocked_disk_ns - coalesce(c.disk, 0) END AS blocked_disk_ns,
-                CASE WHEN s.kind = 'client' THEN 0
-                     ELSE s.blocked_lock_ns - coalesce(c.lck, 0) END AS blocked_lock_ns,
-                CASE WHEN s.kind = 'client' THEN 0
-                     ELSE s.blocked_other_ns - coalesce(c.other, 0) END AS blocked_other_ns
-         FROM spans s
-         LEFT JOIN (SELECT parent_span_id,
-                           sum(CASE WHEN kind = 'client' THEN duration_ns END) AS client_ns,
-                           sum(CASE WHEN kind = 'server' THEN duration_ns END) AS server_ns,
-                           sum(CASE WHEN kind = 'client' THEN cpu_ns END) AS cpu,
-                           sum(CASE WHEN kind = 'client' THEN runnable_ns END) AS runnable,
-                           sum(CASE WHEN kind = 'client' THEN blocked_network_ns END) AS net,
-                           sum(CASE WHEN kind = 'client' THEN blocked_disk_ns END) AS disk,
-                           sum(CASE WHEN kind = 'client' THEN blocked_lock_ns END) AS lck,
-                           sum(CASE WHEN kind = 'client' THEN blocked_other_ns END) AS other
-                    FROM spans WHERE parent_span_id IS NOT NULL GROUP BY parent_span_id) c
-           ON c.parent_span_id = s.span_id",
+                tid,
+                CASE WHEN kind = 'client' THEN 'network' ELSE CAST(kind AS VARCHAR) END AS kind,
+                self_ns, self_cpu_ns AS cpu_ns, self_runnable_ns AS runnable_ns,
+                self_blocked_network_ns AS blocked_network_ns,
+                self_blocked_disk_ns AS blocked_disk_ns,
+                self_blocked_lock_ns AS blocked_lock_ns,
+                self_blocked_other_ns AS blocked_other_ns
+         FROM spans",
     ),
     (
         "request_breakdown",

@@ -23,7 +23,7 @@ pub use ids::{Cpu, Tid, TimestampNs};
 
 /// Version of the on-disk schema, stored in every file's metadata under [`SCHEMA_VERSION_KEY`].
 /// Bumped whenever a column is added, removed or changes meaning.
-pub const SCHEMA_VERSION: &str = "2";
+pub const SCHEMA_VERSION: &str = "3";
 
 /// Parquet key-value metadata key holding [`SCHEMA_VERSION`].
 pub const SCHEMA_VERSION_KEY: &str = "kreq.schema_version";

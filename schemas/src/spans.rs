@@ -61,6 +61,22 @@ pub const BLOCKED_OTHER_NS: &str = "blocked_other_ns";
 pub const UNKNOWN_NS: &str = "unknown_ns";
 /// Events labelled with this span (Int64).
 pub const EVENTS: &str = "events";
+/// This hop's own time (Int64 ns): for a server or internal span its duration minus its client
+/// children (the calls it made); for a client span the time on the wire, its duration minus its
+/// server child (the callee's work). A request's spans' self times add up to its duration.
+pub const SELF_NS: &str = "self_ns";
+/// [`CPU_NS`] minus the client children's (0 for client spans) (Int64 ns).
+pub const SELF_CPU_NS: &str = "self_cpu_ns";
+/// [`RUNNABLE_NS`] minus the client children's (0 for client spans) (Int64 ns).
+pub const SELF_RUNNABLE_NS: &str = "self_runnable_ns";
+/// [`BLOCKED_NETWORK_NS`] minus the client children's (0 for client spans) (Int64 ns).
+pub const SELF_BLOCKED_NETWORK_NS: &str = "self_blocked_network_ns";
+/// [`BLOCKED_DISK_NS`] minus the client children's (0 for client spans) (Int64 ns).
+pub const SELF_BLOCKED_DISK_NS: &str = "self_blocked_disk_ns";
+/// [`BLOCKED_LOCK_NS`] minus the client children's (0 for client spans) (Int64 ns).
+pub const SELF_BLOCKED_LOCK_NS: &str = "self_blocked_lock_ns";
+/// [`BLOCKED_OTHER_NS`] minus the client children's (0 for client spans) (Int64 ns).
+pub const SELF_BLOCKED_OTHER_NS: &str = "self_blocked_other_ns";
 
 use crate::dict;
 
@@ -96,6 +112,13 @@ pub fn schema() -> SchemaRef {
                 i64n(BLOCKED_OTHER_NS),
                 i64n(UNKNOWN_NS),
                 i64n(EVENTS),
+                i64n(SELF_NS),
+                i64n(SELF_CPU_NS),
+                i64n(SELF_RUNNABLE_NS),
+                i64n(SELF_BLOCKED_NETWORK_NS),
+                i64n(SELF_BLOCKED_DISK_NS),
+                i64n(SELF_BLOCKED_LOCK_NS),
+                i64n(SELF_BLOCKED_OTHER_NS),
             ]))
         })
         .clone()

@@ -78,6 +78,21 @@ fn bad_queries_and_datasets_fail_clearly() {
         "SELECT count(*) AS n FROM events",
     ]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("18474"));
+    // Correlation results of schema 2 lack the self times: refused, with the way out.
+    let manifest = raw.join("kreq.json");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    let mut m: serde_json::Value = serde_json::from_str(&text).expect("json");
+    m["schema_version"] = "2".into();
+    m["correlation"] = serde_json::json!({"ingress": [], "ingress_auto": true, "requests": 0,
+                                          "spans": 0, "edges": 0, "labelled_events": 0});
+    std::fs::write(&manifest, m.to_string()).expect("write");
+    let o = kreq(&["sql", raw.to_str().unwrap_or(""), "SELECT 1"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("older kreq (schema 2)") && err.contains("kreq correlate"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -189,3 +189,60 @@ fn bad_truth_lines_name_file_line_and_offset() {
     let e = read_truth(&p).expect_err("bad line").to_string();
     assert!(e.contains("truth.jsonl:2: byte 62:"), "{e}");
 }
+
+/// Self times: a request's hops add up to its duration, none is negative, and a client span's
+/// self time (the wire) has no CPU of its own.
+#[test]
+fn self_times_add_up_to_each_requests_duration() {
+    use arrow::datatypes::Int64Type;
+    let i64s = |batches: &[RecordBatch], col: &str| -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                let a = b
+                    .column_by_name(col)
+                    .expect(col)
+                    .as_primitive::<Int64Type>()
+                    .clone();
+                (0..a.len()).map(move |i| a.value(i))
+            })
+            .collect()
+    };
+    let dir = ingested(&testdata().join("s2-c4/trace.txt.zst"));
+    let ds = dir.path().join("ds");
+    correlate(&ds, &Options::default()).expect("correlate");
+    let spans = table(&ds, "spans");
+    let reqs = table(&ds, "requests");
+    let (req_of, selfs, cpu) = (
+        u64s(&spans, "request_id"),
+        i64s(&spans, "self_ns"),
+        i64s(&spans, "self_cpu_ns"),
+    );
+    let kinds: Vec<String> = spans
+        .iter()
+        .flat_map(|b| {
+            let a = arrow::compute::cast(
+                b.column_by_name("kind").expect("kind"),
+                &arrow::datatypes::DataType::Utf8,
+            )
+            .expect("cast");
+            let a = a.as_string::<i32>().clone();
+            (0..a.len()).map(move |i| a.value(i).to_owned())
+        })
+        .collect();
+    let mut sum: std::collections::HashMap<u64, i64> = Default::default();
+    for ((r, s), (k, c)) in req_of.iter().zip(&selfs).zip(kinds.iter().zip(&cpu)) {
+        assert!(*s >= 0, "negative self time");
+        if k == "client" {
+            assert_eq!(*c, 0, "client spans have no CPU of their own");
+        }
+        *sum.entry(r.expect("request id")).or_default() += s;
+    }
+    let ids = u64s(&reqs, "request_id");
+    let durations = i64s(&reqs, "duration_ns");
+    assert_eq!(ids.len(), 300);
+    for (id, d) in ids.iter().zip(&durations) {
+        let id = id.expect("id");
+        assert_eq!(sum.get(&id).copied(), Some(*d), "request {id}");
+    }
+}
