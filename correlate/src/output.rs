@@ -111,6 +111,13 @@ impl ResultRows {
             path: PathBuf::from("(correlation results)"),
             source,
         };
+        let all: Vec<_> = fin.iter().flat_map(|f| f.spans.iter()).collect();
+        let splits: Vec<_> = all
+            .iter()
+            .map(|s| s.split_end.since(&s.split_start))
+            .collect();
+        let selfs = self_times(&fin, &splits);
+        let critical = critical_spans(&fin, &selfs);
         // requests
         let mut caddr = Dict::new();
         let mut saddr = Dict::new();
@@ -174,10 +181,10 @@ impl ResultRows {
             )),
             Arc::new(Float32Array::from(min_conf)),
             Arc::new(BooleanArray::from_iter(complete.iter().map(|&c| Some(c)))),
+            Arc::new(UInt64Array::from(critical)),
         ];
         let reqs = RecordBatch::try_new(requests::schema(), reqs).map_err(arrow)?;
         // spans
-        let all: Vec<_> = fin.iter().flat_map(|f| f.spans.iter()).collect();
         let mut kind = Dict::new();
         let mut comm = Dict::new();
         let mut laddr = Dict::new();
@@ -188,11 +195,6 @@ impl ResultRows {
             dict_opt(&mut laddr, s.tuple.map(|t| names.name(t.local.addr)));
             dict_opt(&mut paddr, s.tuple.map(|t| names.name(t.remote.addr)));
         }
-        let splits: Vec<_> = all
-            .iter()
-            .map(|s| s.split_end.since(&s.split_start))
-            .collect();
-        let selfs = self_times(&fin, &splits);
         let i64s = |f: &dyn Fn(usize) -> i64| -> ArrayRef {
             Arc::new(Int64Array::from_iter_values((0..all.len()).map(f)))
         };
@@ -314,6 +316,21 @@ fn self_times(fin: &[Finished], splits: &[crate::sched::Split]) -> Vec<[i64; 7]>
                 }
             });
         }
+        base += n;
+    }
+    out
+}
+
+/// Per request: the span with the most self time (the smallest span id among equals).
+fn critical_spans(fin: &[Finished], selfs: &[[i64; 7]]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(fin.len());
+    let mut base = 0;
+    for f in fin {
+        let n = f.spans.len();
+        let best = (0..n).max_by(|&a, &b| {
+            (selfs[base + a][0].cmp(&selfs[base + b][0])).then(f.spans[b].id.cmp(&f.spans[a].id))
+        });
+        out.push(best.map_or(f.request.root, |i| f.spans[i].id));
         base += n;
     }
     out

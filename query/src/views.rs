@@ -45,14 +45,11 @@ pub const VIEWS: &[(&str, &str)] = &[
     ),
     (
         "slowest_requests",
+        // `kreq correlate` picks the critical hop (requests.critical_span_id).
         "SELECT r.request_id, r.start_ns, r.duration_ns, r.span_count, r.complete,
                 h.service AS critical_service, h.tid AS critical_tid, h.self_ns AS critical_self_ns
          FROM requests r
-         LEFT JOIN (SELECT request_id, service, tid, self_ns,
-                           row_number() OVER (PARTITION BY request_id
-                                              ORDER BY self_ns DESC, span_id, service) AS rn
-                    FROM hops) h
-           ON h.request_id = r.request_id AND h.rn = 1",
+         LEFT JOIN hops h ON h.span_id = r.critical_span_id",
     ),
     (
         "slow_requests",

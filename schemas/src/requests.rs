@@ -42,6 +42,9 @@ pub const MIN_CONFIDENCE: &str = "min_confidence";
 /// False when lost events touch any CPU during the request's lifetime, or it never responded
 /// (Boolean).
 pub const COMPLETE: &str = "complete";
+/// The critical hop: the span with the most self time (`spans.self_ns`; the smallest span id
+/// among equals) (UInt64).
+pub const CRITICAL_SPAN_ID: &str = "critical_span_id";
 
 /// The Arrow schema of the `requests` table.
 pub fn schema() -> SchemaRef {
@@ -69,6 +72,7 @@ pub fn schema() -> SchemaRef {
                 Field::new(SPAN_COUNT, DataType::UInt32, false),
                 Field::new(MIN_CONFIDENCE, DataType::Float32, false),
                 Field::new(COMPLETE, DataType::Boolean, false),
+                Field::new(CRITICAL_SPAN_ID, DataType::UInt64, false),
             ]))
         })
         .clone()

@@ -36,6 +36,7 @@ const ID_COLS: &[&str] = &[
     "span_id",
     "parent_span_id",
     "root_span_id",
+    "critical_span_id",
     "from_span",
     "to_span",
 ];
