@@ -1,6 +1,6 @@
 //! `kreq export`: Perfetto (Chrome trace JSON) and OTLP JSON files of selected requests.
 
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -114,7 +114,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         );
     }
     let bar = Bar::new(args.quiet, selected.spans.len() as u64);
-    let summary = with_output(&args.output, |out| match args.format {
+    let summary = crate::outfile::with_output(&args.output, |out| match args.format {
         ExportFormat::Perfetto => {
             let w = perfetto::write(&selected, out, &bar)?;
             Ok(format!(
@@ -155,30 +155,6 @@ pub fn run(args: ExportArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Write to `path` through a temporary file renamed into place, or to stdout for `-`.
-pub fn with_output(
-    path: &Path,
-    f: impl FnOnce(&mut dyn Write) -> Result<String, kreq_query::Error>,
-) -> Result<String> {
-    if path == Path::new("-") {
-        let mut out = BufWriter::new(std::io::stdout().lock());
-        let s = f(&mut out)?;
-        out.flush()?;
-        return Ok(s);
-    }
-    let tmp = path.with_extension("kreq-tmp");
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let mut out = BufWriter::new(file);
-    let s = f(&mut out).with_context(|| format!("writing {}", path.display()))?;
-    out.into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(s)
 }
 
 /// Trace-id salt: a hash of what identifies the recording (boot, host, time range).

@@ -3,6 +3,7 @@
 mod correlate_cmd;
 mod export_cmd;
 mod ingest_cmd;
+mod outfile;
 mod record_cmd;
 mod report_cmd;
 mod sql_cmd;

@@ -42,8 +42,8 @@ pub fn run(args: ReportArgs) -> Result<()> {
             let title = args.dataset.display().to_string();
             let report =
                 kreq_query::export::html::build(&ctx, &title, args.request, args.top).await?;
-            crate::export_cmd::with_output(path, |out| {
-                kreq_query::export::html::render(&report, out).map(|_| String::new())
+            crate::outfile::with_output(path, |out| {
+                kreq_query::export::html::render(&report, out)
             })?;
             let spans = report.waterfall.as_ref().map_or(0, |w| w.1.len());
             eprintln!(

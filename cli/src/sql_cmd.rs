@@ -86,12 +86,7 @@ async fn one(ctx: &SessionContext, q: &str, args: &SqlArgs) -> Result<()> {
     let schema = schema.context("no query ran")?;
     match &args.output {
         Some(path) => {
-            let mut f = std::io::BufWriter::new(
-                std::fs::File::create(path)
-                    .with_context(|| format!("creating {}", path.display()))?,
-            );
-            output::write(&mut f, format, &schema, &batches)?;
-            f.flush()?;
+            crate::outfile::with_output(path, |f| output::write(f, format, &schema, &batches))?;
         }
         None => {
             let mut out = std::io::stdout().lock();

@@ -258,6 +258,19 @@ impl ResultRows {
     }
 }
 
+/// A span's duration and its on-CPU, runnable and blocked network, disk, lock, other time.
+fn parts(s: &crate::model::Span, sp: &crate::sched::Split) -> [i64; 7] {
+    [
+        s.end - s.start,
+        sp.cpu,
+        sp.runnable,
+        sp.network,
+        sp.disk,
+        sp.lock,
+        sp.other,
+    ]
+}
+
 /// Per span (in `fin`'s span order): self time and self on-CPU, runnable and blocked network,
 /// disk, lock, other time, as the `spans` schema defines them. `splits` is in the same order.
 fn self_times(fin: &[Finished], splits: &[crate::sched::Split]) -> Vec<[i64; 7]> {
@@ -274,19 +287,9 @@ fn self_times(fin: &[Finished], splits: &[crate::sched::Split]) -> Vec<[i64; 7]>
             let Some(&p) = s.parent.and_then(|p| index.get(&p)) else {
                 continue;
             };
-            let sp = &splits[base + i];
             match s.kind {
                 SpanKind::Client => {
-                    let parts = [
-                        s.end - s.start,
-                        sp.cpu,
-                        sp.runnable,
-                        sp.network,
-                        sp.disk,
-                        sp.lock,
-                        sp.other,
-                    ];
-                    for (sum, v) in calls[p].iter_mut().zip(parts) {
+                    for (sum, v) in calls[p].iter_mut().zip(parts(s, &splits[base + i])) {
                         *sum += v;
                     }
                 }
@@ -295,16 +298,7 @@ fn self_times(fin: &[Finished], splits: &[crate::sched::Split]) -> Vec<[i64; 7]>
             }
         }
         for (i, s) in f.spans.iter().enumerate() {
-            let sp = &splits[base + i];
-            let own = [
-                s.end - s.start,
-                sp.cpu,
-                sp.runnable,
-                sp.network,
-                sp.disk,
-                sp.lock,
-                sp.other,
-            ];
+            let own = parts(s, &splits[base + i]);
             out.push(match s.kind {
                 SpanKind::Client => [own[0] - callee[i], 0, 0, 0, 0, 0, 0],
                 _ => {

@@ -1,20 +1,36 @@
 //! The standard analyses of a correlated dataset, shared by `kreq report` (text) and the
 //! HTML report.
 
+/// Request count, incomplete requests and exact latency percentiles (nearest rank) in ns:
+/// one row with `requests`, `incomplete`, `p50_ns`, `p90_ns`, `p99_ns`, `max_ns`.
+macro_rules! latency_sql {
+    () => {
+        "SELECT count(*) AS requests,
+                sum(CASE WHEN complete THEN 0 ELSE 1 END) AS incomplete,
+                max(CASE WHEN rn = CAST(ceil(n * 0.50) AS BIGINT) THEN d END) AS p50_ns,
+                max(CASE WHEN rn = CAST(ceil(n * 0.90) AS BIGINT) THEN d END) AS p90_ns,
+                max(CASE WHEN rn = CAST(ceil(n * 0.99) AS BIGINT) THEN d END) AS p99_ns,
+                max(d) AS max_ns
+         FROM (SELECT duration_ns AS d, complete,
+                      CAST(row_number() OVER (ORDER BY duration_ns) AS BIGINT) AS rn,
+                      count(*) OVER () AS n
+               FROM requests) t"
+    };
+}
+
+/// See [`latency_sql`]: the numbers behind the "Requests" section, unformatted.
+pub const LATENCY: &str = latency_sql!();
+
 /// The report's sections: title and query (`{top}` is replaced by the row limit).
 pub const SECTIONS: &[(&str, &str)] = &[
     (
         "Requests",
-        "SELECT count(*) AS requests,
-                sum(CASE WHEN complete THEN 0 ELSE 1 END) AS incomplete,
-                fmt_duration(max(CASE WHEN rn = CAST(ceil(n * 0.50) AS BIGINT) THEN d END)) AS p50,
-                fmt_duration(max(CASE WHEN rn = CAST(ceil(n * 0.90) AS BIGINT) THEN d END)) AS p90,
-                fmt_duration(max(CASE WHEN rn = CAST(ceil(n * 0.99) AS BIGINT) THEN d END)) AS p99,
-                fmt_duration(max(d)) AS max
-         FROM (SELECT duration_ns AS d, complete,
-                      CAST(row_number() OVER (ORDER BY duration_ns) AS BIGINT) AS rn,
-                      count(*) OVER () AS n
-               FROM requests) t",
+        concat!(
+            "SELECT requests, incomplete, fmt_duration(p50_ns) AS p50, fmt_duration(p90_ns) AS p90,
+                    fmt_duration(p99_ns) AS p99, fmt_duration(max_ns) AS max FROM (",
+            latency_sql!(),
+            ") l"
+        ),
     ),
     (
         "Slowest requests and their critical hop (the hop with the most self time)",

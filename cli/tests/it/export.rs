@@ -8,14 +8,7 @@ use crate::{ingest_capture, kreq, root};
 
 /// The bundled sample, ingested and correlated once.
 fn correlated() -> PathBuf {
-    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        let out = ingest_capture("s2-c4", "cli-export");
-        let o = kreq(&["correlate", "-q", out.to_str().unwrap_or("")]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        out
-    })
-    .clone()
+    crate::correlated_capture("s2-c4", "cli-export")
 }
 
 fn s(p: &Path) -> &str {

@@ -74,3 +74,18 @@ pub fn ingest_capture(name: &str, dir: &str) -> std::path::PathBuf {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     out
 }
+
+/// [`ingest_capture`] then `kreq correlate`, once per test binary for each `dir`.
+pub fn correlated_capture(name: &str, dir: &'static str) -> std::path::PathBuf {
+    static DONE: std::sync::Mutex<Vec<(&'static str, std::path::PathBuf)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = done.iter().find(|(d, _)| *d == dir) {
+        return p.clone();
+    }
+    let out = ingest_capture(name, dir);
+    let o = kreq(&["correlate", "-q", out.to_str().unwrap_or("")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    done.push((dir, out.clone()));
+    out
+}

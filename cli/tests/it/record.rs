@@ -216,16 +216,7 @@ fn binary_recording_agrees_with_text_of_the_same_events() {
     w("tracing_on", "0");
     let text = std::fs::read(text_inst.join("trace")).expect("trace text");
     w("events/enable", "0");
-    // The kernel can refuse (EBUSY) for a moment after the last close on a loaded machine.
-    let mut removed = std::fs::remove_dir(&text_inst);
-    for _ in 0..20 {
-        if removed.is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        removed = std::fs::remove_dir(&text_inst);
-    }
-    removed.expect("remove text instance");
+    kreq_ingest::tracefs::instance::remove_dir(&text_inst).expect("remove text instance");
     assert!(
         rec.status.success(),
         "{}",

@@ -5,14 +5,7 @@ use std::path::PathBuf;
 use crate::{ingest_capture, kreq, tmp};
 
 fn correlated() -> PathBuf {
-    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        let out = ingest_capture("s1-c1", "cli-sql");
-        let o = kreq(&["correlate", "-q", out.to_str().unwrap_or("")]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        out
-    })
-    .clone()
+    crate::correlated_capture("s1-c1", "cli-sql")
 }
 
 fn sql(args: &[&str]) -> std::process::Output {

@@ -33,13 +33,21 @@ fn table(ds: &Path, name: &str) -> Vec<RecordBatch> {
 }
 
 fn u64s(batches: &[RecordBatch], col: &str) -> Vec<Option<u64>> {
+    prims::<UInt64Type>(batches, col)
+}
+
+/// Column `col` of a primitive type across `batches`, nulls as `None`.
+fn prims<T: arrow::datatypes::ArrowPrimitiveType>(
+    batches: &[RecordBatch],
+    col: &str,
+) -> Vec<Option<T::Native>> {
     batches
         .iter()
         .flat_map(|b| {
             let a = b
                 .column_by_name(col)
                 .expect(col)
-                .as_primitive::<UInt64Type>()
+                .as_primitive::<T>()
                 .clone();
             (0..a.len()).map(move |i| a.is_valid(i).then(|| a.value(i)))
         })
@@ -194,18 +202,10 @@ fn bad_truth_lines_name_file_line_and_offset() {
 /// self time (the wire) has no CPU of its own.
 #[test]
 fn self_times_add_up_to_each_requests_duration() {
-    use arrow::datatypes::Int64Type;
     let i64s = |batches: &[RecordBatch], col: &str| -> Vec<i64> {
-        batches
-            .iter()
-            .flat_map(|b| {
-                let a = b
-                    .column_by_name(col)
-                    .expect(col)
-                    .as_primitive::<Int64Type>()
-                    .clone();
-                (0..a.len()).map(move |i| a.value(i))
-            })
+        prims::<arrow::datatypes::Int64Type>(batches, col)
+            .into_iter()
+            .map(|v| v.expect("not null"))
             .collect()
     };
     let dir = ingested(&testdata().join("s2-c4/trace.txt.zst"));

@@ -110,7 +110,7 @@ impl Drop for Instance {
 /// Remove an instance directory. The kernel refuses (EBUSY) while a file of the instance is
 /// still referenced, which can outlast its close for a moment on a loaded machine: retry for
 /// up to 2 s.
-fn remove_dir(dir: &Path) -> std::io::Result<()> {
+pub fn remove_dir(dir: &Path) -> std::io::Result<()> {
     let mut tries = 0;
     loop {
         match std::fs::remove_dir(dir) {

@@ -12,6 +12,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 
 use super::model::{load, Request, Selection, Span};
+use crate::udf::format_duration;
 use crate::{Error, Result};
 
 /// Histogram resolution: bins per factor of ten of request duration.
@@ -44,36 +45,14 @@ pub async fn build(
 ) -> Result<Report> {
     let one = |q: &'static str| async move {
         let b = crate::sql(ctx, q).await?;
-        Ok::<_, Error>(b.first().and_then(first_i64s).unwrap_or_default())
+        Ok::<_, Error>(rows_i64(&b).into_iter().next().unwrap_or_default())
     };
-    let c =
-        one("SELECT count(*), sum(CASE WHEN complete THEN 0 ELSE 1 END), 0 FROM requests").await?;
+    // The same exact percentiles as the text report.
+    let lat = one(crate::report::LATENCY).await?;
     let lost = if ctx.table_exist("lost_events")? {
         one("SELECT coalesce(sum(count), 0) FROM lost_events").await?
     } else {
         vec![0]
-    };
-    let p = one(
-        "SELECT approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ns),
-                approx_percentile_cont(0.9) WITHIN GROUP (ORDER BY duration_ns),
-                approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ns),
-                max(duration_ns) FROM requests",
-    )
-    .await;
-    // Exact percentiles through row numbers when approx_percentile_cont is not built in.
-    let p = match p {
-        Ok(p) => p,
-        Err(_) => {
-            one(
-                "SELECT max(CASE WHEN rn = CAST(ceil(n * 0.50) AS BIGINT) THEN d END),
-                        max(CASE WHEN rn = CAST(ceil(n * 0.90) AS BIGINT) THEN d END),
-                        max(CASE WHEN rn = CAST(ceil(n * 0.99) AS BIGINT) THEN d END), max(d)
-                 FROM (SELECT duration_ns AS d,
-                              CAST(row_number() OVER (ORDER BY duration_ns) AS BIGINT) AS rn,
-                              count(*) OVER () AS n FROM requests) t",
-            )
-            .await?
-        }
     };
     let get = |v: &[i64], i: usize| v.get(i).copied().unwrap_or(0);
     // Log-spaced bins, BINS_PER_DECADE per factor of ten, empty ones included.
@@ -86,14 +65,10 @@ pub async fn build(
         ),
     )
     .await?;
-    let mut counts = std::collections::BTreeMap::new();
-    for b in &bins {
-        for i in 0..b.num_rows() {
-            if let Some(v) = row_i64s(b, i) {
-                counts.insert(get(&v, 0), get(&v, 1) as u64);
-            }
-        }
-    }
+    let counts: std::collections::BTreeMap<i64, u64> = rows_i64(&bins)
+        .iter()
+        .map(|v| (get(v, 0), get(v, 1) as u64))
+        .collect();
     let edge = |b: i64| 10f64.powf(b as f64 / BINS_PER_DECADE as f64) as i64;
     let histogram = match (counts.keys().next(), counts.keys().next_back()) {
         (Some(&lo), Some(&hi)) => (lo..=hi)
@@ -110,7 +85,7 @@ pub async fn build(
                  ORDER BY duration_ns DESC, request_id LIMIT 1",
             )
             .await?;
-            b.first().and_then(first_i64s).map(|v| get(&v, 0) as u64)
+            rows_i64(&b).first().map(|v| get(v, 0) as u64)
         }
     };
     let waterfall = match id {
@@ -145,35 +120,45 @@ pub async fn build(
     }
     Ok(Report {
         title: title.to_owned(),
-        counts: (get(&c, 0) as u64, get(&c, 1) as u64, get(&lost, 0) as u64),
-        percentiles: [get(&p, 0), get(&p, 1), get(&p, 2), get(&p, 3)],
+        counts: (
+            get(&lat, 0) as u64,
+            get(&lat, 1) as u64,
+            get(&lost, 0) as u64,
+        ),
+        percentiles: [get(&lat, 2), get(&lat, 3), get(&lat, 4), get(&lat, 5)],
         histogram,
         waterfall,
         tables,
     })
 }
 
-fn first_i64s(b: &RecordBatch) -> Option<Vec<i64>> {
-    (b.num_rows() > 0).then(|| row_i64s(b, 0)).flatten()
-}
-
-/// Row `i` of an all-integer batch (nulls as 0).
-fn row_i64s(b: &RecordBatch, i: usize) -> Option<Vec<i64>> {
-    b.columns()
-        .iter()
-        .map(|c| {
-            let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Int64).ok()?;
-            let a = c
-                .as_any()
-                .downcast_ref::<arrow::array::Int64Array>()?
-                .clone();
-            Some(if arrow::array::Array::is_null(&a, i) {
-                0
-            } else {
-                a.value(i)
+/// The rows of all-integer results (nulls as 0; a column that is not an integer reads as 0s).
+fn rows_i64(batches: &[RecordBatch]) -> Vec<Vec<i64>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let cols: Vec<Option<arrow::array::Int64Array>> = b
+            .columns()
+            .iter()
+            .map(|c| {
+                let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Int64).ok()?;
+                c.as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .cloned()
             })
-        })
-        .collect()
+            .collect();
+        for i in 0..b.num_rows() {
+            out.push(
+                cols.iter()
+                    .map(|c| {
+                        c.as_ref()
+                            .filter(|a| arrow::array::Array::is_valid(*a, i))
+                            .map_or(0, |a| a.value(i))
+                    })
+                    .collect(),
+            );
+        }
+    }
+    out
 }
 
 /// Spans depth-first from the root (children by start time), with their depth.
@@ -185,32 +170,28 @@ fn tree_order(spans: Vec<Span>) -> Vec<(Span, usize)> {
         let p = s.parent.filter(|p| ids.contains(p));
         kids.entry(p).or_default().push(i);
     }
-    let mut out = Vec::with_capacity(spans.len());
-    let mut stack: Vec<(usize, usize)> = kids
-        .get(&None)
-        .map(|v| v.iter().rev().map(|&i| (i, 0)).collect())
-        .unwrap_or_default();
+    let mut order: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
     let mut seen = vec![false; spans.len()];
-    while let Some((i, d)) = stack.pop() {
-        if std::mem::replace(&mut seen[i], true) {
-            continue;
-        }
-        out.push(i);
-        out.push(d);
-        if let Some(k) = kids.get(&Some(spans[i].id)) {
-            stack.extend(k.iter().rev().map(|&c| (c, d + 1)));
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    let roots = kids.get(&None).cloned().unwrap_or_default();
+    // Spans in a parent cycle (should not happen) are still drawn, as roots.
+    for start in roots.into_iter().chain(0..spans.len()) {
+        stack.push((start, 0));
+        while let Some((i, d)) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            order.push((i, d));
+            if let Some(k) = kids.get(&Some(spans[i].id)) {
+                stack.extend(k.iter().rev().map(|&c| (c, d + 1)));
+            }
         }
     }
     let mut slots: Vec<Option<Span>> = spans.into_iter().map(Some).collect();
-    let mut res = Vec::with_capacity(out.len() / 2);
-    for pair in out.chunks(2) {
-        if let Some(s) = slots[pair[0]].take() {
-            res.push((s, pair[1]));
-        }
-    }
-    // Spans in a parent cycle (should not happen) are still drawn.
-    res.extend(slots.into_iter().flatten().map(|s| (s, 0)));
-    res
+    order
+        .into_iter()
+        .filter_map(|(i, d)| slots[i].take().map(|s| (s, d)))
+        .collect()
 }
 
 /// The colour classes of a span bar, in drawing order, with their ns.
@@ -240,17 +221,6 @@ fn esc(s: &str) -> String {
         }
     }
     o
-}
-
-/// Duration as text with a unit (ns, µs, ms, s).
-pub fn fmt_ns(ns: i64) -> String {
-    let a = ns.unsigned_abs() as f64;
-    match a {
-        a if a < 1e3 => format!("{ns} ns"),
-        a if a < 1e6 => format!("{:.1} µs", ns as f64 / 1e3),
-        a if a < 1e9 => format!("{:.2} ms", ns as f64 / 1e6),
-        _ => format!("{:.3} s", ns as f64 / 1e9),
-    }
 }
 
 const STYLE: &str = include_str!("report.css");
@@ -288,10 +258,10 @@ pub fn render(r: &Report, out: &mut dyn Write) -> Result<()> {
         h,
         "<section><h2>Latency distribution</h2><p class=\"stats\">{n} requests · p50 {} · \
          p90 {} · p99 {} · max {}</p>",
-        fmt_ns(p50),
-        fmt_ns(p90),
-        fmt_ns(p99),
-        fmt_ns(max)
+        format_duration(p50),
+        format_duration(p90),
+        format_duration(p99),
+        format_duration(max)
     );
     histogram(&mut h, &r.histogram);
     h.push_str("</section>");
@@ -328,15 +298,15 @@ fn histogram(h: &mut String, bins: &[(i64, i64, u64)]) {
              <title>{} – {}: {c} requests</title></rect>",
             ht - bh,
             (bw - 1.0).max(0.5),
-            fmt_ns(*lo),
-            fmt_ns(*hi),
+            format_duration(*lo),
+            format_duration(*hi),
         );
         if i % label_every == 0 {
             let _ = write!(
                 h,
                 "<text x=\"{x:.1}\" y=\"{}\" class=\"tick\">{}</text>",
                 ht + 14.0,
-                esc(&fmt_ns(*lo))
+                esc(&format_duration(*lo))
             );
         }
     }
@@ -367,7 +337,7 @@ fn waterfall(h: &mut String, req: &Request, spans: &[(Span, usize)]) {
         req.id,
         esc(&req.client),
         esc(&req.server),
-        fmt_ns(req.end_ns - req.start_ns),
+        format_duration(req.end_ns - req.start_ns),
         spans.len(),
         if req.complete { "" } else { " · incomplete" }
     );
@@ -434,15 +404,15 @@ fn waterfall(h: &mut String, req: &Request, spans: &[(Span, usize)]) {
             y + 3.0,
             row_h - 6.0,
             esc(&label),
-            fmt_ns(s.duration_ns()),
-            fmt_ns(s.cpu_ns),
-            fmt_ns(s.runnable_ns),
-            fmt_ns(s.blocked_ns),
-            fmt_ns(s.blocked_by[0]),
-            fmt_ns(s.blocked_by[1]),
-            fmt_ns(s.blocked_by[2]),
-            fmt_ns(s.blocked_by[3]),
-            fmt_ns(s.unknown_ns),
+            format_duration(s.duration_ns()),
+            format_duration(s.cpu_ns),
+            format_duration(s.runnable_ns),
+            format_duration(s.blocked_ns),
+            format_duration(s.blocked_by[0]),
+            format_duration(s.blocked_by[1]),
+            format_duration(s.blocked_by[2]),
+            format_duration(s.blocked_by[3]),
+            format_duration(s.unknown_ns),
             s.bytes_in,
             s.bytes_out
         );
@@ -455,7 +425,7 @@ fn waterfall(h: &mut String, req: &Request, spans: &[(Span, usize)]) {
         height - 8.0,
         label_w + bar_w,
         height - 8.0,
-        fmt_ns(t1 - t0)
+        format_duration(t1 - t0)
     );
 }
 

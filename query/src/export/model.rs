@@ -1,8 +1,10 @@
 //! The requests, spans and edges an export covers, read through SQL.
 
+use std::sync::Arc;
+
 use arrow::array::{
-    Array, AsArray, BooleanArray, Float32Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    UInt16Array, UInt32Array, UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, UInt16Array, UInt32Array, UInt64Array,
 };
 use datafusion::prelude::SessionContext;
 
@@ -95,10 +97,9 @@ pub struct Endpoint {
 
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.addr.contains(':'), self.port) {
-            (_, None) => f.write_str(&self.addr),
-            (true, Some(p)) => write!(f, "[{}]:{p}", self.addr),
-            (false, Some(p)) => write!(f, "{}:{p}", self.addr),
+        match self.port {
+            None => f.write_str(&self.addr),
+            Some(p) => f.write_str(&crate::udf::format_endpoint(&self.addr, p)),
         }
     }
 }
@@ -168,8 +169,6 @@ pub async fn load(ctx: &SessionContext, sel: &Selection) -> Result<Selected> {
             )));
         }
     }
-    let filter = where_clause(sel);
-    let ids = format!("SELECT request_id FROM requests {filter}");
     let requests = rows(
         ctx,
         &format!(
@@ -177,34 +176,54 @@ pub async fn load(ctx: &SessionContext, sel: &Selection) -> Result<Selected> {
                     coalesce(fmt_endpoint(client_addr, client_port), ''),
                     coalesce(fmt_endpoint(server_addr, server_port), ''),
                     start_ns, end_ns, responded, complete, min_confidence
-             FROM requests WHERE request_id IN ({ids}) ORDER BY start_ns, request_id"
+             FROM requests {} ORDER BY start_ns, request_id",
+            where_clause(sel)
         ),
         request_row,
     )
     .await?;
-    let spans = rows(
-        ctx,
-        &format!(
-            "SELECT request_id, span_id, parent_span_id, CAST(kind AS VARCHAR), tid,
-                    coalesce(pid, tid), coalesce(CAST(comm AS VARCHAR), ''), start_ns, end_ns,
-                    coalesce(CAST(local_addr AS VARCHAR), ''), local_port,
-                    coalesce(CAST(peer_addr AS VARCHAR), ''), peer_port,
-                    bytes_in, bytes_out, cpu_ns, runnable_ns, blocked_ns, blocked_network_ns,
-                    blocked_disk_ns, blocked_lock_ns, blocked_other_ns, unknown_ns
-             FROM spans WHERE request_id IN ({ids}) ORDER BY request_id, start_ns, span_id"
-        ),
-        span_row,
-    )
-    .await?;
-    let edges = rows(
-        ctx,
-        &format!(
-            "SELECT request_id, from_span, to_span, CAST(rule AS VARCHAR), confidence, ts_ns
-             FROM edges WHERE request_id IN ({ids}) ORDER BY request_id, ts_ns, to_span"
-        ),
-        edge_row,
-    )
-    .await?;
+    // Spans and edges of the requests just read: their ids as a table, so the selection
+    // (a sort for --slowest) is evaluated once; no filter when everything is exported.
+    let everything = sel.requests.is_empty() && sel.slowest.is_none() && sel.window.is_none();
+    let filter = if everything {
+        String::new()
+    } else {
+        let ids = UInt64Array::from_iter_values(requests.iter().map(|r| r.id));
+        let batch = RecordBatch::try_from_iter([("request_id", Arc::new(ids) as ArrayRef)])?;
+        ctx.register_batch(SELECTED, batch)?;
+        format!("WHERE request_id IN (SELECT request_id FROM {SELECTED})")
+    };
+    let read = async {
+        let spans = rows(
+            ctx,
+            &format!(
+                "SELECT request_id, span_id, parent_span_id, CAST(kind AS VARCHAR), tid,
+                        coalesce(pid, tid), coalesce(CAST(comm AS VARCHAR), ''), start_ns, end_ns,
+                        coalesce(CAST(local_addr AS VARCHAR), ''), local_port,
+                        coalesce(CAST(peer_addr AS VARCHAR), ''), peer_port,
+                        bytes_in, bytes_out, cpu_ns, runnable_ns, blocked_ns, blocked_network_ns,
+                        blocked_disk_ns, blocked_lock_ns, blocked_other_ns, unknown_ns
+                 FROM spans {filter} ORDER BY request_id, start_ns, span_id"
+            ),
+            span_row,
+        )
+        .await?;
+        let edges = rows(
+            ctx,
+            &format!(
+                "SELECT request_id, from_span, to_span, CAST(rule AS VARCHAR), confidence, ts_ns
+                 FROM edges {filter} ORDER BY request_id, ts_ns, to_span"
+            ),
+            edge_row,
+        )
+        .await?;
+        Ok::<_, Error>((spans, edges))
+    };
+    let read = read.await;
+    if !everything {
+        ctx.deregister_table(SELECTED)?;
+    }
+    let (spans, edges) = read?;
     Ok(Selected {
         requests,
         spans,
@@ -212,10 +231,17 @@ pub async fn load(ctx: &SessionContext, sel: &Selection) -> Result<Selected> {
     })
 }
 
+/// Session table holding the selected request ids while an export reads spans and edges.
+const SELECTED: &str = "kreq_export_selected";
+
+/// The `WHERE` clause of `requests` for a selection (empty for everything).
 fn where_clause(sel: &Selection) -> String {
     let mut inner = Vec::new();
     if let Some((from, to)) = sel.window {
         inner.push(format!("start_ns >= {from} AND start_ns < {to}"));
+    }
+    if inner.is_empty() && sel.slowest.is_none() && sel.requests.is_empty() {
+        return String::new();
     }
     let mut q = if inner.is_empty() {
         "TRUE".to_owned()
@@ -300,6 +326,13 @@ fn str_at(b: &RecordBatch, c: usize, i: usize) -> Option<String> {
     a.as_string_view_opt().map(|a| a.value(i).to_owned())
 }
 
+fn f32_at(b: &RecordBatch, c: usize, i: usize) -> Option<f32> {
+    b.column(c)
+        .as_any()
+        .downcast_ref::<Float32Array>()
+        .map(|a| a.value(i))
+}
+
 fn bool_at(b: &RecordBatch, c: usize, i: usize) -> Option<bool> {
     b.column(c)
         .as_any()
@@ -317,11 +350,7 @@ fn request_row(b: &RecordBatch, i: usize) -> Option<Request> {
         end_ns: i64_at(b, 5, i)?,
         responded: bool_at(b, 6, i)?,
         complete: bool_at(b, 7, i)?,
-        min_confidence: b
-            .column(8)
-            .as_any()
-            .downcast_ref::<Float32Array>()?
-            .value(i),
+        min_confidence: f32_at(b, 8, i)?,
     })
 }
 
@@ -370,11 +399,7 @@ fn edge_row(b: &RecordBatch, i: usize) -> Option<Edge> {
         from: u64_at(b, 1, i)?,
         to: u64_at(b, 2, i)?,
         rule: str_at(b, 3, i)?,
-        confidence: b
-            .column(4)
-            .as_any()
-            .downcast_ref::<Float32Array>()?
-            .value(i),
+        confidence: f32_at(b, 4, i)?,
         ts_ns: i64_at(b, 5, i)?,
     })
 }
