@@ -6,6 +6,7 @@
 //! pages through the Parquet statistics.
 #![deny(missing_docs)]
 
+mod dictionary_groups;
 mod error;
 pub mod export;
 pub mod output;

@@ -12,6 +12,7 @@ use datafusion::prelude::{col, SessionConfig, SessionContext};
 use kreq_schemas::dataset as ds;
 use kreq_schemas::{edges, events, lost_events, requests, spans};
 
+use crate::dictionary_groups::DictionaryGroups;
 use crate::{udf, views, Error, Result};
 
 /// The tables a dataset can have: SQL name and directory in the dataset.
@@ -82,6 +83,7 @@ pub async fn open(path: &Path) -> Result<(SessionContext, Vec<String>)> {
         opts.execution.parquet.reorder_filters = true;
     }
     let ctx = SessionContext::new_with_config(config);
+    ctx.add_optimizer_rule(Arc::new(DictionaryGroups));
     udf::register(&ctx);
     let mut found = Vec::new();
     for (name, dir) in TABLES {

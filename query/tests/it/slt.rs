@@ -117,3 +117,39 @@ fn sqllogictest_files() {
         }
     });
 }
+
+/// The logical plan of `sql` as text.
+async fn logical_plan(ctx: &SessionContext, sql: &str) -> String {
+    let df = ctx.sql(sql).await.expect("plan");
+    format!(
+        "{}",
+        df.into_optimized_plan().expect("optimize").display_indent()
+    )
+}
+
+/// `dictionary_groups.slt` checks the results; this checks they came from the rewritten plan.
+#[test]
+fn dictionary_group_keys_are_grouped_as_codes() {
+    let ds = super::s1().to_owned();
+    super::runtime().block_on(async move {
+        let (ctx, _) = kreq_query::open(&ds).await.expect("open fixture");
+        let plan = logical_plan(
+            &ctx,
+            "SELECT comm, tid, count(*) FROM events GROUP BY comm, tid",
+        )
+        .await;
+        assert!(
+            plan.contains("groupBy=[[kreq_dict_code(events.comm) AS __kreq_code_0, events.tid]]")
+                && plan.contains("kreq_dict_text(__kreq_code_0) AS comm"),
+            "{plan}"
+        );
+        // Integer keys and grouping sets are DataFusion's own.
+        for sql in [
+            "SELECT tid, count(*) FROM events GROUP BY tid",
+            "SELECT comm, count(*) FROM events GROUP BY ROLLUP (comm)",
+        ] {
+            let plan = logical_plan(&ctx, sql).await;
+            assert!(!plan.contains("kreq_dict_code"), "{sql}: {plan}");
+        }
+    });
+}
