@@ -33,28 +33,49 @@ pub struct Chunker<R> {
     target: usize,
     carry: Vec<u8>,
     eof: bool,
+    /// Buffers of chunks already parsed, reused so each chunk does not fault in fresh memory.
+    spare: Vec<Vec<u8>>,
 }
 
+/// Spare buffers kept at most (a chunk per worker in flight is plenty).
+const MAX_SPARE: usize = 4;
+
 impl<R: Read> Chunker<R> {
-    /// Chunks of at least `target` bytes (except the last), always whole lines.
+    /// Chunks of about `target` bytes, always whole lines.
     pub fn new(reader: R, target: usize) -> Self {
         Self {
             reader,
             target: target.max(1),
             carry: Vec::new(),
             eof: false,
+            spare: Vec::new(),
         }
     }
 
-    /// The next chunk, or None at the end. A line longer than `target` makes a larger chunk.
+    /// Hand back the buffer of a chunk that is no longer needed, for a later chunk.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < MAX_SPARE && buf.capacity() >= self.target {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+
+    /// The next chunk, or None at the end: the whole lines in the next `target` bytes. A line
+    /// longer than `target` makes a larger chunk.
     pub fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
-        let mut buf = std::mem::take(&mut self.carry);
+        // Room for a whole chunk up front: growing by doubling would copy it several times.
+        let mut buf = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.target + (1 << 16)));
+        buf.extend_from_slice(&self.carry);
+        self.carry.clear();
         let mut scanned = 0;
         loop {
             if buf.len() >= self.target {
                 if let Some(nl) = memchr::memrchr(b'\n', &buf[scanned..]) {
                     let cut = scanned + nl + 1;
-                    self.carry = buf[cut..].to_vec();
+                    self.carry.extend_from_slice(&buf[cut..]);
                     buf.truncate(cut);
                     return Ok(Some(buf));
                 }
@@ -80,4 +101,39 @@ impl<R: Read> Chunker<R> {
 pub fn count_lines(chunk: &[u8]) -> u64 {
     let n = memchr::memchr_iter(b'\n', chunk).count() as u64;
     n + u64::from(!chunk.is_empty() && !chunk.ends_with(b"\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunks of `text` cut at `target`, recycling each buffer (or not) once seen.
+    fn chunks(text: &[u8], target: usize, recycle: bool) -> Vec<Vec<u8>> {
+        let mut c = Chunker::new(text, target);
+        let mut out = Vec::new();
+        while let Some(chunk) = c.next_chunk().expect("read") {
+            out.push(chunk.clone());
+            if recycle {
+                c.recycle(chunk);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn chunks_are_whole_lines_and_recycling_changes_nothing() {
+        let text: Vec<u8> = (0..500)
+            .flat_map(|i| format!("line {i} {}\n", "x".repeat(i % 37)).into_bytes())
+            .chain(b"last line without newline".iter().copied())
+            .collect();
+        let plain = chunks(&text, 100, false);
+        assert!(plain.len() > 50);
+        assert!(plain[..plain.len() - 1].iter().all(|c| c.ends_with(b"\n")));
+        // Cut at the last newline within the first `target` bytes: lines here are < 50 bytes.
+        assert!(plain[..plain.len() - 1]
+            .iter()
+            .all(|c| (50..=100).contains(&c.len())));
+        assert_eq!(plain.concat(), text);
+        assert_eq!(chunks(&text, 100, true), plain);
+    }
 }

@@ -98,7 +98,9 @@ enum Payload {
 struct Done {
     seq: u64,
     source: usize,
+    /// The chunk's results; its events are dropped once written (see `rows`).
     parsed: ParsedChunk,
+    rows: u64,
     part: Option<String>,
     bytes: u64,
     time_range: Option<(i64, i64)>,
@@ -122,6 +124,8 @@ pub fn ingest(
         .collect();
     let (job_tx, job_rx) = mpsc::sync_channel::<Job>(opts.threads.max(1));
     let job_rx = Mutex::new(job_rx);
+    // Text buffers go back to the reader once parsed.
+    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
     let (done_tx, done_rx) = mpsc::channel::<Result<Done>>();
     let mut results: Vec<Done> = Vec::new();
     let mut first_error: Option<Error> = None;
@@ -129,6 +133,7 @@ pub fn ingest(
     std::thread::scope(|scope| {
         for _ in 0..opts.threads.max(1) {
             let done_tx = done_tx.clone();
+            let free_tx = free_tx.clone();
             let job_rx = &job_rx;
             let names = &names;
             let clock = &clock;
@@ -138,13 +143,14 @@ pub fn ingest(
                     Err(_) => return,
                 };
                 let Ok(job) = job else { return };
-                let done = work(job, opts, names, clock);
+                let done = work(job, opts, names, clock, &free_tx);
                 if done_tx.send(done).is_err() {
                     return;
                 }
             });
         }
         drop(done_tx);
+        drop(free_tx);
         let mut seq = 0;
         'inputs: for (source, path) in inputs.iter().enumerate() {
             let reader = match open(path) {
@@ -160,6 +166,9 @@ pub fn ingest(
                 offset: 0,
             };
             loop {
+                while let Ok(buf) = free_rx.try_recv() {
+                    chunker.recycle(buf);
+                }
                 let data = match chunker.next_chunk() {
                     Ok(Some(d)) => d,
                     Ok(None) => break,
@@ -263,9 +272,19 @@ fn collect(
     first_error.is_none()
 }
 
-fn work(job: Job, opts: &IngestOptions, names: &[String], clock: &str) -> Result<Done> {
-    let parsed = match job.payload {
-        Payload::Text(pos, data) => parse_chunk(&data, pos)?,
+fn work(
+    job: Job,
+    opts: &IngestOptions,
+    names: &[String],
+    clock: &str,
+    free: &mpsc::Sender<Vec<u8>>,
+) -> Result<Done> {
+    let mut parsed = match job.payload {
+        Payload::Text(pos, data) => {
+            let parsed = parse_chunk(&data, pos)?;
+            let _ = free.send(data);
+            parsed
+        }
         Payload::Decoded(parsed) => parsed,
     };
     let time_range = time_range(&parsed.events);
@@ -283,10 +302,14 @@ fn work(job: Job, opts: &IngestOptions, names: &[String], clock: &str) -> Result
     } else {
         (None, 0)
     };
+    // The rows are on disk; keeping them until the run ends would only hold memory.
+    let rows = parsed.events.num_rows() as u64;
+    parsed.events = arrow::record_batch::RecordBatch::new_empty(parsed.events.schema());
     Ok(Done {
         seq: job.seq,
         source: job.source,
         parsed,
+        rows,
         part,
         bytes,
         time_range,
@@ -368,7 +391,7 @@ fn finish(
     let mut counter = false;
     for d in &results {
         let s = &mut sources[d.source];
-        s.events += d.parsed.events.num_rows() as u64;
+        s.events += d.rows;
         s.lost_reports += d.parsed.lost.len() as u64;
         s.malformed += d.parsed.malformed_count;
         s.parts.extend(d.part.clone());
