@@ -72,38 +72,78 @@ pub struct ReaderStats {
     pub pages: u64,
 }
 
+/// Sub-buffers read from one CPU in one go, each padded to the sub-buffer size.
+#[derive(Debug)]
+pub(crate) struct Pages {
+    /// Index of the CPU in the recording's CPU list.
+    pub cpu_index: usize,
+    /// Whole sub-buffers, back to back; a short read is padded with zeros.
+    pub data: Vec<u8>,
+    /// Bytes the kernel returned (without the padding).
+    pub bytes: usize,
+}
+
+/// Pages are handed on in batches of about this many bytes (or when a drain ends), so the
+/// encoder is woken once per batch rather than once per page.
+const BATCH_BYTES: usize = 1 << 20;
+
 /// Read one CPU's `trace_pipe_raw` until the recording stops and the buffer is empty.
 pub(crate) fn read_cpu(
     path: &Path,
     index: usize,
     page_size: usize,
     wake: &Wake,
-    out: &mpsc::Sender<(usize, Vec<u8>)>,
+    out: &mpsc::Sender<Pages>,
 ) -> Result<ReaderStats> {
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
-    let mut buf = vec![0u8; page_size];
     let mut stats = ReaderStats::default();
+    let new_batch = || Pages {
+        cpu_index: index,
+        data: Vec::with_capacity(BATCH_BYTES + page_size),
+        bytes: 0,
+    };
+    let mut batch = new_batch();
     loop {
         // Checked before draining: pages read after the stop flag are the final drain.
         let stopping = wake.stopped();
         loop {
-            match f.read(&mut buf) {
+            let at = batch.data.len();
+            batch.data.resize(at + page_size, 0);
+            match f.read(&mut batch.data[at..]) {
                 Ok(n) if n > 0 => {
                     stats.pages += 1;
-                    if out.send((index, buf[..n].to_vec())).is_err() {
+                    batch.bytes += n;
+                    if batch.data.len() >= BATCH_BYTES
+                        && out
+                            .send(std::mem::replace(&mut batch, new_batch()))
+                            .is_err()
+                    {
                         return Ok(stats);
                     }
+                    continue;
                 }
                 // Empty: WouldBlock while tracing, 0 once tracing is off.
-                Ok(_) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    batch.data.truncate(at);
+                    continue;
+                }
                 Err(e) => return Err(Error::io(path, e)),
             }
+            batch.data.truncate(at);
+            break;
+        }
+        if !batch.data.is_empty()
+            && out
+                .send(std::mem::replace(&mut batch, new_batch()))
+                .is_err()
+        {
+            return Ok(stats);
         }
         if stopping {
             return Ok(stats);

@@ -18,7 +18,7 @@ use kreq_schemas::SCHEMA_VERSION;
 
 use super::instance::{tracefs_root, Instance};
 use super::profile::EventSpec;
-use super::reader::{read_cpu, ReaderStats, Wake};
+use super::reader::{read_cpu, Pages, ReaderStats, Wake};
 use crate::binary::format::{parse_event_format, FormatRegistry, PageHeader};
 use crate::binary::merge::{decode, CpuPages, DecodeContext};
 use crate::binary::stats::lost_from_stats;
@@ -178,7 +178,7 @@ fn run(
     // Readers start now so their thread ids can be excluded before tracing begins.
     // Unbounded: readers must never wait on the (deprioritised) encoder, or the kernel buffer
     // would overflow while the workload keeps every CPU busy.
-    let (page_tx, page_rx) = mpsc::channel::<(usize, Vec<u8>)>();
+    let (page_tx, page_rx) = mpsc::channel::<Pages>();
     let (tid_tx, tid_rx) = mpsc::channel::<i32>();
     let go = Arc::new(Barrier::new(cpus.len() + 1));
     let wake = Wake::new(opts.max_wait)?;
@@ -227,7 +227,7 @@ fn run(
             break;
         }
         match page_rx.recv_timeout(Duration::from_millis(50)) {
-            Ok((i, page)) => rec.add(i, &page),
+            Ok(pages) => rec.add(pages),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
@@ -239,8 +239,8 @@ fn run(
     // Stop, drain what the buffers still hold, then close the last part.
     inst.write("tracing_on", "0")?;
     wake.stop()?;
-    for (i, page) in page_rx.iter() {
-        rec.add(i, &page);
+    for pages in page_rx.iter() {
+        rec.add(pages);
     }
     let mut readers = ReaderStats::default();
     for h in handles {
@@ -458,16 +458,16 @@ impl Recorder {
         }
     }
 
-    fn add(&mut self, cpu_index: usize, page: &[u8]) {
-        // Pages shorter than a sub-buffer (a partial read) are padded so pages stay aligned.
-        let v = &mut self.pending[cpu_index];
-        v.extend_from_slice(page);
-        v.resize(
-            v.len() + (self.page_size - page.len() % self.page_size) % self.page_size,
-            0,
-        );
-        self.pending_bytes += page.len();
-        self.summary.bytes += page.len() as u64;
+    /// Keep a reader's batch of pages (already padded to whole sub-buffers) for the next part.
+    fn add(&mut self, pages: Pages) {
+        let v = &mut self.pending[pages.cpu_index];
+        if v.is_empty() {
+            *v = pages.data;
+        } else {
+            v.extend_from_slice(&pages.data);
+        }
+        self.pending_bytes += pages.bytes;
+        self.summary.bytes += pages.bytes as u64;
     }
 
     /// Decode the pages collected so far into new part files and refresh the manifest.
