@@ -193,6 +193,19 @@ pub struct EventBatchBuilder {
     ip_text: HashMap<std::net::IpAddr, InlineStr>,
 }
 
+/// `p` as `0x` and lower-case hex digits (as `{:#x}` prints it), written into `buf`.
+fn hex(p: u64, buf: &mut [u8; 18]) -> &str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let n = (64 - p.leading_zeros()).div_ceil(4).max(1) as usize;
+    buf[0] = b'0';
+    buf[1] = b'x';
+    for i in 0..n {
+        buf[1 + n - i] = DIGITS[((p >> (4 * i)) & 0xf) as usize];
+    }
+    // Only ASCII was written.
+    std::str::from_utf8(&buf[..2 + n]).unwrap_or("0x?")
+}
+
 /// The text of `ip`, formatted once per builder.
 fn ip_text(cache: &mut HashMap<std::net::IpAddr, InlineStr>, ip: std::net::IpAddr) -> InlineStr {
     // An IPv6 text is at most 45 bytes, so it always fits.
@@ -208,6 +221,25 @@ impl Default for EventBatchBuilder {
 }
 
 impl EventBatchBuilder {
+    /// An empty builder with room for `rows` rows in its per-row columns, so they do not
+    /// grow (and copy) by doubling.
+    pub fn with_capacity(rows: usize) -> Self {
+        let mut b = Self::new();
+        b.ts.reserve(rows);
+        b.cpu.reserve(rows);
+        b.tid.reserve(rows);
+        b.comm_keys.reserve(rows);
+        b.event_keys.reserve(rows);
+        b.tgid = Int32Builder::with_capacity(rows);
+        b.irqs_off = BooleanBuilder::with_capacity(rows);
+        b.bh_off = BooleanBuilder::with_capacity(rows);
+        b.need_resched = BooleanBuilder::with_capacity(rows);
+        b.irq_context = Int32Builder::with_capacity(rows);
+        b.preempt_depth = UInt8Builder::with_capacity(rows);
+        b.migrate_disable = UInt8Builder::with_capacity(rows);
+        b
+    }
+
     /// An empty builder.
     pub fn new() -> Self {
         let names = MapFieldNames {
@@ -327,6 +359,7 @@ impl EventBatchBuilder {
         let letters = self.state_letters.as_deref();
         let mut i = 0;
         let mut digits = itoa::Buffer::new();
+        let mut hex_buf = [0u8; 18];
         let ip_cache = &mut self.ip_text;
         for_each_field(fmt, letters, rec, |key, value| {
             let slot = info.bin_slot(i, key);
@@ -354,6 +387,8 @@ impl EventBatchBuilder {
                         values.append_value(digits.format(v as i64));
                     }
                     Value::Text(t) | Value::Symbol(t) => values.append_value(t),
+                    Value::Pointer(p) => values.append_value(hex(p, &mut hex_buf)),
+                    Value::Addr(ip) => values.append_value(ip_text(ip_cache, ip).as_str()),
                     _ => {
                         let _ = write!(values, "{value}");
                         values.append_value("");
@@ -471,5 +506,24 @@ impl EventBatchBuilder {
             arrow::array::new_null_array(&arrow::datatypes::DataType::UInt64, n),
         ];
         RecordBatch::try_new(events::schema(), columns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pointers_print_as_format_hex_does() {
+        let mut buf = [0u8; 18];
+        for p in [
+            0u64,
+            1,
+            0xf,
+            0x10,
+            0xdead_beef,
+            0xffff_8880_0a1b_2c3d,
+            u64::MAX,
+        ] {
+            assert_eq!(super::hex(p, &mut buf), format!("0x{p:x}"));
+        }
     }
 }

@@ -76,7 +76,8 @@ pub fn parse_chunk(data: &[u8], pos: ChunkPos) -> Result<ParsedChunk, arrow::err
         Err(_) => String::from_utf8_lossy(data),
     };
     let text: &str = &text;
-    let mut builder = EventBatchBuilder::new();
+    // Lines of real traces are 80-200 bytes; a low guess only costs a regrowth.
+    let mut builder = EventBatchBuilder::with_capacity(data.len() / 128);
     let mut scratch = Vec::with_capacity(16);
     let mut lost = Vec::new();
     let mut malformed = Vec::new();

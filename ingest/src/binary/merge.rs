@@ -63,7 +63,8 @@ pub fn decode(cpus: &[CpuPages<'_>], ctx: &DecodeContext<'_>, rows: usize) -> De
     let mut order = Merge::new(&per_cpu);
     let mut comms = Comms::new(ctx.cmdlines);
     let mut chunks = Vec::new();
-    let mut builder = EventBatchBuilder::new();
+    let mut remaining: usize = per_cpu.iter().map(Vec::len).sum();
+    let mut builder = EventBatchBuilder::with_capacity(remaining.min(rows));
     let mut chunk_lost: Vec<LostReport> = Vec::new();
     let mut lost = lost.into_iter().peekable();
     let mut last_ts = None;
@@ -79,8 +80,10 @@ pub fn decode(cpus: &[CpuPages<'_>], ctx: &DecodeContext<'_>, rows: usize) -> De
         let rec = &cpus[i].pages[r.start as usize..(r.start + r.len) as usize];
         append(&mut builder, &mut comms, ctx, cpus[i].cpu, ts, rec);
         last_ts = Some(ts as i64);
+        remaining -= 1;
         if builder.len() >= rows {
-            let full = std::mem::take(&mut builder);
+            let next = EventBatchBuilder::with_capacity(remaining.min(rows));
+            let full = std::mem::replace(&mut builder, next);
             chunks.push(finish(full, std::mem::take(&mut chunk_lost), last_ts));
         }
     }
@@ -272,7 +275,7 @@ struct Comms<'a> {
     seen: HashMap<i32, String>,
     /// Per format id, the `(pid field, comm field)` indices that name a thread, resolved on
     /// the first record of that format (empty for events that name none).
-    plans: HashMap<u16, Vec<(usize, usize)>>,
+    plans: Vec<Option<Vec<(usize, usize)>>>,
 }
 
 impl<'a> Comms<'a> {
@@ -280,7 +283,7 @@ impl<'a> Comms<'a> {
         Self {
             saved,
             seen: HashMap::new(),
-            plans: HashMap::new(),
+            plans: Vec::new(),
         }
     }
 
@@ -295,7 +298,11 @@ impl<'a> Comms<'a> {
     }
 
     fn learn(&mut self, f: &EventFormat, rec: &[u8]) {
-        let plan = self.plans.entry(f.id).or_insert_with(|| plan(f));
+        let at = usize::from(f.id);
+        if self.plans.len() <= at {
+            self.plans.resize(at + 1, None);
+        }
+        let plan = self.plans[at].get_or_insert_with(|| plan(f));
         for &(pid_at, comm_at) in plan.iter() {
             let pid = int(rec, &f.fields[pid_at]).and_then(|p| i32::try_from(p).ok());
             let comm = field_text(rec, &f.fields[comm_at]);
