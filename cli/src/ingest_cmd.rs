@@ -24,7 +24,8 @@ pub struct IngestArgs {
     /// Worker threads (default: all cores).
     #[arg(short = 'j', long)]
     threads: Option<usize>,
-    /// Target chunk size in MiB; each chunk becomes one Parquet part file.
+    /// Largest chunk in MiB; each chunk becomes one Parquet part file. An uncompressed file
+    /// smaller than threads x this is cut into a chunk per thread (at least 8 MiB each).
     #[arg(long, default_value_t = 64)]
     chunk_mib: usize,
     /// zstd level for Parquet pages.

@@ -4,26 +4,70 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
+/// An opened input: its (decompressed) bytes, and its size when that is known up front.
+pub struct Opened {
+    /// The text (or trace.dat) bytes.
+    pub reader: Box<dyn Read + Send>,
+    /// Size in bytes of an uncompressed regular file; None for stdin and compressed input.
+    pub size: Option<u64>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Open `path` (`-` is stdin), decompressing zstd or gzip when the content starts with their
 /// magic bytes, whatever the file name says.
-pub fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
-        Box::new(io::stdin())
+pub fn open(path: &Path) -> io::Result<Opened> {
+    let (raw, len): (Box<dyn Read + Send>, Option<u64>) = if path.as_os_str() == "-" {
+        (Box::new(io::stdin()), None)
     } else {
-        Box::new(File::open(path)?)
+        let f = File::open(path)?;
+        let meta = f.metadata()?;
+        (Box::new(f), meta.is_file().then_some(meta.len()))
     };
     let mut buf = BufReader::with_capacity(1 << 20, raw);
     let head = buf.fill_buf()?;
     Ok(if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::Decoder::with_buffer(buf)?)
+        Opened {
+            reader: Box::new(zstd::Decoder::with_buffer(buf)?),
+            size: None,
+        }
     } else if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(BufReader::with_capacity(
-            1 << 20,
-            flate2::bufread::MultiGzDecoder::new(buf),
-        ))
+        Opened {
+            reader: Box::new(BufReader::with_capacity(
+                1 << 20,
+                flate2::bufread::MultiGzDecoder::new(buf),
+            )),
+            size: None,
+        }
     } else {
-        Box::new(buf)
+        Opened {
+            reader: Box::new(buf),
+            size: len,
+        }
     })
+}
+
+/// Smallest chunk [`chunk_size`] cuts to spread an input over threads.
+pub const MIN_SPLIT_CHUNK: usize = 8 << 20;
+
+/// Chunk size for an input of `size` bytes (None: unknown) with at most `max` bytes per chunk
+/// and `threads` workers: an input smaller than `threads` chunks is cut into one chunk per
+/// worker (at least [`MIN_SPLIT_CHUNK`] each) so that every worker has a share.
+pub fn chunk_size(size: Option<u64>, max: usize, threads: usize) -> usize {
+    match size.and_then(|s| usize::try_from(s).ok()) {
+        Some(s) => s
+            .div_ceil(threads.max(1))
+            .max(MIN_SPLIT_CHUNK)
+            .min(max)
+            .max(1),
+        None => max,
+    }
 }
 
 /// Cuts a stream into chunks of about `target` bytes that end at a newline.
@@ -118,6 +162,22 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn small_inputs_are_cut_into_a_chunk_per_thread() {
+        const MIB: u64 = 1 << 20;
+        let max = 64 << 20;
+        // Halves, rounded up: no byte is left for a third chunk.
+        assert_eq!(
+            chunk_size(Some(57 * MIB + 1), max, 2),
+            (57 * MIB / 2 + 1) as usize
+        );
+        assert_eq!(chunk_size(Some(57 * MIB), max, 1), max.min(57 << 20));
+        assert_eq!(chunk_size(Some(MIB), max, 2), MIN_SPLIT_CHUNK);
+        assert_eq!(chunk_size(Some(1000 * MIB), max, 2), max);
+        assert_eq!(chunk_size(None, max, 2), max);
+        assert_eq!(chunk_size(Some(57 * MIB), 16 << 20, 2), 16 << 20);
     }
 
     #[test]

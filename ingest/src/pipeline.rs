@@ -14,7 +14,7 @@ use kreq_schemas::{events, lost_events, SCHEMA_VERSION};
 use crate::binary::tracedat::{self, is_tracedat};
 use crate::chunk::{parse_chunk, ChunkPos, LostReport, MalformedLine, ParsedChunk};
 use crate::error::{Error, Result};
-use crate::input::{count_lines, open, Chunker};
+use crate::input::{chunk_size, count_lines, open, Chunker};
 use crate::output::{detect_format, file_name, prepare_output, write_manifest};
 use crate::sink::{lost_events_batch, write_table};
 
@@ -153,14 +153,15 @@ pub fn ingest(
         drop(free_tx);
         let mut seq = 0;
         'inputs: for (source, path) in inputs.iter().enumerate() {
-            let reader = match open(path) {
+            let input = match open(path) {
                 Ok(r) => r,
                 Err(e) => {
                     first_error = Some(Error::io(path, e));
                     break;
                 }
             };
-            let mut chunker = Chunker::new(reader, opts.chunk_bytes);
+            let chunk = chunk_size(input.size, opts.chunk_bytes, opts.threads);
+            let mut chunker = Chunker::new(input.reader, chunk);
             let mut pos = ChunkPos {
                 first_line: 1,
                 offset: 0,
