@@ -125,11 +125,16 @@ fn small_testbed_recording_captures_every_request_on_every_tier() {
         .expect("kreq eval");
     let score = String::from_utf8_lossy(&eval.stdout);
     eprintln!("testbed score: {score}");
-    assert!(
-        eval.status.success(),
-        "{score}{}",
-        String::from_utf8_lossy(&eval.stderr)
-    );
+    if !eval.status.success() {
+        // Keep the recording and the logs for a post-mortem: the next run overwrites `dir`.
+        let kept = dir.with_file_name(format!("testbed-failed-{}", std::process::id()));
+        let _ = std::fs::rename(&dir, &kept);
+        panic!(
+            "{score}{}\nrecording kept in {}\ncorrelate: {corr_log}\ntestbed: {log}",
+            String::from_utf8_lossy(&eval.stderr),
+            kept.display()
+        );
+    }
     let score: serde_json::Value = serde_json::from_str(score.trim()).expect("score json");
     assert_eq!(score["sent"], 50);
     assert_eq!(score["found"], 50);
