@@ -38,26 +38,26 @@ const RECENT: usize = 8;
 struct Codes {
     strings: Vec<String>,
     index: HashMap<String, i32>,
-    /// Recent dictionaries' value arrays with the code of each value (-1 for a null value).
-    /// Holding the array keeps its buffers alive, so their addresses identify it.
-    recent: Vec<(ArrayRef, Arc<[i32]>)>,
+    /// Recent dictionaries: identity of the value array, the array itself (holding it keeps
+    /// its buffers alive, so their addresses identify it), and the code of each value (-1 for
+    /// a null value).
+    recent: Vec<(Identity, ArrayRef, Arc<[i32]>)>,
 }
 
-fn same_array(a: &ArrayRef, b: &ArrayRef) -> bool {
-    let (a, b) = (a.to_data(), b.to_data());
-    a.len() == b.len()
-        && a.offset() == b.offset()
-        && a.buffers().len() == b.buffers().len()
-        && a.buffers()
-            .iter()
-            .zip(b.buffers())
-            .all(|(x, y)| x.as_ptr() == y.as_ptr() && x.len() == y.len())
+/// Length, offset and buffer addresses and lengths of an array.
+type Identity = (usize, usize, Vec<(usize, usize)>);
+
+fn identity(a: &ArrayRef) -> Identity {
+    let d = a.to_data();
+    let buffers = d.buffers().iter().map(|b| (b.as_ptr() as usize, b.len()));
+    (d.len(), d.offset(), buffers.collect())
 }
 
 impl Codes {
     /// The code of each value of `values` (a dictionary's value array).
     fn of_values(&mut self, values: &ArrayRef) -> Result<Arc<[i32]>> {
-        if let Some((_, codes)) = self.recent.iter().find(|(v, _)| same_array(v, values)) {
+        let id = identity(values);
+        if let Some((_, _, codes)) = self.recent.iter().find(|(i, _, _)| *i == id) {
             return Ok(codes.clone());
         }
         let Some(strings) = values.as_string_opt::<i32>() else {
@@ -84,7 +84,7 @@ impl Codes {
         if self.recent.len() == RECENT {
             self.recent.remove(0);
         }
-        self.recent.push((values.clone(), codes.clone()));
+        self.recent.push((id, values.clone(), codes.clone()));
         Ok(codes)
     }
 }

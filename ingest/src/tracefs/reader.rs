@@ -107,42 +107,35 @@ pub(crate) fn read_cpu(
         bytes: 0,
     };
     let mut batch = new_batch();
+    // Hand the batch on; false once the recorder has gone.
+    let send = |batch: &mut Pages| out.send(std::mem::replace(batch, new_batch())).is_ok();
     loop {
         // Checked before draining: pages read after the stop flag are the final drain.
         let stopping = wake.stopped();
         loop {
             let at = batch.data.len();
             batch.data.resize(at + page_size, 0);
-            match f.read(&mut batch.data[at..]) {
-                Ok(n) if n > 0 => {
-                    stats.pages += 1;
-                    batch.bytes += n;
-                    if batch.data.len() >= BATCH_BYTES
-                        && out
-                            .send(std::mem::replace(&mut batch, new_batch()))
-                            .is_err()
-                    {
-                        return Ok(stats);
-                    }
-                    continue;
-                }
-                // Empty: WouldBlock while tracing, 0 once tracing is off.
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            let n = match f.read(&mut batch.data[at..]) {
+                // 0: empty once tracing is off; WouldBlock: empty while tracing.
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
                     batch.data.truncate(at);
                     continue;
                 }
                 Err(e) => return Err(Error::io(path, e)),
+            };
+            if n == 0 {
+                batch.data.truncate(at);
+                break;
             }
-            batch.data.truncate(at);
-            break;
+            stats.pages += 1;
+            batch.bytes += n;
+            if batch.data.len() >= BATCH_BYTES && !send(&mut batch) {
+                return Ok(stats);
+            }
         }
-        if !batch.data.is_empty()
-            && out
-                .send(std::mem::replace(&mut batch, new_batch()))
-                .is_err()
-        {
+        if !batch.data.is_empty() && !send(&mut batch) {
             return Ok(stats);
         }
         if stopping {
