@@ -9,6 +9,7 @@
 mod dictionary_groups;
 mod error;
 pub mod export;
+mod integer_groups;
 pub mod output;
 pub mod report;
 pub mod tables;

@@ -8,11 +8,13 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{col, SessionConfig, SessionContext};
 use kreq_schemas::dataset as ds;
 use kreq_schemas::{edges, events, lost_events, requests, spans};
 
 use crate::dictionary_groups::DictionaryGroups;
+use crate::integer_groups::IntegerGroups;
 use crate::{udf, views, Error, Result};
 
 /// The tables a dataset can have: SQL name and directory in the dataset.
@@ -101,7 +103,12 @@ pub async fn open(path: &Path) -> Result<(SessionContext, Vec<String>)> {
             opts.set(key, value)?;
         }
     }
-    let ctx = SessionContext::new_with_config(config);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(IntegerGroups))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     ctx.add_optimizer_rule(Arc::new(DictionaryGroups));
     udf::register(&ctx);
     let mut found = Vec::new();

@@ -153,3 +153,43 @@ fn dictionary_group_keys_are_grouped_as_codes() {
         }
     });
 }
+
+/// The physical plan of `sql` as text.
+async fn physical_plan(ctx: &SessionContext, sql: &str) -> String {
+    let df = ctx.sql(sql).await.expect("plan");
+    let plan = df.create_physical_plan().await.expect("physical plan");
+    format!(
+        "{}",
+        datafusion::physical_plan::displayable(plan.as_ref()).indent(false)
+    )
+}
+
+/// `integer_groups.slt` checks the results; this checks which plans take the direct lookup.
+#[test]
+fn integer_group_keys_take_the_direct_lookup() {
+    let ds = super::s1().to_owned();
+    super::runtime().block_on(async move {
+        let (ctx, _) = kreq_query::open(&ds).await.expect("open fixture");
+        for sql in [
+            "SELECT tid, count(*) FROM events GROUP BY tid",
+            "SELECT cpu, sum(length) FROM events GROUP BY cpu",
+            // Dictionary text keys group as integer codes, so they take it too.
+            "SELECT event, count(*) FROM events GROUP BY event",
+        ] {
+            let plan = physical_plan(&ctx, sql).await;
+            assert!(
+                plan.contains("IntegerGroupsExec: AggregateExec: mode=Partial"),
+                "{sql}: {plan}"
+            );
+        }
+        // Two keys, a float key and grouping sets are DataFusion's own.
+        for sql in [
+            "SELECT tid, cpu, count(*) FROM events GROUP BY tid, cpu",
+            "SELECT CAST(tid AS DOUBLE) AS t, count(*) FROM events GROUP BY t",
+            "SELECT tid, count(*) FROM events GROUP BY ROLLUP (tid)",
+        ] {
+            let plan = physical_plan(&ctx, sql).await;
+            assert!(!plan.contains("IntegerGroupsExec"), "{sql}: {plan}");
+        }
+    });
+}
