@@ -13,6 +13,7 @@ mod integer_groups;
 pub mod output;
 pub mod report;
 pub mod tables;
+mod top_rows;
 pub mod udf;
 pub mod views;
 

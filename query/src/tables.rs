@@ -15,6 +15,7 @@ use kreq_schemas::{edges, events, lost_events, requests, spans};
 
 use crate::dictionary_groups::DictionaryGroups;
 use crate::integer_groups::IntegerGroups;
+use crate::top_rows::TopRows;
 use crate::{udf, views, Error, Result};
 
 /// The tables a dataset can have: SQL name and directory in the dataset.
@@ -110,6 +111,7 @@ pub async fn open(path: &Path) -> Result<(SessionContext, Vec<String>)> {
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.add_optimizer_rule(Arc::new(DictionaryGroups));
+    ctx.add_optimizer_rule(Arc::new(TopRows));
     udf::register(&ctx);
     let mut found = Vec::new();
     for (name, dir) in TABLES {

@@ -193,3 +193,34 @@ fn integer_group_keys_take_the_direct_lookup() {
         }
     });
 }
+
+/// `top_rows.slt` checks the results; this checks where the top rows are taken.
+#[test]
+fn top_rows_are_taken_below_outer_joins_only_when_correct() {
+    let ds = super::s1().to_owned();
+    super::runtime().block_on(async move {
+        let (ctx, _) = kreq_query::open(&ds).await.expect("open fixture");
+        let pushed = "Left Join: r.critical_span_id = h.span_id\n        Sort: r.duration_ns DESC NULLS FIRST, r.request_id ASC NULLS LAST, fetch=10";
+        let plan = logical_plan(
+            &ctx,
+            "SELECT * FROM slowest_requests ORDER BY duration_ns DESC, request_id LIMIT 10",
+        )
+        .await;
+        assert!(plan.contains(pushed), "{plan}");
+        for sql in [
+            // A key of the other side.
+            "SELECT r.request_id FROM requests r LEFT JOIN spans s ON s.span_id = r.critical_span_id \
+             ORDER BY s.duration_ns DESC LIMIT 3",
+            // An inner join.
+            "SELECT r.request_id FROM requests r JOIN spans s ON s.span_id = r.critical_span_id \
+             ORDER BY r.duration_ns DESC LIMIT 3",
+            // A filter between the sort and the join.
+            "SELECT r.request_id FROM requests r LEFT JOIN spans s ON s.span_id = r.critical_span_id \
+             WHERE s.kind = 'server' ORDER BY r.duration_ns DESC LIMIT 3",
+        ] {
+            let plan = logical_plan(&ctx, sql).await;
+            assert!(!plan.contains("Join: r.critical_span_id = s.span_id\n    Sort"), "{sql}: {plan}");
+            assert_eq!(plan.matches("fetch=").count(), 1, "{sql}: {plan}");
+        }
+    });
+}
