@@ -10,6 +10,7 @@ mod dictionary_groups;
 mod error;
 pub mod export;
 mod integer_groups;
+mod ordering;
 pub mod output;
 pub mod report;
 pub mod tables;

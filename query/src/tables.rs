@@ -4,7 +4,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
@@ -15,6 +14,7 @@ use kreq_schemas::{edges, events, lost_events, requests, spans};
 
 use crate::dictionary_groups::DictionaryGroups;
 use crate::integer_groups::IntegerGroups;
+use crate::ordering::SchemaOrderedParquet;
 use crate::top_rows::TopRows;
 use crate::{udf, views, Error, Result};
 
@@ -120,8 +120,8 @@ pub async fn open(path: &Path) -> Result<(SessionContext, Vec<String>)> {
             continue;
         }
         let url = ListingTableUrl::parse(format!("{}/", dir.canonicalize()?.display()))?;
-        let mut listing =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let mut listing = ListingOptions::new(Arc::new(SchemaOrderedParquet::default()))
+            .with_file_extension(".parquet");
         if *name == "events" {
             // Each events part is sorted by time (lost_events parts need not be).
             let by_time = col(events::TS_NS).sort(true, false);

@@ -27,8 +27,9 @@ pub const PAGE_ROWS: usize = 1 << 16;
 /// Writer properties for a kreq table.
 ///
 /// Every file is zstd-compressed, carries page-level statistics (min/max per page, so time
-/// filters prune pages as well as row groups), declares itself sorted by `ts_ns` (writers sort
-/// each row group), and stores [`SCHEMA_VERSION`], the table name and `extra` in its metadata.
+/// filters prune pages as well as row groups), declares itself sorted by `ts_ns` when it is an
+/// `events` file (writers sort each file; see [`sorted_by_time`]), and stores
+/// [`SCHEMA_VERSION`], the table name and `extra` in its metadata.
 pub fn properties(table: &str, zstd_level: i32, extra: &[(String, String)]) -> WriterProperties {
     let level = ZstdLevel::try_new(zstd_level).unwrap_or_default();
     let mut kv = vec![
@@ -56,16 +57,25 @@ pub fn properties(table: &str, zstd_level: i32, extra: &[(String, String)]) -> W
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_data_page_row_count_limit(PAGE_ROWS)
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_sorting_columns(Some(vec![SortingColumn {
-            column_idx: 0,
-            descending: false,
-            nulls_first: false,
-        }]))
+        .set_sorting_columns(sorted_by_time(table).then(|| {
+            vec![SortingColumn {
+                column_idx: 0,
+                descending: false,
+                nulls_first: false,
+            }]
+        }))
         .set_column_dictionary_enabled(ts.clone(), false)
         .set_column_encoding(ts, Encoding::DELTA_BINARY_PACKED)
         .set_key_value_metadata(Some(kv))
         .set_created_by(concat!("kreq ", env!("CARGO_PKG_VERSION")).to_owned())
         .build()
+}
+
+/// Whether files of `table` are sorted by time, which their metadata then declares: only
+/// `events` (by `ts_ns`, its first column). Readers such as DataFusion trust the declaration
+/// to skip sorts, so a table without a guaranteed order declares none.
+pub fn sorted_by_time(table: &str) -> bool {
+    table == crate::dataset::EVENTS_DIR
 }
 
 /// Writes `batches` as one Parquet file of `table` at `path` so that it is valid whenever it is

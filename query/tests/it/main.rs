@@ -3,6 +3,7 @@
 
 mod duckdb;
 mod notebook;
+mod ordering;
 mod slt;
 
 use std::path::{Path, PathBuf};
