@@ -11,17 +11,26 @@ use hashbrown::HashMap;
 pub(crate) struct Interner {
     ids: HashMap<Box<str>, i32>,
     values: Vec<Box<str>>,
+    /// The key returned last: runs of one value (a thread's name, an address) skip the hash.
+    last: Option<i32>,
 }
 
 impl Interner {
     /// Key of `s`, adding it when new.
     pub(crate) fn intern(&mut self, s: &str) -> i32 {
+        if let Some(last) = self.last {
+            if self.values.get(last as usize).is_some_and(|v| **v == *s) {
+                return last;
+            }
+        }
         if let Some(&id) = self.ids.get(s) {
+            self.last = Some(id);
             return id;
         }
         let id = i32::try_from(self.values.len()).unwrap_or(i32::MAX);
         self.values.push(s.into());
         self.ids.insert(s.into(), id);
+        self.last = Some(id);
         id
     }
 

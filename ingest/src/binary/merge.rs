@@ -165,7 +165,8 @@ fn index_cpu(
     lost: &mut Vec<LostReport>,
     bad: &mut Vec<(u16, usize, PageError)>,
 ) -> Vec<Rec> {
-    let mut out = Vec::new();
+    // Records average well over 32 bytes with their headers.
+    let mut out = Vec::with_capacity(c.pages.len() / 32);
     for (n, page) in c.pages.chunks(ctx.page_size.max(1)).enumerate() {
         let base = n * ctx.page_size;
         let p = match Page::parse(page, &ctx.page_header) {
