@@ -25,10 +25,21 @@ pub struct SqlArgs {
     /// Run the query this many times and print each run's time to standard error.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+    /// Session setting KEY=VALUE, repeatable: DataFusion's (`datafusion.execution.batch_size=32768`)
+    /// or kreq's (`kreq.integer_groups=false`; see README "kreq sql").
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
+    pub settings: Vec<(String, String)>,
     /// Print the analysis views' definitions as JSON `[[name, sql], ...]` (to define them in
     /// another engine, such as DuckDB) and exit.
     #[arg(long)]
     pub views_json: bool,
+}
+
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -47,7 +58,7 @@ pub fn run(args: SqlArgs) -> Result<()> {
     }
     let rt = runtime()?;
     rt.block_on(async {
-        let (ctx, tables) = kreq_query::open(&args.dataset).await?;
+        let (ctx, tables) = kreq_query::open_with(&args.dataset, &args.settings).await?;
         match &args.query {
             Some(q) => one(&ctx, q, &args).await,
             None => shell(&ctx, &tables, &args).await,

@@ -225,11 +225,14 @@ impl OptimizerRule for DictionaryGroups {
     fn rewrite(
         &self,
         plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
+        config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
         let LogicalPlan::Aggregate(agg) = &plan else {
             return Ok(Transformed::no(plan));
         };
+        if !crate::options::of(&config.options()).dictionary_groups {
+            return Ok(Transformed::no(plan));
+        }
         let input = agg.input.schema();
         let is_dict: Vec<bool> = agg
             .group_expr

@@ -16,9 +16,10 @@ pub enum Error {
     /// An export cannot be made from this dataset.
     #[error("{0}")]
     Export(String),
-    /// DataFusion rejected or failed a query.
+    /// DataFusion rejected or failed a query. (Not a `source`: DataFusion's message already
+    /// includes its causes, which a chain printer would repeat.)
     #[error("{0}")]
-    DataFusion(#[from] datafusion::error::DataFusionError),
+    DataFusion(Box<datafusion::error::DataFusionError>),
     /// Arrow could not format or write a result.
     #[error("{0}")]
     Arrow(#[from] arrow::error::ArrowError),
@@ -28,6 +29,12 @@ pub enum Error {
     /// Writing a result failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Error::DataFusion(Box::new(e))
+    }
 }
 
 /// Result of this crate.

@@ -46,8 +46,11 @@ impl PhysicalOptimizerRule for IntegerGroups {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !crate::options::of(config).integer_groups {
+            return Ok(plan);
+        }
         plan.transform_up(|node| {
             let Some(agg) = node.downcast_ref::<AggregateExec>() else {
                 return Ok(Transformed::no(node));

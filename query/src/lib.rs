@@ -10,6 +10,7 @@ mod dictionary_groups;
 mod error;
 pub mod export;
 mod integer_groups;
+pub mod options;
 mod ordering;
 pub mod output;
 pub mod report;
@@ -19,7 +20,7 @@ pub mod udf;
 pub mod views;
 
 pub use error::{Error, Result};
-pub use tables::{open, TABLES};
+pub use tables::{open, open_with, TABLES};
 
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;

@@ -14,6 +14,7 @@ use kreq_schemas::{edges, events, lost_events, requests, spans};
 
 use crate::dictionary_groups::DictionaryGroups;
 use crate::integer_groups::IntegerGroups;
+use crate::options::KreqOptions;
 use crate::ordering::SchemaOrderedParquet;
 use crate::top_rows::TopRows;
 use crate::{udf, views, Error, Result};
@@ -70,6 +71,15 @@ fn has_parts(dir: &Path) -> bool {
 /// A session over the dataset at `path`: its tables, the UDFs and, when the dataset is
 /// correlated, the analysis views. Returns the session and the names of the tables found.
 pub async fn open(path: &Path) -> Result<(SessionContext, Vec<String>)> {
+    open_with(path, &[]).await
+}
+
+/// [`open`] with session settings (`datafusion.*` or `kreq.*` keys, see [`crate::options`])
+/// applied over kreq's defaults.
+pub async fn open_with(
+    path: &Path,
+    settings: &[(String, String)],
+) -> Result<(SessionContext, Vec<String>)> {
     if !path.join(ds::MANIFEST).exists() {
         return Err(Error::Dataset {
             path: path.to_owned(),
@@ -93,7 +103,9 @@ pub async fn open(path: &Path) -> Result<(SessionContext, Vec<String>)> {
     }
     // DATAFUSION_* environment variables tune the session (e.g. DATAFUSION_EXECUTION_BATCH_SIZE);
     // kreq's own defaults below apply where the environment says nothing.
-    let mut config = SessionConfig::from_env()?.with_information_schema(true);
+    let mut config = SessionConfig::from_env()?
+        .with_information_schema(true)
+        .with_option_extension(KreqOptions::default());
     let opts = config.options_mut();
     let few_cores = opts.execution.target_partitions <= 4;
     let defaults = DEFAULTS
@@ -103,6 +115,9 @@ pub async fn open(path: &Path) -> Result<(SessionContext, Vec<String>)> {
         if std::env::var_os(key.to_uppercase().replace('.', "_")).is_none() {
             opts.set(key, value)?;
         }
+    }
+    for (key, value) in settings {
+        opts.set(key, value)?;
     }
     let state = SessionStateBuilder::new()
         .with_config(config)

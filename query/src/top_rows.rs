@@ -34,8 +34,12 @@ impl OptimizerRule for TopRows {
     fn rewrite(
         &self,
         plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
+        config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
+        if !matches!(plan, LogicalPlan::Sort(_)) || !crate::options::of(&config.options()).top_rows
+        {
+            return Ok(Transformed::no(plan));
+        }
         let LogicalPlan::Sort(Sort {
             expr,
             input,

@@ -103,17 +103,26 @@ fn sqllogictest_files() {
     files.sort();
     assert!(!files.is_empty());
     let ds = super::s1().to_owned();
+    // Every file also runs with kreq's optimizer rules off: they must not change a result.
+    let off: Vec<(String, String)> = ["dictionary_groups", "integer_groups", "top_rows"]
+        .iter()
+        .map(|r| (format!("kreq.{r}"), "false".to_owned()))
+        .collect();
     super::runtime().block_on(async move {
-        for f in files {
-            let (ctx, _) = kreq_query::open(&ds).await.expect("open fixture");
-            let mut runner = sqllogictest::Runner::new(move || {
-                let ctx = ctx.clone();
-                async move { Ok(Kreq { ctx }) }
-            });
-            runner
-                .run_file_async(&f)
-                .await
-                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        for settings in [&[][..], &off[..]] {
+            for f in &files {
+                let (ctx, _) = kreq_query::open_with(&ds, settings)
+                    .await
+                    .expect("open fixture");
+                let mut runner = sqllogictest::Runner::new(move || {
+                    let ctx = ctx.clone();
+                    async move { Ok(Kreq { ctx }) }
+                });
+                runner
+                    .run_file_async(f)
+                    .await
+                    .unwrap_or_else(|e| panic!("{} {settings:?}: {e}", f.display()));
+            }
         }
     });
 }
@@ -222,5 +231,38 @@ fn top_rows_are_taken_below_outer_joins_only_when_correct() {
             assert!(!plan.contains("Join: r.critical_span_id = s.span_id\n    Sort"), "{sql}: {plan}");
             assert_eq!(plan.matches("fetch=").count(), 1, "{sql}: {plan}");
         }
+    });
+}
+
+/// Each kreq rule can be turned off, by `open_with` settings or by SQL `SET`.
+#[test]
+fn kreq_rules_can_be_turned_off() {
+    let ds = super::s1().to_owned();
+    super::runtime().block_on(async move {
+        let off = [("kreq.integer_groups".to_owned(), "false".to_owned())];
+        let (ctx, _) = kreq_query::open_with(&ds, &off).await.expect("open");
+        let sql = "SELECT tid, count(*) FROM events GROUP BY tid";
+        assert!(!physical_plan(&ctx, sql).await.contains("IntegerGroupsExec"));
+        let (ctx, _) = kreq_query::open(&ds).await.expect("open");
+        assert!(physical_plan(&ctx, sql).await.contains("IntegerGroupsExec"));
+        for set in [
+            "SET kreq.dictionary_groups = false",
+            "SET kreq.top_rows = false",
+        ] {
+            ctx.sql(set).await.expect(set).collect().await.expect(set);
+        }
+        let plan = logical_plan(&ctx, "SELECT comm, count(*) FROM events GROUP BY comm").await;
+        assert!(!plan.contains("kreq_dict_code"), "{plan}");
+        let plan = logical_plan(
+            &ctx,
+            "SELECT * FROM slowest_requests ORDER BY duration_ns DESC, request_id LIMIT 10",
+        )
+        .await;
+        assert_eq!(plan.matches("fetch=").count(), 1, "{plan}");
+        assert!(
+            kreq_query::open_with(&ds, &[("kreq.nope".into(), "1".into())])
+                .await
+                .is_err()
+        );
     });
 }
