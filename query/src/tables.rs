@@ -29,12 +29,19 @@ pub const TABLES: &[(&str, &str)] = &[
 ];
 
 /// Session settings kreq sets unless a `DATAFUSION_*` variable does: statistics, page-index
-/// and row-filter pruning of the Parquet scans.
+/// and row-filter pruning of the Parquet scans, and joins on kreq's ids by direct index.
+///
+/// Span and request ids are small integers handed out in order, so a join on them can index
+/// an array by key ("perfect hash join") instead of hashing, when the build side's keys fill
+/// at least a tenth of their range (DataFusion's default asks 15%; `critical_span_id` of 1M
+/// requests fills 12.5% of the span ids). All 1M requests joined to their critical hop: 253
+/// -> 132 ms on 2 cores. The array costs at most 40 bytes per build row.
 const DEFAULTS: &[(&str, &str)] = &[
     ("datafusion.execution.parquet.pruning", "true"),
     ("datafusion.execution.parquet.enable_page_index", "true"),
     ("datafusion.execution.parquet.pushdown_filters", "true"),
     ("datafusion.execution.parquet.reorder_filters", "true"),
+    ("datafusion.execution.perfect_hash_join_min_key_density", "0.1"),
 ];
 
 /// Added on 4 or fewer cores: joining against a hash table built once from the whole smaller
