@@ -41,7 +41,10 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("datafusion.execution.parquet.enable_page_index", "true"),
     ("datafusion.execution.parquet.pushdown_filters", "true"),
     ("datafusion.execution.parquet.reorder_filters", "true"),
-    ("datafusion.execution.perfect_hash_join_min_key_density", "0.1"),
+    (
+        "datafusion.execution.perfect_hash_join_min_key_density",
+        "0.1",
+    ),
 ];
 
 /// Added on 4 or fewer cores: joining against a hash table built once from the whole smaller

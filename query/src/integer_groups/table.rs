@@ -10,8 +10,8 @@ use arrow::array::{
 };
 use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::datatypes::*;
-use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::logical_expr::{ColumnarValue, EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::aggregates::{aggregate_expressions, AggregateExec};
@@ -123,6 +123,8 @@ pub(super) struct Table {
     lookup: Lookup,
     /// Scratch: the group of each row of the current batch.
     groups: Vec<usize>,
+    /// Arrays of constant arguments (`count(*)` counts a literal 1), kept across batches.
+    constants: Vec<(ScalarValue, ArrayRef)>,
 }
 
 impl Table {
@@ -140,6 +142,7 @@ impl Table {
             schema: ExecutionPlan::schema(agg),
             lookup: Lookup::default(),
             groups: Vec::new(),
+            constants: Vec::new(),
         })
     }
 
@@ -174,7 +177,10 @@ impl Table {
         {
             let values = args
                 .iter()
-                .map(|e| e.evaluate(batch).and_then(|v| v.into_array(rows)))
+                .map(|e| match e.evaluate(batch)? {
+                    ColumnarValue::Array(a) => Ok(a),
+                    ColumnarValue::Scalar(s) => constant(&mut self.constants, s, rows),
+                })
                 .collect::<Result<Vec<_>>>()?;
             let filter = match filter {
                 Some(f) => Some(f.evaluate(batch)?.into_array(rows)?),
@@ -254,6 +260,21 @@ impl Table {
             ref other => return exec_err!("IntegerGroupsExec: group key of type {other}"),
         })
     }
+}
+
+/// `value` repeated `rows` times, a slice of an array made once per distinct constant.
+fn constant(
+    cache: &mut Vec<(ScalarValue, ArrayRef)>,
+    value: ScalarValue,
+    rows: usize,
+) -> Result<ArrayRef> {
+    if let Some((_, a)) = cache.iter().find(|(v, a)| *v == value && a.len() >= rows) {
+        return Ok(a.slice(0, rows));
+    }
+    let a = value.to_array_of_size(rows)?;
+    cache.retain(|(v, _)| *v != value);
+    cache.push((value, Arc::clone(&a)));
+    Ok(a)
 }
 
 fn accumulators(
