@@ -285,3 +285,41 @@ fn accumulators(
         .map(|a| a.create_groups_accumulator())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_get_groups_in_first_seen_order_across_ranges() {
+        let mut l = Lookup::default();
+        let far = DENSE_KEYS as i64 + 5;
+        let got: Vec<usize> = [7, -3, far, 7, far, 0, -3]
+            .iter()
+            .map(|&k| l.group(k))
+            .collect();
+        assert_eq!(got, vec![0, 1, 2, 0, 2, 3, 1]);
+        assert_eq!(l.null(), 4);
+        assert_eq!(l.null(), 4);
+        assert_eq!(l.keys, vec![7, -3, far, 0, 0]);
+        l.clear();
+        assert!(l.keys.is_empty() && l.sparse.is_empty() && l.null_group.is_none());
+        assert!(l.dense.iter().all(|&g| g == 0));
+        assert_eq!(l.group(0), 0);
+    }
+
+    #[test]
+    fn constants_are_made_once_and_sliced() {
+        let mut cache = Vec::new();
+        let a = constant(&mut cache, ScalarValue::Int64(Some(1)), 10).expect("array");
+        let b = constant(&mut cache, ScalarValue::Int64(Some(1)), 4).expect("array");
+        assert_eq!((a.len(), b.len()), (10, 4));
+        assert_eq!(
+            a.to_data().buffers()[0].as_ptr(),
+            b.to_data().buffers()[0].as_ptr()
+        );
+        let c = constant(&mut cache, ScalarValue::Int64(Some(2)), 4).expect("array");
+        assert_eq!(c.as_primitive::<Int64Type>().value(3), 2);
+        assert_eq!(cache.len(), 2);
+    }
+}
