@@ -14,7 +14,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{exec_err, Result};
 use datafusion::config::ConfigOptions;
@@ -74,14 +73,6 @@ impl PhysicalOptimizerRule for IntegerGroups {
     }
 }
 
-fn is_integer(t: &DataType) -> bool {
-    use DataType::*;
-    matches!(
-        t,
-        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64
-    )
-}
-
 /// A partial aggregate on raw rows with one plain integer key, no ordering, limit or dynamic
 /// filter, whose aggregates all have group accumulators.
 fn eligible(agg: &AggregateExec) -> Result<bool> {
@@ -96,7 +87,7 @@ fn eligible(agg: &AggregateExec) -> Result<bool> {
         return Ok(false);
     }
     let key_type = group.expr()[0].0.data_type(&agg.input_schema())?;
-    Ok(is_integer(&key_type)
+    Ok(key_type.is_integer()
         && agg
             .aggr_expr()
             .iter()

@@ -15,14 +15,15 @@ use datafusion::catalog::Session;
 use datafusion::common::{Result, Statistics};
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::file_format::{FileFormat, FileMeta};
+use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::physical_plan::{FileScanConfig, FileSinkConfig, FileSource};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::object_store::{ObjectMeta, ObjectStore};
 use datafusion::physical_expr::LexRequirement;
 use datafusion::physical_plan::ExecutionPlan;
 
-/// Parquet without order inference; see the module documentation.
+/// Parquet without order inference: `infer_ordering` and `infer_stats_and_ordering` keep
+/// the trait's defaults (stats from Parquet, no order); see the module documentation.
 #[derive(Debug, Default)]
 pub struct SchemaOrderedParquet(ParquetFormat);
 
@@ -57,17 +58,6 @@ impl FileFormat for SchemaOrderedParquet {
         object: &ObjectMeta,
     ) -> Result<Statistics> {
         self.0.infer_stats(state, store, table_schema, object).await
-    }
-
-    async fn infer_stats_and_ordering(
-        &self,
-        state: &dyn Session,
-        store: &Arc<dyn ObjectStore>,
-        table_schema: SchemaRef,
-        object: &ObjectMeta,
-    ) -> Result<FileMeta> {
-        let stats = self.infer_stats(state, store, table_schema, object).await?;
-        Ok(FileMeta::new(stats))
     }
 
     async fn create_physical_plan(

@@ -147,8 +147,8 @@ pub async fn open_with(
         let url = ListingTableUrl::parse(format!("{}/", dir.canonicalize()?.display()))?;
         let mut listing = ListingOptions::new(Arc::new(SchemaOrderedParquet::default()))
             .with_file_extension(".parquet");
-        if *name == "events" {
-            // Each events part is sorted by time (lost_events parts need not be).
+        if kreq_schemas::writer::sorted_by_time(name) {
+            // The writers sort these parts by time (events; lost_events parts need not be).
             let by_time = col(events::TS_NS).sort(true, false);
             listing = listing.with_file_sort_order(vec![vec![by_time]]);
         }

@@ -36,10 +36,6 @@ impl OptimizerRule for TopRows {
         plan: LogicalPlan,
         config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        if !matches!(plan, LogicalPlan::Sort(_)) || !crate::options::of(&config.options()).top_rows
-        {
-            return Ok(Transformed::no(plan));
-        }
         let LogicalPlan::Sort(Sort {
             expr,
             input,
@@ -48,6 +44,9 @@ impl OptimizerRule for TopRows {
         else {
             return Ok(Transformed::no(plan));
         };
+        if !crate::options::of(&config.options()).top_rows {
+            return Ok(Transformed::no(plan));
+        }
         let keys: Option<Vec<Key>> = expr
             .iter()
             .map(|s| match &s.expr {

@@ -1,7 +1,5 @@
 //! The group table of one partition: integer key -> group index, and the accumulators.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -16,6 +14,7 @@ use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::aggregates::{aggregate_expressions, AggregateExec};
 use datafusion::physical_plan::ExecutionPlan;
+use hashbrown::HashMap;
 
 /// Keys in `0..DENSE_KEYS` index the lookup table directly (Linux thread ids stay below
 /// 2^22). The table is allocated zeroed on first use, so only touched pages cost memory.
@@ -26,7 +25,7 @@ const DENSE_KEYS: usize = 1 << 22;
 struct Lookup {
     /// `group + 1` per key in `0..DENSE_KEYS`, 0 for none; empty until first needed.
     dense: Vec<u32>,
-    sparse: HashMap<i64, usize, BuildHasherDefault<Mix>>,
+    sparse: HashMap<i64, usize>,
     null_group: Option<usize>,
     /// The key of each group (0 for the null group).
     keys: Vec<i64>,
@@ -83,31 +82,6 @@ impl Lookup {
         self.sparse.clear();
         self.null_group = None;
         self.keys.clear();
-    }
-}
-
-/// A multiplicative hash for the keys outside the dense range.
-#[derive(Default)]
-struct Mix(u64);
-
-impl Hasher for Mix {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        let x = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = x ^ (x >> 29);
-    }
-
-    fn write_i64(&mut self, v: i64) {
-        self.write_u64(v as u64);
     }
 }
 
