@@ -219,6 +219,10 @@ impl Engine {
             Kind::SockSend | Kind::SockRecv => self.on_sock_length(ev, sink),
             Kind::RcvSpace => self.on_rcv_space(ev, sink),
             Kind::Probe => self.on_probe(ev, sink),
+            Kind::SetState => {
+                self.on_set_state(ev);
+                self.label_in_context(ev, sink);
+            }
             Kind::Destroy => {
                 if let Some(t) = ev.tuple() {
                     self.socks.remove(&t);

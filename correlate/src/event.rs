@@ -88,6 +88,8 @@ pub enum Kind {
     Probe,
     /// `tcp_destroy_sock`: a socket is gone.
     Destroy,
+    /// `inet_sock_set_state`: a socket changed TCP state (its address and 4-tuple).
+    SetState,
     /// `sched_switch`.
     Switch,
     /// `sched_wakeup`, `sched_wakeup_new`.
@@ -115,6 +117,7 @@ impl Kind {
             "tcp_rcv_space_adjust" => Kind::RcvSpace,
             "tcp_probe" => Kind::Probe,
             "tcp_destroy_sock" => Kind::Destroy,
+            "inet_sock_set_state" => Kind::SetState,
             "sched_switch" => Kind::Switch,
             "sched_wakeup" | "sched_wakeup_new" => Kind::Wakeup,
             "sched_process_fork" => Kind::Fork,

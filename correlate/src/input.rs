@@ -188,7 +188,12 @@ pub(crate) fn decode(
             }
             Kind::Wakeup => e.wake_tid = opt_i32(wake, i),
             Kind::Fork => e.child_tid = opt_i32(child, i),
-            Kind::SockSend | Kind::SockRecv | Kind::Probe | Kind::RcvSpace | Kind::Destroy => {
+            Kind::SockSend
+            | Kind::SockRecv
+            | Kind::Probe
+            | Kind::RcvSpace
+            | Kind::Destroy
+            | Kind::SetState => {
                 e.sk = sk.is_valid(i).then(|| sk.value(i));
                 e.length = opt_i64(length, i);
                 e.src = ep(at(&saddrs, &saddr, i), sport, i);

@@ -89,6 +89,18 @@ impl Engine {
     /// `tcp_probe` fires when a segment reaches the receiving socket. Inside a send it marks
     /// the moment the bytes became readable, which can be before the sender's syscall returns:
     /// the bytes are queued then, so the reader always finds them.
+    /// `inet_sock_set_state` names a socket's address with its 4-tuple as soon as the
+    /// connection is set up (both ports known). A first send on a fresh connection may carry
+    /// only `sock_send_length`, its address: the segment can reach the peer later, in another
+    /// thread's context (a receiver that holds the socket lock queues it to its backlog).
+    pub(crate) fn on_set_state(&mut self, ev: &Event) {
+        if let (Some(sk), Some(tuple)) = (ev.sk, ev.tuple()) {
+            if tuple.local.port != 0 && tuple.remote.port != 0 {
+                self.sks.insert(sk, tuple);
+            }
+        }
+    }
+
     pub(crate) fn on_probe(&mut self, ev: &Event, sink: &mut impl LabelSink) {
         let Some(receiver) = ev.tuple() else {
             return self.label_in_context(ev, sink);

@@ -332,3 +332,51 @@ fn span_time_splits_into_cpu_runnable_and_blocked_network() {
         remote: ep(2),
     };
 }
+
+#[test]
+fn a_first_send_on_a_fresh_connection_resolves_through_its_socket_address() {
+    // Recorded in CI (testbed): the app connects to redis while serving a request; the first
+    // send's segment reached redis in redis's own context (its backlog), so the send carried
+    // only `sock_send_length` with the socket address. `inet_sock_set_state` during the
+    // connect had named that address with its 4-tuple.
+    let (client_sk, server_sk) = (0xa0, 0xb0);
+    let mut s = Sim::new();
+    s.send(1, 3, 40000, INGRESS, 73);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    let state = |s: &mut Sim, sk: u64, local: u16, remote: u16| {
+        let mut e = s.ev(2, Kind::SetState);
+        e.sk = Some(sk);
+        e.src = Some(ep(local));
+        e.dst = Some(ep(remote));
+        e
+    };
+    let unbound = state(&mut s, client_sk, 0, 16379); // CLOSE -> SYN_SENT: no port yet
+    let established = state(&mut s, client_sk, 41000, 16379);
+    let peer = state(&mut s, server_sk, 16379, 41000);
+    s.syscall(2, Sys::Connect, 8, 0, &[unbound, established, peer]);
+    let mut len = Event::new(0, 0, 2, Kind::SockSend);
+    len.sk = Some(client_sk);
+    len.length = Some(24);
+    s.syscall(2, Sys::Send, 8, 24, &[len]);
+    s.recv(5, 9, 16379, 41000, 24);
+    s.send(5, 9, 16379, 41000, 4);
+    s.recv(2, 8, 41000, 16379, 4);
+    s.send(2, 8, 41000, 16379, 23);
+    s.recv(5, 9, 16379, 41000, 23);
+    s.send(5, 9, 16379, 41000, 7);
+    s.recv(2, 8, 41000, 16379, 7);
+    assert_eq!(s.e.stats().unseen_bytes, 0);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 1);
+    let backend: Vec<_> = f[0]
+        .spans
+        .iter()
+        .filter(|sp| sp.tid == 5 && sp.kind == SpanKind::Server)
+        .map(|sp| sp.bytes_in)
+        .collect();
+    assert_eq!(
+        backend,
+        [24, 23],
+        "both calls reached redis within the request"
+    );
+}

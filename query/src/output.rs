@@ -56,6 +56,44 @@ pub fn plain(batch: &RecordBatch) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
 }
 
+/// Nested columns (maps such as `events.fields`, lists, structs) become their JSON text: CSV
+/// has no nested values, and JSON is what notebooks and spreadsheets can take apart.
+fn nested_as_json(batch: RecordBatch) -> Result<RecordBatch> {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type().is_nested())
+    {
+        return Ok(batch);
+    }
+    let opts = arrow::json::writer::EncoderOptions::default();
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut cols = Vec::with_capacity(batch.num_columns());
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !f.data_type().is_nested() {
+            cols.push(c.clone());
+            fields.push((**f).clone());
+            continue;
+        }
+        let mut enc = arrow::json::writer::make_encoder(f, c.as_ref(), &opts)?;
+        let mut text = arrow::array::StringBuilder::with_capacity(c.len(), c.len() * 16);
+        let mut buf = Vec::new();
+        for i in 0..c.len() {
+            if enc.is_null(i) {
+                text.append_null();
+                continue;
+            }
+            buf.clear();
+            enc.encode(i, &mut buf);
+            text.append_value(String::from_utf8_lossy(&buf));
+        }
+        cols.push(Arc::new(text.finish()) as arrow::array::ArrayRef);
+        fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}
+
 /// Writes `batches` to `out` in `format`. `schema` names the columns when there are no rows.
 pub fn write(
     out: &mut dyn Write,
@@ -79,6 +117,14 @@ pub fn write(
             }
         }
         Format::Csv => {
+            let batches: Vec<RecordBatch> = batches
+                .into_iter()
+                .map(nested_as_json)
+                .collect::<Result<_>>()?;
+            let schema = match batches.first() {
+                Some(b) => b.schema(),
+                None => nested_as_json(RecordBatch::new_empty(schema))?.schema(),
+            };
             let mut w = arrow::csv::WriterBuilder::new()
                 .with_header(true)
                 .build(out);

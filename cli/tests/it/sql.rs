@@ -27,6 +27,25 @@ fn csv_when_piped_with_header_and_plain_values() {
 }
 
 #[test]
+fn csv_writes_nested_columns_as_json_text() {
+    // `fields` is a map; CSV has no nested values, so each map is one JSON object cell.
+    let o = sql(&[
+        "SELECT event, fields FROM events WHERE event = 'sched_switch' ORDER BY ts_ns LIMIT 1",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let mut rdr = out
+        .lines()
+        .skip(1)
+        .map(|l| l.splitn(2, ',').collect::<Vec<_>>());
+    let row = rdr.next().expect("one row");
+    assert_eq!(row[0], "sched_switch");
+    let cell = row[1].trim_matches('"').replace("\"\"", "\"");
+    let map: serde_json::Value = serde_json::from_str(&cell).expect("a JSON object");
+    assert!(map.get("next_comm").is_some_and(|v| v.is_string()), "{map}");
+}
+
+#[test]
 fn ndjson_table_and_parquet_outputs() {
     let q = "SELECT comm, count(*) AS n FROM spans GROUP BY comm ORDER BY comm";
     let o = sql(&[q, "--format", "ndjson"]);
