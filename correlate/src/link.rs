@@ -20,6 +20,13 @@ impl Engine {
     pub(crate) fn on_enter(&mut self, ev: &Event, sys: Sys, sink: &mut impl LabelSink) {
         let t = self.thread(ev);
         let stale = t.bracket.take();
+        let tgid = t.tgid.unwrap_or(ev.tid);
+        if let (Sys::Close, Some(fd)) = (sys, ev.fd) {
+            // The fd number is free as soon as close begins (the socket teardown follows), and
+            // another thread may get it from open() before this close returns.
+            self.forget_fd(tgid, fd);
+        }
+        let t = self.thread(ev);
         if sys == Sys::Wait {
             t.event_loop = true;
             t.current = None;
@@ -178,20 +185,18 @@ impl Engine {
                 }
                 self.current(ev.tid)
             }
-            Sys::Close => {
-                if let Some(fd) = b.fd {
-                    self.role_hints.remove(&(tgid, fd));
-                    self.conn_owner.remove(&(tgid, fd));
-                    if let Some(tuple) = self.fds.remove(&(tgid, fd)) {
-                        self.socks.remove(&tuple);
-                    }
-                }
-                self.current(ev.tid)
-            }
             Sys::Wait => None,
             _ => self.current(ev.tid),
         };
         self.emit_rows(b.rows, tag, sink);
+    }
+
+    fn forget_fd(&mut self, tgid: i32, fd: i64) {
+        self.role_hints.remove(&(tgid, fd));
+        self.conn_owner.remove(&(tgid, fd));
+        if let Some(tuple) = self.fds.remove(&(tgid, fd)) {
+            self.socks.remove(&tuple);
+        }
     }
 
     fn current(&self, tid: i32) -> Option<Tag> {

@@ -380,3 +380,40 @@ fn a_first_send_on_a_fresh_connection_resolves_through_its_socket_address() {
         "both calls reached redis within the request"
     );
 }
+
+#[test]
+fn an_fd_reused_while_its_close_is_still_running_is_not_the_old_socket() {
+    // Recorded on the testbed: one app thread closes its redis socket (fd 22); the fd is free
+    // as soon as close begins, and another thread of the process opens a file as fd 22 and
+    // reads it before the close returns. That read must not count as bytes of the socket.
+    let mut s = Sim::new();
+    let app = 50;
+    let in_app = |s: &mut Sim, tid: i32, kind: Kind| {
+        let mut e = s.ev(tid, kind);
+        e.tgid = Some(app);
+        e
+    };
+    let mut rs = in_app(&mut s, 51, Kind::RcvSpace);
+    rs.src = Some(ep(41000));
+    rs.dst = Some(ep(16379));
+    let mut enter = in_app(&mut s, 51, Kind::Enter(Sys::Recv));
+    enter.fd = Some(22);
+    let mut exit = in_app(&mut s, 51, Kind::Exit(Sys::Recv));
+    exit.ret = Some(4);
+    for e in [enter, rs, exit] {
+        s.push(e);
+    }
+    let mut close = in_app(&mut s, 51, Kind::Enter(Sys::Close));
+    close.fd = Some(22);
+    s.push(close);
+    let mut read = in_app(&mut s, 52, Kind::Enter(Sys::Recv));
+    read.fd = Some(22);
+    s.push(read);
+    let mut done = in_app(&mut s, 52, Kind::Exit(Sys::Recv));
+    done.ret = Some(2048);
+    s.push(done);
+    let mut closed = in_app(&mut s, 51, Kind::Exit(Sys::Close));
+    closed.ret = Some(0);
+    s.push(closed);
+    assert_eq!(s.e.stats().unseen_bytes, 4, "only the socket's own 4 bytes");
+}
