@@ -129,7 +129,12 @@ impl Engine {
             })
         };
         if fits && len > 0 {
-            let tag = self.send_tag(ev.tid, sender, ev.ts);
+            let fd = self
+                .threads
+                .get(&ev.tid)
+                .and_then(|t| t.bracket.as_ref())
+                .and_then(|b| b.fd);
+            let tag = self.send_tag(ev.tid, sender, ev.ts, fd);
             if let Some(b) = self
                 .threads
                 .get_mut(&ev.tid)
@@ -250,7 +255,8 @@ impl Engine {
         let n = if b.len > 0 { b.len } else { ret };
         let tag = match b.send_tag {
             Some(t) => t,
-            None => self.send_tag(ev.tid, tuple, b.start),
+            // The bracket is no longer the thread's: its fd is passed along.
+            None => self.send_tag(ev.tid, tuple, b.start, b.fd),
         };
         if n > b.probed {
             self.enqueue(tuple, n - b.probed, tag, ev.tid);
@@ -274,14 +280,15 @@ impl Engine {
     }
 
     /// Which request a send on `tuple` by `tid` carries; opens a client span when it starts
-    /// an outgoing call. Called once per send syscall.
-    pub(crate) fn send_tag(&mut self, tid: i32, tuple: Tuple, ts: i64) -> Option<Tag> {
+    /// an outgoing call. Called once per send syscall, on file descriptor `fd`.
+    pub(crate) fn send_tag(
+        &mut self,
+        tid: i32,
+        tuple: Tuple,
+        ts: i64,
+        fd: Option<i64>,
+    ) -> Option<Tag> {
         let tgid = self.threads.get(&tid).and_then(|t| t.tgid).unwrap_or(tid);
-        let fd = self
-            .threads
-            .get(&tid)
-            .and_then(|t| t.bracket.as_ref())
-            .and_then(|b| b.fd);
         if let Some(b) = self.threads.get_mut(&tid).and_then(|t| t.bracket.as_mut()) {
             if let Some(t) = b.send_tag {
                 return t;
@@ -301,7 +308,7 @@ impl Engine {
                 }
                 rx
             }
-            Role::Client => self.client_call(tid, tuple, ts),
+            Role::Client => self.client_call(tid, tuple, ts, fd),
         };
         if let Some(b) = self.threads.get_mut(&tid).and_then(|t| t.bracket.as_mut()) {
             b.send_tag = Some(tag);
@@ -309,9 +316,8 @@ impl Engine {
         tag
     }
 
-    fn client_call(&mut self, tid: i32, tuple: Tuple, ts: i64) -> Option<Tag> {
+    fn client_call(&mut self, tid: i32, tuple: Tuple, ts: i64, fd: Option<i64>) -> Option<Tag> {
         let t = self.threads.get_mut(&tid)?;
-        let fd = t.bracket.as_ref().and_then(|b| b.fd);
         let (tgid, event_loop) = (t.tgid, t.event_loop);
         let owner = fd.and_then(|fd| self.conn_owner.get(&(tgid.unwrap_or(tid), fd)).copied());
         let open_call = self

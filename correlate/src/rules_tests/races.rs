@@ -1,0 +1,127 @@
+//! Races between threads and CPUs, each first seen in a real recording on the testbed: the
+//! linking rules must hold when events of one exchange land in unexpected contexts.
+
+use super::{ep, rules, span_on, Sim, INGRESS};
+use crate::event::{Event, Kind, Sys};
+use crate::model::SpanKind;
+
+#[test]
+fn a_first_send_on_a_fresh_connection_resolves_through_its_socket_address() {
+    // Recorded in CI (testbed): the app connects to redis while serving a request; the first
+    // send's segment reached redis in redis's own context (its backlog), so the send carried
+    // only `sock_send_length` with the socket address. `inet_sock_set_state` during the
+    // connect had named that address with its 4-tuple.
+    let (client_sk, server_sk) = (0xa0, 0xb0);
+    let mut s = Sim::new();
+    s.send(1, 3, 40000, INGRESS, 73);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    let state = |s: &mut Sim, sk: u64, local: u16, remote: u16| {
+        let mut e = s.ev(2, Kind::SetState);
+        e.sk = Some(sk);
+        e.src = Some(ep(local));
+        e.dst = Some(ep(remote));
+        e
+    };
+    let unbound = state(&mut s, client_sk, 0, 16379); // CLOSE -> SYN_SENT: no port yet
+    let established = state(&mut s, client_sk, 41000, 16379);
+    let peer = state(&mut s, server_sk, 16379, 41000);
+    s.syscall(2, Sys::Connect, 8, 0, &[unbound, established, peer]);
+    let mut len = Event::new(0, 0, 2, Kind::SockSend);
+    len.sk = Some(client_sk);
+    len.length = Some(24);
+    s.syscall(2, Sys::Send, 8, 24, &[len]);
+    s.recv(5, 9, 16379, 41000, 24);
+    s.send(5, 9, 16379, 41000, 4);
+    s.recv(2, 8, 41000, 16379, 4);
+    s.send(2, 8, 41000, 16379, 23);
+    s.recv(5, 9, 16379, 41000, 23);
+    s.send(5, 9, 16379, 41000, 7);
+    s.recv(2, 8, 41000, 16379, 7);
+    assert_eq!(s.e.stats().unseen_bytes, 0);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 1);
+    let backend: Vec<_> = f[0]
+        .spans
+        .iter()
+        .filter(|sp| sp.tid == 5 && sp.kind == SpanKind::Server)
+        .map(|sp| sp.bytes_in)
+        .collect();
+    assert_eq!(
+        backend,
+        [24, 23],
+        "both calls reached redis within the request"
+    );
+}
+
+#[test]
+fn an_fd_reused_while_its_close_is_still_running_is_not_the_old_socket() {
+    // Recorded on the testbed: one app thread closes its redis socket (fd 22); the fd is free
+    // as soon as close begins, and another thread of the process opens a file as fd 22 and
+    // reads it before the close returns. That read must not count as bytes of the socket.
+    let mut s = Sim::new();
+    let app = 50;
+    let in_app = |s: &mut Sim, tid: i32, kind: Kind| {
+        let mut e = s.ev(tid, kind);
+        e.tgid = Some(app);
+        e
+    };
+    let mut rs = in_app(&mut s, 51, Kind::RcvSpace);
+    rs.src = Some(ep(41000));
+    rs.dst = Some(ep(16379));
+    let mut enter = in_app(&mut s, 51, Kind::Enter(Sys::Recv));
+    enter.fd = Some(22);
+    let mut exit = in_app(&mut s, 51, Kind::Exit(Sys::Recv));
+    exit.ret = Some(4);
+    for e in [enter, rs, exit] {
+        s.push(e);
+    }
+    let mut close = in_app(&mut s, 51, Kind::Enter(Sys::Close));
+    close.fd = Some(22);
+    s.push(close);
+    let mut read = in_app(&mut s, 52, Kind::Enter(Sys::Recv));
+    read.fd = Some(22);
+    s.push(read);
+    let mut done = in_app(&mut s, 52, Kind::Exit(Sys::Recv));
+    done.ret = Some(2048);
+    s.push(done);
+    let mut closed = in_app(&mut s, 51, Kind::Exit(Sys::Close));
+    closed.ret = Some(0);
+    s.push(closed);
+    assert_eq!(s.e.stats().unseen_bytes, 4, "only the socket's own 4 bytes");
+}
+
+#[test]
+fn an_event_loop_send_without_a_data_probe_still_finds_its_connection_owner() {
+    // Recorded on the testbed with 64 connections: the app's listen queue was full, nginx's
+    // SYN was retried a second later, and the request rode on the handshake's last ACK, so
+    // no `tcp_probe` carried its bytes. The send resolved at its exit, after the syscall's
+    // fd was no longer at hand; the connection's owner must still be found by that fd.
+    let sk = 0xc0;
+    let mut s = Sim::new();
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.syscall(2, Sys::Connect, 69, -115, &[]);
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    let mut up = s.ev(9, Kind::SetState); // SYN_SENT -> ESTABLISHED, in a softirq elsewhere
+    up.irq = true;
+    up.sk = Some(sk);
+    up.src = Some(ep(41000));
+    up.dst = Some(ep(18081));
+    s.push(up);
+    let mut len = Event::new(0, 0, 2, Kind::SockSend);
+    len.sk = Some(sk);
+    len.length = Some(110);
+    s.syscall(2, Sys::Send, 69, 110, &[len]);
+    s.recv(3, 4, 18081, 41000, 110);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 1);
+    assert!(
+        span_on(&f[0], 2, SpanKind::Client).is_some(),
+        "nginx's call"
+    );
+    assert!(
+        span_on(&f[0], 3, SpanKind::Server).is_some(),
+        "the app's span"
+    );
+    assert_eq!(rules(&f[0]), ["event_loop", "byte_stream"]);
+}
