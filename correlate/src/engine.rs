@@ -204,6 +204,10 @@ impl Engine {
         match ev.kind {
             Kind::Switch => self.on_switch(ev),
             Kind::Wakeup => self.on_wakeup(ev),
+            // Socket addresses are facts about sockets, whatever context reported them (a
+            // handshake often completes in a softirq on an idle CPU).
+            Kind::SetState => self.on_set_state(ev),
+            Kind::Probe if ev.tid == 0 => self.learn_socket(ev),
             _ => {}
         }
         if ev.tid == 0 {
@@ -219,10 +223,6 @@ impl Engine {
             Kind::SockSend | Kind::SockRecv => self.on_sock_length(ev, sink),
             Kind::RcvSpace => self.on_rcv_space(ev, sink),
             Kind::Probe => self.on_probe(ev, sink),
-            Kind::SetState => {
-                self.on_set_state(ev);
-                self.label_in_context(ev, sink);
-            }
             Kind::Destroy => {
                 if let Some(t) = ev.tuple() {
                     self.socks.remove(&t);

@@ -101,10 +101,18 @@ impl Engine {
     /// only `sock_send_length`, its address: the segment can reach the peer later, in another
     /// thread's context (a receiver that holds the socket lock queues it to its backlog).
     pub(crate) fn on_set_state(&mut self, ev: &Event) {
+        if ev
+            .tuple()
+            .is_some_and(|t| t.local.port != 0 && t.remote.port != 0)
+        {
+            self.learn_socket(ev);
+        }
+    }
+
+    /// Remembers which 4-tuple the socket address of `ev` has.
+    pub(crate) fn learn_socket(&mut self, ev: &Event) {
         if let (Some(sk), Some(tuple)) = (ev.sk, ev.tuple()) {
-            if tuple.local.port != 0 && tuple.remote.port != 0 {
-                self.sks.insert(sk, tuple);
-            }
+            self.sks.insert(sk, tuple);
         }
     }
 

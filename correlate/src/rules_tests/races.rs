@@ -125,3 +125,34 @@ fn an_event_loop_send_without_a_data_probe_still_finds_its_connection_owner() {
     );
     assert_eq!(rules(&f[0]), ["event_loop", "byte_stream"]);
 }
+
+#[test]
+fn a_handshake_completed_on_an_idle_cpu_still_names_the_socket() {
+    // Recorded on the testbed with 128 connections: the client side reached ESTABLISHED in a
+    // softirq on an idle CPU (thread 0), and the send that followed carried no data probe
+    // (the server's accept queue was full; the segment was retransmitted much later).
+    let sk = 0xd0;
+    let mut s = Sim::new();
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.send(1, 3, 40000, INGRESS, 73);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.syscall(2, Sys::Connect, 32, -115, &[]);
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    let mut up = s.ev(0, Kind::SetState);
+    up.irq = true;
+    up.sk = Some(sk);
+    up.src = Some(ep(41000));
+    up.dst = Some(ep(18081));
+    s.push(up);
+    let mut len = Event::new(0, 0, 2, Kind::SockSend);
+    len.sk = Some(sk);
+    len.length = Some(110);
+    s.syscall(2, Sys::Send, 32, 110, &[len]);
+    s.recv(3, 4, 18081, 41000, 110);
+    assert_eq!(s.e.stats().unseen_bytes, 0);
+    let (f, _) = s.finish();
+    assert!(
+        span_on(&f[0], 3, SpanKind::Server).is_some(),
+        "the app's span"
+    );
+}
