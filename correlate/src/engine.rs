@@ -138,7 +138,7 @@ pub struct Engine {
     pub(crate) threads: HashMap<i32, Thread>,
     pub(crate) socks: HashMap<Tuple, Sock>,
     pub(crate) fds: HashMap<(i32, i64), Tuple>,
-    pub(crate) sks: HashMap<u64, Tuple>,
+    pub(crate) sks: crate::addresses::Addresses,
     pub(crate) role_hints: HashMap<(i32, i64), Role>,
     /// Outgoing connections an event loop opened for a request (`connect` while serving it).
     pub(crate) conn_owner: HashMap<(i32, i64), Tag>,
@@ -159,7 +159,7 @@ impl Engine {
             threads: HashMap::new(),
             socks: HashMap::new(),
             fds: HashMap::new(),
-            sks: HashMap::new(),
+            sks: Default::default(),
             role_hints: HashMap::new(),
             conn_owner: HashMap::new(),
             streams: HashMap::new(),
@@ -208,6 +208,7 @@ impl Engine {
             // handshake often completes in a softirq on an idle CPU).
             Kind::SetState => self.on_set_state(ev),
             Kind::Probe if ev.tid == 0 => self.learn_socket(ev),
+            Kind::Destroy => self.on_destroy(ev),
             _ => {}
         }
         if ev.tid == 0 {
@@ -223,14 +224,6 @@ impl Engine {
             Kind::SockSend | Kind::SockRecv => self.on_sock_length(ev, sink),
             Kind::RcvSpace => self.on_rcv_space(ev, sink),
             Kind::Probe => self.on_probe(ev, sink),
-            Kind::Destroy => {
-                if let Some(t) = ev.tuple() {
-                    self.socks.remove(&t);
-                    self.streams.remove(&(t.local, t.remote));
-                    self.streams.remove(&(t.remote, t.local));
-                }
-                self.label_in_context(ev, sink);
-            }
             Kind::Fork => {
                 self.label_in_context(ev, sink);
                 if let Some(child) = ev.child_tid {
@@ -305,6 +298,18 @@ impl Engine {
         self.stats.labelled += 1;
         if let Some(s) = self.spans.get_mut(&tag.span) {
             s.events += 1;
+        }
+    }
+
+    /// A socket is gone: its connection's state goes with it, unless another socket still
+    /// has the same 4-tuple (see [`crate::addresses`]).
+    fn on_destroy(&mut self, ev: &Event) {
+        if let Some(t) = ev.tuple() {
+            if self.sks.destroyed(ev.sk, t) {
+                self.socks.remove(&t);
+                self.streams.remove(&(t.local, t.remote));
+                self.streams.remove(&(t.remote, t.local));
+            }
         }
     }
 

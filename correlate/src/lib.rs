@@ -5,6 +5,7 @@
 //! over a dataset on disk and writes the results; [`eval`] scores a result against ground truth.
 #![deny(missing_docs)]
 
+mod addresses;
 pub mod dataset;
 mod engine;
 mod error;

@@ -82,7 +82,7 @@ impl Engine {
         self.implicit_bracket(ev);
         if let Some(tuple) = ev.tuple() {
             if let Some(sk) = ev.sk {
-                self.sks.insert(sk, tuple);
+                self.sks.learn(sk, tuple);
             }
             if let Some(b) = self.thread(ev).bracket.as_mut() {
                 if b.sys.is_none_or(|s| s == Sys::Recv) {
@@ -112,7 +112,7 @@ impl Engine {
     /// Remembers which 4-tuple the socket address of `ev` has.
     pub(crate) fn learn_socket(&mut self, ev: &Event) {
         if let (Some(sk), Some(tuple)) = (ev.sk, ev.tuple()) {
-            self.sks.insert(sk, tuple);
+            self.sks.learn(sk, tuple);
         }
     }
 
@@ -121,7 +121,7 @@ impl Engine {
             return self.label_in_context(ev, sink);
         };
         if let Some(sk) = ev.sk {
-            self.sks.insert(sk, receiver);
+            self.sks.learn(sk, receiver);
         }
         let len = ev.length.unwrap_or(0);
         let sender = receiver.mirrored();
@@ -224,10 +224,10 @@ impl Engine {
         from_bracket: Option<Tuple>,
     ) -> Option<Tuple> {
         let tuple = from_bracket
-            .or_else(|| b.sk.and_then(|sk| self.sks.get(&sk).copied()))
+            .or_else(|| b.sk.and_then(|sk| self.sks.tuple(sk)))
             .or_else(|| b.fd.and_then(|fd| self.fds.get(&(tgid, fd)).copied()))?;
         if let Some(sk) = b.sk {
-            self.sks.insert(sk, tuple);
+            self.sks.learn(sk, tuple);
         }
         if let Some(fd) = b.fd {
             self.fds.insert((tgid, fd), tuple);

@@ -156,3 +156,41 @@ fn a_handshake_completed_on_an_idle_cpu_still_names_the_socket() {
         "the app's span"
     );
 }
+
+#[test]
+fn a_duplicate_child_socket_destroyed_at_once_does_not_end_the_connection() {
+    // Recorded on the testbed with 96 connections: two CPUs completed one handshake, the
+    // kernel made a second child socket for the same 4-tuple and destroyed it right after the
+    // request's bytes were sent; the bytes must still be waiting for the app.
+    let (client, child, twin) = (0xe0, 0xe1, 0xe2);
+    let mut s = Sim::new();
+    s.send(1, 3, 40000, INGRESS, 73);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    let state = |s: &mut Sim, tid: i32, kind: Kind, sk: u64, local: u16, remote: u16| {
+        let mut e = s.ev(tid, kind);
+        e.irq = true;
+        e.sk = Some(sk);
+        e.src = Some(ep(local));
+        e.dst = Some(ep(remote));
+        e
+    };
+    let up = state(&mut s, 2, Kind::SetState, client, 41000, 18081);
+    s.push(up);
+    let first = state(&mut s, 2, Kind::SetState, child, 18081, 41000);
+    s.push(first);
+    let second = state(&mut s, 8, Kind::SetState, twin, 18081, 41000);
+    s.push(second);
+    let mut len = Event::new(0, 0, 2, Kind::SockSend);
+    len.sk = Some(client);
+    len.length = Some(110);
+    s.syscall(2, Sys::Send, 9, 110, &[len]);
+    let gone = state(&mut s, 8, Kind::Destroy, twin, 18081, 41000);
+    s.push(gone);
+    s.recv(3, 4, 18081, 41000, 110);
+    assert_eq!(s.e.stats().unseen_bytes, 0);
+    let (f, _) = s.finish();
+    assert!(
+        span_on(&f[0], 3, SpanKind::Server).is_some(),
+        "the app's span"
+    );
+}
