@@ -1,0 +1,87 @@
+//! Receives: which request the bytes read belong to; new requests at the ingress.
+
+use crate::engine::{Bracket, Engine};
+use crate::event::Event;
+use crate::model::{Rule, SpanKind};
+use crate::socket::Role;
+use crate::stream::Tag;
+
+impl Engine {
+    pub(crate) fn resolve_recv(
+        &mut self,
+        ev: &Event,
+        b: &Bracket,
+        tgid: i32,
+        ret: i64,
+    ) -> Option<Tag> {
+        let tuple = self.bracket_socket(b, tgid, b.rcv_tuple)?;
+        let n = if b.len > 0 { b.len } else { ret };
+        let at = b.data_ts.unwrap_or(ev.ts);
+        let taken = self
+            .streams
+            .entry((tuple.remote, tuple.local))
+            .or_default()
+            .recv(n);
+        self.stats.unseen_bytes += taken.unseen;
+        self.stats.mixed_reads += u64::from(taken.mixed);
+        let sock = self.sock(tuple, tgid, b.fd);
+        let tag = match sock.role {
+            Role::Server => {
+                let open = sock.rx.filter(|_| !sock.responded);
+                let ingress = sock.ingress;
+                let tag = match (taken.tag, open) {
+                    (Some(t), Some(o)) if o.request == t.request => Some(o),
+                    (Some(t), _) => Some(self.new_span(
+                        t,
+                        SpanKind::Server,
+                        ev.tid,
+                        at,
+                        Some(tuple),
+                        Rule::ByteStream,
+                    )),
+                    (None, Some(o)) => Some(o),
+                    (None, None) if ingress => Some(self.new_request(ev, tuple, at, taken.sender)),
+                    (None, None) => None,
+                };
+                if let Some(tag) = tag {
+                    if let Some(s) = self.socks.get_mut(&tuple) {
+                        if s.rx != Some(tag) {
+                            s.rx = Some(tag);
+                            s.responded = false;
+                        }
+                    }
+                    if let Some(t) = self.threads.get_mut(&ev.tid) {
+                        t.current = Some(tag);
+                        t.handoff = None;
+                    }
+                }
+                tag
+            }
+            Role::Client => {
+                let call = sock
+                    .call
+                    .as_mut()
+                    .filter(|c| taken.tag.is_none_or(|t| t.request == c.tag.request));
+                let call = call.map(|c| {
+                    c.replied = true;
+                    *c
+                });
+                if let Some(c) = call {
+                    // The first call on a connection opened for a request is over; from now
+                    // on the connection serves whichever request the thread sends for.
+                    if let Some(fd) = b.fd {
+                        self.conn_owner.remove(&(tgid, fd));
+                    }
+                    if let Some(t) = self.threads.get_mut(&ev.tid) {
+                        t.current = Some(c.parent);
+                    }
+                }
+                call.map(|c| c.tag)
+            }
+        };
+        if let Some(tag) = tag {
+            self.extend_span(tag, ev.tid, ev.ts, n, 0);
+        }
+        tag
+    }
+}

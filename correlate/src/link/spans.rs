@@ -1,0 +1,150 @@
+//! Requests and spans: opening them, joining them by edges, extending them.
+
+use crate::engine::Engine;
+use crate::event::{Event, Tuple};
+use crate::model::{Edge, Request, Rule, Span, SpanKind};
+use crate::stream::Tag;
+
+impl Engine {
+    /// A span's syscall moved `bytes_in`/`bytes_out` and ended at `at`: extend it.
+    pub(crate) fn extend_span(
+        &mut self,
+        tag: Tag,
+        tid: i32,
+        at: i64,
+        bytes_in: i64,
+        bytes_out: i64,
+    ) {
+        if let Some(s) = self.spans.get_mut(&tag.span) {
+            s.bytes_in += bytes_in;
+            s.bytes_out += bytes_out;
+            s.end = s.end.max(at);
+            if let Some(t) = self.threads.get(&tid) {
+                s.split_end = t.clock.at(s.end);
+            }
+        }
+    }
+
+    pub(crate) fn new_request(
+        &mut self,
+        ev: &Event,
+        tuple: Tuple,
+        at: i64,
+        client: Option<i32>,
+    ) -> Tag {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.stats.requests += 1;
+        self.requests.insert(
+            id,
+            Request {
+                id,
+                root: 0,
+                ingress: tuple,
+                client_tid: client,
+                ingress_tid: ev.tid,
+                start: at,
+                end: at,
+                responded: false,
+                spans: Vec::new(),
+                edges: Vec::new(),
+            },
+        );
+        // The root span has no parent and no edge.
+        let root = self.open_span(
+            id,
+            None,
+            SpanKind::Server,
+            ev.tid,
+            at,
+            Some(tuple),
+            Rule::ByteStream,
+        );
+        if let Some(r) = self.requests.get_mut(&id) {
+            r.root = root.span;
+        }
+        root
+    }
+
+    /// A span of `parent`'s request on thread `tid`, joined to `parent` by `rule`. When the
+    /// request was already handed out, the late hop joins its parent span instead of creating
+    /// a span no table will hold.
+    pub(crate) fn new_span(
+        &mut self,
+        parent: Tag,
+        kind: SpanKind,
+        tid: i32,
+        start: i64,
+        tuple: Option<Tuple>,
+        rule: Rule,
+    ) -> Tag {
+        if !self.requests.contains_key(&parent.request) {
+            self.stats.late_hops += 1;
+            return parent;
+        }
+        self.open_span(
+            parent.request,
+            Some(parent.span),
+            kind,
+            tid,
+            start,
+            tuple,
+            rule,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn open_span(
+        &mut self,
+        request: u64,
+        parent: Option<u64>,
+        kind: SpanKind,
+        tid: i32,
+        start: i64,
+        tuple: Option<Tuple>,
+        rule: Rule,
+    ) -> Tag {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.stats.spans += 1;
+        let (pid, comm, split) = self
+            .threads
+            .get(&tid)
+            .map(|t| (t.tgid, t.comm, t.clock.at(start)))
+            .unwrap_or_default();
+        self.spans.insert(
+            id,
+            Span {
+                request,
+                id,
+                parent,
+                kind,
+                tid,
+                pid,
+                comm,
+                start,
+                end: start,
+                tuple,
+                bytes_in: 0,
+                bytes_out: 0,
+                split_start: split,
+                split_end: split,
+                events: 0,
+            },
+        );
+        if let Some(r) = self.requests.get_mut(&request) {
+            r.spans.push(id);
+            if let Some(from) = parent {
+                self.stats.edges += 1;
+                r.edges.push(Edge {
+                    request,
+                    from,
+                    to: id,
+                    rule,
+                    ts: start,
+                });
+            }
+        }
+        Tag { request, span: id }
+    }
+}
