@@ -5,6 +5,7 @@ line with requests/s. Bounded in count; loopback only."""
 import argparse
 import http.client
 import json
+import sys
 import threading
 import time
 
@@ -16,6 +17,7 @@ p.add_argument("--log", required=True)
 args = p.parse_args()
 
 out = []
+errors = []
 lock = threading.Lock()
 
 
@@ -25,9 +27,17 @@ def worker(n, k):
     for i in range(n):
         path = f"/r/{k}/{i}"
         t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        resp.read()
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            resp.read()
+        except (OSError, http.client.HTTPException) as e:
+            # Counted and reported, never silently dropped; the next request reconnects.
+            with lock:
+                errors.append(f"{path}: {e!r}")
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=10)
+            continue
         t1 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         mine.append({"path": path, "request_id": resp.getheader("X-Request-ID", ""),
                      "client_tid": threading.get_native_id(), "client_t0": t0, "client_t1": t1,
@@ -49,4 +59,7 @@ elapsed = time.monotonic() - start
 with open(args.log, "w") as f:
     for r in out:
         f.write(json.dumps(r) + "\n")
-print(json.dumps({"requests": len(out), "seconds": elapsed, "rps": len(out) / elapsed}), flush=True)
+for e in errors[:5]:
+    print(f"loadgen: request failed: {e}", file=sys.stderr)
+print(json.dumps({"requests": len(out), "errors": len(errors), "seconds": elapsed,
+                  "rps": len(out) / elapsed}), flush=True)

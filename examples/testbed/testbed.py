@@ -213,6 +213,8 @@ def main():
                            "--log", os.path.join(work, "loadgen.jsonl")],
                           capture_output=True, text=True, check=True)
     summary = json.loads(load.stdout.strip().splitlines()[-1])
+    if load.stderr.strip():
+        summary["loadgen_stderr"] = load.stderr.strip()
     if recorder:
         recorder.send_signal(signal.SIGINT)
         _, err = recorder.communicate(timeout=120)
