@@ -140,11 +140,11 @@ impl Engine {
             })
         };
         if fits && len > 0 {
-            let fd = self
+            let (fd, started) = self
                 .threads
                 .get(&ev.tid)
                 .and_then(|t| t.bracket.as_ref())
-                .and_then(|b| b.fd);
+                .map_or((None, ev.ts), |b| (b.fd, b.start));
             let tag = self.send_tag(ev.tid, sender, ev.ts, fd);
             if let Some(b) = self
                 .threads
@@ -155,7 +155,7 @@ impl Engine {
                 b.probed += len;
                 b.last_probe = Some(ev.ts);
             }
-            self.enqueue(sender, len, tag, ev.tid);
+            self.enqueue(sender, len, tag, ev.tid, started);
         }
         self.label_in_context(ev, sink);
     }

@@ -43,6 +43,10 @@ pub struct Stream {
     segments: VecDeque<Segment>,
     /// Bytes read before they were seen sent; later sends pay this off first.
     deficit: i64,
+    /// When the last read that added to the deficit ended: a send that starts after it
+    /// cannot have supplied those bytes (they were sent before the recording began, or their
+    /// send was lost), so it does not pay the deficit, which is then written off.
+    deficit_at: i64,
 }
 
 /// At most this many unread segments are kept per direction: a peer that is not traced never
@@ -50,10 +54,15 @@ pub struct Stream {
 pub const MAX_SEGMENTS: usize = 4096;
 
 impl Stream {
-    /// Appends `len` bytes sent by `tid` for `tag`. Returns the number of segments dropped to
-    /// stay within [`MAX_SEGMENTS`].
-    pub fn send(&mut self, len: i64, tag: Option<Tag>, tid: i32) -> usize {
+    /// Appends `len` bytes sent by `tid` for `tag` in a syscall that started at `started`.
+    /// Returns the number of segments dropped to stay within [`MAX_SEGMENTS`].
+    pub fn send(&mut self, len: i64, tag: Option<Tag>, tid: i32, started: i64) -> usize {
         let mut len = len;
+        if self.deficit > 0 && started > self.deficit_at {
+            // Without this, one unseen message would shift every later message on the
+            // connection onto the request before it.
+            self.deficit = 0;
+        }
         if self.deficit > 0 {
             let paid = self.deficit.min(len);
             self.deficit -= paid;
@@ -77,8 +86,8 @@ impl Stream {
         dropped
     }
 
-    /// Takes `len` bytes from the read position.
-    pub fn recv(&mut self, len: i64) -> Taken {
+    /// Takes `len` bytes from the read position, in a read that ended at `at`.
+    pub fn recv(&mut self, len: i64, at: i64) -> Taken {
         let mut out = Taken::default();
         let mut left = len;
         let mut first = true;
@@ -107,6 +116,7 @@ impl Stream {
         if left > 0 {
             out.unseen = left;
             self.deficit += left;
+            self.deficit_at = at;
         }
         out
     }
@@ -131,10 +141,10 @@ mod tests {
     #[test]
     fn keep_alive_messages_go_to_their_own_request() {
         let mut s = Stream::default();
-        s.send(100, t(1), 7);
-        s.send(80, t(2), 7);
-        assert_eq!(s.recv(100).tag, t(1));
-        let second = s.recv(80);
+        s.send(100, t(1), 7, 1);
+        s.send(80, t(2), 7, 2);
+        assert_eq!(s.recv(100, 3).tag, t(1));
+        let second = s.recv(80, 4);
         assert_eq!(
             (second.tag, second.sender, second.mixed),
             (t(2), Some(7), false)
@@ -145,26 +155,40 @@ mod tests {
     #[test]
     fn pipelined_messages_split_across_reads() {
         let mut s = Stream::default();
-        s.send(100, t(1), 7);
-        s.send(100, t(2), 7);
-        assert_eq!(s.recv(60).tag, t(1));
-        let r = s.recv(90);
+        s.send(100, t(1), 7, 1);
+        s.send(100, t(2), 7, 2);
+        assert_eq!(s.recv(60, 3).tag, t(1));
+        let r = s.recv(90, 4);
         assert_eq!(r.tag, t(1));
         assert!(
             r.mixed,
             "the read took the end of request 1 and the start of request 2"
         );
-        assert_eq!(s.recv(50).tag, t(2));
+        assert_eq!(s.recv(50, 5).tag, t(2));
     }
 
     #[test]
     fn bytes_read_before_they_are_seen_sent_keep_positions_aligned() {
         let mut s = Stream::default();
-        let early = s.recv(40);
+        let early = s.recv(40, 20);
         assert_eq!((early.tag, early.unseen), (None, 40));
-        s.send(40, t(1), 3); // the send of those same bytes, seen late
-        s.send(10, t(2), 3);
-        assert_eq!(s.recv(10).tag, t(2));
+        s.send(40, t(1), 3, 10); // the send of those same bytes, started before the read
+        s.send(10, t(2), 3, 30);
+        assert_eq!(s.recv(10, 40).tag, t(2));
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn bytes_no_later_send_could_have_supplied_do_not_shift_the_stream() {
+        // The first read takes bytes sent before the recording began (or whose send was
+        // lost); the next message, sent after that read, is its own.
+        let mut s = Stream::default();
+        assert_eq!(s.recv(40, 20).unseen, 40);
+        s.send(110, t(1), 3, 30);
+        let next = s.recv(110, 40);
+        assert_eq!((next.tag, next.unseen), (t(1), 0));
+        s.send(110, t(2), 3, 50);
+        assert_eq!(s.recv(110, 60).tag, t(2));
         assert!(s.is_empty());
     }
 
@@ -173,7 +197,7 @@ mod tests {
         let mut s = Stream::default();
         let mut dropped = 0;
         for i in 0..(MAX_SEGMENTS as u64 + 10) {
-            dropped += s.send(1, t(i), 1);
+            dropped += s.send(1, t(i), 1, i as i64);
         }
         assert_eq!(dropped, 10);
     }

@@ -21,7 +21,7 @@ impl Engine {
             .streams
             .entry((tuple.remote, tuple.local))
             .or_default()
-            .recv(n);
+            .recv(n, ev.ts);
         self.stats.unseen_bytes += taken.unseen;
         self.stats.mixed_reads += u64::from(taken.mixed);
         let sock = self.sock(tuple, tgid, b.fd);

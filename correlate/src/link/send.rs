@@ -7,12 +7,20 @@ use crate::socket::Role;
 use crate::stream::Tag;
 
 impl Engine {
-    pub(crate) fn enqueue(&mut self, sender: Tuple, len: i64, tag: Option<Tag>, tid: i32) {
+    /// Queues `len` bytes that `tid` sent on `sender` for `tag`, in a syscall begun at `started`.
+    pub(crate) fn enqueue(
+        &mut self,
+        sender: Tuple,
+        len: i64,
+        tag: Option<Tag>,
+        tid: i32,
+        started: i64,
+    ) {
         let s = self
             .streams
             .entry((sender.local, sender.remote))
             .or_default();
-        self.stats.dropped_segments += s.send(len, tag, tid) as u64;
+        self.stats.dropped_segments += s.send(len, tag, tid, started) as u64;
     }
 
     pub(crate) fn resolve_send(
@@ -30,7 +38,7 @@ impl Engine {
             None => self.send_tag(ev.tid, tuple, b.start, b.fd),
         };
         if n > b.probed {
-            self.enqueue(tuple, n - b.probed, tag, ev.tid);
+            self.enqueue(tuple, n - b.probed, tag, ev.tid, b.start);
         }
         // The bytes were readable at their last delivery, which can be well before the
         // sender's syscall returns (the sender may be preempted on its way out).

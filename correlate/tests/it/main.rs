@@ -73,4 +73,5 @@ fn t0_binary_trace_dat() {
     check_capture("t0-tracecmd", "trace.dat");
 }
 
+mod midstream;
 mod tables;
