@@ -94,6 +94,9 @@ pub(crate) struct Thread {
     pub current: Option<Tag>,
     /// A request handed to this thread by a wakeup or fork, not yet taken up.
     pub handoff: Option<(Tag, Rule, i64)>,
+    /// Serving a request whose bytes were never seen sent (sent before the recording began,
+    /// or by an untraced peer): wakeups hand it nothing until it takes up known work.
+    pub unknown: bool,
     pub event_loop: bool,
     pub clock: ThreadClock,
 }
@@ -106,6 +109,7 @@ impl Thread {
             bracket: None,
             current: None,
             handoff: None,
+            unknown: false,
             event_loop: false,
             clock: ThreadClock::new(ts),
         }
@@ -129,6 +133,8 @@ pub(crate) struct Sock {
     pub responded: bool,
     /// Client sockets: the call in progress.
     pub call: Option<Call>,
+    /// Client sockets: a call was seen on it (tagged or not).
+    pub called: bool,
 }
 
 /// The correlator.
@@ -143,6 +149,8 @@ pub struct Engine {
     /// Outgoing connections an event loop opened for a request (`connect` while serving it).
     pub(crate) conn_owner: HashMap<(i32, i64), Tag>,
     pub(crate) streams: HashMap<(crate::event::Endpoint, crate::event::Endpoint), Stream>,
+    /// Connections whose handshake completed during the recording (`inet_sock_set_state`).
+    pub(crate) born: hashbrown::HashSet<Tuple>,
     pub(crate) requests: HashMap<u64, Request>,
     pub(crate) spans: HashMap<u64, Span>,
     pub(crate) finished: Vec<Finished>,
@@ -163,6 +171,7 @@ impl Engine {
             role_hints: HashMap::new(),
             conn_owner: HashMap::new(),
             streams: HashMap::new(),
+            born: Default::default(),
             requests: HashMap::new(),
             spans: HashMap::new(),
             finished: Vec::new(),
@@ -306,6 +315,7 @@ impl Engine {
     fn on_destroy(&mut self, ev: &Event) {
         if let Some(t) = ev.tuple() {
             if self.sks.destroyed(ev.sk, t) {
+                self.born.remove(&t);
                 self.socks.remove(&t);
                 self.streams.remove(&(t.local, t.remote));
                 self.streams.remove(&(t.remote, t.local));
@@ -346,7 +356,7 @@ impl Engine {
             .entry(target)
             .or_insert_with(|| Thread::new(None, 0, ev.ts));
         t.clock.woken(ev.ts);
-        if let (Some(tag), None) = (waker, t.current) {
+        if let (Some(tag), None, false) = (waker, t.current, t.unknown) {
             t.handoff = Some((tag, Rule::Wakeup, ev.ts));
         }
     }

@@ -33,6 +33,7 @@ impl Engine {
         if sys == Sys::Wait {
             t.event_loop = true;
             t.current = None;
+            t.unknown = false;
         }
         t.bracket = Some(Bracket {
             sys: Some(sys),
@@ -104,11 +105,12 @@ impl Engine {
     /// only `sock_send_length`, its address: the segment can reach the peer later, in another
     /// thread's context (a receiver that holds the socket lock queues it to its backlog).
     pub(crate) fn on_set_state(&mut self, ev: &Event) {
-        if ev
+        if let Some(t) = ev
             .tuple()
-            .is_some_and(|t| t.local.port != 0 && t.remote.port != 0)
+            .filter(|t| t.local.port != 0 && t.remote.port != 0)
         {
             self.learn_socket(ev);
+            self.born.insert(t);
         }
     }
 
@@ -249,6 +251,7 @@ impl Engine {
                 rx: None,
                 responded: false,
                 call: None,
+                called: false,
             }
         })
     }

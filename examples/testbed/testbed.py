@@ -37,6 +37,9 @@ p.add_argument("--apps", type=int, default=1)
 p.add_argument("--spin", type=int, default=2000)
 p.add_argument("--record", help="record with `kreq record` into this dataset directory")
 p.add_argument("--rotate-secs", type=float, default=10.0, help="kreq record --rotate-secs")
+p.add_argument("--record-after", type=float, default=0.0,
+               help="start recording this many seconds after the load began (a running system: "
+                    "connections are open and messages in flight when the recording starts)")
 p.add_argument("--text-capture", help="instead, capture the same events as trace_pipe text into this file")
 p.add_argument("--kernel-only", action="store_true",
                help="instead, enable the same events in an instance nobody reads (the tracepoints' own cost)")
@@ -198,23 +201,34 @@ def main():
     start([nginx_bin, "-p", work, "-c", nginx_conf(), "-g", "daemon off;"])
     wait_port(args.port)
     recorder, capture = None, None
-    if args.record:
-        recorder = subprocess.Popen([args.kreq, "record", "-o", args.record, "--force",
-                                     "--rotate-secs", str(args.rotate_secs)],
-                                    stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        line = recorder.stderr.readline()  # "recording N events into ..." once set up
+
+    def start_recorder():
+        rec = subprocess.Popen([args.kreq, "record", "-o", args.record, "--force",
+                                "--rotate-secs", str(args.rotate_secs)],
+                               stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = rec.stderr.readline()  # "recording N events into ..." once set up
         if not line.startswith("recording"):
-            raise SystemExit(f"testbed: kreq record did not start: {line}{recorder.stderr.read()}")
+            raise SystemExit(f"testbed: kreq record did not start: {line}{rec.stderr.read()}")
+        return rec
+
+    if args.record and not args.record_after:
+        recorder = start_recorder()
         time.sleep(0.5)
     elif args.text_capture or args.kernel_only:
         capture = TextCapture(args.text_capture)
-    load = subprocess.run([sys.executable, os.path.join(HERE, "loadgen.py"), "--port", str(args.port),
-                           "--requests", str(args.requests), "--connections", str(args.connections),
-                           "--log", os.path.join(work, "loadgen.jsonl")],
-                          capture_output=True, text=True, check=True)
-    summary = json.loads(load.stdout.strip().splitlines()[-1])
-    if load.stderr.strip():
-        summary["loadgen_stderr"] = load.stderr.strip()
+    load = subprocess.Popen([sys.executable, os.path.join(HERE, "loadgen.py"), "--port", str(args.port),
+                             "--requests", str(args.requests), "--connections", str(args.connections),
+                             "--log", os.path.join(work, "loadgen.jsonl")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if args.record and args.record_after:
+        time.sleep(args.record_after)
+        recorder = start_recorder()
+    out, err = load.communicate()
+    if load.returncode != 0:
+        raise SystemExit(f"testbed: the load generator failed ({load.returncode}):\n{out}{err}")
+    summary = json.loads(out.strip().splitlines()[-1])
+    if err.strip():
+        summary["loadgen_stderr"] = err.strip()
     if recorder:
         recorder.send_signal(signal.SIGINT)
         _, err = recorder.communicate(timeout=120)

@@ -50,10 +50,13 @@ impl Engine {
                             s.responded = false;
                         }
                     }
-                    if let Some(t) = self.threads.get_mut(&ev.tid) {
-                        t.current = Some(tag);
-                        t.handoff = None;
-                    }
+                }
+                if let Some(t) = self.threads.get_mut(&ev.tid) {
+                    // A thread that reads a request it cannot place (a recording that began
+                    // mid-request) serves that unknown request, not one a wakeup hands it.
+                    t.current = tag;
+                    t.handoff = None;
+                    t.unknown = tag.is_none();
                 }
                 tag
             }

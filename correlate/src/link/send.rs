@@ -80,6 +80,9 @@ impl Engine {
                 if rx.is_some() {
                     sock.responded = true;
                 }
+                if let (None, Some(t)) = (rx, self.threads.get_mut(&tid)) {
+                    t.unknown = false; // its unknown request answered
+                }
                 if let (Some(rx), Some(t)) = (rx, self.threads.get_mut(&tid)) {
                     if t.current == Some(rx) {
                         t.current = None;
@@ -110,6 +113,25 @@ impl Engine {
             .get(&tuple)
             .and_then(|s| s.call)
             .filter(|c| !c.replied);
+        // A connection that came up during the recording, though no connect of it was seen,
+        // was opened before the recording for a request the recording cannot name (nginx
+        // writes such a request once the handshake completes, amid the current request's
+        // work). Its first call is that unknown request's, not the current one's.
+        let connect_seen = fd.is_some_and(|fd| {
+            self.role_hints.get(&(tgid.unwrap_or(tid), fd)) == Some(&crate::socket::Role::Client)
+        });
+        let first_call = self
+            .socks
+            .get_mut(&tuple)
+            .is_some_and(|s| !std::mem::replace(&mut s.called, true));
+        if event_loop
+            && owner.is_none()
+            && !connect_seen
+            && first_call
+            && self.born.contains(&tuple)
+        {
+            return None;
+        }
         let t = self.threads.get_mut(&tid)?;
         let (parent, rule) = match (t.current, owner, open_call, t.handoff.take()) {
             // An event loop may open connections for several requests before writing to them.

@@ -333,4 +333,5 @@ fn span_time_splits_into_cpu_runnable_and_blocked_network() {
     };
 }
 
+mod late_start;
 mod races;
