@@ -78,6 +78,13 @@ impl Engine {
                     if let Some(t) = self.threads.get_mut(&ev.tid) {
                         t.current = Some(c.parent);
                     }
+                } else if let Some(t) = self.threads.get_mut(&ev.tid) {
+                    // A reply to a call nobody saw made, on a thread with no request: it was
+                    // blocked in that call when the recording began, for an unknown request.
+                    if t.current.is_none() && !t.event_loop {
+                        t.unknown = true;
+                        t.handoff = None;
+                    }
                 }
                 call.map(|c| c.tag)
             }

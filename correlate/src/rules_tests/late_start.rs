@@ -67,3 +67,28 @@ fn the_first_call_on_a_connection_opened_before_the_recording_is_not_the_current
     assert_eq!(calls(11), Some(vec![41000]));
     assert!(span_on(&f[0], 2, SpanKind::Server).is_some());
 }
+
+#[test]
+fn a_thread_blocked_in_a_call_when_the_recording_began_takes_no_handoff() {
+    let mut s = Sim::new();
+    // Thread 3 was waiting for redis when the recording began: the reply arrives now.
+    s.recv(3, 9, 42001, 16379, 7);
+    s.send(1, 3, 40000, INGRESS, 73);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.send(2, 8, 41000, 18081, 109);
+    s.recv(4, 6, 18081, 41000, 109);
+    let mut w = s.ev(4, Kind::Wakeup);
+    w.wake_tid = Some(3);
+    s.push(w);
+    s.send(3, 9, 42001, 16379, 23); // its unknown request's next call
+    let (f, _) = s.finish();
+    let known = f
+        .iter()
+        .find(|r| r.request.client_tid == Some(1))
+        .expect("the request");
+    assert!(
+        known.spans.iter().all(|sp| sp.tid != 3),
+        "{:?}",
+        known.spans
+    );
+}
