@@ -139,3 +139,99 @@ fn small_testbed_recording_captures_every_request_on_every_tier() {
     assert_eq!(score["sent"], 50);
     assert_eq!(score["found"], 50);
 }
+
+/// A recording started while the chain is under load: connections are open, threads are
+/// mid-request and messages in flight. Every request wholly inside the recording must still be
+/// reconstructed exactly.
+#[test]
+fn a_recording_started_under_load_reconstructs_the_requests_inside_it() {
+    let _serial = crate::tracefs_lock();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let missing: Vec<&str> = ["nginx", "redis-server"]
+        .into_iter()
+        .filter(|t| !have(t))
+        .collect();
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !missing.is_empty() || !root_user {
+        assert!(
+            std::env::var_os("KREQ_REQUIRE_TESTBED").is_none(),
+            "KREQ_REQUIRE_TESTBED is set but the testbed cannot run (missing {missing:?}, root: {root_user})"
+        );
+        eprintln!(
+            "SKIPPED late-start testbed: needs root and nginx + redis-server (missing {missing:?})"
+        );
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("testbed-late");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = Command::new("python3")
+        .arg(root.join("examples/testbed/testbed.py"))
+        .args(["--requests", "1500", "--connections", "8", "--apps", "2"])
+        .args(["--port", "28090", "--record-after", "0.4"])
+        .arg("--record")
+        .arg(dir.join("ds"))
+        .arg("--truth")
+        .arg(dir.join("all.jsonl"))
+        .arg("--workdir")
+        .arg(dir.join("work"))
+        .arg("--kreq")
+        .arg(env!("CARGO_BIN_EXE_kreq"))
+        .output()
+        .expect("testbed");
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("ds/kreq.json")).expect("manifest"))
+            .expect("json");
+    let (lo, hi) = (
+        manifest["time_range_ns"][0].as_i64().expect("start"),
+        manifest["time_range_ns"][1].as_i64().expect("end"),
+    );
+    let all = std::fs::read_to_string(dir.join("all.jsonl")).expect("truth");
+    let inside: Vec<&str> = all
+        .lines()
+        .filter(|l| {
+            let t: serde_json::Value = serde_json::from_str(l).expect("truth line");
+            let (t0, t1) = (t["client_t0"].as_i64(), t["client_t1"].as_i64());
+            t0.is_some_and(|t0| t0 > lo + 1_000_000) && t1.is_some_and(|t1| t1 < hi)
+        })
+        .collect();
+    assert!(
+        inside.len() >= 100 && inside.len() < all.lines().count(),
+        "the recording must start under load and hold requests: {} of {} inside\n{log}",
+        inside.len(),
+        all.lines().count()
+    );
+    std::fs::write(dir.join("truth.jsonl"), inside.join("\n") + "\n").expect("write truth");
+    let kreq = env!("CARGO_BIN_EXE_kreq");
+    let corr = Command::new(kreq)
+        .arg("correlate")
+        .arg(dir.join("ds"))
+        .output()
+        .expect("kreq correlate");
+    let corr_log = String::from_utf8_lossy(&corr.stderr).to_string();
+    assert!(corr.status.success(), "{corr_log}");
+    let eval = Command::new(kreq)
+        .arg("eval")
+        .arg(dir.join("ds"))
+        .arg("--truth")
+        .arg(dir.join("truth.jsonl"))
+        .args(["--min-accuracy", "0.99", "--json"])
+        .output()
+        .expect("kreq eval");
+    let score = String::from_utf8_lossy(&eval.stdout).to_string();
+    eprintln!("late-start testbed score: {score}");
+    if !eval.status.success() {
+        let kept = dir.with_file_name(format!("testbed-late-failed-{}", std::process::id()));
+        let _ = std::fs::rename(&dir, &kept);
+        panic!(
+            "{score}\nrecording kept in {}\ncorrelate: {corr_log}",
+            kept.display()
+        );
+    }
+}
