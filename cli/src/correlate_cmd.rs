@@ -55,6 +55,12 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
         "bytes read but never seen sent: {}; reads mixing two requests: {}; unmatched syscalls: {}; late hops: {}; late labels: {}",
         st.unseen_bytes, st.mixed_reads, st.unmatched_brackets, st.late_hops, s.late_labels
     );
+    if st.resyncs > 0 {
+        eprintln!(
+            "lost events: started afresh {} time(s); requests overlapping a loss are marked incomplete",
+            st.resyncs
+        );
+    }
     eprintln!(
         "peak state: {} threads, {} sockets, {} streams, {} open requests, {} open spans; peak RSS {} MiB",
         s.peak_state[0],
@@ -99,6 +105,12 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
             s.exact,
             s.accuracy * 100.0
         );
+        if s.complete < s.found {
+            println!(
+                "marked complete (no lost events may overlap them): {}, of which exact {}",
+                s.complete, s.complete_exact
+            );
+        }
         for (why, n) in &s.failures {
             println!("  {n:5}  {why}");
         }

@@ -214,7 +214,9 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
         while r.next_batch(row, &mut names, &mut evs)? {
             row += evs.len() as u64;
             for e in &evs {
-                losses.see(e.ts, e.cpu);
+                if losses.see(e.ts, e.cpu) {
+                    engine.resync();
+                }
                 engine.push(e, &mut window);
             }
             summary.incomplete +=

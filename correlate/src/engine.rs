@@ -66,6 +66,8 @@ pub struct Stats {
     pub late_hops: u64,
     /// Syscalls whose exit was never seen (lost events or the recording's start).
     pub unmatched_brackets: u64,
+    /// Times the correlator started afresh after lost events ([`Engine::resync`]).
+    pub resyncs: u64,
 }
 
 /// A syscall in progress on a thread: the events inside it say which socket and how much.
@@ -251,6 +253,27 @@ impl Engine {
                 self.threads.remove(&ev.tid);
             }
             _ => self.label_in_context(ev, sink),
+        }
+    }
+
+    /// Events were lost: what the correlator believes about work in progress (which request
+    /// each thread serves, which bytes are in flight, which call each connection carries) may
+    /// be wrong from here on. It starts afresh, as a recording that began now would: the
+    /// requests in progress are incomplete anyway (they overlap the loss), and those that
+    /// begin after it are linked from their own first events. Socket identities stay.
+    pub fn resync(&mut self) {
+        self.stats.resyncs += 1;
+        self.streams.clear();
+        for t in self.threads.values_mut() {
+            t.bracket = None;
+            t.current = None;
+            t.handoff = None;
+            t.unknown = false;
+        }
+        for s in self.socks.values_mut() {
+            s.rx = None;
+            s.responded = false;
+            s.call = None;
         }
     }
 

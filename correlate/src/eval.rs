@@ -75,6 +75,10 @@ pub struct Score {
     pub exact: usize,
     /// `exact / sent`.
     pub accuracy: f64,
+    /// Found requests that kreq marked complete (no lost events may overlap them).
+    pub complete: usize,
+    /// Of those, reconstructed exactly.
+    pub complete_exact: usize,
     /// Why the others were not exact, with counts.
     pub failures: std::collections::BTreeMap<String, usize>,
     /// A few failing request ids with their reason.
@@ -178,13 +182,16 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
         }
     }
     let mut by_client: HashMap<i32, Vec<(i64, u64)>> = HashMap::new();
+    let mut complete: HashMap<u64, bool> = HashMap::new();
     let mut correlated = 0;
     for b in read_results(dataset, ds::REQUESTS_DIR)? {
         let id = c::<UInt64Array>(&b, rq::REQUEST_ID, dataset)?;
         let ct = c::<Int32Array>(&b, rq::CLIENT_TID, dataset)?;
         let st = c::<Int64Array>(&b, rq::START_NS, dataset)?;
+        let done = c::<arrow::array::BooleanArray>(&b, rq::COMPLETE, dataset)?;
         for i in 0..b.num_rows() {
             correlated += 1;
+            complete.insert(id.value(i), done.is_valid(i) && done.value(i));
             if ct.is_valid(i) {
                 by_client
                     .entry(ct.value(i))
@@ -212,7 +219,12 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
             [] => Err("not found".to_owned()),
             [one] => {
                 score.found += 1;
-                check(t, spans.get(one).map_or(&[][..], |v| v.as_slice()), &owner)
+                let v = check(t, spans.get(one).map_or(&[][..], |v| v.as_slice()), &owner);
+                if complete.get(one).copied().unwrap_or(false) {
+                    score.complete += 1;
+                    score.complete_exact += usize::from(v.is_ok());
+                }
+                v
             }
             _ => {
                 score.found += 1;

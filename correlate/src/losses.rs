@@ -57,8 +57,10 @@ impl Losses {
         }
     }
 
-    /// An event at `ts` on `cpu` (events come in time order).
-    pub(crate) fn see(&mut self, ts: i64, cpu: u16) {
+    /// An event at `ts` on `cpu` (events come in time order). Returns whether a loss report
+    /// was reached: the events before it may lack some that were lost.
+    pub(crate) fn see(&mut self, ts: i64, cpu: u16) -> bool {
+        let reached = self.next;
         while let Some(&(_, c)) = self.reports.get(self.next).filter(|r| r.0 <= ts) {
             let c = c as usize;
             let from = self.last[c].unwrap_or(i64::MIN);
@@ -73,6 +75,7 @@ impl Losses {
         if let Some(l) = self.last.get_mut(c) {
             *l = Some(l.map_or(ts, |v| v.max(ts)));
         }
+        self.next > reached
     }
 
     /// Whether events may have been lost while a request ran from `start` to `end`.

@@ -37,6 +37,8 @@ p.add_argument("--apps", type=int, default=1)
 p.add_argument("--spin", type=int, default=2000)
 p.add_argument("--record", help="record with `kreq record` into this dataset directory")
 p.add_argument("--rotate-secs", type=float, default=10.0, help="kreq record --rotate-secs")
+p.add_argument("--record-arg", action="append", default=[],
+               help="extra argument for kreq record (repeatable), e.g. --record-arg=--buffer-kb=64")
 p.add_argument("--record-after", type=float, default=0.0,
                help="start recording this many seconds after the load began (a running system: "
                     "connections are open and messages in flight when the recording starts)")
@@ -204,7 +206,7 @@ def main():
 
     def start_recorder():
         rec = subprocess.Popen([args.kreq, "record", "-o", args.record, "--force",
-                                "--rotate-secs", str(args.rotate_secs)],
+                                "--rotate-secs", str(args.rotate_secs)] + args.record_arg,
                                stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         line = rec.stderr.readline()  # "recording N events into ..." once set up
         if not line.startswith("recording"):
