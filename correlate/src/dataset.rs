@@ -268,7 +268,16 @@ fn collect(
     let mut incomplete = 0;
     for f in engine.take_finished() {
         digest.add(&f, names);
-        let complete = f.request.responded && !losses.touches(f.request.start, f.request.end);
+        // The extent of every span, not only the request's own interval: a loss corrupts
+        // what follows it, and a span wrongly extended past its request's end reaches into
+        // the loss that extended it.
+        let (start, end) = f
+            .spans
+            .iter()
+            .fold((f.request.start, f.request.end), |(a, b), s| {
+                (a.min(s.start), b.max(s.end))
+            });
+        let complete = f.request.responded && !losses.touches(start, end);
         incomplete += u64::from(!complete);
         rows.push(f, complete);
     }

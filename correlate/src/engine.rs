@@ -265,16 +265,26 @@ impl Engine {
         self.stats.resyncs += 1;
         self.streams.clear();
         for t in self.threads.values_mut() {
+            // A thread that was serving a request still is, but can no longer be followed.
+            t.unknown |= t.current.is_some() || t.handoff.is_some();
             t.bracket = None;
             t.current = None;
             t.handoff = None;
-            t.unknown = false;
         }
         for s in self.socks.values_mut() {
             s.rx = None;
             s.responded = false;
             s.call = None;
         }
+        // A connection opened for a request keeps that claim only until its first call; one
+        // whose first call was already made may have had its reply lost, and must not claim
+        // the next request's call.
+        let (fds, socks) = (&self.fds, &self.socks);
+        self.conn_owner.retain(|key, _| {
+            fds.get(key)
+                .and_then(|t| socks.get(t))
+                .is_none_or(|s| !s.called)
+        });
     }
 
     /// Finishes every open request (end of input) and returns the counters.
