@@ -72,12 +72,22 @@ fn message(e: &anyhow::Error) -> String {
     let mut msg = String::new();
     for cause in e.chain() {
         let c = cause.to_string();
-        if !msg.contains(&c) {
+        // A cause is often its parent's text again, whole or behind its own prefix
+        // ("sql parser error: ..." under DataFusion's "SQL error: ParserError(...)").
+        let core = c.split_once(": ").map_or(c.as_str(), |(_, rest)| rest);
+        if !msg.contains(&c) && !msg.contains(core) {
             if !msg.is_empty() {
                 msg.push_str(": ");
             }
             msg.push_str(&c);
         }
+    }
+    // DataFusion shows a SQL syntax error in its debug form.
+    if let Some(inner) = msg
+        .strip_prefix("SQL error: ParserError(\"")
+        .and_then(|m| m.strip_suffix("\")"))
+    {
+        return format!("SQL syntax error: {}", inner.replace("\\\"", "\""));
     }
     msg
 }

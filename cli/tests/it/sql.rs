@@ -76,6 +76,15 @@ fn bad_queries_and_datasets_fail_clearly() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("nope"), "{err}");
+    let o = sql(&["SELEC 1"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("SQL syntax error: "), "{err}");
+    assert_eq!(
+        err.matches("Line: 1, Column: 1").count(),
+        1,
+        "said once: {err}"
+    );
     let o = kreq(&["sql", "/nonexistent-dataset", "SELECT 1"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a kreq dataset"));
