@@ -1,0 +1,70 @@
+//! Scheduler events: where each thread's time goes, and requests handed over by wakeups.
+
+use hashbrown::HashMap;
+
+use crate::engine::{Bracket, Engine, Thread};
+use crate::event::{Event, PrevState, Sys, Tuple};
+use crate::model::Rule;
+use crate::sched::BlockReason;
+
+impl Engine {
+    pub(crate) fn on_switch(&mut self, ev: &Event) {
+        if let Some(prev) = ev.prev_tid.filter(|&p| p != 0) {
+            if let Some(t) = self.threads.get_mut(&prev) {
+                match ev.prev_state {
+                    Some(PrevState::Runnable) | None => t.clock.preempted(ev.ts),
+                    Some(st) => {
+                        let reason = block_reason(t.bracket.as_ref(), st, &self.fds, t.tgid);
+                        t.clock.blocked(ev.ts, reason);
+                    }
+                }
+            }
+        }
+        if let Some(next) = ev.next_tid.filter(|&n| n != 0) {
+            if let Some(t) = self.threads.get_mut(&next) {
+                t.clock.switched_in(ev.ts);
+            }
+        }
+    }
+
+    pub(crate) fn on_wakeup(&mut self, ev: &Event) {
+        let Some(target) = ev.wake_tid.filter(|&w| w != 0 && w != ev.tid) else {
+            return;
+        };
+        let waker = if ev.irq || ev.tid == 0 {
+            None
+        } else {
+            self.threads.get(&ev.tid).and_then(|t| t.current)
+        };
+        let t = self
+            .threads
+            .entry(target)
+            .or_insert_with(|| Thread::new(None, 0, ev.ts));
+        t.clock.woken(ev.ts);
+        if let (Some(tag), None, false) = (waker, t.current, t.unknown) {
+            t.handoff = Some((tag, Rule::Wakeup, ev.ts));
+        }
+    }
+}
+
+fn block_reason(
+    b: Option<&Bracket>,
+    st: PrevState,
+    fds: &HashMap<(i32, i64), Tuple>,
+    tgid: Option<i32>,
+) -> BlockReason {
+    let Some(b) = b else {
+        return BlockReason::Other;
+    };
+    let is_socket =
+        b.fd.zip(tgid)
+            .is_some_and(|(fd, g)| fds.contains_key(&(g, fd)));
+    match b.sys {
+        Some(Sys::Wait | Sys::Accept | Sys::Connect) => BlockReason::Network,
+        Some(Sys::Recv | Sys::Send) if is_socket => BlockReason::Network,
+        Some(Sys::Recv | Sys::Send) if st == PrevState::DiskSleep => BlockReason::Disk,
+        Some(Sys::Futex) => BlockReason::Lock,
+        _ if st == PrevState::DiskSleep => BlockReason::Disk,
+        _ => BlockReason::Other,
+    }
+}
