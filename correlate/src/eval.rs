@@ -10,8 +10,9 @@
 //! ```
 //! Times are CLOCK_MONOTONIC ns (record with `--clock mono`); `client_tid` is the load
 //! generator thread, `nginx_pid` the front-end worker (single-threaded, so also its tid),
-//! `app_pid`/`app_tid` the application thread and `app_t0`/`app_t1` its handler. Other keys
-//! are ignored.
+//! `app_pid`/`app_tid` the application thread and `app_t0`/`app_t1` its handler; an optional
+//! `worker_tid` is a pool thread the handler handed its backend calls to, whose spans then
+//! belong to the request too. Other keys are ignored.
 //!
 //! # Score
 //! A true request is *found* when one correlated request was started by its client thread
@@ -60,6 +61,9 @@ pub struct Truth {
     pub app_t0: Option<i64>,
     /// Handler end (ns).
     pub app_t1: Option<i64>,
+    /// The pool thread the handler handed its backend calls to (testbed `--pool`), if any.
+    #[serde(default)]
+    pub worker_tid: Option<i32>,
 }
 
 /// The score.
@@ -267,16 +271,18 @@ fn check(t: &Truth, spans: &[SpanRow], owner: &Owners) -> std::result::Result<()
         if s.tid == front {
             has_front = true;
         } else if s.pid == Some(app_pid) || s.tid == app_tid {
-            if s.tid != app_tid || s.end < a0 || s.start > a1 {
+            let ours = s.tid == app_tid || t.worker_tid == Some(s.tid);
+            if !ours || s.end < a0 || s.start > a1 {
                 return Err("application span of another request".into());
             }
-            has_app = true;
+            has_app |= s.tid == app_tid;
         } else {
             let owned = s.kind == "server"
-                && s.local
-                    .clone()
-                    .zip(s.peer.clone())
-                    .is_some_and(|(l, p)| owner.get(&(p, l)) == Some(&app_tid));
+                && s.local.clone().zip(s.peer.clone()).is_some_and(|(l, p)| {
+                    owner
+                        .get(&(p, l))
+                        .is_some_and(|&o| o == app_tid || t.worker_tid == Some(o))
+                });
             if !owned {
                 return Err(format!("foreign span ({} on tid {})", s.kind, s.tid));
             }

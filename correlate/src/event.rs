@@ -92,7 +92,7 @@ pub enum Kind {
     SetState,
     /// `sched_switch`.
     Switch,
-    /// `sched_wakeup`, `sched_wakeup_new`.
+    /// `sched_waking`, `sched_wakeup`, `sched_wakeup_new`.
     Wakeup,
     /// `sched_process_fork`.
     Fork,
@@ -119,7 +119,7 @@ impl Kind {
             "tcp_destroy_sock" => Kind::Destroy,
             "inet_sock_set_state" => Kind::SetState,
             "sched_switch" => Kind::Switch,
-            "sched_wakeup" | "sched_wakeup_new" => Kind::Wakeup,
+            "sched_waking" | "sched_wakeup" | "sched_wakeup_new" => Kind::Wakeup,
             "sched_process_fork" => Kind::Fork,
             "sched_process_exit" => Kind::ExitTask,
             _ => Kind::Other,

@@ -1,6 +1,7 @@
 """Application tier of the kreq testbed: a thread-per-request HTTP server.
 
-Per request it does INCR and GET on redis (one keep-alive connection per thread), reads a small
+Per request it does INCR and GET on redis (one keep-alive connection per thread; with --pool N
+the handler hands the redis calls to a pool of N worker threads and waits), reads a small
 file, spins the CPU, and answers. It logs one JSON line per request to --log with the request
 id nginx passed in X-Request-ID, its pid, native thread id and CLOCK_MONOTONIC start/end (ns),
 so ground truth never comes from the trace.
@@ -11,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 p = argparse.ArgumentParser()
@@ -18,6 +20,7 @@ p.add_argument("--port", type=int, required=True)
 p.add_argument("--redis", type=int, default=16379)
 p.add_argument("--log", required=True)
 p.add_argument("--spin", type=int, default=2000, help="CPU spin iterations per request")
+p.add_argument("--pool", type=int, default=0, help="hand the redis calls to N worker threads")
 args = p.parse_args()
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(args.log)), "app-data.txt")
@@ -54,6 +57,15 @@ def redis(*parts):
     return line
 
 
+def backend_calls():
+    count = redis("INCR", "hits")
+    redis("GET", "hits")
+    return count, threading.get_native_id()
+
+
+pool = ThreadPoolExecutor(max_workers=args.pool) if args.pool else None
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes: without TCP_NODELAY, Nagle plus nginx's delayed
@@ -63,8 +75,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         t0 = now()
         rid = self.headers.get("X-Request-ID", "")
-        count = redis("INCR", "hits")
-        redis("GET", "hits")
+        if pool:
+            count, worker = pool.submit(backend_calls).result()
+        else:
+            count, worker = backend_calls()
         with open(DATA) as f:
             f.read()
         x = 0
@@ -79,6 +93,8 @@ class Handler(BaseHTTPRequestHandler):
         t1 = now()
         rec = {"request_id": rid, "app_pid": os.getpid(), "app_tid": threading.get_native_id(),
                "app_t0": t0, "app_t1": t1, "path": self.path}
+        if pool:
+            rec["worker_tid"] = worker
         with log_lock:
             log.write(json.dumps(rec) + "\n")
 

@@ -35,6 +35,7 @@ p.add_argument("--requests", type=int, default=300)
 p.add_argument("--connections", type=int, default=4)
 p.add_argument("--apps", type=int, default=1)
 p.add_argument("--spin", type=int, default=2000)
+p.add_argument("--pool", type=int, default=0, help="app hands its redis calls to N worker threads")
 p.add_argument("--record", help="record with `kreq record` into this dataset directory")
 p.add_argument("--rotate-secs", type=float, default=10.0, help="kreq record --rotate-secs")
 p.add_argument("--record-arg", action="append", default=[],
@@ -183,7 +184,8 @@ def merge_truth(path):
                                 "client_t0": c["client_t0"], "client_t1": c["client_t1"],
                                 "nginx_pid": pid, "nginx_conn": conn, "app_pid": a.get("app_pid"),
                                 "app_tid": a.get("app_tid"), "app_t0": a.get("app_t0"),
-                                "app_t1": a.get("app_t1"), "status": c["status"]}) + "\n")
+                                "app_t1": a.get("app_t1"), "worker_tid": a.get("worker_tid"),
+                                "status": c["status"]}) + "\n")
     return len(client)
 
 
@@ -198,7 +200,8 @@ def main():
     wait_port(16379)
     for i in range(args.apps):
         start([sys.executable, os.path.join(HERE, "app.py"), "--port", str(args.port + 1 + i),
-               "--log", os.path.join(work, f"app{i}.jsonl"), "--spin", str(args.spin)])
+               "--log", os.path.join(work, f"app{i}.jsonl"), "--spin", str(args.spin),
+               "--pool", str(args.pool)])
         wait_port(args.port + 1 + i)
     start([nginx_bin, "-p", work, "-c", nginx_conf(), "-g", "daemon off;"])
     wait_port(args.port)
