@@ -40,6 +40,8 @@ p.add_argument("--record", help="record with `kreq record` into this dataset dir
 p.add_argument("--rotate-secs", type=float, default=10.0, help="kreq record --rotate-secs")
 p.add_argument("--record-arg", action="append", default=[],
                help="extra argument for kreq record (repeatable), e.g. --record-arg=--buffer-kb=64")
+p.add_argument("--record-scope", default="",
+               help="record only these tiers, comma-separated among nginx, app, redis (kreq record --pid)")
 p.add_argument("--record-after", type=float, default=0.0,
                help="start recording this many seconds after the load began (a running system: "
                     "connections are open and messages in flight when the recording starts)")
@@ -195,21 +197,24 @@ def main():
             raise SystemExit(f"testbed: {tool} is not installed (apt-get install nginx-light redis-server)")
     redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
     nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
-    start([redis_bin, "--port", "16379", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-           "--dir", work, "--daemonize", "no"], stdout=subprocess.DEVNULL)
+    tiers = {}
+    tiers["redis"] = [start([redis_bin, "--port", "16379", "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", work, "--daemonize", "no"],
+                            stdout=subprocess.DEVNULL).pid]
     wait_port(16379)
     for i in range(args.apps):
-        start([sys.executable, os.path.join(HERE, "app.py"), "--port", str(args.port + 1 + i),
+        tiers.setdefault("app", []).append(start([sys.executable, os.path.join(HERE, "app.py"), "--port", str(args.port + 1 + i),
                "--log", os.path.join(work, f"app{i}.jsonl"), "--spin", str(args.spin),
-               "--pool", str(args.pool)])
+               "--pool", str(args.pool)]).pid)
         wait_port(args.port + 1 + i)
-    start([nginx_bin, "-p", work, "-c", nginx_conf(), "-g", "daemon off;"])
+    tiers["nginx"] = [start([nginx_bin, "-p", work, "-c", nginx_conf(), "-g", "daemon off;"]).pid]
+    scope = [f"--pid={pid}" for t in filter(None, args.record_scope.split(",")) for pid in tiers[t]]
     wait_port(args.port)
     recorder, capture = None, None
 
     def start_recorder():
         rec = subprocess.Popen([args.kreq, "record", "-o", args.record, "--force",
-                                "--rotate-secs", str(args.rotate_secs)] + args.record_arg,
+                                "--rotate-secs", str(args.rotate_secs)] + args.record_arg + scope,
                                stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         line = rec.stderr.readline()  # "recording N events into ..." once set up
         if not line.startswith("recording"):

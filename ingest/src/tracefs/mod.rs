@@ -4,5 +4,6 @@ pub mod instance;
 pub mod profile;
 mod reader;
 pub mod record;
+pub mod scope;
 
 pub use reader::ReaderStats;

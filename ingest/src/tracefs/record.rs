@@ -40,10 +40,10 @@ pub struct RecordOptions {
     pub buffer_kb: u32,
     /// Stop after this long (otherwise when the stop flag is set).
     pub duration: Option<Duration>,
-    /// Only record these processes (`set_event_pid`, following their forks); empty (and no
-    /// cgroups) records everything.
+    /// Only record these processes: their threads and descendant processes at start (see
+    /// [`super::scope`]) and what they fork later; empty (and no cgroups) records everything.
     pub pids: Vec<i32>,
-    /// Only record the processes of these cgroup directories (their `cgroup.procs` or `tasks`
+    /// Only record the processes of these cgroup directories (their threads and descendants
     /// at start, and what those fork later).
     pub cgroups: Vec<PathBuf>,
     /// Start a new part file after this many bytes of raw pages...
@@ -317,11 +317,9 @@ fn configure(inst: &Instance, opts: &RecordOptions, own: &[i32]) -> Result<Forma
             .join(" ")
     };
     inst.write("set_event_notrace_pid", &list(own))?;
-    let mut scope = opts.pids.clone();
-    for cg in &opts.cgroups {
-        scope.extend(cgroup_pids(cg)?);
-    }
-    if !scope.is_empty() || !opts.cgroups.is_empty() {
+    // Every thread the scope covers now; later ones are followed through their forks.
+    let mut scope = super::scope::scope_tids(&opts.pids, &opts.cgroups)?;
+    if !opts.pids.is_empty() || !opts.cgroups.is_empty() {
         // Follow children of scoped processes too.
         inst.write("options/event-fork", "1")?;
         // An empty cgroup still scopes: pid 0 matches only the idle task.
@@ -355,19 +353,6 @@ fn configure(inst: &Instance, opts: &RecordOptions, own: &[i32]) -> Result<Forma
         inst.write(&format!("{rel}/enable"), "1")?;
     }
     Ok(formats)
-}
-
-/// Processes of a cgroup directory (v2 `cgroup.procs`, v1 `tasks`).
-fn cgroup_pids(dir: &std::path::Path) -> Result<Vec<i32>> {
-    for file in ["cgroup.procs", "tasks"] {
-        if let Ok(text) = std::fs::read_to_string(dir.join(file)) {
-            return Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect());
-        }
-    }
-    Err(Error::Tracefs(format!(
-        "{}: not a cgroup directory (no cgroup.procs or tasks)",
-        dir.display()
-    )))
 }
 
 /// Replace `GROUP:*` by every event of the group.
