@@ -145,7 +145,19 @@ fn binary_recording_agrees_with_text_of_the_same_events() {
     w("tracing_on", "0");
     w("trace_clock", "mono");
     w("buffer_size_kb", "8192");
-    w("set_event_pid", &pid.to_string());
+    // The same scope as `kreq record --pid`: every thread the workload has now (its echo
+    // server thread, once started), and its forks.
+    let threads = || std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+    let until = Instant::now() + Duration::from_secs(10);
+    while threads() < 2 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let none: [&Path; 0] = [];
+    let tids = kreq_ingest::tracefs::scope::scope_tids(&[pid], &none).expect("scope");
+    assert!(tids.len() > 1, "the workload runs threads: {tids:?}");
+    let tids: Vec<String> = tids.iter().map(|t| t.to_string()).collect();
+    w("options/event-fork", "1");
+    w("set_event_pid", &tids.join(" "));
     let events = [
         "sched/sched_switch",
         "sched/sched_wakeup",
