@@ -495,3 +495,22 @@ fn readers_wake_in_batches_set_by_buffer_percent() {
         "{w0} wakeups ({p0} pages) at 0% vs {w50} at 50%"
     );
 }
+
+/// `Instance::add` extends a pid list instead of replacing it (the `--pid` scope's second
+/// scan relies on it).
+#[test]
+fn adding_to_an_instance_pid_list_keeps_what_is_there() {
+    let _serial = crate::tracefs_lock();
+    if !tracefs_usable("adding_to_an_instance_pid_list_keeps_what_is_there") {
+        return;
+    }
+    let inst =
+        kreq_ingest::tracefs::instance::Instance::create(Path::new(TRACEFS)).expect("instance");
+    inst.write("set_event_pid", "1 2").expect("write");
+    inst.add("set_event_pid", "3").expect("add");
+    let listed = inst.read("set_event_pid").expect("read");
+    inst.remove().expect("remove");
+    let mut pids: Vec<&str> = listed.split_whitespace().collect();
+    pids.sort_unstable();
+    assert_eq!(pids, ["1", "2", "3"]);
+}

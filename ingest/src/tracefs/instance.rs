@@ -78,6 +78,18 @@ impl Instance {
             .map_err(|e| Error::Tracefs(format!("writing {value:?} to {}: {e}", p.display())))
     }
 
+    /// Write `value` to a file of the instance without truncating it first: for pid lists
+    /// (`set_event_pid`) this adds to the list instead of replacing it.
+    pub fn add(&self, rel: &str, value: &str) -> Result<()> {
+        use std::io::Write;
+        let p = self.dir.join(rel);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .and_then(|mut f| f.write_all(value.as_bytes()))
+            .map_err(|e| Error::Tracefs(format!("adding {value:?} to {}: {e}", p.display())))
+    }
+
     /// Read a file of the instance.
     pub fn read(&self, rel: &str) -> Result<String> {
         let p = self.dir.join(rel);

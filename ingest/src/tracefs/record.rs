@@ -327,6 +327,16 @@ fn configure(inst: &Instance, opts: &RecordOptions, own: &[i32]) -> Result<Forma
             scope.push(0);
         }
         inst.write("set_event_pid", &list(&scope))?;
+        // A thread forked between the scan and that write is in neither: scan again, and add
+        // what is new (tasks the kernel added since, through event-fork, stay listed).
+        let again = super::scope::scope_tids(&opts.pids, &opts.cgroups)?;
+        let new: Vec<i32> = again
+            .into_iter()
+            .filter(|t| scope.binary_search(t).is_err())
+            .collect();
+        if !new.is_empty() {
+            inst.add("set_event_pid", &list(&new))?;
+        }
     }
     let mut formats = FormatRegistry::default();
     for ev in &expand(inst, &opts.events)? {
