@@ -5,5 +5,6 @@ pub mod profile;
 mod reader;
 pub mod record;
 pub mod scope;
+mod setup;
 
 pub use reader::ReaderStats;
