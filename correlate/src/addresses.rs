@@ -60,35 +60,29 @@ impl Addresses {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Endpoint;
-
-    fn tup(lp: u16, rp: u16) -> Tuple {
-        let e = |port| Endpoint { addr: 0, port };
-        Tuple {
-            local: e(lp),
-            remote: e(rp),
-        }
-    }
 
     #[test]
     fn a_duplicate_socket_dying_leaves_the_connection() {
         let mut a = Addresses::default();
-        a.learn(1, tup(80, 40000));
-        a.learn(2, tup(80, 40000)); // the duplicate child
-        assert!(!a.destroyed(Some(2), tup(80, 40000)));
-        assert_eq!(a.tuple(1), Some(tup(80, 40000)));
-        assert!(a.destroyed(Some(1), tup(80, 40000)));
+        a.learn(1, Tuple::ports(80, 40000));
+        a.learn(2, Tuple::ports(80, 40000)); // the duplicate child
+        assert!(!a.destroyed(Some(2), Tuple::ports(80, 40000)));
+        assert_eq!(a.tuple(1), Some(Tuple::ports(80, 40000)));
+        assert!(a.destroyed(Some(1), Tuple::ports(80, 40000)));
         assert_eq!(a.tuple(1), None);
     }
 
     #[test]
     fn a_reused_address_moves_to_its_new_tuple() {
         let mut a = Addresses::default();
-        a.learn(1, tup(80, 40000));
-        a.learn(1, tup(80, 40001));
-        assert!(a.destroyed(Some(9), tup(80, 40000)), "no socket left there");
+        a.learn(1, Tuple::ports(80, 40000));
+        a.learn(1, Tuple::ports(80, 40001));
         assert!(
-            a.destroyed(None, tup(80, 40001)),
+            a.destroyed(Some(9), Tuple::ports(80, 40000)),
+            "no socket left there"
+        );
+        assert!(
+            a.destroyed(None, Tuple::ports(80, 40001)),
             "no address: the tuple ends"
         );
     }

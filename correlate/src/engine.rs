@@ -220,7 +220,7 @@ impl Engine {
             // Socket addresses are facts about sockets, whatever context reported them (a
             // handshake often completes in a softirq on an idle CPU).
             Kind::SetState => self.on_set_state(ev),
-            Kind::Probe if ev.tid == 0 => self.learn_socket(ev),
+            Kind::Probe | Kind::RcvSpace => self.learn_socket(ev),
             Kind::Destroy => self.on_destroy(ev),
             _ => {}
         }

@@ -33,6 +33,18 @@ impl Tuple {
     }
 }
 
+#[cfg(test)]
+impl Tuple {
+    /// A connection on address 0 between two ports, for tests.
+    pub(crate) fn ports(local: u16, remote: u16) -> Tuple {
+        let e = |port| Endpoint { addr: 0, port };
+        Tuple {
+            local: e(local),
+            remote: e(remote),
+        }
+    }
+}
+
 /// Syscalls correlation understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sys {

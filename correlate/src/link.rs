@@ -85,9 +85,6 @@ impl Engine {
     pub(crate) fn on_rcv_space(&mut self, ev: &Event, sink: &mut impl LabelSink) {
         self.implicit_bracket(ev);
         if let Some(tuple) = ev.tuple() {
-            if let Some(sk) = ev.sk {
-                self.sks.learn(sk, tuple);
-            }
             if let Some(b) = self.thread(ev).bracket.as_mut() {
                 if b.sys.is_none_or(|s| s == Sys::Recv) {
                     b.rcv_tuple = Some(tuple);
@@ -97,9 +94,6 @@ impl Engine {
         self.label_in_context(ev, sink);
     }
 
-    /// `tcp_probe` fires when a segment reaches the receiving socket. Inside a send it marks
-    /// the moment the bytes became readable, which can be before the sender's syscall returns:
-    /// the bytes are queued then, so the reader always finds them.
     /// `inet_sock_set_state` names a socket's address with its 4-tuple as soon as the
     /// connection is set up (both ports known). A first send on a fresh connection may carry
     /// only `sock_send_length`, its address: the segment can reach the peer later, in another
@@ -114,20 +108,21 @@ impl Engine {
         }
     }
 
-    /// Remembers which 4-tuple the socket address of `ev` has.
+    /// Remembers which 4-tuple the socket address of `ev` has (`tcp_probe`,
+    /// `tcp_rcv_space_adjust` and `inet_sock_set_state` name both, in any context).
     pub(crate) fn learn_socket(&mut self, ev: &Event) {
         if let (Some(sk), Some(tuple)) = (ev.sk, ev.tuple()) {
             self.sks.learn(sk, tuple);
         }
     }
 
+    /// `tcp_probe` fires when a segment reaches the receiving socket. Inside a send it marks
+    /// the moment the bytes became readable, which can be before the sender's syscall returns:
+    /// the bytes are queued then, so the reader always finds them.
     pub(crate) fn on_probe(&mut self, ev: &Event, sink: &mut impl LabelSink) {
         let Some(receiver) = ev.tuple() else {
             return self.label_in_context(ev, sink);
         };
-        if let Some(sk) = ev.sk {
-            self.sks.learn(sk, receiver);
-        }
         let len = ev.length.unwrap_or(0);
         let sender = receiver.mirrored();
         let tgid = self.thread(ev).tgid.unwrap_or(ev.tid);

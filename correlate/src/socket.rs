@@ -48,20 +48,12 @@ impl Ingress {
 mod tests {
     use super::*;
 
-    fn tup(lp: u16, rp: u16) -> Tuple {
-        let e = |port| Endpoint { addr: 0, port };
-        Tuple {
-            local: e(lp),
-            remote: e(rp),
-        }
-    }
-
     #[test]
     fn service_port_side_serves() {
-        assert_eq!(role_from_ports(&tup(18080, 41004)), Role::Server);
-        assert_eq!(role_from_ports(&tup(41004, 18080)), Role::Client);
-        assert_eq!(role_from_ports(&tup(6379, 80)), Role::Client);
-        assert_eq!(role_from_ports(&tup(80, 6379)), Role::Server);
+        assert_eq!(role_from_ports(&Tuple::ports(18080, 41004)), Role::Server);
+        assert_eq!(role_from_ports(&Tuple::ports(41004, 18080)), Role::Client);
+        assert_eq!(role_from_ports(&Tuple::ports(6379, 80)), Role::Client);
+        assert_eq!(role_from_ports(&Tuple::ports(80, 6379)), Role::Server);
     }
 
     #[test]

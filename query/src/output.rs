@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema};
 
 use crate::Result;
 
@@ -37,23 +37,30 @@ impl std::str::FromStr for Format {
     }
 }
 
-/// Dictionary columns become their value type: CSV and JSON writers want plain values.
-pub fn plain(batch: &RecordBatch) -> Result<RecordBatch> {
+/// `batch` with each column that `convert` replaces (a new field and array) replaced.
+fn replace_columns(
+    batch: &RecordBatch,
+    mut convert: impl FnMut(&FieldRef, &ArrayRef) -> Result<Option<(Field, ArrayRef)>>,
+) -> Result<RecordBatch> {
     let mut fields = Vec::with_capacity(batch.num_columns());
     let mut cols = Vec::with_capacity(batch.num_columns());
     for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
-        match f.data_type() {
-            DataType::Dictionary(_, v) => {
-                cols.push(cast(c, v)?);
-                fields.push(Field::new(f.name(), (**v).clone(), f.is_nullable()));
-            }
-            _ => {
-                cols.push(c.clone());
-                fields.push((**f).clone());
-            }
-        }
+        let (f, c) = convert(f, c)?.unwrap_or_else(|| ((**f).clone(), c.clone()));
+        fields.push(f);
+        cols.push(c);
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}
+
+/// Dictionary columns become their value type: CSV and JSON writers want plain values.
+pub fn plain(batch: &RecordBatch) -> Result<RecordBatch> {
+    replace_columns(batch, |f, c| match f.data_type() {
+        DataType::Dictionary(_, v) => Ok(Some((
+            Field::new(f.name(), (**v).clone(), f.is_nullable()),
+            cast(c, v)?,
+        ))),
+        _ => Ok(None),
+    })
 }
 
 /// Nested columns (maps such as `events.fields`, lists, structs) become their JSON text: CSV
@@ -68,13 +75,9 @@ fn nested_as_json(batch: RecordBatch) -> Result<RecordBatch> {
         return Ok(batch);
     }
     let opts = arrow::json::writer::EncoderOptions::default();
-    let mut fields = Vec::with_capacity(batch.num_columns());
-    let mut cols = Vec::with_capacity(batch.num_columns());
-    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+    replace_columns(&batch, |f, c| {
         if !f.data_type().is_nested() {
-            cols.push(c.clone());
-            fields.push((**f).clone());
-            continue;
+            return Ok(None);
         }
         let mut enc = arrow::json::writer::make_encoder(f, c.as_ref(), &opts)?;
         let mut text = arrow::array::StringBuilder::with_capacity(c.len(), c.len() * 16);
@@ -88,10 +91,9 @@ fn nested_as_json(batch: RecordBatch) -> Result<RecordBatch> {
             enc.encode(i, &mut buf);
             text.append_value(String::from_utf8_lossy(&buf));
         }
-        cols.push(Arc::new(text.finish()) as arrow::array::ArrayRef);
-        fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
-    }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+        let json = Field::new(f.name(), DataType::Utf8, f.is_nullable());
+        Ok(Some((json, Arc::new(text.finish()) as ArrayRef)))
+    })
 }
 
 /// Writes `batches` to `out` in `format`. `schema` names the columns when there are no rows.

@@ -14,10 +14,9 @@ fn have(tool: &str) -> bool {
         .any(|d| Path::new(d).join(tool).exists())
 }
 
-#[test]
-fn small_testbed_recording_captures_every_request_on_every_tier() {
-    let _serial = crate::tracefs_lock();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+/// Whether the testbed can run here (root, nginx, redis-server); says why it skips, and
+/// fails instead when `KREQ_REQUIRE_TESTBED` is set.
+fn testbed_ready(test: &str) -> bool {
     let missing: Vec<&str> = ["nginx", "redis-server"]
         .into_iter()
         .filter(|t| !have(t))
@@ -31,19 +30,26 @@ fn small_testbed_recording_captures_every_request_on_every_tier() {
             std::env::var_os("KREQ_REQUIRE_TESTBED").is_none(),
             "KREQ_REQUIRE_TESTBED is set but the testbed cannot run (missing {missing:?}, root: {root_user})"
         );
-        eprintln!("SKIPPED small_testbed_recording: needs root and nginx + redis-server (missing {missing:?})");
-        return;
+        eprintln!("SKIPPED {test}: needs root and nginx + redis-server (missing {missing:?})");
+        return false;
     }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("testbed");
+    true
+}
+
+/// Runs `examples/testbed/testbed.py ARGS`, recording into `DIR/ds` with its truth in
+/// `DIR/TRUTH` (`DIR` a fresh directory named `name`); returns `DIR` and the testbed's output.
+fn run_testbed(name: &str, args: &[&str], truth: &str) -> (PathBuf, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let out = Command::new("python3")
         .arg(root.join("examples/testbed/testbed.py"))
-        .args(["--requests", "50", "--connections", "2", "--port", "28080"])
+        .args(args)
         .arg("--record")
         .arg(dir.join("ds"))
         .arg("--truth")
-        .arg(dir.join("truth.jsonl"))
+        .arg(dir.join(truth))
         .arg("--workdir")
         .arg(dir.join("work"))
         .arg("--kreq")
@@ -53,6 +59,54 @@ fn small_testbed_recording_captures_every_request_on_every_tier() {
     let log =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
+    (dir, log)
+}
+
+/// `kreq correlate DIR/ds`, then `kreq eval` against `DIR/truth.jsonl` with a 99% gate.
+/// Returns the correlate log and the score; on a failed gate the recording is kept under
+/// `kept_as-PID` for a post-mortem (the next run overwrites `DIR`) and the test fails.
+fn correlate_and_score(dir: &Path, kept_as: &str, testbed_log: &str) -> (String, String) {
+    let kreq = env!("CARGO_BIN_EXE_kreq");
+    let corr = Command::new(kreq)
+        .arg("correlate")
+        .arg(dir.join("ds"))
+        .output()
+        .expect("kreq correlate");
+    let corr_log = String::from_utf8_lossy(&corr.stderr).to_string();
+    assert!(corr.status.success(), "{corr_log}");
+    let eval = Command::new(kreq)
+        .arg("eval")
+        .arg(dir.join("ds"))
+        .arg("--truth")
+        .arg(dir.join("truth.jsonl"))
+        .args(["--min-accuracy", "0.99", "--json"])
+        .output()
+        .expect("kreq eval");
+    let score = String::from_utf8_lossy(&eval.stdout).to_string();
+    eprintln!("{} score: {score}", dir.display());
+    if !eval.status.success() {
+        let kept = dir.with_file_name(format!("{kept_as}-{}", std::process::id()));
+        let _ = std::fs::rename(dir, &kept);
+        panic!(
+            "{score}{}\nrecording kept in {}\ncorrelate: {corr_log}\ntestbed: {testbed_log}",
+            String::from_utf8_lossy(&eval.stderr),
+            kept.display()
+        );
+    }
+    (corr_log, score)
+}
+
+#[test]
+fn small_testbed_recording_captures_every_request_on_every_tier() {
+    let _serial = crate::tracefs_lock();
+    if !testbed_ready("small_testbed_recording") {
+        return;
+    }
+    let (dir, log) = run_testbed(
+        "testbed",
+        &["--requests", "50", "--connections", "2", "--port", "28080"],
+        "truth.jsonl",
+    );
     let truth: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("truth.jsonl"))
         .expect("truth")
         .lines()
@@ -103,38 +157,11 @@ fn small_testbed_recording_captures_every_request_on_every_tier() {
         assert!(hit(nginx, c0, c1), "no nginx syscalls recorded for {t}");
     }
     // Record -> correlate -> eval: CI fails when fewer than 99% of the requests are exact.
-    let kreq = env!("CARGO_BIN_EXE_kreq");
-    let corr = Command::new(kreq)
-        .arg("correlate")
-        .arg(dir.join("ds"))
-        .output()
-        .expect("kreq correlate");
-    let corr_log = String::from_utf8_lossy(&corr.stderr);
-    assert!(corr.status.success(), "{corr_log}");
+    let (corr_log, score) = correlate_and_score(&dir, "testbed-failed", &log);
     assert!(
         corr_log.contains("ingress (detected): 127.0.0.1:28080"),
         "{corr_log}"
     );
-    let eval = Command::new(kreq)
-        .arg("eval")
-        .arg(dir.join("ds"))
-        .arg("--truth")
-        .arg(dir.join("truth.jsonl"))
-        .args(["--min-accuracy", "0.99", "--json"])
-        .output()
-        .expect("kreq eval");
-    let score = String::from_utf8_lossy(&eval.stdout);
-    eprintln!("testbed score: {score}");
-    if !eval.status.success() {
-        // Keep the recording and the logs for a post-mortem: the next run overwrites `dir`.
-        let kept = dir.with_file_name(format!("testbed-failed-{}", std::process::id()));
-        let _ = std::fs::rename(&dir, &kept);
-        panic!(
-            "{score}{}\nrecording kept in {}\ncorrelate: {corr_log}\ntestbed: {log}",
-            String::from_utf8_lossy(&eval.stderr),
-            kept.display()
-        );
-    }
     let score: serde_json::Value = serde_json::from_str(score.trim()).expect("score json");
     assert_eq!(score["sent"], 50);
     assert_eq!(score["found"], 50);
@@ -146,45 +173,25 @@ fn small_testbed_recording_captures_every_request_on_every_tier() {
 #[test]
 fn a_recording_started_under_load_reconstructs_the_requests_inside_it() {
     let _serial = crate::tracefs_lock();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let missing: Vec<&str> = ["nginx", "redis-server"]
-        .into_iter()
-        .filter(|t| !have(t))
-        .collect();
-    let root_user = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !missing.is_empty() || !root_user {
-        assert!(
-            std::env::var_os("KREQ_REQUIRE_TESTBED").is_none(),
-            "KREQ_REQUIRE_TESTBED is set but the testbed cannot run (missing {missing:?}, root: {root_user})"
-        );
-        eprintln!(
-            "SKIPPED late-start testbed: needs root and nginx + redis-server (missing {missing:?})"
-        );
+    if !testbed_ready("late-start testbed") {
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("testbed-late");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let out = Command::new("python3")
-        .arg(root.join("examples/testbed/testbed.py"))
-        .args(["--requests", "1500", "--connections", "8", "--apps", "2"])
-        .args(["--port", "28090", "--record-after", "0.4"])
-        .arg("--record")
-        .arg(dir.join("ds"))
-        .arg("--truth")
-        .arg(dir.join("all.jsonl"))
-        .arg("--workdir")
-        .arg(dir.join("work"))
-        .arg("--kreq")
-        .arg(env!("CARGO_BIN_EXE_kreq"))
-        .output()
-        .expect("testbed");
-    let log =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    let (dir, log) = run_testbed(
+        "testbed-late",
+        &[
+            "--requests",
+            "1500",
+            "--connections",
+            "8",
+            "--apps",
+            "2",
+            "--port",
+            "28090",
+            "--record-after",
+            "0.4",
+        ],
+        "all.jsonl",
+    );
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("ds/kreq.json")).expect("manifest"))
             .expect("json");
@@ -208,30 +215,5 @@ fn a_recording_started_under_load_reconstructs_the_requests_inside_it() {
         all.lines().count()
     );
     std::fs::write(dir.join("truth.jsonl"), inside.join("\n") + "\n").expect("write truth");
-    let kreq = env!("CARGO_BIN_EXE_kreq");
-    let corr = Command::new(kreq)
-        .arg("correlate")
-        .arg(dir.join("ds"))
-        .output()
-        .expect("kreq correlate");
-    let corr_log = String::from_utf8_lossy(&corr.stderr).to_string();
-    assert!(corr.status.success(), "{corr_log}");
-    let eval = Command::new(kreq)
-        .arg("eval")
-        .arg(dir.join("ds"))
-        .arg("--truth")
-        .arg(dir.join("truth.jsonl"))
-        .args(["--min-accuracy", "0.99", "--json"])
-        .output()
-        .expect("kreq eval");
-    let score = String::from_utf8_lossy(&eval.stdout).to_string();
-    eprintln!("late-start testbed score: {score}");
-    if !eval.status.success() {
-        let kept = dir.with_file_name(format!("testbed-late-failed-{}", std::process::id()));
-        let _ = std::fs::rename(&dir, &kept);
-        panic!(
-            "{score}\nrecording kept in {}\ncorrelate: {corr_log}",
-            kept.display()
-        );
-    }
+    correlate_and_score(&dir, "testbed-late-failed", &log);
 }

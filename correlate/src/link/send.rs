@@ -80,12 +80,11 @@ impl Engine {
                 if rx.is_some() {
                     sock.responded = true;
                 }
-                if let (None, Some(t)) = (rx, self.threads.get_mut(&tid)) {
-                    t.unknown = false; // its unknown request answered
-                }
-                if let (Some(rx), Some(t)) = (rx, self.threads.get_mut(&tid)) {
-                    if t.current == Some(rx) {
-                        t.current = None;
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    match rx {
+                        None => t.unknown = false, // its unknown request answered
+                        Some(rx) if t.current == Some(rx) => t.current = None,
+                        Some(_) => {}
                     }
                 }
                 rx
@@ -106,8 +105,9 @@ impl Engine {
         fd: Option<i64>,
     ) -> Option<Tag> {
         let t = self.threads.get_mut(&tid)?;
-        let (tgid, event_loop) = (t.tgid, t.event_loop);
-        let owner = fd.and_then(|fd| self.conn_owner.get(&(tgid.unwrap_or(tid), fd)).copied());
+        let event_loop = t.event_loop;
+        let key = fd.map(|fd| (t.tgid.unwrap_or(tid), fd));
+        let owner = key.and_then(|k| self.conn_owner.get(&k).copied());
         let open_call = self
             .socks
             .get(&tuple)
@@ -117,9 +117,7 @@ impl Engine {
         // was opened before the recording for a request the recording cannot name (nginx
         // writes such a request once the handshake completes, amid the current request's
         // work). Its first call is that unknown request's, not the current one's.
-        let connect_seen = fd.is_some_and(|fd| {
-            self.role_hints.get(&(tgid.unwrap_or(tid), fd)) == Some(&crate::socket::Role::Client)
-        });
+        let connect_seen = key.is_some_and(|k| self.role_hints.get(&k) == Some(&Role::Client));
         let first_call = self
             .socks
             .get_mut(&tuple)

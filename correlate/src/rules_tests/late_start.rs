@@ -2,7 +2,7 @@
 //! connections were opened for requests the recording never saw begin. Each case was first
 //! seen on the testbed with `--record-after`.
 
-use super::{ep, span_on, Sim, INGRESS};
+use super::{span_on, Sim, INGRESS};
 use crate::event::{Kind, Sys};
 use crate::model::SpanKind;
 
@@ -11,16 +11,21 @@ fn a_thread_serving_an_unseen_request_takes_no_handoff() {
     let mut s = Sim::new();
     // Thread 3 reads a request nginx sent before the recording began: nobody can name it.
     s.recv(3, 5, 18081, 41001, 109);
-    // Thread 4 serves a request the recording saw from its start.
+    known_request_wakes_thread_3(&mut s);
+    s.send(3, 9, 42001, 16379, 24); // for its own request
+    assert_thread_3_outside_known_request(s);
+}
+
+/// A request seen from its start, served by thread 4, which wakes thread 3 (a lock both take).
+fn known_request_wakes_thread_3(s: &mut Sim) {
     s.send(1, 3, 40000, INGRESS, 73);
     s.recv(2, 7, INGRESS, 40000, 73);
     s.send(2, 8, 41000, 18081, 109);
     s.recv(4, 6, 18081, 41000, 109);
-    // Thread 4 wakes thread 3 (a lock both take), then thread 3 calls redis for its own request.
-    let mut w = s.ev(4, Kind::Wakeup);
-    w.wake_tid = Some(3);
-    s.push(w);
-    s.send(3, 9, 42001, 16379, 24);
+    s.wake(4, 3);
+}
+
+fn assert_thread_3_outside_known_request(s: Sim) {
     let (f, _) = s.finish();
     let known = f
         .iter()
@@ -38,10 +43,7 @@ fn the_first_call_on_a_connection_opened_before_the_recording_is_not_the_current
     let mut s = Sim::new();
     s.syscall(2, Sys::Wait, 5, 1, &[]); // nginx: an event loop
                                         // nginx connected before the recording; the handshake completes now (listen queue full).
-    let mut up = s.ev(0, Kind::SetState);
-    up.sk = Some(0xf0);
-    up.src = Some(ep(41000));
-    up.dst = Some(ep(18081));
+    let up = s.sock_event(0, Kind::SetState, 0xf0, 41000, 18081);
     s.push(up);
     s.send(1, 3, 40000, INGRESS, 73);
     s.recv(2, 7, INGRESS, 40000, 73); // a new request arrives in the same round
@@ -73,22 +75,7 @@ fn a_thread_blocked_in_a_call_when_the_recording_began_takes_no_handoff() {
     let mut s = Sim::new();
     // Thread 3 was waiting for redis when the recording began: the reply arrives now.
     s.recv(3, 9, 42001, 16379, 7);
-    s.send(1, 3, 40000, INGRESS, 73);
-    s.recv(2, 7, INGRESS, 40000, 73);
-    s.send(2, 8, 41000, 18081, 109);
-    s.recv(4, 6, 18081, 41000, 109);
-    let mut w = s.ev(4, Kind::Wakeup);
-    w.wake_tid = Some(3);
-    s.push(w);
+    known_request_wakes_thread_3(&mut s);
     s.send(3, 9, 42001, 16379, 23); // its unknown request's next call
-    let (f, _) = s.finish();
-    let known = f
-        .iter()
-        .find(|r| r.request.client_tid == Some(1))
-        .expect("the request");
-    assert!(
-        known.spans.iter().all(|sp| sp.tid != 3),
-        "{:?}",
-        known.spans
-    );
+    assert_thread_3_outside_known_request(s);
 }

@@ -85,6 +85,32 @@ impl Sim {
         self.syscall(tid, Sys::Send, fd, n, &[probe, len]);
     }
 
+    /// An event of `tid` naming socket address `sk` with its 4-tuple `local` -> `remote`
+    /// (`inet_sock_set_state`, `tcp_destroy_sock`).
+    fn sock_event(&mut self, tid: i32, kind: Kind, sk: u64, local: u16, remote: u16) -> Event {
+        let mut e = self.ev(tid, kind);
+        e.sk = Some(sk);
+        e.src = Some(ep(local));
+        e.dst = Some(ep(remote));
+        e
+    }
+
+    /// `tid` sends `n` bytes on `fd` with only `sock_send_length` (socket address `sk`)
+    /// inside: no `tcp_probe` saw the segment.
+    fn send_unprobed(&mut self, tid: i32, fd: i64, sk: u64, n: i64) {
+        let mut len = Event::new(0, 0, tid, Kind::SockSend);
+        len.sk = Some(sk);
+        len.length = Some(n);
+        self.syscall(tid, Sys::Send, fd, n, &[len]);
+    }
+
+    /// `waker` wakes `target`.
+    fn wake(&mut self, waker: i32, target: i32) {
+        let mut w = self.ev(waker, Kind::Wakeup);
+        w.wake_tid = Some(target);
+        self.push(w);
+    }
+
     fn finish(mut self) -> (Vec<Finished>, Vec<(u64, Tag)>) {
         self.e.finish();
         let mut f = self.e.take_finished();
@@ -248,9 +274,7 @@ fn event_loop_connections_opened_for_a_request_stay_with_it() {
 fn a_woken_helper_thread_gets_an_internal_span_and_a_wakeup_edge() {
     let mut s = Sim::new();
     s.recv(2, 7, INGRESS, 40000, 73);
-    let mut w = s.ev(2, Kind::Wakeup);
-    w.wake_tid = Some(6);
-    s.push(w);
+    s.wake(2, 6);
     s.send(6, 5, 42000, 16379, 22); // helper calls the backend
     let (f, _) = s.finish();
     let f = &f[0];

@@ -2,7 +2,7 @@
 //! linking rules must hold when events of one exchange land in unexpected contexts.
 
 use super::{ep, rules, span_on, Sim, INGRESS};
-use crate::event::{Event, Kind, Sys};
+use crate::event::{Kind, Sys};
 use crate::model::SpanKind;
 
 #[test]
@@ -15,21 +15,11 @@ fn a_first_send_on_a_fresh_connection_resolves_through_its_socket_address() {
     let mut s = Sim::new();
     s.send(1, 3, 40000, INGRESS, 73);
     s.recv(2, 7, INGRESS, 40000, 73);
-    let state = |s: &mut Sim, sk: u64, local: u16, remote: u16| {
-        let mut e = s.ev(2, Kind::SetState);
-        e.sk = Some(sk);
-        e.src = Some(ep(local));
-        e.dst = Some(ep(remote));
-        e
-    };
-    let unbound = state(&mut s, client_sk, 0, 16379); // CLOSE -> SYN_SENT: no port yet
-    let established = state(&mut s, client_sk, 41000, 16379);
-    let peer = state(&mut s, server_sk, 16379, 41000);
+    let unbound = s.sock_event(2, Kind::SetState, client_sk, 0, 16379); // CLOSE -> SYN_SENT
+    let established = s.sock_event(2, Kind::SetState, client_sk, 41000, 16379);
+    let peer = s.sock_event(2, Kind::SetState, server_sk, 16379, 41000);
     s.syscall(2, Sys::Connect, 8, 0, &[unbound, established, peer]);
-    let mut len = Event::new(0, 0, 2, Kind::SockSend);
-    len.sk = Some(client_sk);
-    len.length = Some(24);
-    s.syscall(2, Sys::Send, 8, 24, &[len]);
+    s.send_unprobed(2, 8, client_sk, 24);
     s.recv(5, 9, 16379, 41000, 24);
     s.send(5, 9, 16379, 41000, 4);
     s.recv(2, 8, 41000, 16379, 4);
@@ -102,16 +92,11 @@ fn an_event_loop_send_without_a_data_probe_still_finds_its_connection_owner() {
     s.recv(2, 7, INGRESS, 40000, 73);
     s.syscall(2, Sys::Connect, 69, -115, &[]);
     s.syscall(2, Sys::Wait, 5, 1, &[]);
-    let mut up = s.ev(9, Kind::SetState); // SYN_SENT -> ESTABLISHED, in a softirq elsewhere
+    // SYN_SENT -> ESTABLISHED, in a softirq elsewhere.
+    let mut up = s.sock_event(9, Kind::SetState, sk, 41000, 18081);
     up.irq = true;
-    up.sk = Some(sk);
-    up.src = Some(ep(41000));
-    up.dst = Some(ep(18081));
     s.push(up);
-    let mut len = Event::new(0, 0, 2, Kind::SockSend);
-    len.sk = Some(sk);
-    len.length = Some(110);
-    s.syscall(2, Sys::Send, 69, 110, &[len]);
+    s.send_unprobed(2, 69, sk, 110);
     s.recv(3, 4, 18081, 41000, 110);
     let (f, _) = s.finish();
     assert_eq!(f.len(), 1);
@@ -138,16 +123,10 @@ fn a_handshake_completed_on_an_idle_cpu_still_names_the_socket() {
     s.recv(2, 7, INGRESS, 40000, 73);
     s.syscall(2, Sys::Connect, 32, -115, &[]);
     s.syscall(2, Sys::Wait, 5, 1, &[]);
-    let mut up = s.ev(0, Kind::SetState);
+    let mut up = s.sock_event(0, Kind::SetState, sk, 41000, 18081);
     up.irq = true;
-    up.sk = Some(sk);
-    up.src = Some(ep(41000));
-    up.dst = Some(ep(18081));
     s.push(up);
-    let mut len = Event::new(0, 0, 2, Kind::SockSend);
-    len.sk = Some(sk);
-    len.length = Some(110);
-    s.syscall(2, Sys::Send, 32, 110, &[len]);
+    s.send_unprobed(2, 32, sk, 110);
     s.recv(3, 4, 18081, 41000, 110);
     assert_eq!(s.e.stats().unseen_bytes, 0);
     let (f, _) = s.finish();
@@ -166,26 +145,17 @@ fn a_duplicate_child_socket_destroyed_at_once_does_not_end_the_connection() {
     let mut s = Sim::new();
     s.send(1, 3, 40000, INGRESS, 73);
     s.recv(2, 7, INGRESS, 40000, 73);
-    let state = |s: &mut Sim, tid: i32, kind: Kind, sk: u64, local: u16, remote: u16| {
-        let mut e = s.ev(tid, kind);
+    // All in softirqs: the handshake on two CPUs, then the twin's end.
+    let softirq = |s: &mut Sim, tid: i32, kind: Kind, sk: u64, local: u16, remote: u16| {
+        let mut e = s.sock_event(tid, kind, sk, local, remote);
         e.irq = true;
-        e.sk = Some(sk);
-        e.src = Some(ep(local));
-        e.dst = Some(ep(remote));
-        e
+        s.push(e);
     };
-    let up = state(&mut s, 2, Kind::SetState, client, 41000, 18081);
-    s.push(up);
-    let first = state(&mut s, 2, Kind::SetState, child, 18081, 41000);
-    s.push(first);
-    let second = state(&mut s, 8, Kind::SetState, twin, 18081, 41000);
-    s.push(second);
-    let mut len = Event::new(0, 0, 2, Kind::SockSend);
-    len.sk = Some(client);
-    len.length = Some(110);
-    s.syscall(2, Sys::Send, 9, 110, &[len]);
-    let gone = state(&mut s, 8, Kind::Destroy, twin, 18081, 41000);
-    s.push(gone);
+    softirq(&mut s, 2, Kind::SetState, client, 41000, 18081);
+    softirq(&mut s, 2, Kind::SetState, child, 18081, 41000);
+    softirq(&mut s, 8, Kind::SetState, twin, 18081, 41000);
+    s.send_unprobed(2, 9, client, 110);
+    softirq(&mut s, 8, Kind::Destroy, twin, 18081, 41000);
     s.recv(3, 4, 18081, 41000, 110);
     assert_eq!(s.e.stats().unseen_bytes, 0);
     let (f, _) = s.finish();

@@ -19,6 +19,26 @@ fn ingested(input: &Path) -> tempfile::TempDir {
     dir
 }
 
+/// The text of a bundled capture (`testdata/NAME/trace.txt.zst`).
+fn capture_text(name: &str) -> String {
+    let path = testdata().join(name).join("trace.txt.zst");
+    let text = zstd::decode_all(std::fs::File::open(&path).expect("open")).expect("zstd");
+    String::from_utf8(text).expect("utf8")
+}
+
+/// `lines` ingested as a trace file, like [`ingested`].
+fn ingested_lines<T: std::fmt::Display>(lines: impl IntoIterator<Item = T>) -> tempfile::TempDir {
+    use std::io::Write;
+    let input = tempfile::NamedTempFile::new().expect("input file");
+    let mut f = std::io::BufWriter::new(input.as_file());
+    for l in lines {
+        writeln!(f, "{l}").expect("write");
+    }
+    f.flush().expect("flush");
+    drop(f);
+    ingested(input.path())
+}
+
 fn run(input: &Path, truth: &Path) -> (Summary, Score, tempfile::TempDir) {
     let dir = ingested(input);
     let ds = dir.path().join("ds");

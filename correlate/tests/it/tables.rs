@@ -2,7 +2,6 @@
 //! events flag, and an evaluation that does fail when the correlation is wrong.
 
 use std::collections::HashSet;
-use std::io::Write;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::UInt64Type;
@@ -113,28 +112,12 @@ fn given_ingress_is_used_and_a_wrong_one_finds_nothing() {
 
 #[test]
 fn lost_events_mark_the_requests_they_touch_incomplete() {
-    let text = zstd::decode_all(
-        std::fs::File::open(testdata().join("s1-c1/trace.txt.zst")).expect("open"),
-    )
-    .expect("zstd");
-    let text = String::from_utf8(text).expect("utf8");
+    let text = capture_text("s1-c1");
     let lines: Vec<&str> = text.lines().collect();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let input = dir.path().join("lossy.txt");
-    let mut f = std::fs::File::create(&input).expect("create");
     let mid = lines.len() / 2;
-    for (i, l) in lines.iter().enumerate() {
-        if i == mid {
-            writeln!(f, "CPU:0 [LOST 42 EVENTS]").expect("write");
-            writeln!(f, "CPU:1 [LOST 42 EVENTS]").expect("write");
-        }
-        writeln!(f, "{l}").expect("write");
-    }
-    drop(f);
+    let lost = ["CPU:0 [LOST 42 EVENTS]", "CPU:1 [LOST 42 EVENTS]"];
+    let dir = ingested_lines(lines[..mid].iter().chain(&lost).chain(&lines[mid..]));
     let out = dir.path().join("ds");
-    let mut opts = IngestOptions::new(&out);
-    opts.threads = 1;
-    ingest(&[input], &opts, &NoProgress).expect("ingest");
     let s = correlate(&out, &Options::default()).expect("correlate");
     assert_eq!(s.stats.requests, 100);
     assert!(

@@ -90,14 +90,7 @@ fn cgroup_members(dir: &Path) -> Result<(Vec<i32>, Vec<i32>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tid() -> i32 {
-        // This thread's id, as /proc/thread-self names it.
-        std::fs::read_link("/proc/thread-self")
-            .ok()
-            .and_then(|p| p.file_name()?.to_str()?.parse().ok())
-            .unwrap_or(0)
-    }
+    use crate::tracefs::setup::current_tid as tid;
 
     #[test]
     fn a_process_scope_covers_its_running_threads_and_child_processes() {

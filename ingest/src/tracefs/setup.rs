@@ -69,9 +69,9 @@ pub(super) fn configure(
             .join(" ")
     };
     inst.write("set_event_notrace_pid", &list(own))?;
-    // Every thread the scope covers now; later ones are followed through their forks.
-    let mut scope = super::scope::scope_tids(&opts.pids, &opts.cgroups)?;
     if !opts.pids.is_empty() || !opts.cgroups.is_empty() {
+        // Every thread the scope covers now; later ones are followed through their forks.
+        let mut scope = super::scope::scope_tids(&opts.pids, &opts.cgroups)?;
         // Follow children of scoped processes too.
         inst.write("options/event-fork", "1")?;
         // An empty cgroup still scopes: pid 0 matches only the idle task.
