@@ -90,14 +90,7 @@ fn an_event_loop_send_without_a_data_probe_still_finds_its_connection_owner() {
     let mut s = Sim::new();
     s.syscall(2, Sys::Wait, 5, 1, &[]);
     s.recv(2, 7, INGRESS, 40000, 73);
-    s.syscall(2, Sys::Connect, 69, -115, &[]);
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    // SYN_SENT -> ESTABLISHED, in a softirq elsewhere.
-    let mut up = s.sock_event(9, Kind::SetState, sk, 41000, 18081);
-    up.irq = true;
-    s.push(up);
-    s.send_unprobed(2, 69, sk, 110);
-    s.recv(3, 4, 18081, 41000, 110);
+    forward_over_a_late_handshake(&mut s, 9, 69, sk); // completed in a softirq elsewhere
     let (f, _) = s.finish();
     assert_eq!(f.len(), 1);
     assert!(
@@ -111,6 +104,19 @@ fn an_event_loop_send_without_a_data_probe_still_finds_its_connection_owner() {
     assert_eq!(rules(&f[0]), ["event_loop", "byte_stream"]);
 }
 
+/// nginx (event loop, thread 2) connects on `fd` while serving a request, waits, sees the
+/// handshake of socket `sk` complete in a softirq on thread `softirq_tid`, then forwards 110
+/// bytes with no data probe inside the send; the app (thread 3) reads them.
+fn forward_over_a_late_handshake(s: &mut Sim, softirq_tid: i32, fd: i64, sk: u64) {
+    s.syscall(2, Sys::Connect, fd, -115, &[]);
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    let mut up = s.sock_event(softirq_tid, Kind::SetState, sk, 41000, 18081);
+    up.irq = true;
+    s.push(up);
+    s.send_unprobed(2, fd, sk, 110);
+    s.recv(3, 4, 18081, 41000, 110);
+}
+
 #[test]
 fn a_handshake_completed_on_an_idle_cpu_still_names_the_socket() {
     // Recorded on the testbed with 128 connections: the client side reached ESTABLISHED in a
@@ -121,13 +127,7 @@ fn a_handshake_completed_on_an_idle_cpu_still_names_the_socket() {
     s.syscall(2, Sys::Wait, 5, 1, &[]);
     s.send(1, 3, 40000, INGRESS, 73);
     s.recv(2, 7, INGRESS, 40000, 73);
-    s.syscall(2, Sys::Connect, 32, -115, &[]);
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    let mut up = s.sock_event(0, Kind::SetState, sk, 41000, 18081);
-    up.irq = true;
-    s.push(up);
-    s.send_unprobed(2, 32, sk, 110);
-    s.recv(3, 4, 18081, 41000, 110);
+    forward_over_a_late_handshake(&mut s, 0, 32, sk); // completed on an idle CPU
     assert_eq!(s.e.stats().unseen_bytes, 0);
     let (f, _) = s.finish();
     assert!(
