@@ -234,27 +234,35 @@ impl EventBatchBuilder {
     /// grow (and copy) by doubling.
     pub fn with_capacity(rows: usize) -> Self {
         let mut b = Self::new();
-        b.ts.reserve(rows);
-        b.cpu.reserve(rows);
-        b.tid.reserve(rows);
-        b.comm_keys.reserve(rows);
-        b.event_keys.reserve(rows);
-        b.tgid = Int32Builder::with_capacity(rows);
-        b.irqs_off = BooleanBuilder::with_capacity(rows);
-        b.bh_off = BooleanBuilder::with_capacity(rows);
-        b.need_resched = BooleanBuilder::with_capacity(rows);
-        b.irq_context = Int32Builder::with_capacity(rows);
-        b.preempt_depth = UInt8Builder::with_capacity(rows);
-        b.migrate_disable = UInt8Builder::with_capacity(rows);
-        // About 2.5 map entries per event on real captures, keys under 16 bytes, values
-        // under 24. Capacity beyond what is written is never touched, so it costs no memory.
-        b.fields = MapBuilder::with_capacity(
-            Some(map_names()),
-            StringBuilder::with_capacity(rows * 3, rows * 3 * 16),
-            StringBuilder::with_capacity(rows * 3, rows * 3 * 24),
-            rows,
-        );
+        b.reserve(rows);
         b
+    }
+
+    /// Make room for `rows` more rows in the per-row columns.
+    pub fn reserve(&mut self, rows: usize) {
+        self.ts.reserve(rows);
+        self.cpu.reserve(rows);
+        self.tid.reserve(rows);
+        self.comm_keys.reserve(rows);
+        self.event_keys.reserve(rows);
+        if self.is_empty() {
+            self.tgid = Int32Builder::with_capacity(rows);
+            self.irqs_off = BooleanBuilder::with_capacity(rows);
+            self.bh_off = BooleanBuilder::with_capacity(rows);
+            self.need_resched = BooleanBuilder::with_capacity(rows);
+            self.irq_context = Int32Builder::with_capacity(rows);
+            self.preempt_depth = UInt8Builder::with_capacity(rows);
+            self.migrate_disable = UInt8Builder::with_capacity(rows);
+            // About 2.5 map entries per event on real captures, keys under 16 bytes, values
+            // under 24. Capacity beyond what is written is never touched, so it costs no
+            // memory.
+            self.fields = MapBuilder::with_capacity(
+                Some(map_names()),
+                StringBuilder::with_capacity(rows * 3, rows * 3 * 16),
+                StringBuilder::with_capacity(rows * 3, rows * 3 * 24),
+                rows,
+            );
+        }
     }
 
     /// An empty builder.
@@ -478,17 +486,26 @@ impl EventBatchBuilder {
 
     /// Finish into a batch with [`kreq_schemas::events::schema`].
     pub fn finish(mut self) -> Result<RecordBatch, arrow::error::ArrowError> {
+        self.take_batch()
+    }
+
+    /// The rows appended so far as a batch with [`kreq_schemas::events::schema`]; the builder
+    /// is then empty but keeps its dictionaries and per-event caches for the next batch.
+    pub fn take_batch(&mut self) -> Result<RecordBatch, arrow::error::ArrowError> {
         let n = self.ts.len();
         let mut ctx = Interner::default();
         for c in CONTEXTS {
             ctx.intern(c.as_str());
         }
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(arrow::array::Int64Array::from(self.ts)),
-            Arc::new(arrow::array::UInt16Array::from(self.cpu)),
-            Arc::new(Int32Array::from(self.tid)),
+            Arc::new(arrow::array::Int64Array::from(std::mem::take(&mut self.ts))),
+            Arc::new(arrow::array::UInt16Array::from(std::mem::take(
+                &mut self.cpu,
+            ))),
+            Arc::new(Int32Array::from(std::mem::take(&mut self.tid))),
             Arc::new(self.tgid.finish()),
-            self.comm.dictionary(Int32Array::from(self.comm_keys))?,
+            self.comm
+                .dictionary(Int32Array::from(std::mem::take(&mut self.comm_keys)))?,
             Arc::new(self.irqs_off.finish()),
             Arc::new(self.bh_off.finish()),
             Arc::new(self.need_resched.finish()),
@@ -497,7 +514,7 @@ impl EventBatchBuilder {
             Arc::new(self.migrate_disable.finish()),
             self.events
                 .names
-                .dictionary(Int32Array::from(self.event_keys))?,
+                .dictionary(Int32Array::from(std::mem::take(&mut self.event_keys)))?,
             Arc::new(self.fd.finish(n)),
             Arc::new(self.count.finish(n)),
             Arc::new(self.ret.finish(n)),
@@ -521,6 +538,33 @@ impl EventBatchBuilder {
             arrow::array::new_null_array(&arrow::datatypes::DataType::UInt64, n),
             arrow::array::new_null_array(&arrow::datatypes::DataType::UInt64, n),
         ];
+        for s in [
+            &mut self.fd,
+            &mut self.count,
+            &mut self.ret,
+            &mut self.length,
+        ] {
+            s.clear();
+        }
+        for s in [
+            &mut self.prev_tid,
+            &mut self.prev_state_keys,
+            &mut self.next_tid,
+            &mut self.wake_tid,
+            &mut self.wake_cpu,
+            &mut self.parent_tid,
+            &mut self.child_tid,
+            &mut self.saddr,
+            &mut self.daddr,
+        ] {
+            s.clear();
+        }
+        for s in [&mut self.sk_addr, &mut self.skb_addr, &mut self.sock_cookie] {
+            s.clear();
+        }
+        for s in [&mut self.sport, &mut self.dport] {
+            s.clear();
+        }
         RecordBatch::try_new(events::schema(), columns)
     }
 }

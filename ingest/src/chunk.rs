@@ -68,71 +68,134 @@ pub struct ParsedChunk {
 /// Malformed lines kept per chunk for reporting.
 pub const MAX_MALFORMED_KEPT: usize = 10;
 
-/// Parse whole lines of ftrace text. Invalid UTF-8 is replaced (U+FFFD), never dropped.
+/// Parse whole lines of ftrace text into one batch sorted by time. Invalid UTF-8 is replaced
+/// (U+FFFD), never dropped.
 pub fn parse_chunk(data: &[u8], pos: ChunkPos) -> Result<ParsedChunk, arrow::error::ArrowError> {
-    // Valid UTF-8 (the common case) is checked by the fast std validator and borrowed.
-    let text: Cow<'_, str> = match std::str::from_utf8(data) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(data),
-    };
-    let text: &str = &text;
+    let mut parser = ChunkParser::new(pos.first_line);
     // Lines of real traces are 80-200 bytes; a low guess only costs a regrowth.
-    let mut builder = EventBatchBuilder::with_capacity(data.len() / 128);
-    let mut scratch = Vec::with_capacity(16);
-    let mut lost = Vec::new();
-    let mut malformed = Vec::new();
-    let mut malformed_count = 0;
-    let mut last_ts = None;
-    let mut counter_clock = false;
-    let mut line_no = pos.first_line;
-    let mut start = 0;
-    let bytes = text.as_bytes();
-    while start < bytes.len() {
-        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
-        let line = &text[start..end];
-        match parse_line(line) {
-            Line::Event(ev) => {
-                last_ts = Some(ev.ts_ns);
-                counter_clock |= !ev.ts_is_ns;
-                builder.append(&ev, &mut scratch);
-            }
-            Line::Lost { cpu, count, kind } => lost.push(LostReport {
-                ts_ns: last_ts,
-                cpu,
-                count,
-                kind,
-                line: Some(line_no),
-            }),
-            Line::Ignored => {}
-            Line::Malformed(reason) => {
-                malformed_count += 1;
-                if malformed.len() < MAX_MALFORMED_KEPT {
-                    malformed.push(MalformedLine {
-                        line: line_no,
-                        offset: pos.offset + start as u64,
-                        reason,
-                        text: cut(line, 200).to_owned(),
-                    });
-                }
-            }
-        }
-        line_no += 1;
-        start = end + 1;
-    }
-    let order = time_order(builder.timestamps());
-    let mut events = builder.finish()?;
+    parser.reserve(data.len() / 128);
+    parser.parse(data, pos.offset);
+    let mut events = parser
+        .take_batch()?
+        .unwrap_or_else(|| RecordBatch::new_empty(kreq_schemas::events::schema()));
+    let order = events
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .and_then(|ts| time_order(ts.values()));
     if let Some(order) = order {
         events = arrow::compute::take_record_batch(&events, &order)?;
     }
-    Ok(ParsedChunk {
-        events,
-        lost,
-        malformed,
-        malformed_count,
-        lines: line_no - pos.first_line,
-        last_ts,
-        counter_clock,
-    })
+    Ok(parser.finish(events))
+}
+
+/// Parses the text of one part a block of whole lines at a time, so that a caller can write
+/// each batch of rows while the next is parsed and memory stays bounded by the block size.
+#[derive(Debug)]
+pub struct ChunkParser {
+    first_line: u64,
+    line_no: u64,
+    builder: EventBatchBuilder,
+    lost: Vec<LostReport>,
+    malformed: Vec<MalformedLine>,
+    malformed_count: u64,
+    last_ts: Option<i64>,
+    counter_clock: bool,
+}
+
+impl ChunkParser {
+    /// A parser whose first line is line `first_line` of its input.
+    pub fn new(first_line: u64) -> Self {
+        Self {
+            first_line,
+            line_no: first_line,
+            builder: EventBatchBuilder::new(),
+            lost: Vec::new(),
+            malformed: Vec::new(),
+            malformed_count: 0,
+            last_ts: None,
+            counter_clock: false,
+        }
+    }
+
+    /// Make room for `rows` more events.
+    pub fn reserve(&mut self, rows: usize) {
+        self.builder.reserve(rows);
+    }
+
+    /// Events parsed and not yet taken.
+    pub fn rows(&self) -> usize {
+        self.builder.len()
+    }
+
+    /// Parse `block`, whole lines that start at byte `offset` of the input. Invalid UTF-8 is
+    /// replaced (U+FFFD), never dropped.
+    pub fn parse(&mut self, block: &[u8], offset: u64) {
+        // Valid UTF-8 (the common case) is checked by the fast std validator and borrowed.
+        let text: Cow<'_, str> = match std::str::from_utf8(block) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(block),
+        };
+        let text: &str = &text;
+        let bytes = text.as_bytes();
+        let mut scratch = Vec::with_capacity(16);
+        let mut start = 0;
+        while start < bytes.len() {
+            let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+            let line = &text[start..end];
+            match parse_line(line) {
+                Line::Event(ev) => {
+                    self.last_ts = Some(ev.ts_ns);
+                    self.counter_clock |= !ev.ts_is_ns;
+                    self.builder.append(&ev, &mut scratch);
+                }
+                Line::Lost { cpu, count, kind } => self.lost.push(LostReport {
+                    ts_ns: self.last_ts,
+                    cpu,
+                    count,
+                    kind,
+                    line: Some(self.line_no),
+                }),
+                Line::Ignored => {}
+                Line::Malformed(reason) => {
+                    self.malformed_count += 1;
+                    if self.malformed.len() < MAX_MALFORMED_KEPT {
+                        self.malformed.push(MalformedLine {
+                            line: self.line_no,
+                            offset: offset + start as u64,
+                            reason,
+                            text: cut(line, 200).to_owned(),
+                        });
+                    }
+                }
+            }
+            self.line_no += 1;
+            start = end + 1;
+        }
+    }
+
+    /// The events parsed since the last call, in input order; None when there are none.
+    /// Dictionaries carry over between batches.
+    pub fn take_batch(&mut self) -> Result<Option<RecordBatch>, arrow::error::ArrowError> {
+        if self.builder.is_empty() {
+            return Ok(None);
+        }
+        self.builder.take_batch().map(Some)
+    }
+
+    /// What the part held besides its events, with `events` (all of them, or an empty batch
+    /// when the caller kept the batches).
+    pub fn finish(self, events: RecordBatch) -> ParsedChunk {
+        ParsedChunk {
+            events,
+            lost: self.lost,
+            malformed: self.malformed,
+            malformed_count: self.malformed_count,
+            lines: self.line_no - self.first_line,
+            last_ts: self.last_ts,
+            counter_clock: self.counter_clock,
+        }
+    }
 }
 
 /// Indices of a stable sort by time, or None when the input is already in order (as

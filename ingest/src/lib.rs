@@ -24,6 +24,7 @@ pub mod input;
 mod intern;
 pub mod line;
 mod output;
+pub mod part;
 pub mod pipeline;
 mod promote;
 pub mod sink;

@@ -12,10 +12,11 @@ use kreq_schemas::dataset::{self, Manifest, SourceSummary};
 use kreq_schemas::{events, lost_events, SCHEMA_VERSION};
 
 use crate::binary::tracedat::{self, is_tracedat};
-use crate::chunk::{parse_chunk, ChunkPos, LostReport, MalformedLine, ParsedChunk};
+use crate::chunk::{LostReport, MalformedLine, ParsedChunk};
 use crate::error::{Error, Result};
-use crate::input::{chunk_size, count_lines, open, Chunker};
+use crate::input::{chunk_size, open, Chunker};
 use crate::output::{detect_format, file_name, prepare_output, write_manifest};
+use crate::part::{write_part, FileRange, InMemory, PartTarget};
 use crate::sink::{lost_events_batch, write_table};
 
 /// Settings of one ingest run.
@@ -91,7 +92,10 @@ struct Job {
 
 /// Text still to parse, or rows already decoded from binary input.
 enum Payload {
-    Text(ChunkPos, Vec<u8>),
+    /// Whole lines read by the reader thread (stdin, compressed input), at this input offset.
+    Text(u64, Vec<u8>),
+    /// The lines that start in this byte range of a regular file, which the worker reads.
+    Range(u64, u64),
     Decoded(ParsedChunk),
 }
 
@@ -143,7 +147,7 @@ pub fn ingest(
                     Err(_) => return,
                 };
                 let Ok(job) = job else { return };
-                let done = work(job, opts, names, clock, &free_tx);
+                let done = work(job, opts, inputs, names, clock, &free_tx, progress);
                 if done_tx.send(done).is_err() {
                     return;
                 }
@@ -152,6 +156,7 @@ pub fn ingest(
         drop(done_tx);
         drop(free_tx);
         let mut seq = 0;
+        let mut stop = false;
         'inputs: for (source, path) in inputs.iter().enumerate() {
             let input = match open(path) {
                 Ok(r) => r,
@@ -160,12 +165,50 @@ pub fn ingest(
                     break;
                 }
             };
+            if let Some(size) = input.size {
+                let head = match read_head(path) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        first_error = Some(Error::io(path, e));
+                        break;
+                    }
+                };
+                if !is_tracedat(&head) {
+                    // A regular text file: each worker reads its own byte range.
+                    if !head.is_empty() {
+                        sources[source].format = detect_format(&head).into();
+                    }
+                    sources[source].bytes = size;
+                    let chunk = chunk_size(Some(size), opts.chunk_bytes, opts.threads) as u64;
+                    let mut start = 0;
+                    while start < size && !stop {
+                        let end = size.min(start + chunk);
+                        let payload = Payload::Range(start, end);
+                        if job_tx
+                            .send(Job {
+                                seq,
+                                source,
+                                payload,
+                            })
+                            .is_err()
+                        {
+                            break 'inputs;
+                        }
+                        seq += 1;
+                        start = end;
+                        while let Ok(done) = done_rx.try_recv() {
+                            stop |= !collect(done, opts.strict, &mut results, &mut first_error);
+                        }
+                    }
+                    if stop {
+                        break;
+                    }
+                    continue;
+                }
+            }
             let chunk = chunk_size(input.size, opts.chunk_bytes, opts.threads);
             let mut chunker = Chunker::new(input.reader, chunk);
-            let mut pos = ChunkPos {
-                first_line: 1,
-                offset: 0,
-            };
+            let mut offset = 0;
             loop {
                 while let Ok(buf) = free_rx.try_recv() {
                     chunker.recycle(buf);
@@ -178,7 +221,7 @@ pub fn ingest(
                         break 'inputs;
                     }
                 };
-                if pos.offset == 0 && is_tracedat(&data) {
+                if offset == 0 && is_tracedat(&data) {
                     let decoded =
                         match read_tracedat(path, data, &mut chunker, &mut sources[source]) {
                             Ok(d) => d,
@@ -189,126 +232,198 @@ pub fn ingest(
                         };
                     for parsed in decoded {
                         let payload = Payload::Decoded(parsed);
-                        let job = Job {
-                            seq,
-                            source,
-                            payload,
-                        };
-                        seq += 1;
-                        if job_tx.send(job).is_err() {
+                        if job_tx
+                            .send(Job {
+                                seq,
+                                source,
+                                payload,
+                            })
+                            .is_err()
+                        {
                             break 'inputs;
                         }
+                        seq += 1;
                     }
                     break;
                 }
-                if pos.offset == 0 {
+                if offset == 0 {
                     sources[source].format = detect_format(&data).into();
                 }
                 let len = data.len() as u64;
-                let lines = count_lines(&data);
                 sources[source].bytes += len;
-                sources[source].lines += lines;
-                let payload = Payload::Text(pos, data);
-                let job = Job {
-                    seq,
-                    source,
-                    payload,
-                };
-                seq += 1;
-                pos.first_line += lines;
-                pos.offset += len;
-                if job_tx.send(job).is_err() {
+                let payload = Payload::Text(offset, data);
+                offset += len;
+                if job_tx
+                    .send(Job {
+                        seq,
+                        source,
+                        payload,
+                    })
+                    .is_err()
+                {
                     break 'inputs;
                 }
-                progress.advance(len);
+                seq += 1;
                 // Stop early in strict mode once a worker has reported a problem.
                 while let Ok(done) = done_rx.try_recv() {
-                    if !collect(done, opts.strict, &names, &mut results, &mut first_error) {
-                        break 'inputs;
-                    }
+                    stop |= !collect(done, opts.strict, &mut results, &mut first_error);
+                }
+                if stop {
+                    break 'inputs;
                 }
             }
         }
         drop(job_tx);
         for done in done_rx.iter() {
-            collect(done, opts.strict, &names, &mut results, &mut first_error);
+            collect(done, opts.strict, &mut results, &mut first_error);
         }
     });
     if let Some(e) = first_error {
         return Err(e);
     }
     results.sort_by_key(|d| d.seq);
+    number_lines(&mut results, &mut sources);
+    if opts.strict {
+        let first = results
+            .iter()
+            .find_map(|d| Some((d.source, d.parsed.malformed.first()?)));
+        if let Some((source, m)) = first {
+            return Err(Error::Malformed {
+                file: names[source].clone(),
+                line: m.line,
+                offset: m.offset,
+                reason: m.reason,
+                text: m.text.clone(),
+            });
+        }
+    }
     finish(results, sources, opts, clock)
 }
 
-/// Keep a finished chunk; false when ingest should stop.
+/// Keep a finished chunk; false when ingest should stop (an error, or a malformed line in
+/// strict mode).
 fn collect(
     done: Result<Done>,
     strict: bool,
-    names: &[String],
     results: &mut Vec<Done>,
     first_error: &mut Option<Error>,
 ) -> bool {
     match done {
         Ok(d) => {
-            if strict && first_error.is_none() {
-                if let Some(m) = d.parsed.malformed.first() {
-                    *first_error = Some(Error::Malformed {
-                        file: names[d.source].clone(),
-                        line: m.line,
-                        offset: m.offset,
-                        reason: m.reason,
-                        text: m.text.clone(),
-                    });
-                }
-            }
+            let go_on = !(strict && d.parsed.malformed_count > 0);
             results.push(d);
+            go_on && first_error.is_none()
         }
         Err(e) => {
             if first_error.is_none() {
                 *first_error = Some(e);
             }
+            false
         }
     }
-    first_error.is_none()
+}
+
+/// Parts number their lines from 1; once all are in (in input order), make line numbers count
+/// from the start of each input and total the lines per input.
+fn number_lines(results: &mut [Done], sources: &mut [SourceSummary]) {
+    let mut base = vec![0u64; sources.len()];
+    for d in results {
+        let b = base[d.source];
+        for m in &mut d.parsed.malformed {
+            m.line += b;
+        }
+        for l in &mut d.parsed.lost {
+            l.line = l.line.map(|n| n + b);
+        }
+        base[d.source] += d.parsed.lines;
+    }
+    for (s, lines) in sources.iter_mut().zip(base) {
+        s.lines = lines;
+    }
+}
+
+/// The first bytes of a file, enough to tell its format.
+fn read_head(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let mut head = vec![0u8; 1 << 16];
+    let n = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0)?;
+    head.truncate(n);
+    Ok(head)
 }
 
 fn work(
     job: Job,
     opts: &IngestOptions,
+    inputs: &[PathBuf],
     names: &[String],
     clock: &str,
     free: &mpsc::Sender<Vec<u8>>,
+    progress: &dyn Progress,
 ) -> Result<Done> {
-    let mut parsed = match job.payload {
-        Payload::Text(pos, data) => {
-            let parsed = parse_chunk(&data, pos)?;
-            let _ = free.send(data);
-            parsed
-        }
-        Payload::Decoded(parsed) => parsed,
+    let path = dataset::part_path(&opts.output, dataset::EVENTS_DIR, job.seq);
+    let metadata = part_metadata(opts, &names[job.source], clock);
+    let input = inputs[job.source].as_path();
+    let to = PartTarget {
+        input,
+        path: &path,
+        zstd_level: opts.zstd_level,
+        metadata: &metadata,
     };
+    let advance = |bytes| progress.advance(bytes);
+    let written = match job.payload {
+        Payload::Text(offset, data) => {
+            let w = write_part(&mut InMemory::new(&data, offset), 1, to, &advance);
+            let _ = free.send(data);
+            w?
+        }
+        Payload::Range(start, end) => {
+            let file = std::fs::File::open(input).map_err(|e| Error::io(input, e))?;
+            let size = file.metadata().map_err(|e| Error::io(input, e))?.len();
+            let mut range =
+                FileRange::new(&file, start, end, size).map_err(|e| Error::io(input, e))?;
+            write_part(&mut range, 1, to, &advance)?
+        }
+        Payload::Decoded(parsed) => return write_decoded(job.seq, job.source, parsed, to),
+    };
+    let part = format!("{}/{}", dataset::EVENTS_DIR, file_name(&path));
+    Ok(Done {
+        seq: job.seq,
+        source: job.source,
+        parsed: written.parsed,
+        rows: written.rows,
+        part: (written.rows > 0).then_some(part),
+        bytes: written.bytes,
+        time_range: written.time_range,
+    })
+}
+
+/// Write rows decoded from binary input as one part.
+fn write_decoded(
+    seq: u64,
+    source: usize,
+    mut parsed: ParsedChunk,
+    to: PartTarget<'_>,
+) -> Result<Done> {
     let time_range = time_range(&parsed.events);
-    let (part, bytes) = if parsed.events.num_rows() > 0 {
-        let path = dataset::part_path(&opts.output, dataset::EVENTS_DIR, job.seq);
+    let rows = parsed.events.num_rows() as u64;
+    let (part, bytes) = if rows > 0 {
         let bytes = write_table(
-            &path,
+            to.path,
             "events",
             &parsed.events,
-            opts.zstd_level,
-            &part_metadata(opts, &names[job.source], clock),
+            to.zstd_level,
+            to.metadata,
         )?;
-        let rel = format!("{}/{}", dataset::EVENTS_DIR, file_name(&path));
-        (Some(rel), bytes)
+        let part = format!("{}/{}", dataset::EVENTS_DIR, file_name(to.path));
+        (Some(part), bytes)
     } else {
         (None, 0)
     };
     // The rows are on disk; keeping them until the run ends would only hold memory.
-    let rows = parsed.events.num_rows() as u64;
     parsed.events = arrow::record_batch::RecordBatch::new_empty(parsed.events.schema());
     Ok(Done {
-        seq: job.seq,
-        source: job.source,
+        seq,
+        source,
         parsed,
         rows,
         part,

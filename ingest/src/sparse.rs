@@ -29,6 +29,12 @@ impl<T: ArrowPrimitiveType> Sparse<T> {
         }
     }
 
+    /// Forget all values (keeping the memory).
+    pub(crate) fn clear(&mut self) {
+        self.rows.clear();
+        self.values.clear();
+    }
+
     /// The dense array of `len` rows.
     pub(crate) fn finish(&self, len: usize) -> PrimitiveArray<T> {
         let mut values = vec![T::Native::default(); len];

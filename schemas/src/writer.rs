@@ -24,10 +24,25 @@ pub const MAX_ROW_GROUP_ROWS: usize = 1 << 20;
 /// 16 time slices for pruning.
 pub const PAGE_ROWS: usize = 1 << 16;
 
+/// Values parquet encodes per inner loop (its default is 1024): fewer, longer loops over the
+/// 16k-row batches ingest writes.
+const WRITE_BATCH: usize = 8192;
+
+/// Text columns of `events` whose values every page mixes, so min/max statistics prune nothing.
+const UNSORTED_TEXT: &[&str] = &[
+    crate::events::COMM,
+    crate::events::IRQ_CONTEXT,
+    crate::events::EVENT,
+    crate::events::PREV_STATE,
+    crate::events::SADDR,
+    crate::events::DADDR,
+];
+
 /// Writer properties for a kreq table.
 ///
 /// Every file is zstd-compressed, carries page-level statistics (min/max per page, so time
-/// filters prune pages as well as row groups), declares itself sorted by `ts_ns` when it is an
+/// filters prune pages as well as row groups; not for the `fields` map and the text columns in
+/// [`UNSORTED_TEXT`], where they would prune nothing), declares itself sorted by `ts_ns` when it is an
 /// `events` file (writers sort each file; see [`sorted_by_time`]), and stores
 /// [`SCHEMA_VERSION`], the table name and `extra` in its metadata.
 pub fn properties(table: &str, zstd_level: i32, extra: &[(String, String)]) -> WriterProperties {
@@ -50,12 +65,18 @@ pub fn properties(table: &str, zstd_level: i32, extra: &[(String, String)]) -> W
             leaf.to_owned(),
         ])
     };
-    WriterProperties::builder()
+    let mut b = WriterProperties::builder()
         .set_column_statistics_enabled(map_leaf("keys"), EnabledStatistics::None)
-        .set_column_statistics_enabled(map_leaf("values"), EnabledStatistics::None)
-        .set_compression(Compression::ZSTD(level))
+        .set_column_statistics_enabled(map_leaf("values"), EnabledStatistics::None);
+    // Nor do those of the events table's text columns: every page of a time-sorted table holds
+    // many tasks, events and addresses, and parquet compares every value to keep them.
+    for col in UNSORTED_TEXT {
+        b = b.set_column_statistics_enabled(ColumnPath::from(*col), EnabledStatistics::None);
+    }
+    b.set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_data_page_row_count_limit(PAGE_ROWS)
+        .set_write_batch_size(WRITE_BATCH)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_sorting_columns(sorted_by_time(table).then(|| {
             vec![SortingColumn {
@@ -80,7 +101,8 @@ pub fn sorted_by_time(table: &str) -> bool {
 
 /// Writes `batches` as one Parquet file of `table` at `path` so that it is valid whenever it is
 /// visible: into `path.tmp`, fsynced, then renamed over `path` (which may be the file the
-/// batches are read from). Returns the file's size.
+/// batches are read from). Returns the file's size. On error `path.tmp` is removed and `path`
+/// is untouched.
 pub fn write_parquet<E>(
     path: &Path,
     table: &str,
@@ -92,7 +114,27 @@ pub fn write_parquet<E>(
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(TMP_SUFFIX);
     let tmp = PathBuf::from(tmp);
-    let file = std::fs::File::create(&tmp).map_err(WriteError::Io)?;
+    let written = write_file(&tmp, table, schema, batches, zstd_level, metadata).and_then(|size| {
+        std::fs::rename(&tmp, path)
+            .map(|()| size)
+            .map_err(WriteError::Io)
+    });
+    if written.is_err() {
+        // Never leave a partial file behind; the error that matters is the one returned.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn write_file<E>(
+    tmp: &Path,
+    table: &str,
+    schema: arrow_schema::SchemaRef,
+    batches: impl IntoIterator<Item = Result<arrow_array::RecordBatch, E>>,
+    zstd_level: i32,
+    metadata: &[(String, String)],
+) -> Result<u64, WriteError<E>> {
+    let file = std::fs::File::create(tmp).map_err(WriteError::Io)?;
     let props = properties(table, zstd_level, metadata);
     let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(WriteError::Parquet)?;
     for b in batches {
@@ -101,9 +143,7 @@ pub fn write_parquet<E>(
     }
     let file = w.into_inner().map_err(WriteError::Parquet)?;
     file.sync_all().map_err(WriteError::Io)?;
-    let size = file.metadata().map_err(WriteError::Io)?.len();
-    std::fs::rename(&tmp, path).map_err(WriteError::Io)?;
-    Ok(size)
+    file.metadata().map(|m| m.len()).map_err(WriteError::Io)
 }
 
 /// Why [`write_parquet`] failed: the file system, Parquet, or the batch source (`E`).

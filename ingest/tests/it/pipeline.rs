@@ -238,3 +238,108 @@ fn unsorted_input_is_sorted_within_parts() {
         .expect("ts");
     assert_eq!(ts.values().to_vec(), vec![1_000_000_000, 2_000_000_000]);
 }
+
+/// A capture as plain text, with `edit` applied to its lines.
+fn plain(capture: &str, edit: impl Fn(usize, &str) -> String) -> String {
+    let z = std::fs::read(testdata(&format!("{capture}/trace.txt.zst"))).expect("read");
+    let text = String::from_utf8(zstd::decode_all(&z[..]).expect("zstd")).expect("utf8");
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| edit(i, l) + "\n")
+        .collect()
+}
+
+#[test]
+fn a_plain_file_read_in_ranges_by_workers_matches_one_part() {
+    let dir = tmp("ranges");
+    let text = plain("s1-c1", |_, l| l.to_owned());
+    let input = write(&dir, "t.txt", &text);
+    let mut one = IngestOptions::new(dir.join("one"));
+    one.threads = 1;
+    let single = ingest(std::slice::from_ref(&input), &one, &NoProgress).expect("one part");
+    assert_eq!(single.manifest.sources[0].parts.len(), 1);
+    let mut opts = IngestOptions::new(dir.join("many"));
+    opts.chunk_bytes = 77_777;
+    opts.threads = 2;
+    let many = ingest(std::slice::from_ref(&input), &opts, &NoProgress).expect("ranges");
+    assert!(many.manifest.sources[0].parts.len() > 20);
+    assert!(many.manifest.sorted);
+    assert_eq!(many.manifest.events, 18474);
+    assert_eq!(many.manifest.sources[0].lines, text.lines().count() as u64);
+    assert_eq!(many.manifest.sources[0].bytes, text.len() as u64);
+    assert_eq!(
+        read_table(&dir.join("many").join(dataset::EVENTS_DIR)),
+        read_table(&dir.join("one").join(dataset::EVENTS_DIR))
+    );
+}
+
+#[test]
+fn line_numbers_and_offsets_count_from_the_start_of_the_input_in_every_part() {
+    let dir = tmp("numbering");
+    let bad = [700, 9_000, 17_001];
+    let text = plain("s1-c1", |i, l| {
+        if bad.contains(&i) {
+            format!("garbage line {i}")
+        } else {
+            l.to_owned()
+        }
+    });
+    let offset_of = |i: usize| -> u64 { text.lines().take(i).map(|l| l.len() as u64 + 1).sum() };
+    let input = write(&dir, "t.txt", &text);
+    for (threads, chunk) in [(1, 64 << 20), (2, 50_000)] {
+        let mut opts = IngestOptions::new(dir.join(format!("ds-{chunk}")));
+        opts.threads = threads;
+        opts.chunk_bytes = chunk;
+        let report = ingest(std::slice::from_ref(&input), &opts, &NoProgress).expect("ingest");
+        let seen: Vec<(u64, u64)> = report
+            .malformed
+            .iter()
+            .map(|(_, m)| (m.line, m.offset))
+            .collect();
+        let want: Vec<(u64, u64)> = bad.iter().map(|&i| (i as u64 + 1, offset_of(i))).collect();
+        assert_eq!(seen, want, "chunk {chunk}");
+        opts.strict = true;
+        opts.force = true;
+        let err = ingest(std::slice::from_ref(&input), &opts, &NoProgress).expect_err("strict");
+        assert!(
+            matches!(err, Error::Malformed { line: 701, offset, .. } if offset == offset_of(700)),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn disorder_after_the_first_streamed_batch_sorts_the_whole_part() {
+    let dir = tmp("late-disorder");
+    // Line 40000 of s2-c4, batches past the first one written, moves 10 s back in time.
+    const LINE: usize = 39_999;
+    const { assert!(LINE > 2 * kreq_ingest::part::BATCH_ROWS) };
+    let text = plain("s2-c4", |i, l| {
+        if i == LINE {
+            let moved = l.replacen(" 2637.", " 2627.", 1);
+            assert_ne!(moved, l);
+            moved
+        } else {
+            l.to_owned()
+        }
+    });
+    let input = write(&dir, "t.txt", &text);
+    let mut opts = IngestOptions::new(dir.join("ds"));
+    opts.threads = 1;
+    let report = ingest(std::slice::from_ref(&input), &opts, &NoProgress).expect("ingest");
+    assert_eq!(report.manifest.events, 47896);
+    let events = dir.join("ds").join(dataset::EVENTS_DIR);
+    let names: Vec<String> = std::fs::read_dir(&events)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "no partial file is left: {names:?}");
+    let b = read_table(&events);
+    let ts = b
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("ts");
+    assert!(ts.values().windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(b.num_rows(), 47896);
+}
