@@ -1,18 +1,15 @@
-//! Building `events` record batches from parsed lines.
+//! Building `events` record batches from parsed lines (and, in `batch/binary.rs`, from binary
+//! ring-buffer records).
 
-use std::sync::Arc;
+mod arrays;
+mod binary;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Int32Array, Int32Builder, MapBuilder, MapFieldNames, StringBuilder,
-    UInt8Builder,
+    BooleanBuilder, Int32Builder, MapBuilder, MapFieldNames, StringBuilder, UInt8Builder,
 };
 use arrow::datatypes::{Int32Type, Int64Type, UInt16Type, UInt64Type};
-use arrow::record_batch::RecordBatch;
 use hashbrown::HashMap;
-use kreq_schemas::events;
 
-use crate::binary::decode::{for_each_field, Value};
-use crate::binary::format::EventFormat;
 use crate::body::EventName;
 use crate::formats::{self, Template};
 use crate::intern::Interner;
@@ -52,23 +49,6 @@ const CONTEXTS: [IrqContext; 6] = [
 ];
 
 impl EventInfo {
-    /// [`EventInfo::slot`] for binary records: compares name addresses, not bytes.
-    fn bin_slot(&mut self, i: usize, key: &str) -> Slot {
-        let addr = key.as_ptr() as usize ^ (key.len() << 48);
-        if let Some(&(a, slot)) = self.bin_slots.get(i) {
-            if a == addr {
-                return slot;
-            }
-        }
-        let slot = slot_for(self.kind, key);
-        if i < self.bin_slots.len() {
-            self.bin_slots[i] = (addr, slot);
-        } else if i == self.bin_slots.len() {
-            self.bin_slots.push((addr, slot));
-        }
-        slot
-    }
-
     /// Slot of field `key` at position `i`, from the cache when the key is the one seen there
     /// last time.
     fn slot(&mut self, i: usize, key: &str) -> Slot {
@@ -200,27 +180,6 @@ pub struct EventBatchBuilder {
     format_ids: Vec<Option<i32>>,
     /// Text of each IP address seen in binary records (few distinct, many repeats).
     ip_text: HashMap<std::net::IpAddr, InlineStr>,
-}
-
-/// `p` as `0x` and lower-case hex digits (as `{:#x}` prints it), written into `buf`.
-fn hex(p: u64, buf: &mut [u8; 18]) -> &str {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let n = (64 - p.leading_zeros()).div_ceil(4).max(1) as usize;
-    buf[0] = b'0';
-    buf[1] = b'x';
-    for i in 0..n {
-        buf[1 + n - i] = DIGITS[((p >> (4 * i)) & 0xf) as usize];
-    }
-    // Only ASCII was written.
-    std::str::from_utf8(&buf[..2 + n]).unwrap_or("0x?")
-}
-
-/// The text of `ip`, formatted once per builder.
-fn ip_text(cache: &mut HashMap<std::net::IpAddr, InlineStr>, ip: std::net::IpAddr) -> InlineStr {
-    // An IPv6 text is at most 45 bytes, so it always fits.
-    *cache
-        .entry(ip)
-        .or_insert_with(|| InlineStr::new(&ip.to_string()).unwrap_or(InlineStr::EMPTY))
 }
 
 impl Default for EventBatchBuilder {
@@ -355,78 +314,7 @@ impl EventBatchBuilder {
         self.append_typed(&typed);
     }
 
-    /// Append one binary record of event `fmt` (its bytes after the common fields included).
-    pub fn append_binary(&mut self, head: &RowHead<'_>, fmt: &EventFormat, rec: &[u8]) {
-        use std::fmt::Write;
-        self.append_head(head);
-        let event = match self.format_ids.get(usize::from(fmt.id)).copied().flatten() {
-            Some(e) => e,
-            None => {
-                let e = self.events.id(&EventName::Plain(&fmt.name));
-                let at = usize::from(fmt.id);
-                if self.format_ids.len() <= at {
-                    self.format_ids.resize(at + 1, None);
-                }
-                self.format_ids[at] = Some(e);
-                e
-            }
-        };
-        self.event_keys.push(event);
-        let info = &mut self.events.info[event as usize];
-        let mut typed = Typed::default();
-        let mut any = false;
-        let mut text = std::mem::take(&mut self.text);
-        if info.kind == EventKind::SchedSwitch && self.state_letters.is_none() {
-            let symbols = fmt.print_symbols();
-            self.state_letters = Some(symbols).filter(|s| !s.is_empty());
-        }
-        let letters = self.state_letters.as_deref();
-        let mut i = 0;
-        let mut digits = itoa::Buffer::new();
-        let mut hex_buf = [0u8; 18];
-        let ip_cache = &mut self.ip_text;
-        for_each_field(fmt, letters, rec, |key, value| {
-            let slot = info.bin_slot(i, key);
-            i += 1;
-            let promoted = match value {
-                Value::Int(v) => typed.set_num(slot, v),
-                Value::Pointer(p) => typed.set_num(slot, i128::from(p)),
-                Value::Text(t) => typed.set(slot, t),
-                Value::Symbol(t) => typed.set(slot, t),
-                Value::Addr(ip) => typed.set_addr(slot, ip_text(ip_cache, ip), None),
-                Value::Endpoint(ip, port) => {
-                    typed.set_addr(slot, ip_text(ip_cache, ip), Some(port))
-                }
-                _ => {
-                    text.clear();
-                    let _ = write!(text, "{value}");
-                    typed.set(slot, &text)
-                }
-            };
-            if !promoted {
-                self.fields.keys().append_value(key);
-                let values = self.fields.values();
-                match value {
-                    Value::Int(v) if i64::try_from(v).is_ok() => {
-                        values.append_value(digits.format(v as i64));
-                    }
-                    Value::Text(t) | Value::Symbol(t) => values.append_value(t),
-                    Value::Pointer(p) => values.append_value(hex(p, &mut hex_buf)),
-                    Value::Addr(ip) => values.append_value(ip_text(ip_cache, ip).as_str()),
-                    _ => {
-                        let _ = write!(values, "{value}");
-                        values.append_value("");
-                    }
-                }
-                any = true;
-            }
-        });
-        self.text = text;
-        let _ = self.fields.append(any);
-        self.append_typed(&typed);
-    }
-
-    fn append_head(&mut self, h: &RowHead<'_>) {
+    pub(crate) fn append_head(&mut self, h: &RowHead<'_>) {
         self.ts.push(h.ts_ns);
         self.cpu.push(h.cpu);
         self.tid.push(h.tid);
@@ -454,7 +342,7 @@ impl EventBatchBuilder {
         }
     }
 
-    fn append_typed(&mut self, t: &Typed) {
+    pub(crate) fn append_typed(&mut self, t: &Typed) {
         let row = self.ts.len() - 1;
         self.fd.set(row, t.fd);
         self.count.set(row, t.count);
@@ -482,108 +370,5 @@ impl EventBatchBuilder {
     /// Timestamps appended so far, in input order.
     pub fn timestamps(&self) -> &[i64] {
         &self.ts
-    }
-
-    /// Finish into a batch with [`kreq_schemas::events::schema`].
-    pub fn finish(mut self) -> Result<RecordBatch, arrow::error::ArrowError> {
-        self.take_batch()
-    }
-
-    /// The rows appended so far as a batch with [`kreq_schemas::events::schema`]; the builder
-    /// is then empty but keeps its dictionaries and per-event caches for the next batch.
-    pub fn take_batch(&mut self) -> Result<RecordBatch, arrow::error::ArrowError> {
-        let n = self.ts.len();
-        let mut ctx = Interner::default();
-        for c in CONTEXTS {
-            ctx.intern(c.as_str());
-        }
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(arrow::array::Int64Array::from(std::mem::take(&mut self.ts))),
-            Arc::new(arrow::array::UInt16Array::from(std::mem::take(
-                &mut self.cpu,
-            ))),
-            Arc::new(Int32Array::from(std::mem::take(&mut self.tid))),
-            Arc::new(self.tgid.finish()),
-            self.comm
-                .dictionary(Int32Array::from(std::mem::take(&mut self.comm_keys)))?,
-            Arc::new(self.irqs_off.finish()),
-            Arc::new(self.bh_off.finish()),
-            Arc::new(self.need_resched.finish()),
-            ctx.dictionary(self.irq_context.finish())?,
-            Arc::new(self.preempt_depth.finish()),
-            Arc::new(self.migrate_disable.finish()),
-            self.events
-                .names
-                .dictionary(Int32Array::from(std::mem::take(&mut self.event_keys)))?,
-            Arc::new(self.fd.finish(n)),
-            Arc::new(self.count.finish(n)),
-            Arc::new(self.ret.finish(n)),
-            Arc::new(self.prev_tid.finish(n)),
-            self.prev_state.dictionary(self.prev_state_keys.finish(n))?,
-            Arc::new(self.next_tid.finish(n)),
-            Arc::new(self.wake_tid.finish(n)),
-            Arc::new(self.wake_cpu.finish(n)),
-            Arc::new(self.parent_tid.finish(n)),
-            Arc::new(self.child_tid.finish(n)),
-            Arc::new(self.sk_addr.finish(n)),
-            Arc::new(self.skb_addr.finish(n)),
-            Arc::new(self.sock_cookie.finish(n)),
-            Arc::new(self.length.finish(n)),
-            self.addrs.dictionary(self.saddr.finish(n))?,
-            Arc::new(self.sport.finish(n)),
-            self.addrs.dictionary(self.daddr.finish(n))?,
-            Arc::new(self.dport.finish(n)),
-            Arc::new(self.fields.finish()),
-            // Filled by `kreq correlate`.
-            arrow::array::new_null_array(&arrow::datatypes::DataType::UInt64, n),
-            arrow::array::new_null_array(&arrow::datatypes::DataType::UInt64, n),
-        ];
-        for s in [
-            &mut self.fd,
-            &mut self.count,
-            &mut self.ret,
-            &mut self.length,
-        ] {
-            s.clear();
-        }
-        for s in [
-            &mut self.prev_tid,
-            &mut self.prev_state_keys,
-            &mut self.next_tid,
-            &mut self.wake_tid,
-            &mut self.wake_cpu,
-            &mut self.parent_tid,
-            &mut self.child_tid,
-            &mut self.saddr,
-            &mut self.daddr,
-        ] {
-            s.clear();
-        }
-        for s in [&mut self.sk_addr, &mut self.skb_addr, &mut self.sock_cookie] {
-            s.clear();
-        }
-        for s in [&mut self.sport, &mut self.dport] {
-            s.clear();
-        }
-        RecordBatch::try_new(events::schema(), columns)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn pointers_print_as_format_hex_does() {
-        let mut buf = [0u8; 18];
-        for p in [
-            0u64,
-            1,
-            0xf,
-            0x10,
-            0xdead_beef,
-            0xffff_8880_0a1b_2c3d,
-            u64::MAX,
-        ] {
-            assert_eq!(super::hex(p, &mut buf), format!("0x{p:x}"));
-        }
     }
 }

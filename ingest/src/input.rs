@@ -4,6 +4,12 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
+use kreq_schemas::dataset::SourceSummary;
+
+use crate::binary::tracedat;
+use crate::chunk::ParsedChunk;
+use crate::error::{Error, Result};
+
 /// An opened input: its (decompressed) bytes, and its size when that is known up front.
 pub struct Opened {
     /// The text (or trace.dat) bytes.
@@ -145,6 +151,50 @@ impl<R: Read> Chunker<R> {
 pub fn count_lines(chunk: &[u8]) -> u64 {
     let n = memchr::memchr_iter(b'\n', chunk).count() as u64;
     n + u64::from(!chunk.is_empty() && !chunk.ends_with(b"\n"))
+}
+
+/// The first bytes of a file, enough to tell its format.
+pub(crate) fn read_head(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let mut head = vec![0u8; 1 << 16];
+    let n = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0)?;
+    head.truncate(n);
+    Ok(head)
+}
+
+/// Read the rest of a trace.dat input and decode it into chunks of rows.
+pub(crate) fn read_tracedat<R: std::io::Read>(
+    path: &std::path::Path,
+    mut data: Vec<u8>,
+    chunker: &mut Chunker<R>,
+    summary: &mut SourceSummary,
+) -> Result<Vec<ParsedChunk>> {
+    while let Some(more) = chunker.next_chunk().map_err(|e| Error::io(path, e))? {
+        data.extend_from_slice(&more);
+    }
+    summary.bytes = data.len() as u64;
+    summary.format = format!("trace.dat v{}", data.get(10).map_or('?', |&b| b as char));
+    let dat_err = |e| Error::TraceDat {
+        path: path.to_owned(),
+        cause: e,
+    };
+    let dat = tracedat::parse(&data, None).map_err(dat_err)?;
+    drop(data);
+    summary.clock = dat.clock.clone();
+    summary.uname = dat.uname.clone();
+    let decoded = dat.decode(kreq_schemas::writer::MAX_ROW_GROUP_ROWS);
+    if let Some((cpu, page, e)) = decoded.bad_pages.first() {
+        return Err(dat_err(tracedat::TraceDatError {
+            offset: 0,
+            reason: format!("cpu {cpu} page {page}: {e}"),
+        }));
+    }
+    let mut chunks = decoded.chunks;
+    let stats = crate::binary::stats::lost_from_stats(&dat.cpu_stats);
+    if let Some(first) = chunks.first_mut() {
+        first.lost.extend(stats);
+    }
+    Ok(chunks)
 }
 
 #[cfg(test)]

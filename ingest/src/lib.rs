@@ -29,7 +29,9 @@ pub mod pipeline;
 mod promote;
 pub mod sink;
 mod sparse;
+mod summary;
 pub mod tracefs;
+mod worker;
 
 pub use error::{Error, Result};
 pub use pipeline::{ingest, IngestOptions, IngestReport, NoProgress, Progress};

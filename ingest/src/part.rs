@@ -296,7 +296,7 @@ pub fn write_part(
             let (text, offset) = whole(blocks).map_err(|e| Error::io(to.input, e))?;
             let pos = ChunkPos { first_line, offset };
             let mut parsed = parse_chunk(&text, pos)?;
-            let time_range = crate::pipeline::time_range(&parsed.events);
+            let time_range = crate::summary::time_range(&parsed.events);
             let bytes = write_table(
                 to.path,
                 "events",

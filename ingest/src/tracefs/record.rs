@@ -387,7 +387,7 @@ impl Recorder {
                 dataset::EVENTS_DIR,
                 crate::output::file_name(&path)
             ));
-            if let Some((lo, hi)) = crate::pipeline::time_range(&chunk.events) {
+            if let Some((lo, hi)) = crate::summary::time_range(&chunk.events) {
                 self.sorted &= self.range.is_none_or(|(_, h)| h <= lo);
                 self.range = Some(self.range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
             }
