@@ -53,45 +53,104 @@ struct Rec {
 
 /// Decode and merge per-CPU pages by timestamp into chunks of at most `rows` rows.
 pub fn decode(cpus: &[CpuPages<'_>], ctx: &DecodeContext<'_>, rows: usize) -> DecodedStream {
-    let mut bad_pages = Vec::new();
-    let mut lost = Vec::new();
-    let per_cpu: Vec<Vec<Rec>> = cpus
-        .iter()
-        .map(|c| index_cpu(c, ctx, &mut lost, &mut bad_pages))
-        .collect();
-    lost.sort_by_key(|l| l.ts_ns);
-    let mut order = Merge::new(&per_cpu);
-    let mut comms = Comms::new(ctx.cmdlines);
+    let mut decoder = Decoder::new(cpus, ctx);
     let mut chunks = Vec::new();
-    let mut remaining: usize = per_cpu.iter().map(Vec::len).sum();
-    let mut builder = EventBatchBuilder::with_capacity(remaining.min(rows));
-    let mut chunk_lost: Vec<LostReport> = Vec::new();
-    let mut lost = lost.into_iter().peekable();
-    let mut last_ts = None;
-    while let Some((i, k)) = order.next(&per_cpu) {
-        let r = &per_cpu[i][k];
-        let ts = r.ts;
-        while lost
-            .peek()
-            .is_some_and(|l: &LostReport| l.ts_ns.is_none_or(|t| t <= ts as i64))
-        {
-            chunk_lost.extend(lost.next());
-        }
-        let rec = &cpus[i].pages[r.start as usize..(r.start + r.len) as usize];
-        append(&mut builder, &mut comms, ctx, cpus[i].cpu, ts, rec);
-        last_ts = Some(ts as i64);
-        remaining -= 1;
-        if builder.len() >= rows {
-            let next = EventBatchBuilder::with_capacity(remaining.min(rows));
-            let full = std::mem::replace(&mut builder, next);
-            chunks.push(finish(full, std::mem::take(&mut chunk_lost), last_ts));
+    while let Some(chunk) = decoder.next_chunk(rows) {
+        chunks.push(chunk);
+    }
+    DecodedStream {
+        chunks,
+        bad_pages: decoder.bad_pages,
+    }
+}
+
+/// Per-CPU pages merged by timestamp and decoded a chunk at a time, so that a writer can take
+/// each chunk while the next is decoded and memory stays bounded by the chunk size.
+pub struct Decoder<'a> {
+    cpus: &'a [CpuPages<'a>],
+    ctx: &'a DecodeContext<'a>,
+    per_cpu: Vec<Vec<Rec>>,
+    order: Merge,
+    comms: Comms<'a>,
+    lost: std::iter::Peekable<std::vec::IntoIter<LostReport>>,
+    builder: EventBatchBuilder,
+    last_ts: Option<i64>,
+    /// Pages that could not be decoded: `(cpu, page index, error)`.
+    pub bad_pages: Vec<(u16, usize, PageError)>,
+}
+
+impl std::fmt::Debug for Decoder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("cpus", &self.per_cpu.len())
+            .field("bad_pages", &self.bad_pages.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Decoder<'a> {
+    /// Index every CPU's pages (finding lost-event marks and bad pages) and set up the merge.
+    pub fn new(cpus: &'a [CpuPages<'a>], ctx: &'a DecodeContext<'a>) -> Self {
+        let mut bad_pages = Vec::new();
+        let mut lost = Vec::new();
+        let per_cpu: Vec<Vec<Rec>> = cpus
+            .iter()
+            .map(|c| index_cpu(c, ctx, &mut lost, &mut bad_pages))
+            .collect();
+        lost.sort_by_key(|l| l.ts_ns);
+        Self {
+            cpus,
+            ctx,
+            order: Merge::new(&per_cpu),
+            per_cpu,
+            comms: Comms::new(ctx.cmdlines),
+            lost: lost.into_iter().peekable(),
+            builder: EventBatchBuilder::new(),
+            last_ts: None,
+            bad_pages,
         }
     }
-    chunk_lost.extend(lost);
-    if !builder.is_empty() || !chunk_lost.is_empty() {
-        chunks.push(finish(builder, chunk_lost, last_ts));
+
+    /// The next (at most) `rows` events in time order, with the lost-event reports up to the
+    /// last of them (all that remain, in the last chunk); None when nothing is left.
+    pub fn next_chunk(&mut self, rows: usize) -> Option<ParsedChunk> {
+        let mut chunk_lost = Vec::new();
+        self.builder.reserve(rows.min(1 << 16));
+        while self.builder.len() < rows {
+            let Some((i, k)) = self.order.next(&self.per_cpu) else {
+                chunk_lost.extend(self.lost.by_ref());
+                break;
+            };
+            let r = &self.per_cpu[i][k];
+            let ts = r.ts;
+            while self
+                .lost
+                .peek()
+                .is_some_and(|l: &LostReport| l.ts_ns.is_none_or(|t| t <= ts as i64))
+            {
+                chunk_lost.extend(self.lost.next());
+            }
+            let rec = &self.cpus[i].pages[r.start as usize..(r.start + r.len) as usize];
+            let cpu = self.cpus[i].cpu;
+            append(&mut self.builder, &mut self.comms, self.ctx, cpu, ts, rec);
+            self.last_ts = Some(ts as i64);
+        }
+        if self.builder.is_empty() && chunk_lost.is_empty() {
+            return None;
+        }
+        let events = self.builder.take_batch().unwrap_or_else(|_| {
+            arrow::record_batch::RecordBatch::new_empty(kreq_schemas::events::schema())
+        });
+        Some(ParsedChunk {
+            events,
+            lost: chunk_lost,
+            malformed: Vec::new(),
+            malformed_count: 0,
+            lines: 0,
+            last_ts: self.last_ts,
+            counter_clock: false,
+        })
     }
-    DecodedStream { chunks, bad_pages }
 }
 
 /// K-way merge of per-CPU streams by time: a linear scan of the heads for a few CPUs (cheaper
@@ -141,21 +200,6 @@ impl Merge {
                 Some((i, k))
             }
         }
-    }
-}
-
-fn finish(b: EventBatchBuilder, lost: Vec<LostReport>, last_ts: Option<i64>) -> ParsedChunk {
-    let events = b.finish().unwrap_or_else(|_| {
-        arrow::record_batch::RecordBatch::new_empty(kreq_schemas::events::schema())
-    });
-    ParsedChunk {
-        events,
-        lost,
-        malformed: Vec::new(),
-        malformed_count: 0,
-        lines: 0,
-        last_ts,
-        counter_clock: false,
     }
 }
 
