@@ -168,7 +168,8 @@ pub(crate) fn read_tracedat<R: std::io::Read>(
     mut data: Vec<u8>,
     chunker: &mut Chunker<R>,
     summary: &mut SourceSummary,
-) -> Result<Vec<ParsedChunk>> {
+    send: &mut dyn FnMut(ParsedChunk) -> bool,
+) -> Result<()> {
     while let Some(more) = chunker.next_chunk().map_err(|e| Error::io(path, e))? {
         data.extend_from_slice(&more);
     }
@@ -182,20 +183,29 @@ pub(crate) fn read_tracedat<R: std::io::Read>(
     drop(data);
     summary.clock = dat.clock.clone();
     summary.uname = dat.uname.clone();
-    let decoded = dat.decode(kreq_schemas::writer::MAX_ROW_GROUP_ROWS);
-    if let Some((cpu, page, e)) = decoded.bad_pages.first() {
-        return Err(dat_err(tracedat::TraceDatError {
-            offset: 0,
-            reason: format!("cpu {cpu} page {page}: {e}"),
-        }));
-    }
-    let mut chunks = decoded.chunks;
-    let stats = crate::binary::stats::lost_from_stats(&dat.cpu_stats);
-    if let Some(first) = chunks.first_mut() {
-        first.lost.extend(stats);
-    }
-    Ok(chunks)
+    let mut stats = Some(crate::binary::stats::lost_from_stats(&dat.cpu_stats));
+    dat.decode_with(|decoder| {
+        if let Some((cpu, page, e)) = decoder.bad_pages.first() {
+            return Err(dat_err(tracedat::TraceDatError {
+                offset: 0,
+                reason: format!("cpu {cpu} page {page}: {e}"),
+            }));
+        }
+        // Chunks go to the workers as they are decoded; the job queue's bound keeps only a
+        // few in memory.
+        while let Some(mut chunk) = decoder.next_chunk(TRACEDAT_PART_ROWS) {
+            chunk.lost.extend(stats.take().into_iter().flatten());
+            if !send(chunk) {
+                break;
+            }
+        }
+        Ok(())
+    })
 }
+
+/// Events per part file of a trace.dat input: a quarter of a row group, so the few parts in
+/// flight between the decoder and the writers stay small.
+const TRACEDAT_PART_ROWS: usize = kreq_schemas::writer::MAX_ROW_GROUP_ROWS / 4;
 
 #[cfg(test)]
 mod tests {

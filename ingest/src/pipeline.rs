@@ -198,27 +198,26 @@ pub fn ingest(
                     }
                 };
                 if offset == 0 && is_tracedat(&data) {
-                    let decoded =
-                        match read_tracedat(path, data, &mut chunker, &mut sources[source]) {
-                            Ok(d) => d,
-                            Err(e) => {
-                                first_error = Some(e);
-                                break 'inputs;
-                            }
-                        };
-                    for parsed in decoded {
+                    let mut sent_all = true;
+                    let mut send = |parsed| {
                         let payload = Payload::Decoded(parsed);
-                        if job_tx
+                        sent_all = job_tx
                             .send(Job {
                                 seq,
                                 source,
                                 payload,
                             })
-                            .is_err()
-                        {
-                            break 'inputs;
-                        }
+                            .is_ok();
                         seq += 1;
+                        sent_all
+                    };
+                    let summary = &mut sources[source];
+                    if let Err(e) = read_tracedat(path, data, &mut chunker, summary, &mut send) {
+                        first_error = Some(e);
+                        break 'inputs;
+                    }
+                    if !sent_all {
+                        break 'inputs;
                     }
                     break;
                 }

@@ -66,6 +66,21 @@ pub struct TraceDat {
 impl TraceDat {
     /// Decode every CPU's pages, merged by time, into chunks of at most `rows` rows.
     pub fn decode(&self, rows: usize) -> super::merge::DecodedStream {
+        self.decode_with(|decoder| {
+            let mut chunks = Vec::new();
+            while let Some(chunk) = decoder.next_chunk(rows) {
+                chunks.push(chunk);
+            }
+            super::merge::DecodedStream {
+                chunks,
+                bad_pages: std::mem::take(&mut decoder.bad_pages),
+            }
+        })
+    }
+
+    /// Run `f` with a decoder over every CPU's pages, merged by time, so that chunks can be
+    /// taken one at a time.
+    pub fn decode_with<T>(&self, f: impl FnOnce(&mut super::merge::Decoder<'_>) -> T) -> T {
         let cpus: Vec<super::merge::CpuPages<'_>> = self
             .cpus
             .iter()
@@ -83,7 +98,7 @@ impl TraceDat {
             cmdlines: &self.cmdlines,
             tgids: &tgids,
         };
-        super::merge::decode(&cpus, &ctx, rows)
+        f(&mut super::merge::Decoder::new(&cpus, &ctx))
     }
 }
 
