@@ -1,6 +1,7 @@
 //! Live capture from tracefs: private instances, event profiles, the recorder.
 
 pub mod instance;
+mod parts;
 pub mod profile;
 mod reader;
 pub mod record;

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
 use kreq_schemas::dataset::{self, Manifest, SourceSummary};
-use kreq_schemas::{writer, SCHEMA_VERSION};
+use kreq_schemas::SCHEMA_VERSION;
 
 use super::instance::{tracefs_root, Instance};
+use super::parts::write_part;
 use super::profile::EventSpec;
 use super::reader::{read_cpu, Pages, ReaderStats, Wake};
 use super::setup::{configure, current_tid, lower_priority, online_cpus, write_formats};
@@ -365,66 +366,27 @@ impl Recorder {
         };
         let mut decoder = Decoder::new(&pages, &ctx);
         self.summary.malformed += decoder.bad_pages.len() as u64;
-        // Each part takes up to a row group of events, decoded and written a batch at a time,
-        // so memory holds the raw pages and one batch, not the decoded part.
-        let max_rows = kreq_schemas::writer::MAX_ROW_GROUP_ROWS;
-        let batch_rows = crate::part::BATCH_ROWS;
-        while let Some(first) = decoder.next_chunk(batch_rows) {
-            self.summary.lost_reports += first.lost.len() as u64;
+        while let Some(first) = decoder.next_chunk(crate::part::BATCH_ROWS) {
+            let lost_before = self.lost.len();
             self.lost.extend(first.lost);
-            if first.events.num_rows() == 0 {
-                continue;
-            }
-            let path = dataset::part_path(&self.opts.output, dataset::EVENTS_DIR, self.seq);
-            self.seq += 1;
-            let mut rows = 0usize;
-            let mut range: Option<(i64, i64)> = None;
-            let lost = &mut self.lost;
-            let lost_reports = &mut self.summary.lost_reports;
-            let mut first = Some(first.events);
-            let batches = std::iter::from_fn(|| {
-                let events = match first.take() {
-                    Some(events) => events,
-                    None if rows >= max_rows => return None,
-                    None => {
-                        let chunk = decoder.next_chunk(batch_rows.min(max_rows - rows))?;
-                        *lost_reports += chunk.lost.len() as u64;
-                        lost.extend(chunk.lost);
-                        chunk.events
-                    }
-                };
-                rows += events.num_rows();
-                if let Some((lo, hi)) = crate::summary::time_range(&events) {
-                    range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+            if first.events.num_rows() > 0 {
+                let path = dataset::part_path(&self.opts.output, dataset::EVENTS_DIR, self.seq);
+                self.seq += 1;
+                let target = (path.as_path(), self.opts.zstd_level, self.meta.as_slice());
+                let part = write_part(&mut decoder, first.events, target, &mut self.lost)?;
+                self.parquet_bytes += part.bytes;
+                self.summary.events += part.rows;
+                self.summary.parts.push(format!(
+                    "{}/{}",
+                    dataset::EVENTS_DIR,
+                    crate::output::file_name(&path)
+                ));
+                if let Some((lo, hi)) = part.time_range {
+                    self.sorted &= self.range.is_none_or(|(_, h)| h <= lo);
+                    self.range = Some(self.range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
                 }
-                Some(Ok::<_, std::convert::Infallible>(events))
-            });
-            let written = writer::write_parquet(
-                &path,
-                "events",
-                kreq_schemas::events::schema(),
-                batches,
-                self.opts.zstd_level,
-                &self.meta,
-            );
-            self.parquet_bytes += match written {
-                Ok(bytes) => bytes,
-                Err(writer::WriteError::Io(e)) => return Err(Error::io(&path, e)),
-                Err(writer::WriteError::Parquet(cause)) => {
-                    return Err(Error::Parquet { path, cause })
-                }
-                Err(writer::WriteError::Batch(never)) => match never {},
-            };
-            self.summary.events += rows as u64;
-            self.summary.parts.push(format!(
-                "{}/{}",
-                dataset::EVENTS_DIR,
-                crate::output::file_name(&path)
-            ));
-            if let Some((lo, hi)) = range {
-                self.sorted &= self.range.is_none_or(|(_, h)| h <= lo);
-                self.range = Some(self.range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
             }
+            self.summary.lost_reports += (self.lost.len() - lost_before) as u64;
         }
         for p in &mut self.pending {
             p.clear();
