@@ -189,15 +189,8 @@ impl Default for EventBatchBuilder {
 }
 
 impl EventBatchBuilder {
-    /// An empty builder with room for `rows` rows in its per-row columns, so they do not
-    /// grow (and copy) by doubling.
-    pub fn with_capacity(rows: usize) -> Self {
-        let mut b = Self::new();
-        b.reserve(rows);
-        b
-    }
-
-    /// Make room for `rows` more rows in the per-row columns.
+    /// Make room for `rows` more rows in the per-row columns, so they do not grow (and copy)
+    /// by doubling.
     pub fn reserve(&mut self, rows: usize) {
         self.ts.reserve(rows);
         self.cpu.reserve(rows);
@@ -365,10 +358,5 @@ impl EventBatchBuilder {
         let d = t.daddr.map(|a| self.addrs.intern(a.as_str()));
         self.daddr.set(row, d);
         self.dport.set(row, t.dport);
-    }
-
-    /// Timestamps appended so far, in input order.
-    pub fn timestamps(&self) -> &[i64] {
-        &self.ts
     }
 }

@@ -16,6 +16,9 @@ pub struct Opened {
     pub reader: Box<dyn Read + Send>,
     /// Size in bytes of an uncompressed regular file; None for stdin and compressed input.
     pub size: Option<u64>,
+    /// The first bytes (up to 64 KiB) of an uncompressed input, enough to tell its format;
+    /// empty for compressed input.
+    pub head: Vec<u8>,
 }
 
 impl std::fmt::Debug for Opened {
@@ -42,6 +45,7 @@ pub fn open(path: &Path) -> io::Result<Opened> {
         Opened {
             reader: Box::new(zstd::Decoder::with_buffer(buf)?),
             size: None,
+            head: Vec::new(),
         }
     } else if head.starts_with(&[0x1f, 0x8b]) {
         Opened {
@@ -50,9 +54,11 @@ pub fn open(path: &Path) -> io::Result<Opened> {
                 flate2::bufread::MultiGzDecoder::new(buf),
             )),
             size: None,
+            head: Vec::new(),
         }
     } else {
         Opened {
+            head: head[..head.len().min(1 << 16)].to_vec(),
             reader: Box::new(buf),
             size: len,
         }
@@ -151,15 +157,6 @@ impl<R: Read> Chunker<R> {
 pub fn count_lines(chunk: &[u8]) -> u64 {
     let n = memchr::memchr_iter(b'\n', chunk).count() as u64;
     n + u64::from(!chunk.is_empty() && !chunk.ends_with(b"\n"))
-}
-
-/// The first bytes of a file, enough to tell its format.
-pub(crate) fn read_head(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    let file = std::fs::File::open(path)?;
-    let mut head = vec![0u8; 1 << 16];
-    let n = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0)?;
-    head.truncate(n);
-    Ok(head)
 }
 
 /// Read the rest of a trace.dat input and decode it into chunks of rows.

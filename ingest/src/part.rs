@@ -220,18 +220,17 @@ pub struct PartTarget<'a> {
     pub metadata: &'a [(String, String)],
 }
 
-/// Parse the part in `blocks` (its first line is line `first_line` of the input) and write its
-/// events to `to.path` sorted by time, calling `progress` with the bytes of each block parsed.
+/// Parse the part in `blocks` and write its events to `to.path` sorted by time, calling
+/// `progress` with the bytes of each block parsed. Lines are numbered from 1 within the part.
 /// Text already in time order (trace_pipe, trace-cmd report) streams through; otherwise the
 /// partial file is dropped and the part is parsed whole, sorted and written.
 pub fn write_part(
     blocks: &mut dyn Blocks,
-    first_line: u64,
     to: PartTarget<'_>,
     progress: &dyn Fn(u64),
 ) -> Result<WrittenPart> {
     let empty = || RecordBatch::new_empty(events::schema());
-    let mut parser = ChunkParser::new(first_line);
+    let mut parser = ChunkParser::new(1);
     let mut buf = Vec::new();
     let mut next = || -> std::result::Result<Option<RecordBatch>, Stream> {
         loop {
@@ -294,24 +293,11 @@ pub fn write_part(
         Err(writer::WriteError::Batch(Stream::Unordered)) => {
             blocks.rewind();
             let (text, offset) = whole(blocks).map_err(|e| Error::io(to.input, e))?;
-            let pos = ChunkPos { first_line, offset };
-            let mut parsed = parse_chunk(&text, pos)?;
-            let time_range = crate::summary::time_range(&parsed.events);
-            let bytes = write_table(
-                to.path,
-                "events",
-                &parsed.events,
-                to.zstd_level,
-                to.metadata,
-            )?;
-            let rows = parsed.events.num_rows() as u64;
-            parsed.events = empty();
-            Ok(WrittenPart {
-                parsed,
-                rows,
-                bytes,
-                time_range,
-            })
+            let pos = ChunkPos {
+                first_line: 1,
+                offset,
+            };
+            write_parsed(parse_chunk(&text, pos)?, to)
         }
         Err(writer::WriteError::Batch(Stream::Io(e))) => Err(Error::io(to.input, e)),
         Err(writer::WriteError::Batch(Stream::Arrow(e))) => Err(e.into()),
@@ -321,6 +307,32 @@ pub fn write_part(
             cause,
         }),
     }
+}
+
+/// Write the rows already in `parsed` (sorted by time) as the part file `to.path`, unless there
+/// are none; its `events` batch is emptied once on disk.
+pub fn write_parsed(mut parsed: ParsedChunk, to: PartTarget<'_>) -> Result<WrittenPart> {
+    let time_range = crate::summary::time_range(&parsed.events);
+    let rows = parsed.events.num_rows() as u64;
+    let bytes = if rows > 0 {
+        write_table(
+            to.path,
+            "events",
+            &parsed.events,
+            to.zstd_level,
+            to.metadata,
+        )?
+    } else {
+        0
+    };
+    // The rows are on disk; keeping them until the run ends would only hold memory.
+    parsed.events = RecordBatch::new_empty(events::schema());
+    Ok(WrittenPart {
+        parsed,
+        rows,
+        bytes,
+        time_range,
+    })
 }
 
 /// All blocks of a part as one text, with the offset of its first byte.

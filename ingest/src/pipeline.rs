@@ -16,7 +16,7 @@ use kreq_schemas::dataset::{Manifest, SourceSummary};
 use crate::binary::tracedat::is_tracedat;
 use crate::chunk::MalformedLine;
 use crate::error::{Error, Result};
-use crate::input::{chunk_size, open, read_head, read_tracedat, Chunker};
+use crate::input::{chunk_size, open, read_tracedat, Chunker};
 use crate::output::{detect_format, prepare_output};
 use crate::summary::{finish, number_lines};
 use crate::worker::{work, Done, Job, Payload};
@@ -131,8 +131,25 @@ pub fn ingest(
         }
         drop(done_tx);
         drop(free_tx);
+        // Hand a part to the workers; false once they are gone.
+        let send = |seq: &mut u64, source: usize, payload: Payload| {
+            let sent = job_tx.send(Job {
+                seq: *seq,
+                source,
+                payload,
+            });
+            *seq += 1;
+            sent.is_ok()
+        };
+        // Keep the parts finished so far; false when ingest should stop.
+        let drain = |results: &mut Vec<Done>, first_error: &mut Option<Error>| {
+            let mut go_on = true;
+            while let Ok(done) = done_rx.try_recv() {
+                go_on &= collect(done, opts.strict, results, first_error);
+            }
+            go_on
+        };
         let mut seq = 0;
-        let mut stop = false;
         'inputs: for (source, path) in inputs.iter().enumerate() {
             let input = match open(path) {
                 Ok(r) => r,
@@ -141,46 +158,26 @@ pub fn ingest(
                     break;
                 }
             };
-            if let Some(size) = input.size {
-                let head = match read_head(path) {
-                    Ok(h) => h,
-                    Err(e) => {
-                        first_error = Some(Error::io(path, e));
-                        break;
-                    }
-                };
-                if !is_tracedat(&head) {
-                    // A regular text file: each worker reads its own byte range.
-                    if !head.is_empty() {
-                        sources[source].format = detect_format(&head).into();
-                    }
-                    sources[source].bytes = size;
-                    let chunk = chunk_size(Some(size), opts.chunk_bytes, opts.threads) as u64;
-                    let mut start = 0;
-                    while start < size && !stop {
-                        let end = size.min(start + chunk);
-                        let payload = Payload::Range(start, end);
-                        if job_tx
-                            .send(Job {
-                                seq,
-                                source,
-                                payload,
-                            })
-                            .is_err()
-                        {
-                            break 'inputs;
-                        }
-                        seq += 1;
-                        start = end;
-                        while let Ok(done) = done_rx.try_recv() {
-                            stop |= !collect(done, opts.strict, &mut results, &mut first_error);
-                        }
-                    }
-                    if stop {
-                        break;
-                    }
-                    continue;
+            if let Some(size) = input.size.filter(|_| !is_tracedat(&input.head)) {
+                // A regular text file: each worker reads its own byte range.
+                if !input.head.is_empty() {
+                    sources[source].format = detect_format(&input.head).into();
                 }
+                sources[source].bytes = size;
+                let chunk = chunk_size(Some(size), opts.chunk_bytes, opts.threads) as u64;
+                let mut start = 0;
+                while start < size {
+                    let end = size.min(start + chunk);
+                    if !send(&mut seq, source, Payload::Range(start, end, size)) {
+                        break 'inputs;
+                    }
+                    start = end;
+                    // Stop early in strict mode once a worker has reported a problem.
+                    if !drain(&mut results, &mut first_error) {
+                        break 'inputs;
+                    }
+                }
+                continue;
             }
             let chunk = chunk_size(input.size, opts.chunk_bytes, opts.threads);
             let mut chunker = Chunker::new(input.reader, chunk);
@@ -199,20 +196,13 @@ pub fn ingest(
                 };
                 if offset == 0 && is_tracedat(&data) {
                     let mut sent_all = true;
-                    let mut send = |parsed| {
-                        let payload = Payload::Decoded(parsed);
-                        sent_all = job_tx
-                            .send(Job {
-                                seq,
-                                source,
-                                payload,
-                            })
-                            .is_ok();
-                        seq += 1;
+                    let mut to_workers = |parsed| {
+                        sent_all = send(&mut seq, source, Payload::Decoded(parsed));
                         sent_all
                     };
                     let summary = &mut sources[source];
-                    if let Err(e) = read_tracedat(path, data, &mut chunker, summary, &mut send) {
+                    let read = read_tracedat(path, data, &mut chunker, summary, &mut to_workers);
+                    if let Err(e) = read {
                         first_error = Some(e);
                         break 'inputs;
                     }
@@ -228,22 +218,10 @@ pub fn ingest(
                 sources[source].bytes += len;
                 let payload = Payload::Text(offset, data);
                 offset += len;
-                if job_tx
-                    .send(Job {
-                        seq,
-                        source,
-                        payload,
-                    })
-                    .is_err()
-                {
+                if !send(&mut seq, source, payload) {
                     break 'inputs;
                 }
-                seq += 1;
-                // Stop early in strict mode once a worker has reported a problem.
-                while let Ok(done) = done_rx.try_recv() {
-                    stop |= !collect(done, opts.strict, &mut results, &mut first_error);
-                }
-                if stop {
+                if !drain(&mut results, &mut first_error) {
                     break 'inputs;
                 }
             }

@@ -19,16 +19,27 @@ pub fn write_table(
     zstd_level: i32,
     metadata: &[(String, String)],
 ) -> Result<u64> {
-    let batches = [Ok::<_, std::convert::Infallible>(batch.clone())];
-    writer::write_parquet(path, table, batch.schema(), batches, zstd_level, metadata).map_err(|e| {
-        match e {
-            writer::WriteError::Io(e) => Error::io(path, e),
-            writer::WriteError::Parquet(cause) => Error::Parquet {
-                path: path.to_owned(),
-                cause,
-            },
-            writer::WriteError::Batch(never) => match never {},
-        }
+    let batches = [batch.clone()];
+    write_batches(path, table, batch.schema(), batches, zstd_level, metadata)
+}
+
+/// [`write_table`] for batches (all of `schema`) produced while the file is written.
+pub fn write_batches(
+    path: &Path,
+    table: &str,
+    schema: arrow::datatypes::SchemaRef,
+    batches: impl IntoIterator<Item = RecordBatch>,
+    zstd_level: i32,
+    metadata: &[(String, String)],
+) -> Result<u64> {
+    let batches = batches.into_iter().map(Ok::<_, std::convert::Infallible>);
+    writer::write_parquet(path, table, schema, batches, zstd_level, metadata).map_err(|e| match e {
+        writer::WriteError::Io(e) => Error::io(path, e),
+        writer::WriteError::Parquet(cause) => Error::Parquet {
+            path: path.to_owned(),
+            cause,
+        },
+        writer::WriteError::Batch(never) => match never {},
     })
 }
 

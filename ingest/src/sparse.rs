@@ -29,14 +29,8 @@ impl<T: ArrowPrimitiveType> Sparse<T> {
         }
     }
 
-    /// Forget all values (keeping the memory).
-    pub(crate) fn clear(&mut self) {
-        self.rows.clear();
-        self.values.clear();
-    }
-
-    /// The dense array of `len` rows.
-    pub(crate) fn finish(&self, len: usize) -> PrimitiveArray<T> {
+    /// The dense array of `len` rows; the column is then empty again (keeping its memory).
+    pub(crate) fn finish(&mut self, len: usize) -> PrimitiveArray<T> {
         let mut values = vec![T::Native::default(); len];
         let mut valid = BooleanBufferBuilder::new(len);
         valid.append_n(len, false);
@@ -44,6 +38,8 @@ impl<T: ArrowPrimitiveType> Sparse<T> {
             values[r as usize] = v;
             valid.set_bit(r as usize, true);
         }
+        self.rows.clear();
+        self.values.clear();
         let nulls = NullBuffer::new(valid.finish());
         PrimitiveArray::new(ScalarBuffer::from(values), Some(nulls))
     }

@@ -8,10 +8,9 @@ use kreq_schemas::dataset;
 use crate::chunk::ParsedChunk;
 use crate::error::{Error, Result};
 use crate::output::file_name;
-use crate::part::{write_part, FileRange, InMemory, PartTarget};
+use crate::part::{write_parsed, write_part, FileRange, InMemory, PartTarget};
 use crate::pipeline::{IngestOptions, Progress};
-use crate::sink::write_table;
-use crate::summary::{part_metadata, time_range};
+use crate::summary::part_metadata;
 
 /// A part to write, numbered in input order.
 pub(crate) struct Job {
@@ -24,8 +23,9 @@ pub(crate) struct Job {
 pub(crate) enum Payload {
     /// Whole lines read by the reader thread (stdin, compressed input), at this input offset.
     Text(u64, Vec<u8>),
-    /// The lines that start in this byte range of a regular file, which the worker reads.
-    Range(u64, u64),
+    /// The lines that start in the byte range `.0...1` of a regular file of `.2` bytes, which
+    /// the worker reads.
+    Range(u64, u64, u64),
     Decoded(ParsedChunk),
 }
 
@@ -63,18 +63,17 @@ pub(crate) fn work(
     let advance = |bytes| progress.advance(bytes);
     let written = match job.payload {
         Payload::Text(offset, data) => {
-            let w = write_part(&mut InMemory::new(&data, offset), 1, to, &advance);
+            let w = write_part(&mut InMemory::new(&data, offset), to, &advance);
             let _ = free.send(data);
             w?
         }
-        Payload::Range(start, end) => {
+        Payload::Range(start, end, size) => {
             let file = std::fs::File::open(input).map_err(|e| Error::io(input, e))?;
-            let size = file.metadata().map_err(|e| Error::io(input, e))?.len();
             let mut range =
                 FileRange::new(&file, start, end, size).map_err(|e| Error::io(input, e))?;
-            write_part(&mut range, 1, to, &advance)?
+            write_part(&mut range, to, &advance)?
         }
-        Payload::Decoded(parsed) => return write_decoded(job.seq, job.source, parsed, to),
+        Payload::Decoded(parsed) => write_parsed(parsed, to)?,
     };
     let part = format!("{}/{}", dataset::EVENTS_DIR, file_name(&path));
     Ok(Done {
@@ -85,40 +84,5 @@ pub(crate) fn work(
         part: (written.rows > 0).then_some(part),
         bytes: written.bytes,
         time_range: written.time_range,
-    })
-}
-
-/// Write rows decoded from binary input as one part.
-fn write_decoded(
-    seq: u64,
-    source: usize,
-    mut parsed: ParsedChunk,
-    to: PartTarget<'_>,
-) -> Result<Done> {
-    let time_range = time_range(&parsed.events);
-    let rows = parsed.events.num_rows() as u64;
-    let (part, bytes) = if rows > 0 {
-        let bytes = write_table(
-            to.path,
-            "events",
-            &parsed.events,
-            to.zstd_level,
-            to.metadata,
-        )?;
-        let part = format!("{}/{}", dataset::EVENTS_DIR, file_name(to.path));
-        (Some(part), bytes)
-    } else {
-        (None, 0)
-    };
-    // The rows are on disk; keeping them until the run ends would only hold memory.
-    parsed.events = arrow::record_batch::RecordBatch::new_empty(parsed.events.schema());
-    Ok(Done {
-        seq,
-        source,
-        parsed,
-        rows,
-        part,
-        bytes,
-        time_range,
     })
 }

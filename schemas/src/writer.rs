@@ -114,36 +114,26 @@ pub fn write_parquet<E>(
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(TMP_SUFFIX);
     let tmp = PathBuf::from(tmp);
-    let written = write_file(&tmp, table, schema, batches, zstd_level, metadata).and_then(|size| {
-        std::fs::rename(&tmp, path)
-            .map(|()| size)
-            .map_err(WriteError::Io)
-    });
+    let write = || -> Result<u64, WriteError<E>> {
+        let file = std::fs::File::create(&tmp).map_err(WriteError::Io)?;
+        let props = properties(table, zstd_level, metadata);
+        let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(WriteError::Parquet)?;
+        for b in batches {
+            w.write(&b.map_err(WriteError::Batch)?)
+                .map_err(WriteError::Parquet)?;
+        }
+        let file = w.into_inner().map_err(WriteError::Parquet)?;
+        file.sync_all().map_err(WriteError::Io)?;
+        let size = file.metadata().map_err(WriteError::Io)?.len();
+        std::fs::rename(&tmp, path).map_err(WriteError::Io)?;
+        Ok(size)
+    };
+    let written = write();
     if written.is_err() {
         // Never leave a partial file behind; the error that matters is the one returned.
         let _ = std::fs::remove_file(&tmp);
     }
     written
-}
-
-fn write_file<E>(
-    tmp: &Path,
-    table: &str,
-    schema: arrow_schema::SchemaRef,
-    batches: impl IntoIterator<Item = Result<arrow_array::RecordBatch, E>>,
-    zstd_level: i32,
-    metadata: &[(String, String)],
-) -> Result<u64, WriteError<E>> {
-    let file = std::fs::File::create(tmp).map_err(WriteError::Io)?;
-    let props = properties(table, zstd_level, metadata);
-    let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(WriteError::Parquet)?;
-    for b in batches {
-        w.write(&b.map_err(WriteError::Batch)?)
-            .map_err(WriteError::Parquet)?;
-    }
-    let file = w.into_inner().map_err(WriteError::Parquet)?;
-    file.sync_all().map_err(WriteError::Io)?;
-    file.metadata().map(|m| m.len()).map_err(WriteError::Io)
 }
 
 /// Why [`write_parquet`] failed: the file system, Parquet, or the batch source (`E`).

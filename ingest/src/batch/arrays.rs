@@ -10,11 +10,6 @@ use super::{EventBatchBuilder, CONTEXTS};
 use crate::intern::Interner;
 
 impl EventBatchBuilder {
-    /// Finish into a batch with [`kreq_schemas::events::schema`].
-    pub fn finish(mut self) -> Result<RecordBatch, arrow::error::ArrowError> {
-        self.take_batch()
-    }
-
     /// The rows appended so far as a batch with [`kreq_schemas::events::schema`]; the builder
     /// is then empty but keeps its dictionaries and per-event caches for the next batch.
     pub fn take_batch(&mut self) -> Result<RecordBatch, arrow::error::ArrowError> {
@@ -64,33 +59,6 @@ impl EventBatchBuilder {
             arrow::array::new_null_array(&arrow::datatypes::DataType::UInt64, n),
             arrow::array::new_null_array(&arrow::datatypes::DataType::UInt64, n),
         ];
-        for s in [
-            &mut self.fd,
-            &mut self.count,
-            &mut self.ret,
-            &mut self.length,
-        ] {
-            s.clear();
-        }
-        for s in [
-            &mut self.prev_tid,
-            &mut self.prev_state_keys,
-            &mut self.next_tid,
-            &mut self.wake_tid,
-            &mut self.wake_cpu,
-            &mut self.parent_tid,
-            &mut self.child_tid,
-            &mut self.saddr,
-            &mut self.daddr,
-        ] {
-            s.clear();
-        }
-        for s in [&mut self.sk_addr, &mut self.skb_addr, &mut self.sock_cookie] {
-            s.clear();
-        }
-        for s in [&mut self.sport, &mut self.dport] {
-            s.clear();
-        }
         RecordBatch::try_new(events::schema(), columns)
     }
 }

@@ -3,12 +3,13 @@
 use std::path::Path;
 
 use arrow::record_batch::RecordBatch;
-use kreq_schemas::writer::{self, MAX_ROW_GROUP_ROWS};
+use kreq_schemas::writer::MAX_ROW_GROUP_ROWS;
 
 use crate::binary::merge::Decoder;
 use crate::chunk::LostReport;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::part::BATCH_ROWS;
+use crate::sink::write_batches;
 
 /// One part file written.
 #[derive(Debug)]
@@ -45,20 +46,10 @@ pub(crate) fn write_part(
         if let Some((lo, hi)) = crate::summary::time_range(&events) {
             range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
         }
-        Some(Ok::<_, std::convert::Infallible>(events))
+        Some(events)
     });
     let schema = kreq_schemas::events::schema();
-    let bytes = match writer::write_parquet(path, "events", schema, batches, zstd_level, metadata) {
-        Ok(bytes) => bytes,
-        Err(writer::WriteError::Io(e)) => return Err(Error::io(path, e)),
-        Err(writer::WriteError::Parquet(cause)) => {
-            return Err(Error::Parquet {
-                path: path.to_owned(),
-                cause,
-            })
-        }
-        Err(writer::WriteError::Batch(never)) => match never {},
-    };
+    let bytes = write_batches(path, "events", schema, batches, zstd_level, metadata)?;
     Ok(Written {
         rows: rows as u64,
         bytes,
