@@ -12,13 +12,14 @@ use crate::batch::{EventBatchBuilder, RowHead};
 use crate::chunk::{LostReport, ParsedChunk};
 use crate::line::{Flags, IrqContext, LostKind};
 
-/// One CPU's ring-buffer pages (`page_size` bytes each, concatenated).
-#[derive(Debug, Clone, Copy)]
+/// One CPU's ring-buffer pages, in time order: runs of whole `page_size` pages, so that a
+/// recorder can hand over the buffers it read into without copying them together.
+#[derive(Debug, Clone)]
 pub struct CpuPages<'a> {
     /// CPU number.
     pub cpu: u16,
-    /// The pages.
-    pub pages: &'a [u8],
+    /// The pages, `page_size` bytes each, concatenated within each run.
+    pub runs: Vec<&'a [u8]>,
 }
 
 /// What the decoder needs besides the pages.
@@ -45,8 +46,10 @@ pub struct DecodedStream {
     pub bad_pages: Vec<(u16, usize, PageError)>,
 }
 
+/// One record: its time and where it lies (page index, byte range within the page).
 struct Rec {
     ts: u64,
+    page: u32,
     start: u32,
     len: u32,
 }
@@ -67,7 +70,9 @@ pub fn decode(cpus: &[CpuPages<'_>], ctx: &DecodeContext<'_>, rows: usize) -> De
 /// Per-CPU pages merged by timestamp and decoded a chunk at a time, so that a writer can take
 /// each chunk while the next is decoded and memory stays bounded by the chunk size.
 pub struct Decoder<'a> {
-    cpus: &'a [CpuPages<'a>],
+    cpus: Vec<u16>,
+    /// Every CPU's pages, one slice per page.
+    pages: Vec<Vec<&'a [u8]>>,
     ctx: &'a DecodeContext<'a>,
     per_cpu: Vec<Vec<Rec>>,
     order: Merge,
@@ -90,16 +95,23 @@ impl std::fmt::Debug for Decoder<'_> {
 
 impl<'a> Decoder<'a> {
     /// Index every CPU's pages (finding lost-event marks and bad pages) and set up the merge.
-    pub fn new(cpus: &'a [CpuPages<'a>], ctx: &'a DecodeContext<'a>) -> Self {
+    pub fn new(cpus: &[CpuPages<'a>], ctx: &'a DecodeContext<'a>) -> Self {
         let mut bad_pages = Vec::new();
         let mut lost = Vec::new();
+        let size = ctx.page_size.max(1);
+        let pages: Vec<Vec<&'a [u8]>> = cpus
+            .iter()
+            .map(|c| c.runs.iter().flat_map(|r| r.chunks(size)).collect())
+            .collect();
         let per_cpu: Vec<Vec<Rec>> = cpus
             .iter()
-            .map(|c| index_cpu(c, ctx, &mut lost, &mut bad_pages))
+            .zip(&pages)
+            .map(|(c, p)| index_cpu(c.cpu, p, ctx, &mut lost, &mut bad_pages))
             .collect();
         lost.sort_by_key(|l| l.ts_ns);
         Self {
-            cpus,
+            cpus: cpus.iter().map(|c| c.cpu).collect(),
+            pages,
             ctx,
             order: Merge::new(&per_cpu),
             per_cpu,
@@ -130,8 +142,9 @@ impl<'a> Decoder<'a> {
             {
                 chunk_lost.extend(self.lost.next());
             }
-            let rec = &self.cpus[i].pages[r.start as usize..(r.start + r.len) as usize];
-            let cpu = self.cpus[i].cpu;
+            let page = self.pages[i][r.page as usize];
+            let rec = &page[r.start as usize..(r.start + r.len) as usize];
+            let cpu = self.cpus[i];
             append(&mut self.builder, &mut self.comms, self.ctx, cpu, ts, rec);
             self.last_ts = Some(ts as i64);
         }
@@ -204,26 +217,26 @@ impl Merge {
 }
 
 fn index_cpu(
-    c: &CpuPages<'_>,
+    cpu: u16,
+    pages: &[&[u8]],
     ctx: &DecodeContext<'_>,
     lost: &mut Vec<LostReport>,
     bad: &mut Vec<(u16, usize, PageError)>,
 ) -> Vec<Rec> {
     // Records average well over 32 bytes with their headers.
-    let mut out = Vec::with_capacity(c.pages.len() / 32);
-    for (n, page) in c.pages.chunks(ctx.page_size.max(1)).enumerate() {
-        let base = n * ctx.page_size;
+    let mut out = Vec::with_capacity(pages.len() * ctx.page_size / 32);
+    for (n, &page) in pages.iter().enumerate() {
         let p = match Page::parse(page, &ctx.page_header) {
             Ok(p) => p,
             Err(e) => {
-                bad.push((c.cpu, n, e));
+                bad.push((cpu, n, e));
                 continue;
             }
         };
         if p.missed != Missed::None {
             lost.push(LostReport {
                 ts_ns: Some(p.base_ts as i64),
-                cpu: c.cpu,
+                cpu,
                 count: match p.missed {
                     Missed::Count(n) => Some(n),
                     _ => None,
@@ -237,11 +250,12 @@ fn index_cpu(
             match r {
                 Ok((ts, rec)) => out.push(Rec {
                     ts,
-                    start: (base + (rec.as_ptr() as usize - data_start)) as u32,
+                    page: n as u32,
+                    start: (rec.as_ptr() as usize - data_start) as u32,
                     len: rec.len() as u32,
                 }),
                 Err(e) => {
-                    bad.push((c.cpu, n, e));
+                    bad.push((cpu, n, e));
                     break;
                 }
             }

@@ -86,7 +86,7 @@ impl TraceDat {
             .iter()
             .map(|c| super::merge::CpuPages {
                 cpu: c.cpu as u16,
-                pages: &c.pages,
+                runs: vec![&c.pages],
             })
             .collect();
         // trace.dat keeps no tgids.

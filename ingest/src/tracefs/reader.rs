@@ -9,7 +9,7 @@ use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -83,9 +83,68 @@ pub(crate) struct Pages {
     pub bytes: usize,
 }
 
+/// Page buffers, handed back by the recorder once their pages are written and reused by the
+/// readers. Fresh memory costs a page fault and zeroing per page (2 MiB at a time where
+/// transparent huge pages are on): on the testbed that was most of the recorder's CPU time
+/// while the load ran, more than reading the pages.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BufferPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl BufferPool {
+    /// A pool holding `count` buffers of `capacity` bytes, written once so the memory is
+    /// faulted in now, before tracing starts, rather than in the traced workload's time.
+    pub(crate) fn prefilled(count: usize, capacity: usize) -> Self {
+        let free = (0..count)
+            .map(|_| {
+                // Zeroed memory is only reserved; a write to each page faults it in.
+                let mut v = vec![0u8; capacity];
+                v.iter_mut().step_by(4096).for_each(|b| *b = 1);
+                std::hint::black_box(&mut v).clear();
+                v
+            })
+            .collect();
+        Self(Arc::new(Mutex::new(free)))
+    }
+
+    /// An empty buffer of at least `capacity` bytes, reused when one is free.
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let free = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match free {
+            Some(v) if v.capacity() >= capacity => v,
+            _ => Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Append whole pages of `page_size` bytes to `runs`, filling its last buffer before
+    /// taking the next from the pool; no buffer grows past its capacity, so none is moved.
+    pub(crate) fn append(&self, runs: &mut Vec<Vec<u8>>, mut pages: &[u8], page_size: usize) {
+        let page = page_size.max(1);
+        while !pages.is_empty() {
+            let room = runs
+                .last()
+                .map_or(0, |v| (v.capacity() - v.len()) / page * page);
+            if room == 0 {
+                runs.push(self.take(BATCH_BYTES + page));
+                continue;
+            }
+            let n = room.min(pages.len());
+            if let Some(v) = runs.last_mut() {
+                v.extend_from_slice(&pages[..n]);
+            }
+            pages = &pages[n..];
+        }
+    }
+
+    /// Give a buffer back for reuse.
+    pub(crate) fn put(&self, mut v: Vec<u8>) {
+        v.clear();
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(v);
+    }
+}
+
 /// Pages are handed on in batches of about this many bytes (or when a drain ends), so the
 /// encoder is woken once per batch rather than once per page.
-const BATCH_BYTES: usize = 1 << 20;
+pub(crate) const BATCH_BYTES: usize = 1 << 20;
 
 /// Read one CPU's `trace_pipe_raw` until the recording stops and the buffer is empty.
 pub(crate) fn read_cpu(
@@ -94,6 +153,7 @@ pub(crate) fn read_cpu(
     page_size: usize,
     wake: &Wake,
     out: &mpsc::Sender<Pages>,
+    pool: &BufferPool,
 ) -> Result<ReaderStats> {
     let mut f = std::fs::OpenOptions::new()
         .read(true)
@@ -103,7 +163,7 @@ pub(crate) fn read_cpu(
     let mut stats = ReaderStats::default();
     let new_batch = || Pages {
         cpu_index: index,
-        data: Vec::with_capacity(BATCH_BYTES + page_size),
+        data: pool.take(BATCH_BYTES + page_size),
         bytes: 0,
     };
     let mut batch = new_batch();
@@ -160,4 +220,42 @@ pub(crate) fn epoch_offset_ns(clock: &str) -> Option<i64> {
     let wall = clock_gettime(ClockId::CLOCK_REALTIME).ok()?;
     let after = clock_gettime(id).ok()?;
     Some(ns(wall) - (ns(before) + ns(after)) / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appended_pages_fill_buffers_in_order_without_moving_them() {
+        let page = 4096;
+        let pool = BufferPool::prefilled(2, BATCH_BYTES + page);
+        let mut runs = Vec::new();
+        let mut all = Vec::new();
+        // Batches of 1, 300, 2, 256 and 1 pages; every page's bytes name it.
+        for (k, n) in [1usize, 300, 2, 256, 1].into_iter().enumerate() {
+            let batch: Vec<u8> = (0..n * page).map(|i| (k * 31 + i / page) as u8).collect();
+            pool.append(&mut runs, &batch, page);
+            all.extend_from_slice(&batch);
+        }
+        assert_eq!(runs.concat(), all);
+        assert_eq!(
+            runs.len(),
+            3,
+            "560 pages fill 2 buffers of 257 and start a third"
+        );
+        for v in &runs {
+            assert_eq!(v.capacity(), BATCH_BYTES + page, "a buffer was reallocated");
+        }
+        assert!(runs[..2].iter().all(|v| v.len() == 257 * page));
+        // Buffers given back are handed out again rather than allocated.
+        let given: Vec<*const u8> = runs.iter().map(|v| v.as_ptr()).collect();
+        for v in runs.drain(..) {
+            pool.put(v);
+        }
+        pool.append(&mut runs, &all[..page], page);
+        assert!(given.contains(&runs[0].as_ptr()));
+        assert_eq!(runs[0], all[..page]);
+        assert_eq!(pool.0.lock().map(|f| f.len()).ok(), Some(2));
+    }
 }

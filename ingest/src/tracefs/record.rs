@@ -19,7 +19,11 @@ use kreq_schemas::SCHEMA_VERSION;
 use super::instance::{tracefs_root, Instance};
 use super::parts::write_part;
 use super::profile::EventSpec;
-use super::reader::{read_cpu, Pages, ReaderStats, Wake};
+use super::reader::{read_cpu, BufferPool, Pages, ReaderStats, Wake, BATCH_BYTES};
+
+/// Page-buffer memory taken and faulted in before tracing starts (at most one part's worth):
+/// a page's first touch costs more than reading it, and would be paid while the workload runs.
+const PREFAULT_BYTES: usize = 64 << 20;
 use super::setup::{configure, current_tid, lower_priority, online_cpus, write_formats};
 use crate::binary::format::{FormatRegistry, PageHeader};
 use crate::binary::merge::{CpuPages, DecodeContext, Decoder};
@@ -109,8 +113,10 @@ struct Recorder {
     page_size: usize,
     formats: FormatRegistry,
     cpus: Vec<u16>,
-    pending: Vec<Vec<u8>>,
+    /// Per CPU, the page buffers read since the last flush (whole pages each).
+    pending: Vec<Vec<Vec<u8>>>,
     pending_bytes: usize,
+    pool: BufferPool,
     seq: u64,
     summary: SourceSummary,
     lost: Vec<LostReport>,
@@ -184,16 +190,25 @@ fn run(
     let (tid_tx, tid_rx) = mpsc::channel::<i32>();
     let go = Arc::new(Barrier::new(cpus.len() + 1));
     let wake = Wake::new(opts.max_wait)?;
+    // Enough buffers for one part's pages (up to PREFAULT_BYTES), faulted in before tracing.
+    // Readers hold up to two batches each while the recorder fills its own buffers.
+    let buffers = opts.rotate_bytes.min(PREFAULT_BYTES) / BATCH_BYTES + 3 * cpus.len();
+    let pool = BufferPool::prefilled(buffers, BATCH_BYTES + page_size);
     let mut handles = Vec::new();
     for (i, cpu) in cpus.iter().enumerate() {
         let path = inst.dir().join(format!("per_cpu/cpu{cpu}/trace_pipe_raw"));
-        let (page_tx, tid_tx, go, wake) =
-            (page_tx.clone(), tid_tx.clone(), go.clone(), wake.clone());
+        let (page_tx, tid_tx, go, wake, pool) = (
+            page_tx.clone(),
+            tid_tx.clone(),
+            go.clone(),
+            wake.clone(),
+            pool.clone(),
+        );
         handles.push(std::thread::spawn(move || {
             let _ = tid_tx.send(current_tid());
             drop(tid_tx);
             go.wait();
-            read_cpu(&path, i, page_size, &wake, &page_tx)
+            read_cpu(&path, i, page_size, &wake, &page_tx, &pool)
         }));
     }
     drop(page_tx);
@@ -214,6 +229,7 @@ fn run(
     };
     write_formats(&opts.output, inst, &formats)?;
     let mut rec = Recorder::new(opts, root, header, page_size, formats, cpus.clone(), inst);
+    rec.pool = pool;
     inst.write("tracing_on", "1")?;
     go.wait();
     observer.started(&inst.name());
@@ -303,6 +319,7 @@ impl Recorder {
             cpus,
             pending: vec![Vec::new(); n],
             pending_bytes: 0,
+            pool: BufferPool::default(),
             seq: 0,
             summary: SourceSummary {
                 path: format!("tracefs:{}", inst.name()),
@@ -329,15 +346,15 @@ impl Recorder {
     }
 
     /// Keep a reader's batch of pages (already padded to whole sub-buffers) for the next part.
+    /// They are copied into the CPU's pending buffers and the batch's buffer goes back to the
+    /// pool: batches cut short by a drain would otherwise each pin a whole buffer. A copy
+    /// costs far less than fresh memory.
     fn add(&mut self, pages: Pages) {
-        let v = &mut self.pending[pages.cpu_index];
-        if v.is_empty() {
-            *v = pages.data;
-        } else {
-            v.extend_from_slice(&pages.data);
-        }
         self.pending_bytes += pages.bytes;
         self.summary.bytes += pages.bytes as u64;
+        let runs = &mut self.pending[pages.cpu_index];
+        self.pool.append(runs, &pages.data, self.page_size);
+        self.pool.put(pages.data);
     }
 
     /// Decode the pages collected so far into new part files and refresh the manifest.
@@ -355,7 +372,10 @@ impl Recorder {
             .cpus
             .iter()
             .zip(&self.pending)
-            .map(|(&cpu, p)| CpuPages { cpu, pages: p })
+            .map(|(&cpu, p)| CpuPages {
+                cpu,
+                runs: p.iter().map(Vec::as_slice).collect(),
+            })
             .collect();
         let ctx = DecodeContext {
             page_header: self.header,
@@ -388,8 +408,10 @@ impl Recorder {
             }
             self.summary.lost_reports += (self.lost.len() - lost_before) as u64;
         }
-        for p in &mut self.pending {
-            p.clear();
+        for runs in &mut self.pending {
+            for v in runs.drain(..) {
+                self.pool.put(v);
+            }
         }
         self.pending_bytes = 0;
         self.write_manifest()

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use kreq_ingest::binary::merge::{self, CpuPages, DecodeContext};
 use kreq_ingest::binary::tracedat;
 use kreq_ingest::chunk::{parse_chunk, ChunkPos};
 use kreq_schemas::events;
@@ -231,27 +232,96 @@ fn small_chunks_decode_the_same_rows_as_one() {
         .all(|c| c.events.num_rows() == 1000));
     let batches: Vec<RecordBatch> = small.chunks.iter().map(|c| c.events.clone()).collect();
     let joined = arrow::compute::concat_batches(&events::schema(), &batches).expect("concat");
-    // Dictionary keys may differ between batches; compare the values.
-    let text = |b: &RecordBatch| -> Vec<String> {
-        let opts = FormatOptions::default().with_null("∅");
-        let cols: Vec<ArrayFormatter<'_>> = b
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).expect("formatter"))
-            .collect();
-        (0..b.num_rows())
-            .map(|i| {
-                cols.iter()
-                    .map(|c| c.value(i).to_string())
-                    .collect::<Vec<_>>()
-                    .join("|")
-            })
-            .collect()
-    };
-    assert_eq!(text(&joined), text(&whole.chunks[0].events));
+    assert_eq!(rows_text(&joined), rows_text(&whole.chunks[0].events));
     let lost = |chunks: &[kreq_ingest::chunk::ParsedChunk]| -> Vec<_> {
         chunks.iter().flat_map(|c| c.lost.clone()).collect()
     };
     assert!(lost(&whole.chunks).len() >= 3, "{:?}", lost(&whole.chunks));
     assert_eq!(lost(&small.chunks), lost(&whole.chunks));
+}
+
+/// Rows as text, one string per row: dictionary keys may differ between batches, values not.
+fn rows_text(b: &RecordBatch) -> Vec<String> {
+    let opts = FormatOptions::default().with_null("∅");
+    let cols: Vec<ArrayFormatter<'_>> = b
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).expect("formatter"))
+        .collect();
+    (0..b.num_rows())
+        .map(|i| {
+            cols.iter()
+                .map(|c| c.value(i).to_string())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+/// A CPU's pages handed over as several runs (as `kreq record` keeps the buffers it read
+/// pages into) decode to the same rows, lost-event reports and bad pages as one run.
+#[test]
+fn pages_in_runs_decode_as_one_run() {
+    let file = std::fs::read(testdata("t0-tracecmd/trace.dat")).expect("trace.dat");
+    let mut dat = tracedat::parse(&file, None).expect("parse trace.dat");
+    let (size, commit) = (dat.page_size, dat.page_header.commit_offset);
+    for cpu in &mut dat.cpus {
+        // Missed events before pages 2 and 9; page 6 claims more data than a page holds.
+        for page in [2, 9] {
+            if let Some(b) = cpu.pages.get_mut(page * size + commit + 3) {
+                *b |= 0x80;
+            }
+        }
+        let at = 6 * size + commit;
+        if let Some(b) = cpu.pages.get_mut(at..at + 4) {
+            b.copy_from_slice(&(2 * size as u32).to_le_bytes());
+        }
+    }
+    let ctx = DecodeContext {
+        page_header: dat.page_header,
+        page_size: size,
+        formats: &dat.formats,
+        cmdlines: &dat.cmdlines,
+        tgids: &Default::default(),
+    };
+    let one: Vec<CpuPages<'_>> = dat
+        .cpus
+        .iter()
+        .map(|c| CpuPages {
+            cpu: c.cpu as u16,
+            runs: vec![&c.pages],
+        })
+        .collect();
+    // Runs of 1, 2, 3, ... pages.
+    let split: Vec<CpuPages<'_>> = dat
+        .cpus
+        .iter()
+        .map(|c| {
+            let (mut runs, mut rest, mut n) = (Vec::new(), c.pages.as_slice(), 1);
+            while !rest.is_empty() {
+                let (run, later) = rest.split_at((n * size).min(rest.len()));
+                runs.push(run);
+                (rest, n) = (later, n + 1);
+            }
+            assert!(runs.len() > 3, "{} runs", runs.len());
+            CpuPages {
+                cpu: c.cpu as u16,
+                runs,
+            }
+        })
+        .collect();
+    let a = merge::decode(&one, &ctx, 1 << 20);
+    let b = merge::decode(&split, &ctx, 1 << 20);
+    assert!(a.chunks[0].events.num_rows() > 10_000);
+    assert_eq!(
+        rows_text(&a.chunks[0].events),
+        rows_text(&b.chunks[0].events)
+    );
+    assert!(a.chunks[0].lost.len() >= 2, "{:?}", a.chunks[0].lost);
+    assert_eq!(a.chunks[0].lost, b.chunks[0].lost);
+    let bad = |d: &merge::DecodedStream| -> Vec<(u16, usize)> {
+        d.bad_pages.iter().map(|(c, n, _)| (*c, *n)).collect()
+    };
+    assert!(bad(&a).iter().any(|&(_, n)| n == 6), "{:?}", bad(&a));
+    assert_eq!(bad(&a), bad(&b));
 }
