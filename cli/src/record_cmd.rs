@@ -153,8 +153,12 @@ pub fn run(args: RecordArgs) -> Result<()> {
             report.instance,
         );
         eprintln!(
-            "readers: {} wakeups, {} pages (woken at {}% full or every {} ms)",
-            report.readers.wakeups, report.readers.pages, args.wake_percent, args.max_wait_ms
+            "readers: {} wakeups, {} pages (woken at {}% full or every {} ms); {} events of kreq's own threads left out",
+            report.readers.wakeups,
+            report.readers.pages,
+            args.wake_percent,
+            args.max_wait_ms,
+            report.own_events
         );
         eprintln!(
             "lost events: {lost}{}",

@@ -35,6 +35,9 @@ pub struct DecodeContext<'a> {
     pub cmdlines: &'a HashMap<i32, String>,
     /// Thread group ids (tid -> tgid), when known (`saved_tgids`).
     pub tgids: &'a HashMap<i32, i32>,
+    /// Threads whose events are left out, with scheduler events that name them (the
+    /// recorder's own threads; empty for a trace.dat). A short list: it is scanned per event.
+    pub exclude: &'a [i32],
 }
 
 /// Decoded rows and what was found wrong on the way.
@@ -82,6 +85,8 @@ pub struct Decoder<'a> {
     last_ts: Option<i64>,
     /// Pages that could not be decoded: `(cpu, page index, error)`.
     pub bad_pages: Vec<(u16, usize, PageError)>,
+    /// Events left out because of [`DecodeContext::exclude`].
+    pub excluded: u64,
 }
 
 impl std::fmt::Debug for Decoder<'_> {
@@ -120,6 +125,7 @@ impl<'a> Decoder<'a> {
             builder: EventBatchBuilder::new(),
             last_ts: None,
             bad_pages,
+            excluded: 0,
         }
     }
 
@@ -144,6 +150,10 @@ impl<'a> Decoder<'a> {
             }
             let page = self.pages[i][r.page as usize];
             let rec = &page[r.start as usize..(r.start + r.len) as usize];
+            if !self.ctx.exclude.is_empty() && excluded(&mut self.comms, self.ctx, rec) {
+                self.excluded += 1;
+                continue;
+            }
             let cpu = self.cpus[i];
             append(&mut self.builder, &mut self.comms, self.ctx, cpu, ts, rec);
             self.last_ts = Some(ts as i64);
@@ -318,6 +328,26 @@ fn append(
     }
 }
 
+/// Whether `rec` was recorded by one of the excluded threads or is a scheduler event that
+/// names one (switched from or to, woken, forked).
+fn excluded(comms: &mut Comms<'_>, ctx: &DecodeContext<'_>, rec: &[u8]) -> bool {
+    if rec.len() < 8 {
+        return false;
+    }
+    let tid = i32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
+    if ctx.exclude.contains(&tid) {
+        return true;
+    }
+    let Some(f) = ctx.formats.get(u16::from_le_bytes([rec[0], rec[1]])) else {
+        return false;
+    };
+    comms.plan(f).iter().any(|&(pid_at, _)| {
+        int(rec, &f.fields[pid_at])
+            .and_then(|p| i32::try_from(p).ok())
+            .is_some_and(|p| p != 0 && ctx.exclude.contains(&p))
+    })
+}
+
 fn unknown_format(id: u16) -> EventFormat {
     EventFormat {
         system: String::new(),
@@ -356,13 +386,13 @@ impl<'a> Comms<'a> {
             .map_or("<...>", |s| s.as_str())
     }
 
+    /// The `(pid field, comm field)` pairs of `f` that name a thread.
+    fn plan(&mut self, f: &EventFormat) -> &[(usize, usize)] {
+        plan_of(&mut self.plans, f)
+    }
+
     fn learn(&mut self, f: &EventFormat, rec: &[u8]) {
-        let at = usize::from(f.id);
-        if self.plans.len() <= at {
-            self.plans.resize(at + 1, None);
-        }
-        let plan = self.plans[at].get_or_insert_with(|| plan(f));
-        for &(pid_at, comm_at) in plan.iter() {
+        for &(pid_at, comm_at) in plan_of(&mut self.plans, f) {
             let pid = int(rec, &f.fields[pid_at]).and_then(|p| i32::try_from(p).ok());
             let comm = field_text(rec, &f.fields[comm_at]);
             if let (Some(pid), Some(comm)) = (pid, comm) {
@@ -372,6 +402,18 @@ impl<'a> Comms<'a> {
             }
         }
     }
+}
+
+/// `f`'s plan in `plans` (by format id), resolved on first use.
+fn plan_of<'p>(
+    plans: &'p mut Vec<Option<Vec<(usize, usize)>>>,
+    f: &EventFormat,
+) -> &'p [(usize, usize)] {
+    let at = usize::from(f.id);
+    if plans.len() <= at {
+        plans.resize(at + 1, None);
+    }
+    plans[at].get_or_insert_with(|| plan(f))
 }
 
 /// Which fields of event `f` pair a thread id with its name.

@@ -97,6 +97,7 @@ impl TraceDat {
             formats: &self.formats,
             cmdlines: &self.cmdlines,
             tgids: &tgids,
+            exclude: &[],
         };
         f(&mut super::merge::Decoder::new(&cpus, &ctx))
     }

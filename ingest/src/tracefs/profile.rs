@@ -80,21 +80,6 @@ pub fn parse_event(s: &str) -> Result<EventSpec> {
     }
 }
 
-/// A filter that drops scheduler events naming one of `own` threads, so the recorder does
-/// not record its own wakeups (each of which would wake it again).
-pub fn exclude_filter(event: &str, own: &[i32]) -> Option<String> {
-    let fields: &[&str] = match event {
-        "sched_switch" => &["prev_pid", "next_pid"],
-        "sched_wakeup" | "sched_wakeup_new" | "sched_waking" => &["pid"],
-        _ => return None,
-    };
-    let terms: Vec<String> = fields
-        .iter()
-        .flat_map(|f| own.iter().map(move |p| format!("{f} != {p}")))
-        .collect();
-    (!terms.is_empty()).then(|| terms.join(" && "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,16 +94,7 @@ mod tests {
     }
 
     #[test]
-    fn own_threads_are_filtered_from_scheduler_events() {
-        assert_eq!(
-            exclude_filter("sched_switch", &[7, 9]).as_deref(),
-            Some("prev_pid != 7 && prev_pid != 9 && next_pid != 7 && next_pid != 9")
-        );
-        assert_eq!(
-            exclude_filter("sched_wakeup", &[7]).as_deref(),
-            Some("pid != 7")
-        );
-        assert_eq!(exclude_filter("tcp_probe", &[7]), None);
+    fn events_parse_as_group_and_name() {
         assert!(parse_event("sched").is_err() && parse_event("a:b").is_ok());
     }
 }

@@ -16,6 +16,8 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
+use crate::binary::format::PageHeader;
+use crate::binary::page::data_len;
 use crate::error::{Error, Result};
 
 /// Told to the readers when the recording stops: an eventfd that becomes readable once.
@@ -147,10 +149,15 @@ impl BufferPool {
 pub(crate) const BATCH_BYTES: usize = 1 << 20;
 
 /// Read one CPU's `trace_pipe_raw` until the recording stops and the buffer is empty.
+///
+/// A drain ends at the first page less than half full unless the recording is stopping: that
+/// was the page the kernel was still writing. Reading on would return the few events written
+/// since, among them this reader's own `read` calls (the kernel records them; they are left
+/// out when decoding), so a reader could keep itself busy with near-empty pages.
 pub(crate) fn read_cpu(
     path: &Path,
     index: usize,
-    page_size: usize,
+    (page_size, header): (usize, PageHeader),
     wake: &Wake,
     out: &mpsc::Sender<Pages>,
     pool: &BufferPool,
@@ -191,8 +198,13 @@ pub(crate) fn read_cpu(
             }
             stats.pages += 1;
             batch.bytes += n;
+            let partial = data_len(&batch.data[at..], &header)
+                .is_some_and(|len| 2 * len < page_size.saturating_sub(header.data_offset));
             if batch.data.len() >= BATCH_BYTES && !send(&mut batch) {
                 return Ok(stats);
+            }
+            if partial && !stopping {
+                break;
             }
         }
         if !batch.data.is_empty() && !send(&mut batch) {

@@ -5,7 +5,7 @@
 //! `buffer_percent`) or after [`RecordOptions::max_wait`], so wakeups are batched and never per
 //! event. The main thread collects pages and, every [`RecordOptions::rotate_bytes`] or
 //! [`RecordOptions::rotate_every`], decodes and merges them by time into a new part file. The
-//! readers' own threads and the recording process are excluded from the recording.
+//! recorder's own threads (and scheduler events naming them) are left out while decoding.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,6 +104,8 @@ pub struct RecordReport {
     pub parquet_bytes: u64,
     /// What the per-CPU readers did (wakeups, pages), summed over CPUs.
     pub readers: ReaderStats,
+    /// Events of the recorder's own threads (and scheduler events naming them) left out.
+    pub own_events: u64,
 }
 
 struct Recorder {
@@ -117,6 +119,9 @@ struct Recorder {
     pending: Vec<Vec<Vec<u8>>>,
     pending_bytes: usize,
     pool: BufferPool,
+    /// The recorder's own threads, sorted: their events are left out when decoding.
+    own: Vec<i32>,
+    own_events: u64,
     seq: u64,
     summary: SourceSummary,
     lost: Vec<LostReport>,
@@ -208,7 +213,7 @@ fn run(
             let _ = tid_tx.send(current_tid());
             drop(tid_tx);
             go.wait();
-            read_cpu(&path, i, page_size, &wake, &page_tx, &pool)
+            read_cpu(&path, i, (page_size, header), &wake, &page_tx, &pool)
         }));
     }
     drop(page_tx);
@@ -218,7 +223,7 @@ fn run(
     own.push(current_tid());
     own.sort_unstable();
     own.dedup();
-    let setup = configure(inst, opts, &own);
+    let setup = configure(inst, opts);
     let formats = match setup {
         Ok(f) => f,
         Err(e) => {
@@ -229,7 +234,7 @@ fn run(
     };
     write_formats(&opts.output, inst, &formats)?;
     let mut rec = Recorder::new(opts, root, header, page_size, formats, cpus.clone(), inst);
-    rec.pool = pool;
+    (rec.pool, rec.own) = (pool, own);
     inst.write("tracing_on", "1")?;
     go.wait();
     observer.started(&inst.name());
@@ -320,6 +325,8 @@ impl Recorder {
             pending: vec![Vec::new(); n],
             pending_bytes: 0,
             pool: BufferPool::default(),
+            own: Vec::new(),
+            own_events: 0,
             seq: 0,
             summary: SourceSummary {
                 path: format!("tracefs:{}", inst.name()),
@@ -383,6 +390,7 @@ impl Recorder {
             formats: &self.formats,
             cmdlines: &cmdlines,
             tgids: &tgids,
+            exclude: &self.own,
         };
         let mut decoder = Decoder::new(&pages, &ctx);
         self.summary.malformed += decoder.bad_pages.len() as u64;
@@ -408,6 +416,7 @@ impl Recorder {
             }
             self.summary.lost_reports += (self.lost.len() - lost_before) as u64;
         }
+        self.own_events += decoder.excluded;
         for runs in &mut self.pending {
             for v in runs.drain(..) {
                 self.pool.put(v);
@@ -455,6 +464,7 @@ impl Recorder {
             lost: self.lost,
             parquet_bytes: self.parquet_bytes,
             readers: ReaderStats::default(),
+            own_events: self.own_events,
         })
     }
 }

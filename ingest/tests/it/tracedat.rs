@@ -283,6 +283,7 @@ fn pages_in_runs_decode_as_one_run() {
         formats: &dat.formats,
         cmdlines: &dat.cmdlines,
         tgids: &Default::default(),
+        exclude: &[],
     };
     let one: Vec<CpuPages<'_>> = dat
         .cpus
@@ -324,4 +325,90 @@ fn pages_in_runs_decode_as_one_run() {
     };
     assert!(bad(&a).iter().any(|&(_, n)| n == 6), "{:?}", bad(&a));
     assert_eq!(bad(&a), bad(&b));
+}
+
+/// Threads listed in `exclude` lose their own events and the scheduler events that name them
+/// (as `kreq record` leaves out its own threads); nothing else goes.
+#[test]
+fn excluded_threads_and_scheduler_events_naming_them_are_left_out() {
+    let file = std::fs::read(testdata("t0-tracecmd/trace.dat")).expect("trace.dat");
+    let dat = tracedat::parse(&file, None).expect("parse trace.dat");
+    let cpus: Vec<CpuPages<'_>> = dat
+        .cpus
+        .iter()
+        .map(|c| CpuPages {
+            cpu: c.cpu as u16,
+            runs: vec![&c.pages],
+        })
+        .collect();
+    let decode = |exclude: &[i32]| {
+        let ctx = DecodeContext {
+            page_header: dat.page_header,
+            page_size: dat.page_size,
+            formats: &dat.formats,
+            cmdlines: &dat.cmdlines,
+            tgids: &Default::default(),
+            exclude,
+        };
+        let mut d = merge::Decoder::new(&cpus, &ctx);
+        let rows = d.next_chunk(1 << 20).map(|c| c.events).expect("rows");
+        (rows, d.excluded)
+    };
+    let (all, none) = decode(&[]);
+    assert_eq!(none, 0);
+    // The busiest thread that also shows up in scheduler events of other threads.
+    let col = |b: &RecordBatch, name: &str| -> Vec<Option<i32>> {
+        let a = b.column_by_name(name).expect(name);
+        let a = a
+            .as_any()
+            .downcast_ref::<arrow::array::Int32Array>()
+            .expect("Int32");
+        a.iter().collect()
+    };
+    let tids = col(&all, events::TID);
+    let named = |b: &RecordBatch, t: i32| -> usize {
+        [events::PREV_TID, events::NEXT_TID, events::WAKE_TID]
+            .iter()
+            .map(|c| col(b, c).iter().filter(|v| **v == Some(t)).count())
+            .sum()
+    };
+    let mut counts: BTreeMap<i32, usize> = BTreeMap::new();
+    for t in tids.iter().flatten().filter(|t| **t != 0) {
+        *counts.entry(*t).or_default() += 1;
+    }
+    let (&tid, &own) = counts
+        .iter()
+        .filter(|(t, _)| named(&all, **t) > 0)
+        .max_by_key(|(_, n)| **n)
+        .expect("a thread");
+    let (left, dropped) = decode(&[tid]);
+    assert!(own > 100, "{own} events of {tid}");
+    assert_eq!(
+        col(&left, events::TID)
+            .iter()
+            .filter(|t| **t == Some(tid))
+            .count(),
+        0
+    );
+    assert_eq!(named(&left, tid), 0);
+    // Exactly the rows that are the thread's own or name it went.
+    let cols: Vec<Vec<Option<i32>>> = [
+        events::TID,
+        events::PREV_TID,
+        events::NEXT_TID,
+        events::WAKE_TID,
+        events::CHILD_TID,
+    ]
+    .iter()
+    .map(|c| col(&all, c))
+    .collect();
+    let keep = (0..all.num_rows())
+        .filter(|&i| cols.iter().all(|c| c[i] != Some(tid)))
+        .count();
+    assert_eq!(left.num_rows(), keep);
+    assert_eq!(left.num_rows() as u64 + dropped, all.num_rows() as u64);
+    assert!(
+        dropped as usize > own,
+        "scheduler events naming {tid} went too"
+    );
 }
