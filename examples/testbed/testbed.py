@@ -226,6 +226,16 @@ def main():
         time.sleep(0.5)
     elif args.text_capture or args.kernel_only:
         capture = TextCapture(args.text_capture)
+    def cpu_s(proc):
+        """User + system CPU seconds `proc` has used so far (None once it is gone)."""
+        try:
+            with open(f"/proc/{proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
+
+    cpu_before = cpu_s(recorder) if recorder else None
     load = subprocess.Popen([sys.executable, os.path.join(HERE, "loadgen.py"), "--port", str(args.port),
                              "--requests", str(args.requests), "--connections", str(args.connections),
                              "--log", os.path.join(work, "loadgen.jsonl")],
@@ -233,13 +243,19 @@ def main():
     if args.record and args.record_after:
         time.sleep(args.record_after)
         recorder = start_recorder()
+        cpu_before = cpu_s(recorder)
     out, err = load.communicate()
+    cpu_after = cpu_s(recorder) if recorder else None
     if load.returncode != 0:
         raise SystemExit(f"testbed: the load generator failed ({load.returncode}):\n{out}{err}")
     summary = json.loads(out.strip().splitlines()[-1])
     if err.strip():
         summary["loadgen_stderr"] = err.strip()
     if recorder:
+        if cpu_before is not None and cpu_after is not None:
+            # What the recorder took from the CPUs while the load ran (its decoding after the
+            # load is not in it).
+            summary["recorder_cpu_s_in_load"] = round(cpu_after - cpu_before, 3)
         recorder.send_signal(signal.SIGINT)
         _, err = recorder.communicate(timeout=120)
         summary["recorder"] = err.strip()
