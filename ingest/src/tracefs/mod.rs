@@ -5,6 +5,7 @@ mod parts;
 pub mod profile;
 mod reader;
 pub mod record;
+mod recorder;
 pub mod scope;
 mod setup;
 
