@@ -153,9 +153,10 @@ pub fn run(args: RecordArgs) -> Result<()> {
             report.instance,
         );
         eprintln!(
-            "readers: {} wakeups, {} pages (woken at {}% full or every {} ms); {} events of kreq's own threads left out",
+            "readers: {} wakeups, {} pages ({} spliced; woken at {}% full or every {} ms); {} events of kreq's own threads left out",
             report.readers.wakeups,
             report.readers.pages,
+            report.readers.spliced,
             args.wake_percent,
             args.max_wait_ms,
             report.own_events

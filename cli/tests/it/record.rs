@@ -443,8 +443,8 @@ fn readers_wake_in_batches_set_by_buffer_percent() {
         return;
     }
     let dir = tmp("rec-wake");
-    // (wakeups, pages, events) for one 2 s recording of the same workload.
-    let run = |name: &str, percent: &str, buffer_kb: &str| -> (u64, u64, u64) {
+    // (wakeups, pages, events, spliced pages) for one 2 s recording of the same workload.
+    let run = |name: &str, percent: &str, buffer_kb: &str| -> (u64, u64, u64, u64) {
         let (mut child, pid) = workload("0.3", 20_000);
         let out = kreq()
             .args([
@@ -473,9 +473,10 @@ fn readers_wake_in_batches_set_by_buffer_percent() {
             num("readers:", "wakeups"),
             num("wakeups,", "pages"),
             num("recorded", "events"),
+            num("pages (", "spliced"),
         )
     };
-    let (w50, p50, e50) = run("p50", "50", "8192");
+    let (w50, p50, e50, s50) = run("p50", "50", "8192");
     // 2 s, woken at half of 8 MiB (1024 4-KiB pages per CPU) or after 10 s: about one wakeup
     // per 1024 pages, plus the final drain (and a spurious one per CPU at most).
     assert!(
@@ -483,13 +484,15 @@ fn readers_wake_in_batches_set_by_buffer_percent() {
         "workload too small to say anything: {e50} events"
     );
     assert!(p50 > 20, "{p50} pages");
+    // Woken at half full, nearly every page read is a finished one, moved by splice.
+    assert!(2 * s50 >= p50, "{s50} of {p50} pages spliced");
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get() as u64);
     assert!(
         w50 <= 2 * cpus + p50 / 1024 + 1,
         "{w50} wakeups for {p50} pages at 50%"
     );
     // A 64 KiB buffer woken at every page: many more wakeups for the same workload.
-    let (w0, p0, _) = run("p0", "0", "64");
+    let (w0, p0, _, _) = run("p0", "0", "64");
     assert!(
         w0 > 4 * (w50 + 1),
         "{w0} wakeups ({p0} pages) at 0% vs {w50} at 50%"

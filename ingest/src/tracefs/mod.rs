@@ -8,5 +8,6 @@ pub mod record;
 mod recorder;
 pub mod scope;
 mod setup;
+mod splice;
 
 pub use reader::ReaderStats;

@@ -16,6 +16,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
+use super::splice::Splicer;
 use crate::binary::format::PageHeader;
 use crate::binary::page::data_len;
 use crate::error::{Error, Result};
@@ -72,6 +73,8 @@ pub struct ReaderStats {
     pub wakeups: u64,
     /// Sub-buffers read.
     pub pages: u64,
+    /// Of those, finished ones moved by `splice(2)`, many per call.
+    pub spliced: u64,
 }
 
 /// Sub-buffers read from one CPU in one go, each padded to the sub-buffer size.
@@ -148,7 +151,8 @@ impl BufferPool {
 /// encoder is woken once per batch rather than once per page.
 pub(crate) const BATCH_BYTES: usize = 1 << 20;
 
-/// Read one CPU's `trace_pipe_raw` until the recording stops and the buffer is empty.
+/// Read one CPU's `trace_pipe_raw` until the recording stops and the buffer is empty:
+/// finished pages are spliced (see [`Splicer`]), the rest read a page at a time.
 ///
 /// A drain ends at the first page less than half full unless the recording is stopping: that
 /// was the page the kernel was still writing. Reading on would return the few events written
@@ -176,9 +180,30 @@ pub(crate) fn read_cpu(
     let mut batch = new_batch();
     // Hand the batch on; false once the recorder has gone.
     let send = |batch: &mut Pages| out.send(std::mem::replace(batch, new_batch())).is_ok();
+    let mut splicer = Splicer::new(page_size);
     loop {
         // Checked before draining: pages read after the stop flag are the final drain.
         let stopping = wake.stopped();
+        // Finished pages first, many per call; then page by page, up to the unfinished one.
+        while let Some(sp) = &splicer {
+            let room = batch.data.capacity() - batch.data.len();
+            if room < page_size {
+                if !send(&mut batch) {
+                    return Ok(stats);
+                }
+                continue;
+            }
+            match sp.move_pages(&f, &mut batch.data, room) {
+                Ok(0) => break,
+                Ok(n) => {
+                    stats.pages += n.div_ceil(page_size) as u64;
+                    stats.spliced += n.div_ceil(page_size) as u64;
+                    batch.bytes += n;
+                }
+                // Not spliceable here (an unusual kernel or file system): read instead.
+                Err(_) => splicer = None,
+            }
+        }
         loop {
             let at = batch.data.len();
             batch.data.resize(at + page_size, 0);

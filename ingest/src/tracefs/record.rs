@@ -249,6 +249,7 @@ fn run(
         let s = h.join().map_err(|_| Error::WorkerPanicked)??;
         readers.wakeups += s.wakeups;
         readers.pages += s.pages;
+        readers.spliced += s.spliced;
     }
     rec.flush()?;
     let stats: Vec<String> = rec
