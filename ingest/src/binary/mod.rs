@@ -1,5 +1,6 @@
 //! Binary ftrace data: format files, ring-buffer pages, record fields, trace.dat files.
 
+mod comms;
 pub mod decode;
 pub mod format;
 pub mod merge;
