@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Capture overhead on the testbed, measured in one run: requests/s with no tracing, with
 `kreq record` (default profile, default buffers), with a `cat trace_pipe` text capture of
-the same events, and with the same events enabled in an instance nobody reads ("kernel": what the tracepoints cost
-with no reader; the buffer then overwrites itself, which is not free either, so a recorder
-can come out ahead of it). Rounds interleave the four modes; medians and ratios are reported,
+the same events, and with the same events enabled in an instance nobody reads ("kernel":
+what the tracepoints cost with no reader; the buffer then overwrites itself, which is not
+free either, so a recorder can come out ahead of it). Rounds interleave the four modes; medians and ratios are reported,
 plus the events kreq lost and the CPU time kreq used while the load ran. The recordings are
 deleted at the end. Needs root, nginx and redis-server.
 
@@ -84,6 +84,8 @@ print(json.dumps({
     "paired_median_ratio_90pct": {k: interval(k, paired_median) for k in MODES[1:]},
     "kreq_lost_events_per_round": lost, "kreq_events_per_round": events,
     "kreq_cpu_s_in_load_per_round": cpu,
-    "median_kreq_cpu_s_in_load": statistics.median([c for c in cpu if c is not None] or [0]),
+    # None when kreq did not run (or its CPU time could not be read): never a made-up 0.
+    "median_kreq_cpu_s_in_load": (statistics.median([c for c in cpu if c is not None])
+                                  if any(c is not None for c in cpu) else None),
     "all_rps": rps,
 }, indent=1))

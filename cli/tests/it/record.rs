@@ -65,6 +65,15 @@ fn workload(wait: &str, n: u32) -> (Child, i32) {
     (child, pid)
 }
 
+/// The number between `after` and `before` in kreq record's summary `err`.
+fn summary_number(err: &str, after: &str, before: &str) -> u64 {
+    err.split(after)
+        .nth(1)
+        .and_then(|s| s.split(before).next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {after:?} in {err}"))
+}
+
 fn kreq_instances() -> Vec<String> {
     std::fs::read_dir(Path::new(TRACEFS).join("instances"))
         .map(|d| {
@@ -462,13 +471,7 @@ fn readers_wake_in_batches_set_by_buffer_percent() {
         let _ = child.wait();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{err}");
-        let num = |after: &str, before: &str| -> u64 {
-            err.split(after)
-                .nth(1)
-                .and_then(|s| s.split(before).next())
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or_else(|| panic!("no {after:?} in {err}"))
-        };
+        let num = |after: &str, before: &str| summary_number(&err, after, before);
         (
             num("readers:", "wakeups"),
             num("wakeups,", "pages"),
@@ -522,13 +525,7 @@ fn readers_are_not_kept_busy_by_their_own_reads() {
         .expect("kreq record");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{err}");
-    let num = |after: &str, before: &str| -> u64 {
-        err.split(after)
-            .nth(1)
-            .and_then(|s| s.split(before).next())
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {after:?} in {err}"))
-    };
+    let num = |after: &str, before: &str| summary_number(&err, after, before);
     let (pages, own) = (
         num("wakeups,", "pages"),
         num("ms);", "events of kreq's own"),

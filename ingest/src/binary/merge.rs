@@ -151,12 +151,23 @@ impl<'a> Decoder<'a> {
             }
             let page = self.pages[i][r.page as usize];
             let rec = &page[r.start as usize..(r.start + r.len) as usize];
-            if !self.ctx.exclude.is_empty() && excluded(&mut self.comms, self.ctx, rec) {
-                self.excluded += 1;
-                continue;
+            // A record too short for the common header is skipped.
+            if let Some(h) = Head::of(rec, self.ctx.formats) {
+                if !self.ctx.exclude.is_empty() && excluded(&mut self.comms, self.ctx, &h, rec) {
+                    self.excluded += 1;
+                    continue;
+                }
+                let cpu = self.cpus[i];
+                append(
+                    &mut self.builder,
+                    &mut self.comms,
+                    self.ctx,
+                    cpu,
+                    ts,
+                    &h,
+                    rec,
+                );
             }
-            let cpu = self.cpus[i];
-            append(&mut self.builder, &mut self.comms, self.ctx, cpu, ts, rec);
             self.last_ts = Some(ts as i64);
         }
         if self.builder.is_empty() && chunk_lost.is_empty() {
@@ -298,48 +309,61 @@ fn flags(f: u8, pc: u8) -> Flags {
     }
 }
 
+/// A record's common header (format id, flags, thread id) and its format, read once per record.
+struct Head<'f> {
+    id: u16,
+    flags: Flags,
+    tid: i32,
+    format: Option<&'f EventFormat>,
+}
+
+impl<'f> Head<'f> {
+    /// None when the record is too short to hold the common header.
+    fn of(rec: &[u8], formats: &'f FormatRegistry) -> Option<Self> {
+        let h = rec.get(..8)?;
+        let id = u16::from_le_bytes([h[0], h[1]]);
+        Some(Self {
+            id,
+            flags: flags(h[2], h[3]),
+            tid: i32::from_le_bytes([h[4], h[5], h[6], h[7]]),
+            format: formats.get(id),
+        })
+    }
+}
+
 fn append(
     b: &mut EventBatchBuilder,
     comms: &mut Comms<'_>,
     ctx: &DecodeContext<'_>,
     cpu: u16,
     ts: u64,
+    h: &Head<'_>,
     rec: &[u8],
 ) {
-    if rec.len() < 8 {
-        return;
-    }
-    let id = u16::from_le_bytes([rec[0], rec[1]]);
-    let tid = i32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
-    let fmt = ctx.formats.get(id);
-    let head = RowHead {
+    let row = RowHead {
         ts_ns: ts as i64,
         cpu,
-        tid,
-        tgid: ctx.tgids.get(&tid).copied(),
-        comm: comms.get(tid),
-        flags: Some(flags(rec[2], rec[3])),
+        tid: h.tid,
+        tgid: ctx.tgids.get(&h.tid).copied(),
+        comm: comms.get(h.tid),
+        flags: Some(h.flags),
     };
-    match fmt {
+    match h.format {
         Some(f) => {
-            b.append_binary(&head, f, rec);
+            b.append_binary(&row, f, rec);
             comms.learn(f, rec);
         }
-        None => b.append_binary(&head, &unknown_format(id), rec),
+        None => b.append_binary(&row, &unknown_format(h.id), rec),
     }
 }
 
 /// Whether `rec` was recorded by one of the excluded threads or is a scheduler event that
 /// names one (switched from or to, woken, forked).
-fn excluded(comms: &mut Comms<'_>, ctx: &DecodeContext<'_>, rec: &[u8]) -> bool {
-    if rec.len() < 8 {
-        return false;
-    }
-    let tid = i32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
-    if ctx.exclude.contains(&tid) {
+fn excluded(comms: &mut Comms<'_>, ctx: &DecodeContext<'_>, h: &Head<'_>, rec: &[u8]) -> bool {
+    if ctx.exclude.contains(&h.tid) {
         return true;
     }
-    let Some(f) = ctx.formats.get(u16::from_le_bytes([rec[0], rec[1]])) else {
+    let Some(f) = h.format else {
         return false;
     };
     comms.plan(f).iter().any(|&(pid_at, _)| {

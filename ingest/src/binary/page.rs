@@ -53,11 +53,6 @@ fn u64_at(b: &[u8], at: usize, size: usize) -> Option<u64> {
     }
 }
 
-/// Bytes of event data a page holds (its `commit` length), if its header is readable.
-pub fn data_len(page: &[u8], h: &PageHeader) -> Option<usize> {
-    u64_at(page, h.commit_offset, h.commit_size).map(|c| (c & COMMIT_MASK) as usize)
-}
-
 impl<'a> Page<'a> {
     /// Parse a page's header (little-endian data).
     pub fn parse(page: &'a [u8], h: &PageHeader) -> Result<Self, PageError> {

@@ -9,6 +9,7 @@ use std::io::Read;
 use hashbrown::HashMap;
 
 use super::format::{parse_event_format, FormatRegistry, PageHeader};
+use super::merge::{CpuPages, DecodeContext, DecodedStream, Decoder};
 
 const MAGIC: &[u8] = b"\x17\x08\x44tracing";
 
@@ -65,41 +66,40 @@ pub struct TraceDat {
 
 impl TraceDat {
     /// Decode every CPU's pages, merged by time, into chunks of at most `rows` rows.
-    pub fn decode(&self, rows: usize) -> super::merge::DecodedStream {
-        self.decode_with(|decoder| {
-            let mut chunks = Vec::new();
-            while let Some(chunk) = decoder.next_chunk(rows) {
-                chunks.push(chunk);
-            }
-            super::merge::DecodedStream {
-                chunks,
-                bad_pages: std::mem::take(&mut decoder.bad_pages),
-            }
-        })
+    pub fn decode(&self, rows: usize) -> DecodedStream {
+        super::merge::decode(&self.cpu_pages(), &self.context(&[]), rows)
     }
 
     /// Run `f` with a decoder over every CPU's pages, merged by time, so that chunks can be
     /// taken one at a time.
-    pub fn decode_with<T>(&self, f: impl FnOnce(&mut super::merge::Decoder<'_>) -> T) -> T {
-        let cpus: Vec<super::merge::CpuPages<'_>> = self
-            .cpus
+    pub fn decode_with<T>(&self, f: impl FnOnce(&mut Decoder<'_>) -> T) -> T {
+        let (cpus, ctx) = (self.cpu_pages(), self.context(&[]));
+        f(&mut Decoder::new(&cpus, &ctx))
+    }
+
+    /// Every CPU's pages, each CPU's as one run.
+    pub fn cpu_pages(&self) -> Vec<CpuPages<'_>> {
+        self.cpus
             .iter()
-            .map(|c| super::merge::CpuPages {
+            .map(|c| CpuPages {
                 cpu: c.cpu as u16,
                 runs: vec![&c.pages],
             })
-            .collect();
+            .collect()
+    }
+
+    /// What the decoder needs besides the pages, leaving out the threads in `exclude`.
+    pub fn context<'a>(&'a self, exclude: &'a [i32]) -> DecodeContext<'a> {
         // trace.dat keeps no tgids.
-        let tgids = HashMap::new();
-        let ctx = super::merge::DecodeContext {
+        static NO_TGIDS: std::sync::OnceLock<HashMap<i32, i32>> = std::sync::OnceLock::new();
+        DecodeContext {
             page_header: self.page_header,
             page_size: self.page_size,
             formats: &self.formats,
             cmdlines: &self.cmdlines,
-            tgids: &tgids,
-            exclude: &[],
-        };
-        f(&mut super::merge::Decoder::new(&cpus, &ctx))
+            tgids: NO_TGIDS.get_or_init(HashMap::new),
+            exclude,
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::splice::Splicer;
 use crate::binary::format::PageHeader;
-use crate::binary::page::data_len;
+use crate::binary::page::Page;
 use crate::error::{Error, Result};
 
 /// Told to the readers when the recording stops: an eventfd that becomes readable once.
@@ -186,18 +186,18 @@ pub(crate) fn read_cpu(
         let stopping = wake.stopped();
         // Finished pages first, many per call; then page by page, up to the unfinished one.
         while let Some(sp) = &splicer {
-            let room = batch.data.capacity() - batch.data.len();
-            if room < page_size {
+            if batch.data.capacity() - batch.data.len() < page_size {
                 if !send(&mut batch) {
                     return Ok(stats);
                 }
                 continue;
             }
-            match sp.move_pages(&f, &mut batch.data, room) {
+            match sp.move_pages(&f, &mut batch.data) {
                 Ok(0) => break,
                 Ok(n) => {
-                    stats.pages += n.div_ceil(page_size) as u64;
-                    stats.spliced += n.div_ceil(page_size) as u64;
+                    let pages = n.div_ceil(page_size) as u64;
+                    stats.pages += pages;
+                    stats.spliced += pages;
                     batch.bytes += n;
                 }
                 // Not spliceable here (an unusual kernel or file system): read instead.
@@ -223,8 +223,8 @@ pub(crate) fn read_cpu(
             }
             stats.pages += 1;
             batch.bytes += n;
-            let partial = data_len(&batch.data[at..], &header)
-                .is_some_and(|len| 2 * len < page_size.saturating_sub(header.data_offset));
+            let partial = Page::parse(&batch.data[at..], &header)
+                .is_ok_and(|p| 2 * p.data_len < page_size.saturating_sub(header.data_offset));
             if batch.data.len() >= BATCH_BYTES && !send(&mut batch) {
                 return Ok(stats);
             }

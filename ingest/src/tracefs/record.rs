@@ -209,7 +209,7 @@ fn run(
         header,
         page_size,
         formats,
-        cpus: cpus.clone(),
+        cpus,
         pool,
         own,
     };

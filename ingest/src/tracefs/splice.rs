@@ -3,8 +3,8 @@
 //! `splice(2)` from `trace_pipe_raw` hands over only pages the kernel has finished writing,
 //! up to a pipe's capacity per call, where `read(2)` returns one page per call. A reader's own
 //! calls are recorded too when the profile traces `read` (they are left out when decoding), so
-//! this cuts both the system calls and the events they add: two per drain instead of two per
-//! page.
+//! this cuts both the system calls and the events they add: a `read` of the pipe per MiB moved
+//! instead of one per page.
 
 use std::fs::File;
 use std::io::Read;
@@ -42,14 +42,11 @@ impl Splicer {
         })
     }
 
-    /// Move finished pages from `from` to the end of `to`, at most `room` bytes (whole
-    /// pages); returns the bytes moved, 0 when no finished page is waiting.
-    pub(crate) fn move_pages(
-        &self,
-        from: &impl AsFd,
-        to: &mut Vec<u8>,
-        room: usize,
-    ) -> std::io::Result<usize> {
+    /// Move finished pages from `from` to the end of `to`, as many whole pages as its spare
+    /// capacity holds (it never grows); returns the bytes moved, 0 when no finished page is
+    /// waiting or there is no room.
+    pub(crate) fn move_pages(&self, from: &impl AsFd, to: &mut Vec<u8>) -> std::io::Result<usize> {
+        let room = to.capacity() - to.len();
         let len = self.max.min(room / self.page_size * self.page_size);
         if len == 0 {
             return Ok(0);

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use kreq_ingest::binary::merge::{self, CpuPages, DecodeContext};
+use kreq_ingest::binary::merge::{self, CpuPages};
 use kreq_ingest::binary::tracedat;
 use kreq_ingest::chunk::{parse_chunk, ChunkPos};
 use kreq_schemas::events;
@@ -82,8 +82,7 @@ fn per_event(rows: &[String]) -> BTreeMap<String, usize> {
 
 #[test]
 fn binary_and_report_text_agree() {
-    let file = std::fs::read(testdata("t0-tracecmd/trace.dat")).expect("trace.dat");
-    let dat = tracedat::parse(&file, None).expect("parse trace.dat");
+    let dat = bundled_tracedat();
     assert_eq!(
         (dat.version, dat.buffer.as_str(), dat.cpus.len()),
         (7, "tcmd_598", 2)
@@ -211,19 +210,9 @@ fn version_6_and_7_zstd_and_zlib_give_the_same_dataset() {
 /// order, and every lost-event report, as decoding all at once.
 #[test]
 fn small_chunks_decode_the_same_rows_as_one() {
-    let file = std::fs::read(testdata("t0-tracecmd/trace.dat")).expect("trace.dat");
-    let mut dat = tracedat::parse(&file, None).expect("parse trace.dat");
-    // The recording lost nothing: flag "events were missed before this page" (bit 31 of the
-    // little-endian commit word) on a few pages of each CPU, so lost reports fall between
-    // chunks.
-    let (size, commit) = (dat.page_size, dat.page_header.commit_offset);
-    for cpu in &mut dat.cpus {
-        for page in [2, 5, 9] {
-            if let Some(b) = cpu.pages.get_mut(page * size + commit + 3) {
-                *b |= 0x80;
-            }
-        }
-    }
+    let mut dat = bundled_tracedat();
+    // Lost reports fall between chunks.
+    flag_missed_events(&mut dat, &[2, 5, 9]);
     let whole = dat.decode(1 << 20);
     let small = dat.decode(1000);
     assert!(small.chunks.len() > 3, "{} chunks", small.chunks.len());
@@ -238,6 +227,25 @@ fn small_chunks_decode_the_same_rows_as_one() {
     };
     assert!(lost(&whole.chunks).len() >= 3, "{:?}", lost(&whole.chunks));
     assert_eq!(lost(&small.chunks), lost(&whole.chunks));
+}
+
+/// The bundled trace.dat, parsed.
+fn bundled_tracedat() -> tracedat::TraceDat {
+    let file = std::fs::read(testdata("t0-tracecmd/trace.dat")).expect("trace.dat");
+    tracedat::parse(&file, None).expect("parse trace.dat")
+}
+
+/// The recording lost nothing: flag "events were missed before this page" (bit 31 of the
+/// little-endian commit word) on `pages` of each CPU.
+fn flag_missed_events(dat: &mut tracedat::TraceDat, pages: &[usize]) {
+    let (size, commit) = (dat.page_size, dat.page_header.commit_offset);
+    for cpu in &mut dat.cpus {
+        for page in pages {
+            if let Some(b) = cpu.pages.get_mut(page * size + commit + 3) {
+                *b |= 0x80;
+            }
+        }
+    }
 }
 
 /// Rows as text, one string per row: dictionary keys may differ between batches, values not.
@@ -262,37 +270,18 @@ fn rows_text(b: &RecordBatch) -> Vec<String> {
 /// pages into) decode to the same rows, lost-event reports and bad pages as one run.
 #[test]
 fn pages_in_runs_decode_as_one_run() {
-    let file = std::fs::read(testdata("t0-tracecmd/trace.dat")).expect("trace.dat");
-    let mut dat = tracedat::parse(&file, None).expect("parse trace.dat");
+    let mut dat = bundled_tracedat();
+    flag_missed_events(&mut dat, &[2, 9]);
+    // Page 6 claims more data than a page holds.
     let (size, commit) = (dat.page_size, dat.page_header.commit_offset);
     for cpu in &mut dat.cpus {
-        // Missed events before pages 2 and 9; page 6 claims more data than a page holds.
-        for page in [2, 9] {
-            if let Some(b) = cpu.pages.get_mut(page * size + commit + 3) {
-                *b |= 0x80;
-            }
-        }
         let at = 6 * size + commit;
         if let Some(b) = cpu.pages.get_mut(at..at + 4) {
             b.copy_from_slice(&(2 * size as u32).to_le_bytes());
         }
     }
-    let ctx = DecodeContext {
-        page_header: dat.page_header,
-        page_size: size,
-        formats: &dat.formats,
-        cmdlines: &dat.cmdlines,
-        tgids: &Default::default(),
-        exclude: &[],
-    };
-    let one: Vec<CpuPages<'_>> = dat
-        .cpus
-        .iter()
-        .map(|c| CpuPages {
-            cpu: c.cpu as u16,
-            runs: vec![&c.pages],
-        })
-        .collect();
+    let ctx = dat.context(&[]);
+    let one = dat.cpu_pages();
     // Runs of 1, 2, 3, ... pages.
     let split: Vec<CpuPages<'_>> = dat
         .cpus
@@ -331,25 +320,10 @@ fn pages_in_runs_decode_as_one_run() {
 /// (as `kreq record` leaves out its own threads); nothing else goes.
 #[test]
 fn excluded_threads_and_scheduler_events_naming_them_are_left_out() {
-    let file = std::fs::read(testdata("t0-tracecmd/trace.dat")).expect("trace.dat");
-    let dat = tracedat::parse(&file, None).expect("parse trace.dat");
-    let cpus: Vec<CpuPages<'_>> = dat
-        .cpus
-        .iter()
-        .map(|c| CpuPages {
-            cpu: c.cpu as u16,
-            runs: vec![&c.pages],
-        })
-        .collect();
+    let dat = bundled_tracedat();
+    let cpus = dat.cpu_pages();
     let decode = |exclude: &[i32]| {
-        let ctx = DecodeContext {
-            page_header: dat.page_header,
-            page_size: dat.page_size,
-            formats: &dat.formats,
-            cmdlines: &dat.cmdlines,
-            tgids: &Default::default(),
-            exclude,
-        };
+        let ctx = dat.context(exclude);
         let mut d = merge::Decoder::new(&cpus, &ctx);
         let rows = d.next_chunk(1 << 20).map(|c| c.events).expect("rows");
         (rows, d.excluded)
