@@ -14,7 +14,7 @@ use crate::body::EventName;
 use crate::formats::{self, Template};
 use crate::intern::Interner;
 use crate::line::{EventLine, IrqContext};
-use crate::promote::{slot_for, EventKind, InlineStr, Slot, Typed};
+use crate::promote::{slot_for, EventKind, Slot, Typed};
 use crate::sparse::Sparse;
 
 /// Names of the `fields` map's parts, as the events schema declares them.
@@ -179,7 +179,9 @@ pub struct EventBatchBuilder {
     /// Event key of each binary format id seen (formats are fixed for one builder).
     format_ids: Vec<Option<i32>>,
     /// Text of each IP address seen in binary records (few distinct, many repeats).
-    ip_text: HashMap<std::net::IpAddr, InlineStr>,
+    ip_text: binary::IpTexts,
+    /// Text of each `prev_state` value seen in binary records.
+    state_text: binary::StateTexts,
 }
 
 impl Default for EventBatchBuilder {
@@ -262,7 +264,8 @@ impl EventBatchBuilder {
             text: String::new(),
             state_letters: None,
             format_ids: Vec::new(),
-            ip_text: HashMap::new(),
+            ip_text: binary::IpTexts::default(),
+            state_text: binary::StateTexts::default(),
         }
     }
 

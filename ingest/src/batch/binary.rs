@@ -3,7 +3,9 @@
 use hashbrown::HashMap;
 
 use super::{EventBatchBuilder, EventInfo, RowHead};
-use crate::binary::decode::{for_each_field, Value};
+use std::net::IpAddr;
+
+use crate::binary::decode::{for_each_field, task_state, Value, DEFAULT_STATE_LETTERS};
 use crate::binary::format::EventFormat;
 use crate::body::EventName;
 use crate::promote::{slot_for, EventKind, InlineStr, Slot, Typed};
@@ -40,12 +42,59 @@ fn hex(p: u64, buf: &mut [u8; 18]) -> &str {
     std::str::from_utf8(&buf[..2 + n]).unwrap_or("0x?")
 }
 
-/// The text of `ip`, formatted once per builder.
-fn ip_text(cache: &mut HashMap<std::net::IpAddr, InlineStr>, ip: std::net::IpAddr) -> InlineStr {
-    // An IPv6 text is at most 45 bytes, so it always fits.
-    *cache
-        .entry(ip)
-        .or_insert_with(|| InlineStr::new(&ip.to_string()).unwrap_or(InlineStr::EMPTY))
+/// Texts of the IP addresses seen, formatted once per builder. A trace mostly repeats a few
+/// addresses: the first ones seen are scanned in a short list, the rest hashed.
+#[derive(Debug, Default)]
+pub(super) struct IpTexts {
+    few: Vec<(IpAddr, InlineStr)>,
+    more: HashMap<IpAddr, InlineStr>,
+}
+
+impl IpTexts {
+    const FEW: usize = 8;
+
+    fn text(&mut self, ip: IpAddr) -> InlineStr {
+        if let Some((_, t)) = self.few.iter().find(|(a, _)| *a == ip) {
+            return *t;
+        }
+        if let Some(t) = self.more.get(&ip) {
+            return *t;
+        }
+        // An IPv6 text is at most 45 bytes, so it always fits.
+        let t = InlineStr::new(&ip.to_string()).unwrap_or(InlineStr::EMPTY);
+        if self.few.len() < Self::FEW {
+            self.few.push((ip, t));
+        } else {
+            self.more.insert(ip, t);
+        }
+        t
+    }
+}
+
+/// `prev_state` texts by state bits, rendered once per builder with the format's letters.
+#[derive(Debug, Default)]
+pub(super) struct StateTexts(Vec<(u64, InlineStr)>);
+
+impl StateTexts {
+    fn text(&mut self, bits: u64, letters: Option<&[(u64, String)]>) -> InlineStr {
+        if let Some((_, t)) = self.0.iter().find(|(b, _)| *b == bits) {
+            return *t;
+        }
+        let mut s = String::new();
+        match letters {
+            Some(l) => {
+                let table: Vec<(u64, &str)> = l.iter().map(|(b, n)| (*b, n.as_str())).collect();
+                task_state(bits, &table, &mut s);
+            }
+            None => task_state(bits, &DEFAULT_STATE_LETTERS, &mut s),
+        }
+        let text = InlineStr::new(&s).unwrap_or(InlineStr::EMPTY);
+        // A corrupt trace could show any bits: keep the cache small.
+        if self.0.len() < 64 {
+            self.0.push((bits, text));
+        }
+        text
+    }
 }
 
 impl EventBatchBuilder {
@@ -78,7 +127,8 @@ impl EventBatchBuilder {
         let mut i = 0;
         let mut digits = itoa::Buffer::new();
         let mut hex_buf = [0u8; 18];
-        let ip_cache = &mut self.ip_text;
+        let ips = &mut self.ip_text;
+        let states = &mut self.state_text;
         for_each_field(fmt, letters, rec, |key, value| {
             let slot = info.bin_slot(i, key);
             i += 1;
@@ -87,9 +137,11 @@ impl EventBatchBuilder {
                 Value::Pointer(p) => typed.set_num(slot, i128::from(p)),
                 Value::Text(t) => typed.set(slot, t),
                 Value::Symbol(t) => typed.set(slot, t),
-                Value::Addr(ip) => typed.set_addr(slot, ip_text(ip_cache, ip), None),
-                Value::Endpoint(ip, port) => {
-                    typed.set_addr(slot, ip_text(ip_cache, ip), Some(port))
+                Value::Addr(ip) => typed.set_addr(slot, ips.text(ip), None),
+                Value::Endpoint(ip, port) => typed.set_addr(slot, ips.text(ip), Some(port)),
+                Value::TaskState(bits, letters) => {
+                    let t = states.text(bits, letters);
+                    !t.as_str().is_empty() && typed.set(slot, t.as_str())
                 }
                 _ => {
                     text.clear();
@@ -106,7 +158,7 @@ impl EventBatchBuilder {
                     }
                     Value::Text(t) | Value::Symbol(t) => values.append_value(t),
                     Value::Pointer(p) => values.append_value(hex(p, &mut hex_buf)),
-                    Value::Addr(ip) => values.append_value(ip_text(ip_cache, ip).as_str()),
+                    Value::Addr(ip) => values.append_value(ips.text(ip).as_str()),
                     _ => {
                         let _ = write!(values, "{value}");
                         values.append_value("");

@@ -2,7 +2,7 @@
 
 use hashbrown::HashMap;
 
-use super::decode::{field_text, int};
+use super::decode::{field_bytes, field_text, int};
 use super::format::EventFormat;
 
 /// Task names as the trace goes: scheduler events name threads; saved_cmdlines fills gaps.
@@ -40,10 +40,20 @@ impl<'a> Comms<'a> {
 
     pub(super) fn learn(&mut self, f: &EventFormat, rec: &[u8]) {
         for &(pid_at, comm_at) in plan_of(&mut self.plans, f) {
-            let pid = int(rec, &f.fields[pid_at]).and_then(|p| i32::try_from(p).ok());
-            let comm = field_text(rec, &f.fields[comm_at]);
-            if let (Some(pid), Some(comm)) = (pid, comm) {
-                if pid != 0 && self.seen.get(&pid).is_none_or(|c| c != comm) {
+            let Some(pid) = int(rec, &f.fields[pid_at]).and_then(|p| i32::try_from(p).ok()) else {
+                continue;
+            };
+            if pid == 0 {
+                continue;
+            }
+            // Most events name a thread by the name it already has: compare the raw bytes
+            // before decoding them.
+            let known = self.seen.get(&pid);
+            if known.is_some_and(|c| field_bytes(rec, &f.fields[comm_at]) == Some(c.as_bytes())) {
+                continue;
+            }
+            if let Some(comm) = field_text(rec, &f.fields[comm_at]) {
+                if known.is_none_or(|c| c != comm) {
                     self.seen.insert(pid, comm.to_owned());
                 }
             }

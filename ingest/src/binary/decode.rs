@@ -60,13 +60,20 @@ fn dynamic<'a>(rec: &'a [u8], f: &FieldFormat) -> Option<&'a [u8]> {
     rec.get(off..off + len)
 }
 
+/// The bytes of a text field (char array or `__data_loc` string) up to its first NUL, not
+/// checked to be UTF-8.
+pub(crate) fn field_bytes<'a>(rec: &'a [u8], f: &FieldFormat) -> Option<&'a [u8]> {
+    let b = match f.kind {
+        FieldKind::Array => rec.get(f.offset..f.offset + f.size)?,
+        FieldKind::DataLoc | FieldKind::RelLoc => dynamic(rec, f)?,
+        FieldKind::Int => return None,
+    };
+    Some(&b[..memchr::memchr(0, b).unwrap_or(b.len())])
+}
+
 /// A text field (char array or `__data_loc` string), up to its first NUL.
 pub(crate) fn field_text<'a>(rec: &'a [u8], f: &FieldFormat) -> Option<&'a str> {
-    match f.kind {
-        FieldKind::Array => rec.get(f.offset..f.offset + f.size).map(text),
-        FieldKind::DataLoc | FieldKind::RelLoc => dynamic(rec, f).map(text),
-        FieldKind::Int => None,
-    }
+    field_bytes(rec, f).map(|b| std::str::from_utf8(b).unwrap_or(""))
 }
 
 fn sockaddr(b: &[u8]) -> Option<(IpAddr, u16)> {

@@ -1,7 +1,5 @@
 //! tracefs `format` files: event ids, field layouts, and the ring-buffer page header.
 
-use hashbrown::HashMap;
-
 /// How a field's bytes are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldKind {
@@ -288,35 +286,49 @@ impl Default for PageHeader {
     }
 }
 
-/// Event formats by id.
+/// Event formats by id: a dense table indexed by id, since every record looks its format
+/// up (a kernel has a few thousand event ids at most).
 #[derive(Debug, Clone, Default)]
 pub struct FormatRegistry {
-    by_id: HashMap<u16, EventFormat>,
+    formats: Vec<EventFormat>,
+    /// Per id, 1 + the index of its format in `formats` (0: no format).
+    by_id: Vec<u32>,
 }
 
 impl FormatRegistry {
     /// Add a format (a later one with the same id replaces it).
     pub fn insert(&mut self, f: EventFormat) {
-        self.by_id.insert(f.id, f);
+        let id = usize::from(f.id);
+        if self.by_id.len() <= id {
+            self.by_id.resize(id + 1, 0);
+        }
+        match self.by_id[id] {
+            0 => {
+                self.formats.push(f);
+                self.by_id[id] = self.formats.len() as u32;
+            }
+            at => self.formats[at as usize - 1] = f,
+        }
     }
 
     /// Format of `common_type` `id`.
     pub fn get(&self, id: u16) -> Option<&EventFormat> {
-        self.by_id.get(&id)
+        let at = *self.by_id.get(usize::from(id))?;
+        self.formats.get((at as usize).checked_sub(1)?)
     }
 
     /// All formats, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &EventFormat> {
-        self.by_id.values()
+        self.formats.iter()
     }
 
     /// Number of formats.
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.formats.len()
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.formats.is_empty()
     }
 }
