@@ -16,6 +16,7 @@
 
 pub mod batch;
 pub mod binary;
+mod blocks;
 pub mod body;
 pub mod chunk;
 mod error;

@@ -1,6 +1,7 @@
 //! Binary ftrace data: format files, ring-buffer pages, record fields, trace.dat files.
 
 mod comms;
+mod datfile;
 pub mod decode;
 pub mod format;
 pub mod merge;

@@ -1,9 +1,9 @@
 //! trace.dat version 6: one uncompressed header, options, then per-CPU page data.
 
-use super::tracedat::{
-    read_cmdlines, read_event_formats, read_ftrace_formats, read_header_info, CpuData, DatCursor,
-    TraceDat, TraceDatError,
+use super::datfile::{
+    read_cmdlines, read_event_formats, read_ftrace_formats, read_header_info, Cursor as DatCursor,
 };
+use super::tracedat::{CpuData, TraceDat, TraceDatError};
 
 /// Read a v6 file; `pos` is just after the page size.
 pub(super) fn read(

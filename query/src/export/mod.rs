@@ -9,6 +9,7 @@ pub mod html;
 mod model;
 pub mod otlp;
 pub mod perfetto;
+mod waterfall;
 
 pub use model::{load, Edge, Endpoint, Request, Selected, Selection, Span, BLOCKED_REASONS};
 

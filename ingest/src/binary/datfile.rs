@@ -1,0 +1,210 @@
+//! Reading trace.dat bytes: a cursor that reports file offsets in its errors, compressed
+//! sections, and the header, format and command-line sections that versions 6 and 7 share.
+
+use std::io::Read;
+
+use super::format::{parse_event_format, PageHeader};
+use super::tracedat::{TraceDat, TraceDatError};
+
+/// Bytes read in order; errors name the file offset.
+pub(super) struct Cursor<'a> {
+    b: &'a [u8],
+    pub(super) pos: usize,
+    base: u64,
+}
+
+impl<'a> Cursor<'a> {
+    pub(super) fn new(b: &'a [u8], base: u64) -> Self {
+        Self { b, pos: 0, base }
+    }
+    /// File offset of the next byte.
+    pub(super) fn offset(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+    pub(super) fn err(&self, reason: impl Into<String>) -> TraceDatError {
+        TraceDatError {
+            offset: self.offset(),
+            reason: reason.into(),
+        }
+    }
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], TraceDatError> {
+        let s = self
+            .b
+            .get(self.pos..self.pos.saturating_add(n))
+            .ok_or_else(|| self.err(format!("truncated: wanted {n} bytes")))?;
+        self.pos += n;
+        Ok(s)
+    }
+    pub(super) fn u16(&mut self) -> Result<u16, TraceDatError> {
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().unwrap_or_default(),
+        ))
+    }
+    pub(super) fn u32(&mut self) -> Result<u32, TraceDatError> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().unwrap_or_default(),
+        ))
+    }
+    pub(super) fn u64(&mut self) -> Result<u64, TraceDatError> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().unwrap_or_default(),
+        ))
+    }
+    pub(super) fn cstr(&mut self) -> Result<&'a str, TraceDatError> {
+        let rest = &self.b[self.pos.min(self.b.len())..];
+        let end = memchr::memchr(0, rest).ok_or_else(|| self.err("unterminated string"))?;
+        let s = std::str::from_utf8(&rest[..end]).map_err(|_| self.err("string is not UTF-8"))?;
+        self.pos += end + 1;
+        Ok(s)
+    }
+    pub(super) fn sized_text(&mut self, size: usize) -> Result<&'a str, TraceDatError> {
+        let b = self.take(size)?;
+        std::str::from_utf8(b).map_err(|_| self.err("text is not UTF-8"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Codec {
+    None,
+    Zstd,
+    Zlib,
+}
+
+pub(super) fn decompress(
+    codec: Codec,
+    data: &[u8],
+    size: usize,
+    at: u64,
+) -> Result<Vec<u8>, TraceDatError> {
+    let mut out = Vec::with_capacity(size);
+    let res = match codec {
+        Codec::None => {
+            out.extend_from_slice(data);
+            Ok(0)
+        }
+        Codec::Zstd => {
+            zstd::stream::read::Decoder::new(data).and_then(|mut d| d.read_to_end(&mut out))
+        }
+        Codec::Zlib => flate2::read::ZlibDecoder::new(data).read_to_end(&mut out),
+    };
+    res.map_err(|e| TraceDatError {
+        offset: at,
+        reason: format!("decompressing: {e}"),
+    })?;
+    Ok(out)
+}
+
+/// A v7 section's content at `off`, decompressed when flagged.
+pub(super) fn section(file: &[u8], off: u64, codec: Codec) -> Result<Vec<u8>, TraceDatError> {
+    let mut c = Cursor::new(file, 0);
+    c.pos = usize::try_from(off).map_err(|_| c.err("section offset out of range"))?;
+    let _id = c.u16()?;
+    let flags = c.u16()?;
+    let _string = c.u32()?;
+    let size = c.u64()? as usize;
+    let at = c.pos as u64;
+    if flags & 1 != 0 {
+        let csize = c.u32()? as usize;
+        let usize_ = c.u32()? as usize;
+        let data = c.take(csize)?;
+        decompress(codec, data, usize_, at)
+    } else {
+        Ok(c.take(size)?.to_vec())
+    }
+}
+
+/// One CPU's flyrecord data: raw pages, or zstd/zlib chunks of pages.
+pub(super) fn cpu_pages(
+    file: &[u8],
+    off: u64,
+    size: usize,
+    codec: Codec,
+) -> Result<Vec<u8>, TraceDatError> {
+    let mut c = Cursor::new(file, 0);
+    c.pos = usize::try_from(off).map_err(|_| c.err("cpu data offset out of range"))?;
+    if codec == Codec::None {
+        return Ok(c.take(size)?.to_vec());
+    }
+    if size == 0 {
+        return Ok(Vec::new());
+    }
+    let chunks = c.u32()?;
+    let mut out = Vec::new();
+    for _ in 0..chunks {
+        let csize = c.u32()? as usize;
+        let usize_ = c.u32()? as usize;
+        let at = c.pos as u64;
+        let data = c.take(csize)?;
+        out.extend(decompress(codec, data, usize_, at)?);
+    }
+    Ok(out)
+}
+
+pub(super) fn read_header_info(
+    dat: &mut TraceDat,
+    s: &mut Cursor<'_>,
+) -> Result<(), TraceDatError> {
+    if s.cstr()? != "header_page" {
+        return Err(s.err("expected header_page"));
+    }
+    let size = s.u64()? as usize;
+    let text = s.sized_text(size)?;
+    dat.page_header = PageHeader::parse(text).map_err(|e| s.err(e.to_string()))?;
+    if s.cstr()? != "header_event" {
+        return Err(s.err("expected header_event"));
+    }
+    let size = s.u64()? as usize;
+    s.take(size)?;
+    Ok(())
+}
+
+pub(super) fn read_ftrace_formats(
+    dat: &mut TraceDat,
+    s: &mut Cursor<'_>,
+) -> Result<(), TraceDatError> {
+    let n = s.u32()?;
+    for _ in 0..n {
+        let size = s.u64()? as usize;
+        add_format(dat, "ftrace", s.sized_text(size)?, s)?;
+    }
+    Ok(())
+}
+
+pub(super) fn read_event_formats(
+    dat: &mut TraceDat,
+    s: &mut Cursor<'_>,
+) -> Result<(), TraceDatError> {
+    let systems = s.u32()?;
+    for _ in 0..systems {
+        let system = s.cstr()?.to_owned();
+        let n = s.u32()?;
+        for _ in 0..n {
+            let size = s.u64()? as usize;
+            add_format(dat, &system, s.sized_text(size)?, s)?;
+        }
+    }
+    Ok(())
+}
+
+fn add_format(
+    dat: &mut TraceDat,
+    system: &str,
+    text: &str,
+    s: &Cursor<'_>,
+) -> Result<(), TraceDatError> {
+    let f = parse_event_format(text, system).map_err(|e| s.err(e.to_string()))?;
+    dat.format_texts
+        .push((format!("{system}/{}", f.name), text.to_owned()));
+    dat.formats.insert(f);
+    Ok(())
+}
+
+pub(super) fn read_cmdlines(dat: &mut TraceDat, text: &str) {
+    for line in text.lines() {
+        if let Some((pid, comm)) = line.split_once(' ') {
+            if let Ok(pid) = pid.trim().parse() {
+                dat.cmdlines.insert(pid, comm.to_owned());
+            }
+        }
+    }
+}
