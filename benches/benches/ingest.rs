@@ -1,6 +1,7 @@
-//! Ingest throughput on a real capture: text -> Arrow (parse only) and text -> zstd Parquet
-//! (the whole `kreq ingest` pipeline) with 1 and 2 threads, in events/s and bytes/s. Prints the
-//! text:Parquet size ratio and bytes per event once.
+//! Ingest throughput on a real capture: text -> Arrow (parse only), Arrow -> zstd Parquet
+//! (encoding only, the parsed batches written to memory with kreq's writer properties) and
+//! text -> zstd Parquet (the whole `kreq ingest` pipeline) with 1 and 2 threads, in events/s
+//! and bytes/s. Prints the text:Parquet size ratio and bytes per event once.
 //!
 //! Input: `testdata/s2-c4` replicated 8 times with shifted times (about 57 MB, 383k events).
 //! Run: `cargo bench -p kreq-benches --bench ingest`.
@@ -9,8 +10,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kreq_ingest::chunk::{parse_chunk, ChunkPos};
+use arrow::record_batch::RecordBatch;
+use kreq_ingest::chunk::{parse_chunk, ChunkParser, ChunkPos};
+use kreq_ingest::part::BATCH_ROWS;
 use kreq_ingest::{ingest, IngestOptions, NoProgress};
+use kreq_schemas::{events, writer};
+use parquet::arrow::ArrowWriter;
 
 /// Same allocator as the kreq binary.
 #[global_allocator]
@@ -58,8 +63,51 @@ fn run_ingest(path: &PathBuf, threads: usize) -> u64 {
     report.parquet_bytes
 }
 
+/// `text` parsed into batches of [`BATCH_ROWS`] rows, as `kreq ingest` hands them to the
+/// writer.
+fn batches(text: &[u8]) -> Vec<RecordBatch> {
+    let mut parser = ChunkParser::new(1);
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < text.len() {
+        // Blocks of about 1 MiB of whole lines.
+        let end = (at + (1 << 20)).min(text.len());
+        let end = memchr_newline(text, end);
+        parser.parse(&text[at..end], at as u64);
+        at = end;
+        while parser.rows() >= BATCH_ROWS {
+            out.extend(parser.take_batch().expect("batch"));
+        }
+    }
+    out.extend(parser.take_batch().expect("batch"));
+    out
+}
+
+/// Just past the first newline at or after `at` (the end when there is none).
+fn memchr_newline(text: &[u8], at: usize) -> usize {
+    text[at.saturating_sub(1)..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(text.len(), |i| at.saturating_sub(1) + i + 1)
+}
+
+/// Encode `batches` as one Parquet file in memory; returns its size.
+fn encode(batches: &[RecordBatch]) -> usize {
+    let props = writer::properties(kreq_schemas::dataset::EVENTS_DIR, writer::DEFAULT_ZSTD_LEVEL, &[]);
+    let mut out = Vec::with_capacity(64 << 20);
+    let mut w = ArrowWriter::try_new(&mut out, events::schema(), Some(props)).expect("writer");
+    for b in batches {
+        w.write(b).expect("write");
+    }
+    w.close().expect("close");
+    out.len()
+}
+
 fn bench(c: &mut Criterion) {
     let (path, text, events) = input();
+    let parsed = batches(&text);
+    let rows: usize = parsed.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows as u64, events, "batches hold every event");
     eprintln!("throughput input: {} bytes, {events} events", text.len());
     for (unit, tp) in [
         ("events", Throughput::Elements(events)),
@@ -71,6 +119,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function("text_to_arrow_1thread", |b| {
             b.iter(|| parse_chunk(&text, ChunkPos::default()).expect("parse"))
         });
+        g.bench_function("arrow_to_parquet_1thread", |b| b.iter(|| encode(&parsed)));
         for threads in [1, 2] {
             g.bench_with_input(
                 BenchmarkId::new("text_to_parquet", format!("{threads}thread")),
