@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use arrow::record_batch::RecordBatch;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kreq_ingest::chunk::{parse_chunk, ChunkParser, ChunkPos};
 use kreq_ingest::part::BATCH_ROWS;
 use kreq_ingest::{ingest, IngestOptions, NoProgress};
@@ -93,7 +93,11 @@ fn memchr_newline(text: &[u8], at: usize) -> usize {
 
 /// Encode `batches` as one Parquet file in memory; returns its size.
 fn encode(batches: &[RecordBatch]) -> usize {
-    let props = writer::properties(kreq_schemas::dataset::EVENTS_DIR, writer::DEFAULT_ZSTD_LEVEL, &[]);
+    let props = writer::properties(
+        kreq_schemas::dataset::EVENTS_DIR,
+        writer::DEFAULT_ZSTD_LEVEL,
+        &[],
+    );
     let mut out = Vec::with_capacity(64 << 20);
     let mut w = ArrowWriter::try_new(&mut out, events::schema(), Some(props)).expect("writer");
     for b in batches {

@@ -137,6 +137,12 @@ pub fn run(args: IngestArgs) -> Result<()> {
         if !m.sorted {
             eprintln!("note: input chunks overlap in time; each part file is sorted by ts_ns");
         }
+        if report.parts_sorted_whole > 0 {
+            eprintln!(
+                "note: {} part(s) were too far out of time order to stream and were parsed twice",
+                report.parts_sorted_whole
+            );
+        }
     }
     Ok(())
 }

@@ -200,7 +200,7 @@ impl ChunkParser {
 
 /// Indices of a stable sort by time, or None when the input is already in order (as
 /// trace_pipe output nearly always is), so sorted input is never copied.
-fn time_order(ts: &[i64]) -> Option<arrow::array::UInt32Array> {
+pub(crate) fn time_order(ts: &[i64]) -> Option<arrow::array::UInt32Array> {
     if ts.windows(2).all(|w| w[0] <= w[1]) {
         return None;
     }

@@ -28,6 +28,7 @@ mod output;
 pub mod part;
 pub mod pipeline;
 mod promote;
+mod reorder;
 pub mod sink;
 mod sparse;
 mod summary;

@@ -15,6 +15,7 @@ use kreq_schemas::{events, writer};
 pub use crate::blocks::{Blocks, FileRange, InMemory, BLOCK_BYTES};
 use crate::chunk::{parse_chunk, ChunkParser, ChunkPos, ParsedChunk};
 use crate::error::{Error, Result};
+use crate::reorder::{Reorder, Unordered};
 use crate::sink::write_table;
 
 /// Rows per batch handed to the Parquet writer: small enough that a batch stays in cache and
@@ -32,6 +33,9 @@ pub struct WrittenPart {
     pub bytes: u64,
     /// Smallest and largest `ts_ns`.
     pub time_range: Option<(i64, i64)>,
+    /// The text was too far out of time order to stream: it was parsed again whole and
+    /// sorted.
+    pub sorted_whole: bool,
 }
 
 /// Why streaming a part stopped before its end.
@@ -39,8 +43,17 @@ pub struct WrittenPart {
 enum Stream {
     Io(io::Error),
     Arrow(arrow::error::ArrowError),
-    /// A batch went back in time: the part must be sorted as a whole.
+    /// A batch went back in time too far: the part must be sorted as a whole.
     Unordered,
+}
+
+impl From<Unordered> for Stream {
+    fn from(e: Unordered) -> Self {
+        match e {
+            Unordered::TooLate => Stream::Unordered,
+            Unordered::Arrow(e) => Stream::Arrow(e),
+        }
+    }
 }
 
 /// Where and how a part is written.
@@ -58,8 +71,9 @@ pub struct PartTarget<'a> {
 
 /// Parse the part in `blocks` and write its events to `to.path` sorted by time, calling
 /// `progress` with the bytes of each block parsed. Lines are numbered from 1 within the part.
-/// Text already in time order (trace_pipe, trace-cmd report) streams through; otherwise the
-/// partial file is dropped and the part is parsed whole, sorted and written.
+/// Text in time order (trace_pipe, trace-cmd report) streams through, and so do rare late
+/// lines (see [`crate::reorder`]); text further out of order makes the partial file dropped
+/// and the part parsed whole, sorted and written.
 pub fn write_part(
     blocks: &mut dyn Blocks,
     to: PartTarget<'_>,
@@ -82,14 +96,30 @@ pub fn write_part(
             }
         }
     };
+    // Batches in time order: late lines within reach are merged in (see `reorder`).
+    let mut reorder = Reorder::default();
+    let mut parsed_all = false;
+    let mut ordered = || -> std::result::Result<Option<RecordBatch>, Stream> {
+        while !parsed_all {
+            match next()? {
+                Some(b) => {
+                    if let Some(out) = reorder.push(b)? {
+                        return Ok(Some(out));
+                    }
+                }
+                None => parsed_all = true,
+            }
+        }
+        Ok(reorder.finish())
+    };
     let mut range: Option<(i64, i64)> = None;
     let mut rows = 0u64;
-    let written = match next() {
+    let written = match ordered() {
         Err(e) => Err(writer::WriteError::Batch(e)),
         Ok(None) => Ok(0),
         Ok(Some(first)) => {
             let batches = std::iter::once(Ok(first))
-                .chain(std::iter::from_fn(|| next().transpose()))
+                .chain(std::iter::from_fn(|| ordered().transpose()))
                 .map(|b| {
                     let b = b?;
                     let ts = b
@@ -98,11 +128,6 @@ pub fn write_part(
                         .downcast_ref::<Int64Array>()
                         .ok_or(Stream::Unordered)?
                         .values();
-                    let in_order = ts.windows(2).all(|w| w[0] <= w[1])
-                        && range.is_none_or(|(_, last)| ts.first().is_none_or(|&t| last <= t));
-                    if !in_order {
-                        return Err(Stream::Unordered);
-                    }
                     if let (Some(&lo), Some(&hi)) = (ts.first(), ts.last()) {
                         range = Some((range.map_or(lo, |r| r.0), hi));
                     }
@@ -125,6 +150,7 @@ pub fn write_part(
             rows,
             bytes,
             time_range: range,
+            sorted_whole: false,
         }),
         Err(writer::WriteError::Batch(Stream::Unordered)) => {
             blocks.rewind();
@@ -133,7 +159,11 @@ pub fn write_part(
                 first_line: 1,
                 offset,
             };
-            write_parsed(parse_chunk(&text, pos)?, to)
+            let written = write_parsed(parse_chunk(&text, pos)?, to)?;
+            Ok(WrittenPart {
+                sorted_whole: true,
+                ..written
+            })
         }
         Err(writer::WriteError::Batch(Stream::Io(e))) => Err(Error::io(to.input, e)),
         Err(writer::WriteError::Batch(Stream::Arrow(e))) => Err(e.into()),
@@ -168,6 +198,7 @@ pub fn write_parsed(mut parsed: ParsedChunk, to: PartTarget<'_>) -> Result<Writt
         rows,
         bytes,
         time_range,
+        sorted_whole: false,
     })
 }
 

@@ -84,6 +84,9 @@ pub struct IngestReport {
     pub malformed: Vec<(String, MalformedLine)>,
     /// Bytes of Parquet written.
     pub parquet_bytes: u64,
+    /// Parts whose text was too far out of time order to stream (late by more than a batch
+    /// of rows), so they were parsed twice: whole, then sorted.
+    pub parts_sorted_whole: u64,
 }
 
 /// Ingest `inputs` (paths; `-` is stdin) into the dataset at `opts.output`.

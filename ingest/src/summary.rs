@@ -68,6 +68,7 @@ pub(crate) fn finish(
     let mut lost: Vec<(&str, LostReport)> = Vec::new();
     let mut malformed = Vec::new();
     let mut parquet_bytes = 0;
+    let mut parts_sorted_whole = 0;
     let mut sorted = true;
     let mut prev_max: Option<i64> = None;
     let mut range: Option<(i64, i64)> = None;
@@ -80,6 +81,7 @@ pub(crate) fn finish(
         s.malformed += d.parsed.malformed_count;
         s.parts.extend(d.part.clone());
         parquet_bytes += d.bytes;
+        parts_sorted_whole += u64::from(d.sorted_whole);
         counter |= d.parsed.counter_clock;
         for r in &d.parsed.lost {
             let mut r = r.clone();
@@ -156,5 +158,6 @@ pub(crate) fn finish(
         manifest,
         malformed,
         parquet_bytes,
+        parts_sorted_whole,
     })
 }

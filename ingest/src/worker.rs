@@ -39,6 +39,7 @@ pub(crate) struct Done {
     pub(crate) part: Option<String>,
     pub(crate) bytes: u64,
     pub(crate) time_range: Option<(i64, i64)>,
+    pub(crate) sorted_whole: bool,
 }
 
 /// Parse (or take) a job's rows and write them as its part file.
@@ -84,5 +85,6 @@ pub(crate) fn work(
         part: (written.rows > 0).then_some(part),
         bytes: written.bytes,
         time_range: written.time_range,
+        sorted_whole: written.sorted_whole,
     })
 }

@@ -343,3 +343,52 @@ fn disorder_after_the_first_streamed_batch_sorts_the_whole_part() {
     assert!(ts.values().windows(2).all(|w| w[0] <= w[1]));
     assert_eq!(b.num_rows(), 47896);
 }
+
+/// Times of the dataset's events, in file order.
+fn times(ds: &std::path::Path) -> Vec<i64> {
+    let b = read_table(&ds.join(dataset::EVENTS_DIR));
+    b.column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("ts")
+        .values()
+        .to_vec()
+}
+
+#[test]
+fn late_lines_stream_and_far_late_lines_sort_the_part_whole() {
+    // s2-c4 (47,896 events; 7.1 MB of text read in 1 MiB blocks, a batch taken once 16,384
+    // rows are in, so 3 batches of about 21k rows in one part) with one line moved later:
+    // from line 19,000 to 24,000, across the first batch boundary (within reach of the batch
+    // held back), and to the end (older than rows already written).
+    let dir = tmp("late-lines");
+    let text = plain("s2-c4", |_, l| l.to_owned());
+    let lines: Vec<&str> = text.lines().collect();
+    let moved = |from: usize, to: usize| {
+        let mut v = lines.clone();
+        let l = v.remove(from);
+        v.insert(to, l);
+        v.join("\n") + "\n"
+    };
+    let one_part = |name: &str, text: &str| {
+        let input = write(&dir, &format!("{name}.txt"), text);
+        let mut opts = IngestOptions::new(dir.join(name));
+        opts.threads = 1;
+        let report = ingest(&[input], &opts, &NoProgress).expect("ingest");
+        assert_eq!(report.manifest.sources[0].parts.len(), 1, "{name}");
+        assert_eq!(report.manifest.events, 47896, "{name}");
+        report.parts_sorted_whole
+    };
+    assert_eq!(one_part("orig", &text), 0);
+    let expected = times(&dir.join("orig"));
+    for (name, from, to, sorted_whole) in
+        [("near", 19000, 24000, 0), ("far", 100, lines.len() - 1, 1)]
+    {
+        assert_eq!(one_part(name, &moved(from, to)), sorted_whole, "{name}");
+        assert_eq!(
+            times(&dir.join(name)),
+            expected,
+            "{name}: every event, in time order"
+        );
+    }
+}
