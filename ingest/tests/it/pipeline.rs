@@ -392,3 +392,22 @@ fn late_lines_stream_and_far_late_lines_sort_the_part_whole() {
         );
     }
 }
+
+#[test]
+fn a_real_capture_with_a_late_line_streams_in_time_order() {
+    // testdata/t1-late: 25,000 lines of a testbed trace_pipe capture; line 21,914 (CPU 1,
+    // 63647.328499) was printed after CPU 0 lines up to 63647.328560.
+    let dir = tmp("real-late");
+    let text = plain("t1-late", |_, l| l.to_owned());
+    let input = write(&dir, "t.txt", &text);
+    let mut opts = IngestOptions::new(dir.join("ds"));
+    opts.threads = 1;
+    let report = ingest(&[input], &opts, &NoProgress).expect("ingest");
+    assert_eq!(report.manifest.events, 25000);
+    assert_eq!(report.parts_sorted_whole, 0, "the late line is within reach");
+    let ts = times(&dir.join("ds"));
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "rows in time order");
+    let late = 63_647_328_499_000;
+    let at = ts.iter().position(|&t| t == late).expect("the late event is kept");
+    assert!(at < 21913, "it moved back to its time, row {at}");
+}
