@@ -404,10 +404,16 @@ fn a_real_capture_with_a_late_line_streams_in_time_order() {
     opts.threads = 1;
     let report = ingest(&[input], &opts, &NoProgress).expect("ingest");
     assert_eq!(report.manifest.events, 25000);
-    assert_eq!(report.parts_sorted_whole, 0, "the late line is within reach");
+    assert_eq!(
+        report.parts_sorted_whole, 0,
+        "the late line is within reach"
+    );
     let ts = times(&dir.join("ds"));
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "rows in time order");
     let late = 63_647_328_499_000;
-    let at = ts.iter().position(|&t| t == late).expect("the late event is kept");
+    let at = ts
+        .iter()
+        .position(|&t| t == late)
+        .expect("the late event is kept");
     assert!(at < 21913, "it moved back to its time, row {at}");
 }
