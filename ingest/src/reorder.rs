@@ -55,7 +55,11 @@ impl Reorder {
             return Ok(None);
         }
         let batch = sorted(batch).map_err(Unordered::Arrow)?;
-        let first = times(&batch)[0];
+        // Every events batch has its times first; without them, leave the order to the
+        // whole-part sort.
+        let Some(&first) = times(&batch).first() else {
+            return Err(Unordered::TooLate);
+        };
         if self.released.is_some_and(|r| first < r) {
             return Err(Unordered::TooLate);
         }
