@@ -1,17 +1,15 @@
 //! Per-CPU pages -> one time-ordered stream of rows in the `events` schema.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use hashbrown::HashMap;
 
 use super::comms::Comms;
 use super::decode::int;
 use super::format::{EventFormat, FormatRegistry, PageHeader};
-use super::page::{Missed, Page, PageError};
+use super::page::PageError;
+use super::streams::{self, Streams};
 use crate::batch::{EventBatchBuilder, RowHead};
 use crate::chunk::{LostReport, ParsedChunk};
-use crate::line::{Flags, IrqContext, LostKind};
+use crate::line::{Flags, IrqContext};
 
 /// One CPU's ring-buffer pages, in time order: runs of whole `page_size` pages, so that a
 /// recorder can hand over the buffers it read into without copying them together.
@@ -50,14 +48,6 @@ pub struct DecodedStream {
     pub bad_pages: Vec<(u16, usize, PageError)>,
 }
 
-/// One record: its time and where it lies (page index, byte range within the page).
-struct Rec {
-    ts: u64,
-    page: u32,
-    start: u32,
-    len: u32,
-}
-
 /// Decode and merge per-CPU pages by timestamp into chunks of at most `rows` rows.
 pub fn decode(cpus: &[CpuPages<'_>], ctx: &DecodeContext<'_>, rows: usize) -> DecodedStream {
     let mut decoder = Decoder::new(cpus, ctx);
@@ -75,11 +65,8 @@ pub fn decode(cpus: &[CpuPages<'_>], ctx: &DecodeContext<'_>, rows: usize) -> De
 /// each chunk while the next is decoded and memory stays bounded by the chunk size.
 pub struct Decoder<'a> {
     cpus: Vec<u16>,
-    /// Every CPU's pages, one slice per page.
-    pages: Vec<Vec<&'a [u8]>>,
     ctx: &'a DecodeContext<'a>,
-    per_cpu: Vec<Vec<Rec>>,
-    order: Merge,
+    streams: Streams<'a>,
     comms: Comms<'a>,
     lost: std::iter::Peekable<std::vec::IntoIter<LostReport>>,
     builder: EventBatchBuilder,
@@ -93,34 +80,34 @@ pub struct Decoder<'a> {
 impl std::fmt::Debug for Decoder<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Decoder")
-            .field("cpus", &self.per_cpu.len())
+            .field("cpus", &self.streams.len())
             .field("bad_pages", &self.bad_pages.len())
             .finish_non_exhaustive()
     }
 }
 
 impl<'a> Decoder<'a> {
-    /// Index every CPU's pages (finding lost-event marks and bad pages) and set up the merge.
+    /// Check every CPU's pages (finding lost-event marks and bad pages) and set up the merge.
     pub fn new(cpus: &[CpuPages<'a>], ctx: &'a DecodeContext<'a>) -> Self {
         let mut bad_pages = Vec::new();
         let mut lost = Vec::new();
+        let mut in_order = Vec::with_capacity(cpus.len());
         let size = ctx.page_size.max(1);
         let pages: Vec<Vec<&'a [u8]>> = cpus
             .iter()
             .map(|c| c.runs.iter().flat_map(|r| r.chunks(size)).collect())
             .collect();
-        let per_cpu: Vec<Vec<Rec>> = cpus
-            .iter()
-            .zip(&pages)
-            .map(|(c, p)| index_cpu(c.cpu, p, ctx, &mut lost, &mut bad_pages))
-            .collect();
+        for (c, p) in cpus.iter().zip(&pages) {
+            let s = streams::scan(c.cpu, p, &ctx.page_header);
+            lost.extend(s.lost);
+            bad_pages.extend(s.bad.into_iter().map(|(n, e)| (c.cpu, n, e)));
+            in_order.push(s.in_order);
+        }
         lost.sort_by_key(|l| l.ts_ns);
         Self {
             cpus: cpus.iter().map(|c| c.cpu).collect(),
-            pages,
             ctx,
-            order: Merge::new(&per_cpu),
-            per_cpu,
+            streams: Streams::new(pages, &in_order, ctx.page_header),
             comms: Comms::new(ctx.cmdlines),
             lost: lost.into_iter().peekable(),
             builder: EventBatchBuilder::new(),
@@ -136,12 +123,10 @@ impl<'a> Decoder<'a> {
         let mut chunk_lost = Vec::new();
         self.builder.reserve(rows.min(1 << 16));
         while self.builder.len() < rows {
-            let Some((i, k)) = self.order.next(&self.per_cpu) else {
+            let Some((i, ts, rec)) = self.streams.next() else {
                 chunk_lost.extend(self.lost.by_ref());
                 break;
             };
-            let r = &self.per_cpu[i][k];
-            let ts = r.ts;
             while self
                 .lost
                 .peek()
@@ -149,8 +134,6 @@ impl<'a> Decoder<'a> {
             {
                 chunk_lost.extend(self.lost.next());
             }
-            let page = self.pages[i][r.page as usize];
-            let rec = &page[r.start as usize..(r.start + r.len) as usize];
             // A record too short for the common header is skipped.
             if let Some(h) = Head::of(rec, self.ctx.formats) {
                 if !self.ctx.exclude.is_empty() && excluded(&mut self.comms, self.ctx, &h, rec) {
@@ -186,107 +169,6 @@ impl<'a> Decoder<'a> {
             counter_clock: false,
         })
     }
-}
-
-/// K-way merge of per-CPU streams by time: a linear scan of the heads for a few CPUs (cheaper
-/// than a heap there), a binary heap beyond.
-enum Merge {
-    Scan(Vec<usize>),
-    Heap(BinaryHeap<Reverse<(u64, usize, usize)>>),
-}
-
-impl Merge {
-    const SCAN_MAX: usize = 8;
-
-    fn new(per_cpu: &[Vec<Rec>]) -> Self {
-        if per_cpu.len() <= Self::SCAN_MAX {
-            return Merge::Scan(vec![0; per_cpu.len()]);
-        }
-        Merge::Heap(
-            per_cpu
-                .iter()
-                .enumerate()
-                .filter_map(|(i, recs)| recs.first().map(|r| Reverse((r.ts, i, 0))))
-                .collect(),
-        )
-    }
-
-    /// Next `(cpu index, record index)` in time order (ties: lower CPU index first).
-    fn next(&mut self, per_cpu: &[Vec<Rec>]) -> Option<(usize, usize)> {
-        match self {
-            Merge::Scan(pos) => {
-                let mut best: Option<(u64, usize)> = None;
-                for (i, recs) in per_cpu.iter().enumerate() {
-                    if let Some(r) = recs.get(pos[i]) {
-                        if best.is_none_or(|(t, _)| r.ts < t) {
-                            best = Some((r.ts, i));
-                        }
-                    }
-                }
-                let (_, i) = best?;
-                pos[i] += 1;
-                Some((i, pos[i] - 1))
-            }
-            Merge::Heap(heap) => {
-                let Reverse((_, i, k)) = heap.pop()?;
-                if let Some(next) = per_cpu[i].get(k + 1) {
-                    heap.push(Reverse((next.ts, i, k + 1)));
-                }
-                Some((i, k))
-            }
-        }
-    }
-}
-
-fn index_cpu(
-    cpu: u16,
-    pages: &[&[u8]],
-    ctx: &DecodeContext<'_>,
-    lost: &mut Vec<LostReport>,
-    bad: &mut Vec<(u16, usize, PageError)>,
-) -> Vec<Rec> {
-    // Records average well over 32 bytes with their headers.
-    let mut out = Vec::with_capacity(pages.len() * ctx.page_size / 32);
-    for (n, &page) in pages.iter().enumerate() {
-        let p = match Page::parse(page, &ctx.page_header) {
-            Ok(p) => p,
-            Err(e) => {
-                bad.push((cpu, n, e));
-                continue;
-            }
-        };
-        if p.missed != Missed::None {
-            lost.push(LostReport {
-                ts_ns: Some(p.base_ts as i64),
-                cpu,
-                count: match p.missed {
-                    Missed::Count(n) => Some(n),
-                    _ => None,
-                },
-                kind: LostKind::Missed,
-                line: None,
-            });
-        }
-        let data_start = page.as_ptr() as usize;
-        for r in p.records() {
-            match r {
-                Ok((ts, rec)) => out.push(Rec {
-                    ts,
-                    page: n as u32,
-                    start: (rec.as_ptr() as usize - data_start) as u32,
-                    len: rec.len() as u32,
-                }),
-                Err(e) => {
-                    bad.push((cpu, n, e));
-                    break;
-                }
-            }
-        }
-    }
-    // Each CPU's stream is in time order already; sort defensively (stable) in case of
-    // clock jumps between pages.
-    out.sort_by_key(|r| r.ts);
-    out
 }
 
 /// Flags from `common_flags` and `common_preempt_count`.

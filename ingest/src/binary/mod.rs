@@ -7,5 +7,6 @@ pub mod format;
 pub mod merge;
 pub mod page;
 pub mod stats;
+mod streams;
 pub mod tracedat;
 mod tracedat_v6;

@@ -386,3 +386,64 @@ fn excluded_threads_and_scheduler_events_naming_them_are_left_out() {
         "scheduler events naming {tid} went too"
     );
 }
+
+/// Rows merge into time order whatever the CPUs hand over: many CPUs (more than the merge
+/// scans without a heap), and a CPU whose pages go back in time (a clock jump), which is then
+/// indexed and sorted. The rows are those of the plain decode.
+#[test]
+fn many_cpus_and_pages_out_of_time_order_merge_into_time_order() {
+    let dat = bundled_tracedat();
+    let ctx = dat.context(&[]);
+    let size = dat.page_size;
+    let ts_and_rows = |cpus: &[CpuPages<'_>]| {
+        let d = merge::decode(cpus, &ctx, 1 << 20);
+        let b = &d.chunks[0].events;
+        let ts = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .expect("ts")
+            .values()
+            .to_vec();
+        let mut rows = rows_text(b);
+        rows.sort();
+        (ts, rows)
+    };
+    let (ts, rows) = ts_and_rows(&dat.cpu_pages());
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]));
+    fn pages(c: &tracedat::CpuData, size: usize) -> Vec<&[u8]> {
+        c.pages.chunks(size).collect()
+    }
+    // Each CPU's pages dealt round-robin to 5 streams: 10 in all.
+    let many: Vec<CpuPages<'_>> = dat
+        .cpus
+        .iter()
+        .flat_map(|c| {
+            let p = pages(c, size);
+            (0..5).map(move |k| CpuPages {
+                cpu: c.cpu as u16,
+                runs: p.iter().skip(k).step_by(5).copied().collect(),
+            })
+        })
+        .collect();
+    // CPU 0's pages 2 and 3 swapped.
+    let swapped: Vec<CpuPages<'_>> = dat
+        .cpus
+        .iter()
+        .map(|c| {
+            let mut runs = pages(c, size);
+            if c.cpu == 0 {
+                runs.swap(2, 3);
+            }
+            CpuPages {
+                cpu: c.cpu as u16,
+                runs,
+            }
+        })
+        .collect();
+    for (name, cpus) in [("10 streams", many), ("pages swapped", swapped)] {
+        let (t, r) = ts_and_rows(&cpus);
+        assert!(t.windows(2).all(|w| w[0] <= w[1]), "{name}: time order");
+        assert_eq!(r, rows, "{name}: the same rows");
+    }
+}
