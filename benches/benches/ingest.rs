@@ -12,7 +12,7 @@ use std::time::Duration;
 use arrow::record_batch::RecordBatch;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kreq_ingest::chunk::{parse_chunk, ChunkParser, ChunkPos};
-use kreq_ingest::part::BATCH_ROWS;
+use kreq_ingest::part::{Blocks, InMemory, BATCH_ROWS};
 use kreq_ingest::{ingest, IngestOptions, NoProgress};
 use kreq_schemas::{events, writer};
 use parquet::arrow::ArrowWriter;
@@ -68,27 +68,15 @@ fn run_ingest(path: &PathBuf, threads: usize) -> u64 {
 fn batches(text: &[u8]) -> Vec<RecordBatch> {
     let mut parser = ChunkParser::new(1);
     let mut out = Vec::new();
-    let mut at = 0;
-    while at < text.len() {
-        // Blocks of about 1 MiB of whole lines.
-        let end = (at + (1 << 20)).min(text.len());
-        let end = memchr_newline(text, end);
-        parser.parse(&text[at..end], at as u64);
-        at = end;
-        while parser.rows() >= BATCH_ROWS {
+    let mut blocks = InMemory::new(text, 0);
+    while let Some((block, offset)) = blocks.next_block(&mut Vec::new()).expect("block") {
+        parser.parse(block, offset);
+        if parser.rows() >= BATCH_ROWS {
             out.extend(parser.take_batch().expect("batch"));
         }
     }
     out.extend(parser.take_batch().expect("batch"));
     out
-}
-
-/// Just past the first newline at or after `at` (the end when there is none).
-fn memchr_newline(text: &[u8], at: usize) -> usize {
-    text[at.saturating_sub(1)..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(text.len(), |i| at.saturating_sub(1) + i + 1)
 }
 
 /// Encode `batches` as one Parquet file in memory; returns its size.

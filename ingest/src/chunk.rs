@@ -75,18 +75,10 @@ pub fn parse_chunk(data: &[u8], pos: ChunkPos) -> Result<ParsedChunk, arrow::err
     // Lines of real traces are 80-200 bytes; a low guess only costs a regrowth.
     parser.reserve(data.len() / 128);
     parser.parse(data, pos.offset);
-    let mut events = parser
+    let events = parser
         .take_batch()?
         .unwrap_or_else(|| RecordBatch::new_empty(kreq_schemas::events::schema()));
-    let order = events
-        .column(0)
-        .as_any()
-        .downcast_ref::<arrow::array::Int64Array>()
-        .and_then(|ts| time_order(ts.values()));
-    if let Some(order) = order {
-        events = arrow::compute::take_record_batch(&events, &order)?;
-    }
-    Ok(parser.finish(events))
+    Ok(parser.finish(sorted_by_time(events)?))
 }
 
 /// Parses the text of one part a block of whole lines at a time, so that a caller can write
@@ -198,9 +190,25 @@ impl ChunkParser {
     }
 }
 
-/// Indices of a stable sort by time, or None when the input is already in order (as
-/// trace_pipe output nearly always is), so sorted input is never copied.
-pub(crate) fn time_order(ts: &[i64]) -> Option<arrow::array::UInt32Array> {
+/// The times of an events batch (its first column); empty if it has none.
+pub(crate) fn times(b: &RecordBatch) -> &[i64] {
+    b.column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .map_or(&[], |a| a.values())
+}
+
+/// An events batch stably sorted by time; itself, not copied, when already in order (as
+/// trace_pipe output nearly always is).
+pub(crate) fn sorted_by_time(b: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    match time_order(times(&b)) {
+        Some(order) => arrow::compute::take_record_batch(&b, &order),
+        None => Ok(b),
+    }
+}
+
+/// Indices of a stable sort by time, or None when the input is already in order.
+fn time_order(ts: &[i64]) -> Option<arrow::array::UInt32Array> {
     if ts.windows(2).all(|w| w[0] <= w[1]) {
         return None;
     }

@@ -8,7 +8,6 @@
 use std::io;
 use std::path::Path;
 
-use arrow::array::Int64Array;
 use arrow::record_batch::RecordBatch;
 use kreq_schemas::{events, writer};
 
@@ -120,19 +119,13 @@ pub fn write_part(
         Ok(Some(first)) => {
             let batches = std::iter::once(Ok(first))
                 .chain(std::iter::from_fn(|| ordered().transpose()))
-                .map(|b| {
-                    let b = b?;
-                    let ts = b
-                        .column(0)
-                        .as_any()
-                        .downcast_ref::<Int64Array>()
-                        .ok_or(Stream::Unordered)?
-                        .values();
-                    if let (Some(&lo), Some(&hi)) = (ts.first(), ts.last()) {
-                        range = Some((range.map_or(lo, |r| r.0), hi));
+                .inspect(|b| {
+                    if let Ok(b) = b {
+                        if let Some((lo, hi)) = crate::summary::time_range(b) {
+                            range = Some(range.map_or((lo, hi), |(a, _)| (a, hi)));
+                        }
+                        rows += b.num_rows() as u64;
                     }
-                    rows += b.num_rows() as u64;
-                    Ok(b)
                 });
             writer::write_parquet(
                 to.path,

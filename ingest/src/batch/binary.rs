@@ -5,7 +5,7 @@ use hashbrown::HashMap;
 use super::{EventBatchBuilder, EventInfo, RowHead};
 use std::net::IpAddr;
 
-use crate::binary::decode::{for_each_field, task_state, Value, DEFAULT_STATE_LETTERS};
+use crate::binary::decode::{for_each_field, task_state_with, Value};
 use crate::binary::format::EventFormat;
 use crate::body::EventName;
 use crate::promote::{slot_for, EventKind, InlineStr, Slot, Typed};
@@ -81,13 +81,7 @@ impl StateTexts {
             return *t;
         }
         let mut s = String::new();
-        match letters {
-            Some(l) => {
-                let table: Vec<(u64, &str)> = l.iter().map(|(b, n)| (*b, n.as_str())).collect();
-                task_state(bits, &table, &mut s);
-            }
-            None => task_state(bits, &DEFAULT_STATE_LETTERS, &mut s),
-        }
+        task_state_with(bits, letters, &mut s);
         let text = InlineStr::new(&s).unwrap_or(InlineStr::EMPTY);
         // A corrupt trace could show any bits: keep the cache small.
         if self.0.len() < 64 {

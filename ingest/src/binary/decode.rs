@@ -45,11 +45,6 @@ pub(crate) fn int(rec: &[u8], f: &FieldFormat) -> Option<i128> {
     })
 }
 
-fn text(b: &[u8]) -> &str {
-    let end = memchr::memchr(0, b).unwrap_or(b.len());
-    std::str::from_utf8(&b[..end]).unwrap_or("")
-}
-
 /// Bytes of a `__data_loc` / `__rel_loc` field.
 fn dynamic<'a>(rec: &'a [u8], f: &FieldFormat) -> Option<&'a [u8]> {
     let loc = u32::from_le_bytes(rec.get(f.offset..f.offset + 4)?.try_into().ok()?);
@@ -153,8 +148,8 @@ pub fn for_each_field<'a>(
                 out("error", Value::Int(v.min(0)));
                 continue;
             }
-            Render::Text => match bytes() {
-                Some(b) => Value::Text(text(b)),
+            Render::Text => match field_text(rec, f) {
+                Some(t) => Value::Text(t),
                 None => continue,
             },
             Render::SockAddr => match bytes() {
@@ -202,6 +197,20 @@ pub const DEFAULT_STATE_LETTERS: [(u64, &str); 8] = [
     (0x80, "I"),
 ];
 
+/// [`task_state`] with an event format's letters (see [`EventFormat::print_symbols`]), or
+/// [`DEFAULT_STATE_LETTERS`] when it lists none.
+///
+/// [`EventFormat::print_symbols`]: super::format::EventFormat::print_symbols
+pub fn task_state_with(bits: u64, letters: Option<&[(u64, String)]>, out: &mut String) {
+    match letters {
+        Some(l) => {
+            let table: Vec<(u64, &str)> = l.iter().map(|(b, n)| (*b, n.as_str())).collect();
+            task_state(bits, &table, out);
+        }
+        None => task_state(bits, &DEFAULT_STATE_LETTERS, out),
+    }
+}
+
 /// `prev_state` as the kernel prints it: `R` for no bit, letters joined by `|`, `+` when
 /// preempted (the bit above the highest letter).
 pub fn task_state(bits: u64, letters: &[(u64, &str)], out: &mut String) {
@@ -241,11 +250,7 @@ impl std::fmt::Display for Value<'_> {
             Value::Symbol(s) => f.write_str(s),
             Value::TaskState(bits, letters) => {
                 let mut s = String::new();
-                let table: Vec<(u64, &str)> = match letters {
-                    Some(l) => l.iter().map(|(b, n)| (*b, n.as_str())).collect(),
-                    None => DEFAULT_STATE_LETTERS.to_vec(),
-                };
-                task_state(*bits, &table, &mut s);
+                task_state_with(*bits, *letters, &mut s);
                 f.write_str(&s)
             }
             Value::Bytes(b) => {

@@ -253,6 +253,7 @@ fn run(
     }
     rec.flush()?;
     let stats: Vec<String> = rec
+        .capture
         .cpus
         .iter()
         .map(|c| {

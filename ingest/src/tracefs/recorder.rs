@@ -38,16 +38,12 @@ pub(super) struct Capture {
 pub(super) struct Recorder {
     opts: RecordOptions,
     root: PathBuf,
-    header: PageHeader,
-    page_size: usize,
-    formats: FormatRegistry,
-    pub(super) cpus: Vec<u16>,
+    /// Page layout, formats, CPUs, buffer pool; the recorder's own threads' events are left
+    /// out when decoding.
+    pub(super) capture: Capture,
     /// Per CPU, the page buffers read since the last flush (whole pages each).
     pending: Vec<Vec<Vec<u8>>>,
     pub(super) pending_bytes: usize,
-    pub(super) pool: BufferPool,
-    /// The recorder's own threads, sorted: their events are left out when decoding.
-    pub(super) own: Vec<i32>,
     own_events: u64,
     seq: u64,
     summary: SourceSummary,
@@ -66,14 +62,6 @@ impl Recorder {
         inst: &Instance,
         capture: Capture,
     ) -> Self {
-        let Capture {
-            header,
-            page_size,
-            formats,
-            cpus,
-            pool,
-            own,
-        } = capture;
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .ok()
             .map(|s| s.trim().to_owned());
@@ -92,18 +80,12 @@ impl Recorder {
         ];
         meta.extend(kernel.clone().map(|k| (dataset::KERNEL_KEY.to_owned(), k)));
         meta.extend(host.clone().map(|h| (dataset::HOST_KEY.to_owned(), h)));
-        let n = cpus.len();
         Self {
             opts: opts.clone(),
             root: root.to_owned(),
-            header,
-            page_size,
-            formats,
-            cpus,
-            pending: vec![Vec::new(); n],
+            pending: vec![Vec::new(); capture.cpus.len()],
+            capture,
             pending_bytes: 0,
-            pool,
-            own,
             own_events: 0,
             seq: 0,
             summary: SourceSummary {
@@ -138,8 +120,9 @@ impl Recorder {
         self.pending_bytes += pages.bytes;
         self.summary.bytes += pages.bytes as u64;
         let runs = &mut self.pending[pages.cpu_index];
-        self.pool.append(runs, &pages.data, self.page_size);
-        self.pool.put(pages.data);
+        let c = &self.capture;
+        c.pool.append(runs, &pages.data, c.page_size);
+        c.pool.put(pages.data);
     }
 
     /// Decode the pages collected so far into new part files and refresh the manifest.
@@ -153,7 +136,8 @@ impl Recorder {
         let tgids = read_pairs(&self.root.join("saved_tgids"), |a, b| {
             Some((a.parse().ok()?, b.parse().ok()?))
         });
-        let pages: Vec<CpuPages<'_>> = self
+        let c = &self.capture;
+        let pages: Vec<CpuPages<'_>> = c
             .cpus
             .iter()
             .zip(&self.pending)
@@ -163,12 +147,12 @@ impl Recorder {
             })
             .collect();
         let ctx = DecodeContext {
-            page_header: self.header,
-            page_size: self.page_size,
-            formats: &self.formats,
+            page_header: c.header,
+            page_size: c.page_size,
+            formats: &c.formats,
             cmdlines: &cmdlines,
             tgids: &tgids,
-            exclude: &self.own,
+            exclude: &c.own,
         };
         let mut decoder = Decoder::new(&pages, &ctx);
         self.summary.malformed += decoder.bad_pages.len() as u64;
@@ -197,7 +181,7 @@ impl Recorder {
         self.own_events += decoder.excluded;
         for runs in &mut self.pending {
             for v in runs.drain(..) {
-                self.pool.put(v);
+                self.capture.pool.put(v);
             }
         }
         self.pending_bytes = 0;

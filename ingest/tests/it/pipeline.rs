@@ -230,13 +230,7 @@ fn unsorted_input_is_sorted_within_parts() {
     let text = "            bash-1  [000] ..... 2.000000: x: a=2\n            bash-1  [001] ..... 1.000000: x: a=1\n";
     let input = write(&dir, "in.txt", text);
     ingest(&[input], &IngestOptions::new(dir.join("ds")), &NoProgress).expect("ingest");
-    let b = read_table(&dir.join("ds").join(dataset::EVENTS_DIR));
-    let ts = b
-        .column(0)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("ts");
-    assert_eq!(ts.values().to_vec(), vec![1_000_000_000, 2_000_000_000]);
+    assert_eq!(times(&dir.join("ds")), vec![1_000_000_000, 2_000_000_000]);
 }
 
 /// A capture as plain text, with `edit` applied to its lines.
