@@ -70,6 +70,12 @@ pub struct Stats {
     pub unmatched_brackets: u64,
     /// Times the correlator started afresh after lost events ([`Engine::resync`]).
     pub resyncs: u64,
+    /// Stretches of work on a thread with no request that were joined to the request the
+    /// thread then answered (rule `handoff`) or, failing that, the one a wakeup handed it.
+    pub handoffs: u64,
+    /// Such stretches that answered no request and were handed none: their calls and events
+    /// stay unattributed.
+    pub unresolved_stretches: u64,
 }
 
 /// A syscall in progress on a thread: the events inside it say which socket and how much.
@@ -83,7 +89,8 @@ pub(crate) struct Bracket {
     pub len: i64,
     pub rcv_tuple: Option<Tuple>,
     pub send_tuple: Option<Tuple>,
-    pub send_tag: Option<Option<Tag>>,
+    /// What the send carries and the span of the sending thread it extends, once known.
+    pub send_tag: Option<(Option<Tag>, Option<Tag>)>,
     pub probed: i64,
     pub last_probe: Option<i64>,
     pub data_ts: Option<i64>,
@@ -103,6 +110,11 @@ pub(crate) struct Thread {
     pub unknown: bool,
     pub event_loop: bool,
     pub clock: ThreadClock,
+    /// When the thread last came back from a wait with no request: a stretch of work it
+    /// starts for a request it has not been given yet begins here.
+    pub stretch_start: i64,
+    /// The span of the last request this thread answered, for a reply in several writes.
+    pub last: Option<Tag>,
 }
 
 impl Thread {
@@ -116,6 +128,8 @@ impl Thread {
             unknown: false,
             event_loop: false,
             clock: ThreadClock::new(ts),
+            stretch_start: ts,
+            last: None,
         }
     }
 }
@@ -161,6 +175,24 @@ pub struct Engine {
     pub(crate) next_id: u64,
     pub(crate) now: i64,
     pub(crate) stats: Stats,
+    /// Placeholder requests of stretches not yet placed (see [`crate::link`]'s hand-off rule).
+    pub(crate) pending: HashMap<u64, Pending>,
+    /// Placeholder request -> the request it was joined to, and when.
+    pub(crate) alias: HashMap<u64, (u64, i64)>,
+    /// Labels of a placeholder's events, released once it was placed.
+    pub(crate) released: Vec<(u64, Tag)>,
+    /// Processes that read requests on server sockets: only their threads open stretches.
+    pub(crate) serving: hashbrown::HashSet<i32>,
+}
+
+/// A stretch of work on a thread with no request, held as a placeholder request until the
+/// thread shows which request it was for.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    /// What a wakeup handed the thread when the stretch began, the fallback.
+    pub handoff: Option<(Tag, Rule, i64)>,
+    /// Events labelled with the placeholder: (row, span).
+    pub rows: Vec<(u64, u64)>,
 }
 
 impl Engine {
@@ -182,6 +214,10 @@ impl Engine {
             next_id: 1,
             now: i64::MIN,
             stats: Stats::default(),
+            pending: HashMap::new(),
+            alias: HashMap::new(),
+            released: Vec::new(),
+            serving: Default::default(),
         }
     }
 
@@ -252,9 +288,14 @@ impl Engine {
             }
             Kind::ExitTask => {
                 self.label_in_context(ev, sink);
+                self.end_stretch(ev.tid);
                 self.threads.remove(&ev.tid);
             }
             _ => self.label_in_context(ev, sink),
+        }
+        for (row, tag) in self.released.drain(..) {
+            sink.label(row, tag);
+            self.stats.labelled += 1;
         }
     }
 
@@ -265,6 +306,10 @@ impl Engine {
     /// begin after it are linked from their own first events. Socket identities stay.
     pub fn resync(&mut self) {
         self.stats.resyncs += 1;
+        let open: Vec<i32> = self.threads.keys().copied().collect();
+        for tid in open {
+            self.close_stretch(tid, false);
+        }
         self.streams.clear();
         for t in self.threads.values_mut() {
             // A thread that was serving a request still is, but can no longer be followed.
@@ -291,6 +336,10 @@ impl Engine {
 
     /// Finishes every open request (end of input) and returns the counters.
     pub fn finish(&mut self) -> Stats {
+        let open: Vec<i32> = self.threads.keys().copied().collect();
+        for tid in open {
+            self.end_stretch(tid);
+        }
         self.finish_idle(true);
         self.stats
     }
@@ -338,6 +387,14 @@ impl Engine {
     }
 
     pub(crate) fn emit(&mut self, row: u64, tag: Tag, sink: &mut impl LabelSink) {
+        let tag = self.canon(tag);
+        if let Some(p) = self.pending.get_mut(&tag.request) {
+            p.rows.push((row, tag.span));
+            return;
+        }
+        if tag.request == crate::link::DROPPED {
+            return;
+        }
         sink.label(row, tag);
         self.stats.labelled += 1;
         if let Some(s) = self.spans.get_mut(&tag.span) {
@@ -361,9 +418,12 @@ impl Engine {
     /// Hands out requests that responded and were idle for the linger time (all when `all`).
     pub(crate) fn finish_idle(&mut self, all: bool) {
         let cutoff = self.now.saturating_sub(self.cfg.linger_ns);
+        self.alias.retain(|_, &mut (_, at)| at >= cutoff);
+        let pending = &self.pending;
         let done: Vec<u64> = self
             .requests
             .values()
+            .filter(|r| !pending.contains_key(&r.id))
             .filter(|r| all || (r.responded && r.end < cutoff))
             .map(|r| r.id)
             .collect();

@@ -14,6 +14,17 @@
 //! `worker_tid` is a pool thread the handler handed its backend calls to, whose spans then
 //! belong to the request too. Other keys are ignored.
 //!
+//! Segment truth (`examples/testbed/models.py`) replaces the per-tier keys with `segments`,
+//! every interval a thread of the application worked on the request, as the application
+//! logged them:
+//!
+//! ```json
+//! {"request_id": "handoff-0-0", "client_tid": 5296, "client_t0": 213856434685,
+//!  "client_t1": 213866531294, "segments": [
+//!   {"tier": "acceptor", "pid": 5294, "tid": 5294, "t0": 213864943686, "t1": 213865467557},
+//!   {"tier": "app", "pid": 5294, "tid": 5300, "t0": 213865412665, "t1": 213866048944}]}
+//! ```
+//!
 //! # Score
 //! A true request is *found* when one correlated request was started by its client thread
 //! within its client interval. It is *exact* when that request has a front-end span on
@@ -22,6 +33,15 @@
 //! overlaps the handler, every other span is a backend server span on a connection whose
 //! client end is `app_tid` (taken from the physical thread of the client spans on that
 //! connection), and every span lies within the client interval.
+//!
+//! With segments, a found request is exact when its correlated request covers at least half
+//! of each segment with spans on that segment's thread, has a server span in the process of
+//! its first segment (the front end) and a server span in a process that logged no segment
+//! (the backend; unless the truth says `"backend": false`), and none of its spans overlaps a
+//! segment of another true request on the same thread by more than [`SLACK_NS`]. This is the
+//! definition for servers that switch requests on a thread (pools, event loops, async
+//! runtimes): covering is what a user sees in a waterfall, and an overlap is time charged to
+//! the wrong request.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -64,6 +84,28 @@ pub struct Truth {
     /// The pool thread the handler handed its backend calls to (testbed `--pool`), if any.
     #[serde(default)]
     pub worker_tid: Option<i32>,
+    /// Every interval a thread worked on the request (segment truth), if given.
+    #[serde(default)]
+    pub segments: Option<Vec<Segment>>,
+    /// Whether the request called a backend (segment truth; default true).
+    #[serde(default)]
+    pub backend: Option<bool>,
+}
+
+/// An interval a thread worked on a request, as the application logged it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Segment {
+    /// The application's name for the tier (`acceptor`, `app`, ...).
+    #[serde(default)]
+    pub tier: String,
+    /// Process.
+    pub pid: i32,
+    /// Thread.
+    pub tid: i32,
+    /// Start (ns, CLOCK_MONOTONIC).
+    pub t0: i64,
+    /// End (ns).
+    pub t1: i64,
 }
 
 /// The score.
@@ -204,12 +246,18 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
             }
         }
     }
+    let mut by_thread: HashMap<i32, Vec<(i64, i64, usize)>> = HashMap::new();
+    for (i, t) in truth.iter().enumerate() {
+        for g in t.segments.iter().flatten() {
+            by_thread.entry(g.tid).or_default().push((g.t0, g.t1, i));
+        }
+    }
     let mut score = Score {
         sent: truth.len(),
         correlated,
         ..Default::default()
     };
-    for t in truth {
+    for (idx, t) in truth.iter().enumerate() {
         let cands: Vec<u64> = by_client
             .get(&t.client_tid)
             .map(|v| {
@@ -223,7 +271,11 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
             [] => Err("not found".to_owned()),
             [one] => {
                 score.found += 1;
-                let v = check(t, spans.get(one).map_or(&[][..], |v| v.as_slice()), &owner);
+                let found = spans.get(one).map_or(&[][..], |v| v.as_slice());
+                let v = match &t.segments {
+                    Some(segs) => check_segments(t, segs, idx, found, &by_thread),
+                    None => check(t, found, &owner),
+                };
                 if complete.get(one).copied().unwrap_or(false) {
                     score.complete += 1;
                     score.complete_exact += usize::from(v.is_ok());
@@ -294,5 +346,149 @@ fn check(t: &Truth, spans: &[SpanRow], owner: &Owners) -> std::result::Result<()
         (_, false, _) => Err("no application span".into()),
         (_, _, false) => Err("no backend span".into()),
         _ => Ok(()),
+    }
+}
+
+/// Length of `[a0, a1]` covered by the union of `spans` (sorted copies are made).
+fn covered(a0: i64, a1: i64, spans: &mut [(i64, i64)]) -> i64 {
+    spans.sort_unstable();
+    let (mut total, mut at) = (0, a0);
+    for &(s, e) in spans.iter() {
+        let (s, e) = (s.max(at), e.min(a1));
+        if e > s {
+            total += e - s;
+            at = e;
+        }
+    }
+    total
+}
+
+fn check_segments(
+    t: &Truth,
+    segs: &[Segment],
+    me: usize,
+    spans: &[SpanRow],
+    by_thread: &HashMap<i32, Vec<(i64, i64, usize)>>,
+) -> std::result::Result<(), String> {
+    let Some(first) = segs.iter().min_by_key(|g| g.t0) else {
+        return Err("truth has no segments".into());
+    };
+    for g in segs {
+        let mut on: Vec<(i64, i64)> = spans
+            .iter()
+            .filter(|s| s.tid == g.tid)
+            .map(|s| (s.start - SLACK_NS, s.end + SLACK_NS))
+            .collect();
+        if 2 * covered(g.t0, g.t1, &mut on) < g.t1 - g.t0 {
+            return Err(format!("{} segment not covered", g.tier));
+        }
+    }
+    if !spans
+        .iter()
+        .any(|s| s.kind == "server" && s.pid == Some(first.pid))
+    {
+        return Err("no front-end span".into());
+    }
+    let logged = |pid: Option<i32>| pid.is_some_and(|p| segs.iter().any(|g| g.pid == p));
+    if t.backend.unwrap_or(true) && !spans.iter().any(|s| s.kind == "server" && !logged(s.pid)) {
+        return Err("no backend span".into());
+    }
+    for s in spans {
+        for &(g0, g1, other) in by_thread.get(&s.tid).into_iter().flatten() {
+            if other != me && s.end.min(g1) - s.start.max(g0) > SLACK_NS {
+                return Err("span overlaps another request's segment".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_is_the_union_of_overlapping_spans() {
+        assert_eq!(covered(0, 100, &mut [(10, 30), (20, 40), (90, 200)]), 40);
+        assert_eq!(covered(0, 100, &mut []), 0);
+    }
+
+    fn span(tid: i32, pid: i32, kind: &str, start: i64, end: i64) -> SpanRow {
+        SpanRow {
+            tid,
+            pid: Some(pid),
+            kind: kind.into(),
+            start,
+            end,
+            local: None,
+            peer: None,
+        }
+    }
+
+    fn truth(segs: Vec<Segment>) -> Truth {
+        Truth {
+            request_id: "r".into(),
+            client_tid: 1,
+            client_t0: 0,
+            client_t1: 1_000_000,
+            nginx_pid: None,
+            app_pid: None,
+            app_tid: None,
+            app_t0: None,
+            app_t1: None,
+            worker_tid: None,
+            segments: Some(segs),
+            backend: None,
+        }
+    }
+
+    fn seg(tid: i32, t0: i64, t1: i64) -> Segment {
+        Segment {
+            tier: "app".into(),
+            pid: 10,
+            tid,
+            t0,
+            t1,
+        }
+    }
+
+    #[test]
+    fn a_request_is_exact_when_it_covers_its_segments_and_touches_no_other() {
+        let mine = vec![seg(10, 100_000, 200_000), seg(11, 150_000, 400_000)];
+        let theirs = vec![seg(10, 210_000, 300_000)];
+        let mut idx: HashMap<i32, Vec<(i64, i64, usize)>> = HashMap::new();
+        for (i, segs) in [&mine, &theirs].into_iter().enumerate() {
+            for g in segs {
+                idx.entry(g.tid).or_default().push((g.t0, g.t1, i));
+            }
+        }
+        let t = truth(mine.clone());
+        let good = vec![
+            span(10, 10, "server", 100_000, 190_000),
+            span(11, 10, "internal", 160_000, 390_000),
+            span(20, 20, "server", 170_000, 180_000),
+        ];
+        assert_eq!(check_segments(&t, &mine, 0, &good, &idx), Ok(()));
+        // The acceptor's span stretched over the next request's segment on its thread.
+        let mut long = good.clone();
+        long[0].end = 350_000;
+        assert_eq!(
+            check_segments(&t, &mine, 0, &long, &idx),
+            Err("span overlaps another request's segment".into())
+        );
+        // The worker's part missing or too short.
+        let short = vec![
+            good[0].clone(),
+            span(11, 10, "internal", 160_000, 200_000),
+            good[2].clone(),
+        ];
+        assert_eq!(
+            check_segments(&t, &mine, 0, &short, &idx),
+            Err("app segment not covered".into())
+        );
+        assert_eq!(
+            check_segments(&t, &mine, 0, &good[..2], &idx),
+            Err("no backend span".into())
+        );
     }
 }

@@ -10,6 +10,8 @@
 //!   on a server socket (thread-per-request servers and event loops alike), or else one handed
 //!   to it by a wakeup or fork.
 
+mod handoff;
+pub(crate) use handoff::DROPPED;
 mod recv;
 mod send;
 mod spans;
@@ -29,12 +31,15 @@ impl Engine {
             // another thread may get it from open() before this close returns.
             self.forget_fd(tgid, fd);
         }
-        let t = self.thread(ev);
         if sys == Sys::Wait {
+            // An event loop's turn on a request lasts until it waits again.
+            self.end_turn(ev.tid, ev.ts);
+            let t = self.thread(ev);
             t.event_loop = true;
             t.current = None;
             t.unknown = false;
         }
+        let t = self.thread(ev);
         t.bracket = Some(Bracket {
             sys: Some(sys),
             fd: ev.fd,
@@ -213,7 +218,25 @@ impl Engine {
     }
 
     pub(crate) fn current(&self, tid: i32) -> Option<Tag> {
-        self.threads.get(&tid).and_then(|t| t.current)
+        self.threads
+            .get(&tid)
+            .and_then(|t| t.current)
+            .map(|c| self.canon(c))
+    }
+
+    /// `tid` stops working on its current request at `at` (it waits, or turns to another
+    /// request): the request's span on this thread lasts until then. A stretch not yet placed
+    /// ends too.
+    pub(crate) fn end_turn(&mut self, tid: i32, at: i64) {
+        let Some(cur) = self.current(tid) else {
+            return;
+        };
+        if self.owns_stretch(tid) {
+            return self.end_stretch(tid);
+        }
+        if self.spans.get(&cur.span).is_some_and(|s| s.tid == tid) {
+            self.extend_span(cur, tid, at, 0, 0);
+        }
     }
 
     /// The socket a send or receive touched, and remembers it for the `(process, fd)`.

@@ -34,6 +34,8 @@ pub enum Rule {
     ThreadRequest,
     /// An event-loop thread sent for the request it last read.
     EventLoop,
+    /// A thread with no request worked, then answered on the request's connection.
+    Handoff,
     /// A thread with no request was woken by the parent span's thread.
     Wakeup,
     /// A thread forked by the parent span's thread.
@@ -47,6 +49,7 @@ impl Rule {
             Rule::ByteStream => "byte_stream",
             Rule::ThreadRequest => "thread_request",
             Rule::EventLoop => "event_loop",
+            Rule::Handoff => "handoff",
             Rule::Wakeup => "wakeup",
             Rule::Fork => "fork",
         }
@@ -58,6 +61,7 @@ impl Rule {
             Rule::ByteStream => 1.0,
             Rule::ThreadRequest => 0.95,
             Rule::EventLoop => 0.85,
+            Rule::Handoff => 0.9,
             Rule::Fork => 0.8,
             Rule::Wakeup => 0.5,
         }
@@ -97,6 +101,15 @@ pub struct Span {
     pub split_end: Split,
     /// Events labelled with the span.
     pub events: i64,
+}
+
+impl Span {
+    /// The span's time split: every part >= 0 and the parts add up to its duration.
+    pub fn split(&self) -> Split {
+        self.split_end
+            .since(&self.split_start)
+            .fitted(self.end - self.start)
+    }
 }
 
 /// A link between two spans.

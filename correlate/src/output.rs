@@ -112,10 +112,7 @@ impl ResultRows {
             source,
         };
         let all: Vec<_> = fin.iter().flat_map(|f| f.spans.iter()).collect();
-        let splits: Vec<_> = all
-            .iter()
-            .map(|s| s.split_end.since(&s.split_start))
-            .collect();
+        let splits: Vec<_> = all.iter().map(|s| s.split()).collect();
         let selfs = self_times(&fin, &splits);
         let critical = critical_spans(&fin, &selfs);
         // requests

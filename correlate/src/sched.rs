@@ -41,6 +41,49 @@ impl Split {
         self.network + self.disk + self.lock + self.other
     }
 
+    /// This split made to fit a span of `duration` ns: negative parts become 0 and what is
+    /// left over or missing goes to (or comes out of) `unknown`, then the largest parts. A
+    /// split from one thread's clock over the span's own interval already fits; this holds the
+    /// `spans` contract (every part >= 0, parts add up to the duration) when the span's end
+    /// lies before what the clock remembers ([`ThreadClock::at`]) or its thread is gone.
+    pub fn fitted(mut self, duration: i64) -> Split {
+        let duration = duration.max(0);
+        for v in [
+            &mut self.cpu,
+            &mut self.runnable,
+            &mut self.network,
+            &mut self.disk,
+            &mut self.lock,
+            &mut self.other,
+            &mut self.unknown,
+        ] {
+            *v = (*v).max(0);
+        }
+        let mut excess = self.cpu + self.runnable + self.blocked() + self.unknown - duration;
+        if excess < 0 {
+            self.unknown -= excess;
+            return self;
+        }
+        while excess > 0 {
+            let largest = [
+                &mut self.unknown,
+                &mut self.cpu,
+                &mut self.runnable,
+                &mut self.network,
+                &mut self.disk,
+                &mut self.lock,
+                &mut self.other,
+            ]
+            .into_iter()
+            .max_by_key(|v| **v)
+            .expect("seven parts");
+            let cut = excess.min(*largest);
+            *largest -= cut;
+            excess -= cut;
+        }
+        self
+    }
+
     /// `self - earlier`, field by field.
     pub fn since(&self, earlier: &Split) -> Split {
         Split {
@@ -63,12 +106,20 @@ enum State {
     Blocked(BlockReason),
 }
 
+/// Past state intervals a clock remembers, so that a span ending a little before the thread's
+/// latest scheduler event (a send whose bytes were delivered before the sender was switched
+/// out) still gets an exact split. Eight covers the switches of one syscall on a busy CPU.
+const HISTORY: usize = 8;
+
 /// The scheduler state of one thread.
 #[derive(Debug, Clone)]
 pub struct ThreadClock {
     state: State,
     since: i64,
     acc: Split,
+    /// The last closed intervals, newest last: (start, state, counters at start).
+    past: [(i64, State, Split); HISTORY],
+    past_len: usize,
 }
 
 impl ThreadClock {
@@ -78,25 +129,28 @@ impl ThreadClock {
             state: State::Unknown,
             since: ts,
             acc: Split::default(),
+            past: [(ts, State::Unknown, Split::default()); HISTORY],
+            past_len: 0,
         }
     }
 
     fn close(&mut self, ts: i64) {
-        let d = (ts - self.since).max(0);
-        match self.state {
-            State::Unknown => self.acc.unknown += d,
-            State::Running => self.acc.cpu += d,
-            State::Runnable => self.acc.runnable += d,
-            State::Blocked(BlockReason::Network) => self.acc.network += d,
-            State::Blocked(BlockReason::Disk) => self.acc.disk += d,
-            State::Blocked(BlockReason::Lock) => self.acc.lock += d,
-            State::Blocked(BlockReason::Other) => self.acc.other += d,
-        }
+        add(&mut self.acc, self.state, (ts - self.since).max(0));
         self.since = self.since.max(ts);
     }
 
     fn set(&mut self, ts: i64, s: State) {
+        if s == self.state {
+            return self.close(ts);
+        }
+        let start = (self.since, self.state, self.acc);
         self.close(ts);
+        if self.past_len == HISTORY {
+            self.past.rotate_left(1);
+            self.past_len -= 1;
+        }
+        self.past[self.past_len] = start;
+        self.past_len += 1;
         self.state = s;
     }
 
@@ -129,11 +183,37 @@ impl ThreadClock {
         }
     }
 
-    /// Cumulative split up to `ts`.
+    /// Cumulative split up to `ts`. Exact for any `ts` after the oldest remembered interval
+    /// began: the components always sum to the time since the clock started (up to `ts`), and
+    /// never decrease as `ts` grows, so a span's split (end minus start) has no negative part
+    /// and adds up to its duration. Before the remembered past, the oldest remembered counters.
     pub fn at(&self, ts: i64) -> Split {
-        let mut c = self.clone();
-        c.close(ts);
-        c.acc
+        if ts >= self.since {
+            let mut acc = self.acc;
+            add(&mut acc, self.state, ts - self.since);
+            return acc;
+        }
+        for &(start, state, mut acc) in self.past[..self.past_len].iter().rev() {
+            if ts >= start {
+                add(&mut acc, state, ts - start);
+                return acc;
+            }
+        }
+        self.past[..self.past_len]
+            .first()
+            .map_or(self.acc, |&(_, _, acc)| acc)
+    }
+}
+
+fn add(acc: &mut Split, state: State, d: i64) {
+    match state {
+        State::Unknown => acc.unknown += d,
+        State::Running => acc.cpu += d,
+        State::Runnable => acc.runnable += d,
+        State::Blocked(BlockReason::Network) => acc.network += d,
+        State::Blocked(BlockReason::Disk) => acc.disk += d,
+        State::Blocked(BlockReason::Lock) => acc.lock += d,
+        State::Blocked(BlockReason::Other) => acc.other += d,
     }
 }
 
@@ -156,6 +236,35 @@ mod tests {
         assert_eq!(s.network, 70);
         assert_eq!(s.runnable, 20 + 10);
         assert_eq!(s.cpu + s.runnable + s.blocked() + s.unknown, 190);
+    }
+
+    #[test]
+    fn a_split_that_ends_in_the_past_is_exact() {
+        let mut c = ThreadClock::new(0);
+        c.switched_in(10);
+        c.blocked(30, BlockReason::Network);
+        c.woken(100);
+        c.switched_in(120);
+        // A send's bytes were delivered at 25 (before the block at 30); the span is read now.
+        let s = c.at(25).since(&c.at(10));
+        assert_eq!((s.cpu, s.network, s.runnable), (15, 0, 0));
+        let s = c.at(110).since(&c.at(20));
+        assert_eq!((s.cpu, s.network, s.runnable), (10, 70, 10));
+        assert_eq!(s.cpu + s.runnable + s.blocked() + s.unknown, 90);
+    }
+
+    #[test]
+    fn a_split_is_fitted_to_its_span() {
+        let s = Split {
+            cpu: 50,
+            runnable: -5,
+            network: 80,
+            ..Split::default()
+        };
+        let f = s.fitted(100);
+        assert_eq!((f.cpu, f.runnable, f.network, f.unknown), (50, 0, 50, 0));
+        let f = s.fitted(200);
+        assert_eq!((f.cpu, f.network, f.unknown), (50, 80, 70));
     }
 
     #[test]

@@ -118,7 +118,7 @@ impl Digest {
                 .services
                 .entry(names.name(s.comm).to_owned())
                 .or_default();
-            let sp = s.split_end.since(&s.split_start);
+            let sp = s.split();
             e.spans += 1;
             e.total_ns += s.end - s.start;
             e.cpu_ns += sp.cpu;

@@ -14,6 +14,7 @@ p.add_argument("--port", type=int, default=18080)
 p.add_argument("--requests", type=int, required=True)
 p.add_argument("--connections", type=int, default=1)
 p.add_argument("--log", required=True)
+p.add_argument("--id-prefix", default="c", help="prefix of the X-Request-ID the client sends")
 args = p.parse_args()
 
 out = []
@@ -28,7 +29,8 @@ def worker(n, k):
         path = f"/r/{k}/{i}"
         t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         try:
-            conn.request("GET", path)
+            # Model apps without nginx echo this id; nginx replaces it with its own.
+            conn.request("GET", path, headers={"X-Request-ID": f"{args.id_prefix}{k}-{i}"})
             resp = conn.getresponse()
             resp.read()
         except (OSError, http.client.HTTPException) as e:

@@ -29,10 +29,17 @@ p.add_argument("--kreq", default=None)
 p.add_argument("--rotate-secs", type=float, default=0.5,
                help="kreq part rotation; short so decoding and Parquet writing happen during the load")
 p.add_argument("--modes", default="none,kreq,text,kernel",
+               # kreq_old: kreq record with the profile of kreq 0.1's first recorder, without
+               # sched_waking, futex and epoll_pwait, to price what the hand-off rules need.
                help="comma-separated subset (none is always run): fewer modes, more rounds per minute")
 p.add_argument("--seed", type=int, default=1, help="seed of the bootstrap resampling")
 args = p.parse_args()
-MODES = ["none"] + [m for m in args.modes.split(",") if m in ("kreq", "text", "kernel")]
+MODES = ["none"] + [m for m in args.modes.split(",") if m in ("kreq", "kreq_old", "text", "kernel")]
+OLD_PROFILE = ["sched:sched_switch", "sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_process_fork",
+               "sched:sched_process_exit", "sock:sock_send_length", "sock:sock_recv_length",
+               "sock:inet_sock_set_state", "tcp:tcp_rcv_space_adjust", "tcp:tcp_probe", "tcp:tcp_destroy_sock"] + [
+    f"syscalls:sys_{d}_{s}" for s in ["read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg",
+                                      "accept", "accept4", "connect", "close", "epoll_wait"] for d in ("enter", "exit")]
 
 tmp = tempfile.mkdtemp(prefix="kreq-overhead-")
 rps = {m: [] for m in MODES}
@@ -43,8 +50,10 @@ for r in range(args.rounds):
                "--connections", str(args.connections), "--workdir", os.path.join(tmp, f"w{r}{mode}")]
         if args.kreq:
             cmd += ["--kreq", args.kreq]
-        if mode == "kreq":
+        if mode in ("kreq", "kreq_old"):
             cmd += ["--record", os.path.join(tmp, f"ds{r}"), "--rotate-secs", str(args.rotate_secs)]
+        if mode == "kreq_old":
+            cmd += ["--record-arg=--no-default-events"] + [f"--record-arg=--event={e}" for e in OLD_PROFILE]
         if mode == "text":
             cmd += ["--text-capture", os.path.join(tmp, f"text{r}.txt")]
         if mode == "kernel":

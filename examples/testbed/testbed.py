@@ -88,11 +88,12 @@ def stop_all():
             pr.wait()
 
 
-PROFILE = ["sched/sched_switch", "sched/sched_wakeup", "sched/sched_wakeup_new", "sched/sched_process_fork",
+# kreq record's default profile (ingest/src/tracefs/profile.rs), as tracefs paths.
+PROFILE = ["sched/sched_switch", "sched/sched_waking", "sched/sched_wakeup", "sched/sched_wakeup_new", "sched/sched_process_fork",
            "sched/sched_process_exit", "sock/sock_send_length", "sock/sock_recv_length", "sock/inet_sock_set_state",
            "tcp/tcp_rcv_space_adjust", "tcp/tcp_probe", "tcp/tcp_destroy_sock"] + [f"syscalls/sys_{d}_{s}" for s in
            ["read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "accept", "accept4",
-            "connect", "close", "epoll_wait"] for d in ("enter", "exit")]
+            "connect", "close", "epoll_wait", "epoll_pwait", "futex"] for d in ("enter", "exit")]
 
 
 class TextCapture:

@@ -219,3 +219,86 @@ fn a_recording_started_under_load_reconstructs_the_requests_inside_it() {
     std::fs::write(dir.join("truth.jsonl"), inside.join("\n") + "\n").expect("write truth");
     correlate_and_score(&dir, "testbed-late-failed", &log);
 }
+
+/// The hand-off model (`examples/testbed/models.py --model handoff`): an acceptor thread
+/// reads every request and submits it to a `ThreadPoolExecutor(4)`; workers share 3 redis
+/// connections and answer on the client's connection. Scored by segment truth (every
+/// interval a thread worked on a request, logged by the app itself). The gate is a floor
+/// under the measured accuracy (266 of 300 exact on the recording this test was written
+/// against, docs/performance.md), not the 99% target: the acceptor's turns are split from
+/// the next request's at syscall boundaries, and CPython's GIL waits put a few microseconds of
+/// one request's bookkeeping after the hand-off's futex (see the README's hand-off rule).
+#[test]
+fn handoff_model_joins_pool_workers_to_the_requests_they_answer() {
+    let _serial = crate::tracefs_lock();
+    if !testbed_ready("handoff model testbed") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("model-handoff");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = Command::new("python3")
+        .arg(root.join("examples/testbed/models.py"))
+        .args([
+            "--model",
+            "handoff",
+            "--requests",
+            "200",
+            "--connections",
+            "4",
+        ])
+        .args(["--port", "29080"])
+        .arg("--record")
+        .arg(dir.join("ds"))
+        .arg("--truth")
+        .arg(dir.join("truth.jsonl"))
+        .arg("--workdir")
+        .arg(dir.join("work"))
+        .arg("--kreq")
+        .arg(env!("CARGO_BIN_EXE_kreq"))
+        .output()
+        .expect("models.py");
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let kreq = env!("CARGO_BIN_EXE_kreq");
+    let corr = Command::new(kreq)
+        .arg("correlate")
+        .arg(dir.join("ds"))
+        .output()
+        .expect("kreq correlate");
+    assert!(
+        corr.status.success(),
+        "{}",
+        String::from_utf8_lossy(&corr.stderr)
+    );
+    let eval = Command::new(kreq)
+        .arg("eval")
+        .arg(dir.join("ds"))
+        .arg("--truth")
+        .arg(dir.join("truth.jsonl"))
+        .args(["--min-accuracy", "0.75", "--json"])
+        .output()
+        .expect("kreq eval");
+    let score = String::from_utf8_lossy(&eval.stdout).to_string();
+    eprintln!("handoff model score: {score}");
+    assert!(eval.status.success(), "{score}\n{log}");
+    let score: serde_json::Value = serde_json::from_str(score.trim()).expect("score json");
+    assert_eq!(score["sent"], 200);
+    assert_eq!(score["found"], 200);
+    // Every request answered by a worker joins through the hand-off rule.
+    let edges = Command::new(kreq)
+        .arg("sql")
+        .arg(dir.join("ds"))
+        .arg("SELECT count(*) AS n FROM edges WHERE rule = 'handoff'")
+        .output()
+        .expect("kreq sql");
+    let text = String::from_utf8_lossy(&edges.stdout);
+    let n: i64 = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(n >= 150, "handoff edges: {text}");
+}

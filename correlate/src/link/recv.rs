@@ -22,6 +22,10 @@ impl Engine {
             .entry((tuple.remote, tuple.local))
             .or_default()
             .recv(n, ev.ts);
+        let taken = crate::stream::Taken {
+            tag: taken.tag.map(|t| self.canon(t)),
+            ..taken
+        };
         self.stats.unseen_bytes += taken.unseen;
         self.stats.mixed_reads += u64::from(taken.mixed);
         let sock = self.sock(tuple, tgid, b.fd);
@@ -29,6 +33,16 @@ impl Engine {
             Role::Server => {
                 let open = sock.rx.filter(|_| !sock.responded);
                 let ingress = sock.ingress;
+                let open = open.map(|o| self.canon(o));
+                self.serving.insert(tgid);
+                // Bytes from a stretch not yet placed reach an ingress: its sender is a client
+                // outside the traced services, and the request starts here.
+                let taken = match taken.tag {
+                    Some(t) if ingress && self.is_pending(t) => {
+                        crate::stream::Taken { tag: None, ..taken }
+                    }
+                    _ => taken,
+                };
                 let tag = match (taken.tag, open) {
                     (Some(t), Some(o)) if o.request == t.request => Some(o),
                     (Some(t), _) => Some(self.new_span(
@@ -45,11 +59,20 @@ impl Engine {
                 };
                 if let Some(tag) = tag {
                     if let Some(s) = self.socks.get_mut(&tuple) {
-                        if s.rx != Some(tag) {
+                        if s.rx.map(|r| r.span) != Some(tag.span) {
                             s.rx = Some(tag);
                             s.responded = false;
                         }
                     }
+                }
+                // The thread turns to this request: its work on another one ended as this read
+                // began, and a stretch it had not placed ends unplaced.
+                match self.current(ev.tid) {
+                    Some(_) if self.owns_stretch(ev.tid) => self.end_stretch(ev.tid),
+                    Some(c) if tag.is_none_or(|t| t.request != c.request) => {
+                        self.end_turn(ev.tid, b.start)
+                    }
+                    _ => {}
                 }
                 if let Some(t) = self.threads.get_mut(&ev.tid) {
                     // A thread that reads a request it cannot place (a recording that began
@@ -61,14 +84,18 @@ impl Engine {
                 tag
             }
             Role::Client => {
-                let call = sock
-                    .call
-                    .as_mut()
-                    .filter(|c| taken.tag.is_none_or(|t| t.request == c.tag.request));
-                let call = call.map(|c| {
-                    c.replied = true;
-                    *c
-                });
+                let call_request = sock.call.map(|c| c.tag);
+                let call_request = call_request.map(|c| self.canon(c).request);
+                let ours = taken.tag.is_none_or(|t| Some(t.request) == call_request);
+                let call = self
+                    .socks
+                    .get_mut(&tuple)
+                    .and_then(|s| s.call.as_mut())
+                    .filter(|_| ours)
+                    .map(|c| {
+                        c.replied = true;
+                        *c
+                    });
                 if let Some(c) = call {
                     // The first call on a connection opened for a request is over; from now
                     // on the connection serves whichever request the thread sends for.

@@ -32,11 +32,12 @@ impl Engine {
     ) -> Option<Tag> {
         let tuple = self.bracket_socket(b, tgid, b.send_tuple)?;
         let n = if b.len > 0 { b.len } else { ret };
-        let tag = match b.send_tag {
+        let (tag, own) = match b.send_tag {
             Some(t) => t,
             // The bracket is no longer the thread's: its fd is passed along.
-            None => self.send_tag(ev.tid, tuple, b.start, b.fd),
+            None => self.send_tags(ev.tid, tuple, b.start, b.fd),
         };
+        let tag = tag.map(|t| self.canon(t));
         if n > b.probed {
             self.enqueue(tuple, n - b.probed, tag, ev.tid, b.start);
         }
@@ -46,8 +47,9 @@ impl Engine {
             Some(p) if n <= b.probed => p,
             _ => ev.ts,
         };
-        if let Some(tag) = tag {
-            self.extend_span(tag, ev.tid, sent, 0, n);
+        let own = own.map(|o| self.canon(o)).or(tag);
+        if let (Some(tag), Some(own)) = (tag, own) {
+            self.extend_span(own, ev.tid, sent, 0, n);
             if let Some(r) = self.requests.get_mut(&tag.request) {
                 if r.root == tag.span {
                     r.end = r.end.max(sent);
@@ -55,7 +57,8 @@ impl Engine {
                 }
             }
         }
-        tag
+        // The send's events are the sending thread's work (a pool worker's reply included).
+        own.filter(|_| tag.is_some())
     }
 
     /// Which request a send on `tuple` by `tid` carries; opens a client span when it starts
@@ -67,6 +70,18 @@ impl Engine {
         ts: i64,
         fd: Option<i64>,
     ) -> Option<Tag> {
+        self.send_tags(tid, tuple, ts, fd).0
+    }
+
+    /// [`Engine::send_tag`], and the span of `tid` the send extends (a pool worker's reply
+    /// carries the request's server tag but is the worker's work).
+    pub(crate) fn send_tags(
+        &mut self,
+        tid: i32,
+        tuple: Tuple,
+        ts: i64,
+        fd: Option<i64>,
+    ) -> (Option<Tag>, Option<Tag>) {
         let tgid = self.threads.get(&tid).and_then(|t| t.tgid).unwrap_or(tid);
         if let Some(b) = self.threads.get_mut(&tid).and_then(|t| t.bracket.as_mut()) {
             if let Some(t) = b.send_tag {
@@ -74,27 +89,36 @@ impl Engine {
             }
         }
         let sock = self.sock(tuple, tgid, fd);
-        let tag = match sock.role {
+        let tags = match sock.role {
             Role::Server => {
                 let rx = sock.rx;
                 if rx.is_some() {
                     sock.responded = true;
                 }
-                if let Some(t) = self.threads.get_mut(&tid) {
-                    match rx {
-                        None => t.unknown = false, // its unknown request answered
-                        Some(rx) if t.current == Some(rx) => t.current = None,
-                        Some(_) => {}
+                match rx {
+                    None => {
+                        // Its unknown request answered: work since it read it was for that.
+                        if let Some(t) = self.threads.get_mut(&tid) {
+                            t.unknown = false;
+                        }
+                        self.close_stretch(tid, false);
+                        (None, None)
+                    }
+                    Some(rx) => {
+                        let rx = self.canon(rx);
+                        (Some(rx), Some(self.answer(tid, rx, ts)))
                     }
                 }
-                rx
             }
-            Role::Client => self.client_call(tid, tuple, ts, fd),
+            Role::Client => {
+                let t = self.client_call(tid, tuple, ts, fd);
+                (t, t)
+            }
         };
         if let Some(b) = self.threads.get_mut(&tid).and_then(|t| t.bracket.as_mut()) {
-            b.send_tag = Some(tag);
+            b.send_tag = Some(tags);
         }
-        tag
+        tags
     }
 
     pub(crate) fn client_call(
@@ -104,9 +128,11 @@ impl Engine {
         ts: i64,
         fd: Option<i64>,
     ) -> Option<Tag> {
+        let current = self.current(tid);
         let t = self.threads.get_mut(&tid)?;
         let event_loop = t.event_loop;
-        let key = fd.map(|fd| (t.tgid.unwrap_or(tid), fd));
+        let tgid = t.tgid.unwrap_or(tid);
+        let key = fd.map(|fd| (tgid, fd));
         let owner = key.and_then(|k| self.conn_owner.get(&k).copied());
         let open_call = self
             .socks
@@ -130,23 +156,42 @@ impl Engine {
         {
             return None;
         }
-        let t = self.threads.get_mut(&tid)?;
-        let (parent, rule) = match (t.current, owner, open_call, t.handoff.take()) {
+        let owner = owner.map(|o| self.canon(o));
+        let open_call = open_call.map(|c| Call {
+            tag: self.canon(c.tag),
+            parent: self.canon(c.parent),
+            ..c
+        });
+        let (parent, rule) = match (current, owner, open_call) {
             // An event loop may open connections for several requests before writing to them.
-            (_, Some(o), ..) if event_loop => (o, Rule::EventLoop),
+            (_, Some(o), _) if event_loop => (o, Rule::EventLoop),
             (Some(cur), ..) if event_loop => (cur, Rule::EventLoop),
             (Some(cur), ..) => (cur, Rule::ThreadRequest),
-            (None, Some(o), ..) => (o, Rule::EventLoop),
-            (None, None, Some(c), _) => return Some(c.tag),
-            (None, None, None, Some((tag, rule, at))) => {
+            (None, Some(o), _) => (o, Rule::EventLoop),
+            (None, None, Some(c)) => return Some(c.tag),
+            // A thread with no request starts work: a stretch, placed when it answers.
+            (None, None, None) if !event_loop && self.serving.contains(&tgid) => {
+                (self.open_stretch(tid)?, Rule::ThreadRequest)
+            }
+            (None, None, None) => {
+                let t = self.threads.get_mut(&tid)?;
+                let (tag, rule, at) = t.handoff.take()?;
                 let cur = self.new_span(tag, SpanKind::Internal, tid, at, None, rule);
                 if let Some(t) = self.threads.get_mut(&tid) {
                     t.current = Some(cur);
                 }
                 (cur, Rule::ThreadRequest)
             }
-            (None, None, None, None) => return None,
         };
+        let held = self
+            .requests
+            .get(&parent.request)
+            .filter(|_| self.is_pending(parent))
+            .map_or(0, |r| r.spans.len());
+        if held >= super::handoff::MAX_STRETCH_SPANS {
+            self.close_stretch(tid, false);
+            return None;
+        }
         if let Some(c) = open_call {
             if c.tag.request == parent.request {
                 return Some(c.tag);

@@ -6,11 +6,12 @@ use crate::model::{Edge, Request, Rule, Span, SpanKind};
 use crate::stream::Tag;
 
 impl Engine {
-    /// A span's syscall moved `bytes_in`/`bytes_out` and ended at `at`: extend it.
+    /// A span's syscall moved `bytes_in`/`bytes_out` and ended at `at`: extend it. The split
+    /// is read from the span's own thread, whichever thread `_by` made the call.
     pub(crate) fn extend_span(
         &mut self,
         tag: Tag,
-        tid: i32,
+        _by: i32,
         at: i64,
         bytes_in: i64,
         bytes_out: i64,
@@ -19,7 +20,8 @@ impl Engine {
             s.bytes_in += bytes_in;
             s.bytes_out += bytes_out;
             s.end = s.end.max(at);
-            if let Some(t) = self.threads.get(&tid) {
+            // The span's own thread: another thread's clock would mix two threads' time.
+            if let Some(t) = self.threads.get(&s.tid) {
                 s.split_end = t.clock.at(s.end);
             }
         }
@@ -78,6 +80,7 @@ impl Engine {
         tuple: Option<Tuple>,
         rule: Rule,
     ) -> Tag {
+        let parent = self.canon(parent);
         if !self.requests.contains_key(&parent.request) {
             self.stats.late_hops += 1;
             return parent;

@@ -18,6 +18,8 @@ struct Sim {
     row: u64,
     ts: i64,
     labels: Vec<(u64, Tag)>,
+    /// Threads of another thread's process (tid -> tgid); others are their own process.
+    tgids: std::collections::HashMap<i32, i32>,
 }
 
 impl Sim {
@@ -33,6 +35,7 @@ impl Sim {
             row: 0,
             ts: 1_000_000,
             labels: Vec::new(),
+            tgids: Default::default(),
         }
     }
 
@@ -42,7 +45,10 @@ impl Sim {
         Event::new(self.row, self.ts, tid, kind)
     }
 
-    fn push(&mut self, e: Event) {
+    fn push(&mut self, mut e: Event) {
+        if let Some(&g) = self.tgids.get(&e.tid) {
+            e.tgid = Some(g);
+        }
         self.e.push(&e, &mut self.labels);
     }
 
@@ -357,5 +363,6 @@ fn span_time_splits_into_cpu_runnable_and_blocked_network() {
     };
 }
 
+mod handoff;
 mod late_start;
 mod races;

@@ -66,6 +66,43 @@ fn check_capture(name: &str, file: &str) {
         "{name}: no extra requests"
     );
     assert_eq!(summary.incomplete, 0, "{name} has no lost events");
+    check_time_split(&_dir.path().join("ds"), name);
+}
+
+/// Every span's on-CPU, runnable, blocked and unknown time is >= 0 and adds up to its
+/// duration, and the blocked reasons add up to the blocked time (the `spans` contract).
+fn check_time_split(ds: &Path, name: &str) {
+    use arrow::array::{AsArray, Int64Array};
+    let batches = kreq_correlate::read_table(&ds.join("spans")).expect("spans");
+    let mut checked = 0;
+    for b in &batches {
+        let col = |n: &str| -> &Int64Array {
+            b.column_by_name(n)
+                .unwrap_or_else(|| panic!("column {n}"))
+                .as_primitive()
+        };
+        let dur = col("duration_ns");
+        let parts = ["cpu_ns", "runnable_ns", "blocked_ns", "unknown_ns"].map(col);
+        let reasons = [
+            "blocked_network_ns",
+            "blocked_disk_ns",
+            "blocked_lock_ns",
+            "blocked_other_ns",
+        ]
+        .map(col);
+        for i in 0..b.num_rows() {
+            let v: Vec<i64> = parts.iter().map(|c| c.value(i)).collect();
+            let r: Vec<i64> = reasons.iter().map(|c| c.value(i)).collect();
+            assert!(
+                v.iter().chain(&r).all(|&x| x >= 0),
+                "{name}: negative time in span row {i}: {v:?} {r:?}"
+            );
+            assert_eq!(v.iter().sum::<i64>(), dur.value(i), "{name}: row {i} {v:?}");
+            assert_eq!(r.iter().sum::<i64>(), v[2], "{name}: row {i} reasons {r:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "{name}: no spans");
 }
 
 #[test]

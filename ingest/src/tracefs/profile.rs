@@ -13,7 +13,10 @@ pub struct EventSpec {
     pub filter: Option<String>,
 }
 
-/// Socket syscalls traced on enter and exit by the default profile.
+/// Syscalls traced on enter and exit by the default profile: the socket calls, and the waits
+/// that tell when a thread is idle: `epoll_wait` (nginx, redis, CPython's selectors),
+/// `epoll_pwait` (libuv/Node.js, Go's netpoller, Java NIO) and `futex` (a worker waiting on a
+/// queue or lock, and the wake that hands it work).
 pub const PROFILE_SYSCALLS: &[&str] = &[
     "read",
     "write",
@@ -28,14 +31,19 @@ pub const PROFILE_SYSCALLS: &[&str] = &[
     "connect",
     "close",
     "epoll_wait",
+    "epoll_pwait",
+    "futex",
 ];
 
 /// Non-syscall events of the default profile: scheduler (switches, wakeups, fork, exit) and
+/// `sched_waking`, which fires in the waker's context (a `sched_wakeup` of a thread woken onto
+/// an idle CPU fires there, in the idle task, and loses the waker), and
 /// the socket and TCP events that tie a syscall to a socket and a 4-tuple. Per-packet device
 /// events (`net:net_dev_xmit`, `net:netif_receive_skb`) are left out: correlation does not use
 /// them and on the testbed they were 15% of all events (add them with `-e` when wanted).
 pub const PROFILE_EVENTS: &[&str] = &[
     "sched:sched_switch",
+    "sched:sched_waking",
     "sched:sched_wakeup",
     "sched:sched_wakeup_new",
     "sched:sched_process_fork",

@@ -1,0 +1,286 @@
+//! Hand-off: work a thread does before it is known which request it is for.
+//!
+//! A pool worker (Python `ThreadPoolExecutor`, Java `newFixedThreadPool`, gunicorn gthread)
+//! takes a request from a queue that the reading thread filled; the kernel shows a futex wake
+//! at best, and a worker already awake takes the next item with no wake at all, while
+//! CPython's GIL wakes threads of other requests all the time. What the kernel does show is
+//! the worker's reply: it writes on the connection the request arrived on, and that socket
+//! names the request. So a thread with no request that starts work (a call on an outgoing
+//! connection) opens a *stretch* under a placeholder request; its spans, the spans its calls
+//! cause downstream and its events' labels are held under the placeholder, and when the
+//! thread answers on a server socket the whole stretch joins that socket's request (rule
+//! `handoff`). A stretch that answers nothing falls back to what a wakeup handed the thread
+//! when it began (rule `wakeup`), or is dropped and counted (`Stats::unresolved_stretches`).
+//!
+//! Only threads of a process that reads requests on server sockets open stretches (a load
+//! generator's calls are not work for a request), and a stretch holds at most
+//! [`MAX_STRETCH_SPANS`] spans, so memory stays bounded when one never answers.
+//!
+//! A stretch cannot begin before the thread finished its previous reply, nor before its
+//! request arrived: its span starts at the later of the two.
+
+use crate::engine::{Engine, Pending};
+use crate::model::{Edge, Request, Rule, SpanKind};
+use crate::stream::Tag;
+
+/// Spans a stretch may hold before it is dropped as answering nothing (a pool worker's work
+/// for one request is a few calls; a thread that calls out forever serves no request).
+pub(crate) const MAX_STRETCH_SPANS: usize = 256;
+
+/// Placeholder request id of a dropped stretch: labels with it are discarded.
+pub(crate) const DROPPED: u64 = 0;
+
+impl Engine {
+    /// `tag` with its request id followed through placed stretches.
+    pub(crate) fn canon(&self, tag: Tag) -> Tag {
+        let mut request = tag.request;
+        while let Some(&(to, _)) = self.alias.get(&request) {
+            if to == request {
+                break;
+            }
+            request = to;
+        }
+        Tag {
+            request,
+            span: tag.span,
+        }
+    }
+
+    /// Whether `tag` is a stretch not yet placed.
+    pub(crate) fn is_pending(&self, tag: Tag) -> bool {
+        self.pending.contains_key(&self.canon(tag).request)
+    }
+
+    /// Whether `tid` works on a stretch of its own not yet placed (a server downstream of a
+    /// stretch, such as redis answering the worker's call, works on one it does not own).
+    pub(crate) fn owns_stretch(&self, tid: i32) -> bool {
+        self.current(tid).is_some_and(|c| {
+            self.is_pending(c)
+                && self
+                    .requests
+                    .get(&c.request)
+                    .and_then(|r| self.spans.get(&r.root))
+                    .is_some_and(|s| s.tid == tid)
+        })
+    }
+
+    /// Opens a stretch on `tid` under a new placeholder request and makes it the thread's
+    /// current work; what a wakeup handed the thread is kept as the fallback.
+    pub(crate) fn open_stretch(&mut self, tid: i32) -> Option<Tag> {
+        let t = self.threads.get_mut(&tid)?;
+        let (start, handoff) = (t.stretch_start, t.handoff.take());
+        let id = self.next_id;
+        self.next_id += 1;
+        self.requests.insert(
+            id,
+            Request {
+                id,
+                root: 0,
+                ingress: crate::event::Tuple {
+                    local: crate::event::Endpoint { addr: 0, port: 0 },
+                    remote: crate::event::Endpoint { addr: 0, port: 0 },
+                },
+                client_tid: None,
+                ingress_tid: tid,
+                start,
+                end: start,
+                responded: false,
+                spans: Vec::new(),
+                edges: Vec::new(),
+            },
+        );
+        self.pending.insert(
+            id,
+            Pending {
+                handoff,
+                rows: Vec::new(),
+            },
+        );
+        let tag = self.open_span(
+            id,
+            None,
+            SpanKind::Internal,
+            tid,
+            start,
+            None,
+            Rule::Handoff,
+        );
+        self.stats.spans -= 1; // counted when placed
+        if let Some(r) = self.requests.get_mut(&id) {
+            r.root = tag.span;
+        }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.current = Some(tag);
+        }
+        Some(tag)
+    }
+
+    /// Joins the stretch `stretch` (a placeholder's root) to `parent`'s request by `rule`.
+    /// Returns the stretch's span, now in the request, or `None` when the request is gone.
+    pub(crate) fn place(&mut self, stretch: Tag, parent: Tag, rule: Rule, at: i64) -> Option<Tag> {
+        let parent = self.canon(parent);
+        let p = stretch.request;
+        let pending = self.pending.remove(&p)?;
+        let placeholder = self.requests.remove(&p)?;
+        let Some(root_start) = self
+            .requests
+            .get(&parent.request)
+            .filter(|_| !self.pending.contains_key(&parent.request))
+            .map(|r| r.start)
+        else {
+            self.drop_placeholder(p, placeholder);
+            return None;
+        };
+        let root = placeholder.root;
+        for id in &placeholder.spans {
+            if let Some(s) = self.spans.get_mut(id) {
+                s.request = parent.request;
+            }
+        }
+        // The stretch began no earlier than its request arrived, nor than the fallback's
+        // wakeup; its first call bounds it from above.
+        let first_child = placeholder
+            .spans
+            .iter()
+            .filter(|&&id| id != root)
+            .filter_map(|id| self.spans.get(id))
+            .map(|s| s.start)
+            .min();
+        if let Some(s) = self.spans.get_mut(&root) {
+            let mut start = s.start.max(root_start);
+            if rule == Rule::Wakeup {
+                start = start.max(at);
+            }
+            if let Some(c) = first_child {
+                start = start.min(c);
+            }
+            if start != s.start {
+                s.start = start;
+                s.end = s.end.max(start);
+                if let Some(t) = self.threads.get(&s.tid) {
+                    s.split_start = t.clock.at(start);
+                    s.split_end = t.clock.at(s.end);
+                }
+            }
+            s.parent = Some(parent.span);
+        }
+        self.stats.spans += 1;
+        self.stats.edges += 1;
+        self.stats.handoffs += 1;
+        self.alias.insert(p, (parent.request, self.now));
+        let ts = self.spans.get(&root).map_or(at, |s| s.start);
+        if let Some(r) = self.requests.get_mut(&parent.request) {
+            r.spans.extend(&placeholder.spans);
+            r.edges.push(Edge {
+                request: parent.request,
+                from: parent.span,
+                to: root,
+                rule,
+                ts,
+            });
+            r.edges.extend(placeholder.edges.iter().map(|e| Edge {
+                request: parent.request,
+                ..*e
+            }));
+            r.end = r.end.max(placeholder.end);
+        }
+        let request = parent.request;
+        self.released.extend(
+            pending
+                .rows
+                .into_iter()
+                .map(|(row, span)| (row, Tag { request, span })),
+        );
+        Some(Tag {
+            request,
+            span: root,
+        })
+    }
+
+    fn drop_placeholder(&mut self, p: u64, placeholder: Request) {
+        for id in &placeholder.spans {
+            self.spans.remove(id);
+        }
+        self.alias.insert(p, (DROPPED, self.now));
+        self.stats.unresolved_stretches += 1;
+    }
+
+    /// Ends the stretch `tid` is working on, if it was never placed: it joins the request a
+    /// wakeup handed the thread when it began, or is dropped.
+    pub(crate) fn end_stretch(&mut self, tid: i32) {
+        self.close_stretch(tid, true);
+    }
+
+    /// Ends the stretch `tid` is working on, if it was never placed, dropping it unless
+    /// `fallback` lets it join what a wakeup handed the thread.
+    pub(crate) fn close_stretch(&mut self, tid: i32, fallback: bool) {
+        if !self.owns_stretch(tid) {
+            return;
+        }
+        let Some(cur) = self.current(tid) else {
+            return;
+        };
+        let cur = self.canon(cur);
+        let fallback = self
+            .pending
+            .get(&cur.request)
+            .and_then(|p| p.handoff)
+            .filter(|_| fallback);
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.current = None;
+        }
+        if let Some((tag, rule, at)) = fallback {
+            if self.place(cur, tag, rule, at).is_some() {
+                self.stats.handoffs -= 1;
+                return;
+            }
+        }
+        if let (Some(_), Some(placeholder)) = (
+            self.pending.remove(&cur.request),
+            self.requests.remove(&cur.request),
+        ) {
+            self.drop_placeholder(cur.request, placeholder);
+        }
+    }
+
+    /// `tid` answers on a server socket for `rx`: a stretch it was working on joins `rx`'s
+    /// request; a thread that did not read the request and had no stretch gets a span for
+    /// its work since its last reply. Returns the span of `tid` that the reply extends.
+    pub(crate) fn answer(&mut self, tid: i32, rx: Tag, at: i64) -> Tag {
+        let rx = self.canon(rx);
+        let mut cur = self.current(tid).map(|c| self.canon(c));
+        // A stretch joins the request it answers; a server downstream of a stretch (redis
+        // answering the worker's call) answers the stretch itself.
+        if let Some(c) = cur.filter(|&c| self.owns_stretch(tid) && c.request != rx.request) {
+            cur = self.place(c, rx, Rule::Handoff, at);
+        }
+        let reader = self.spans.get(&rx.span).map(|s| s.tid);
+        let Some(t) = self.threads.get(&tid) else {
+            return rx;
+        };
+        let (event_loop, last, stretch) = (t.event_loop, t.last, t.stretch_start);
+        let own = match cur {
+            Some(c) if c.request == rx.request => c,
+            Some(_) => return rx,
+            None if reader == Some(tid) => rx,
+            None => match last.map(|l| self.canon(l)) {
+                Some(l) if l.request == rx.request => l,
+                _ if event_loop => return rx,
+                _ => {
+                    let Some(root_start) = self.requests.get(&rx.request).map(|r| r.start) else {
+                        return rx;
+                    };
+                    let start = stretch.max(root_start).min(at);
+                    self.stats.handoffs += 1;
+                    self.new_span(rx, SpanKind::Internal, tid, start, None, Rule::Handoff)
+                }
+            },
+        };
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.current = None;
+            t.last = Some(own);
+            t.stretch_start = at;
+        }
+        own
+    }
+}

@@ -1,0 +1,97 @@
+//! Hand-off to a pool worker (testbed model `handoff`: an acceptor thread reads and parses,
+//! a `ThreadPoolExecutor` worker calls redis and answers on the client's connection).
+
+use super::*;
+
+/// Acceptor 2 reads request bytes on fd 7, wakes worker 3, waits in `epoll_wait`; the worker
+/// calls redis (tid 4) on its pooled connection, then answers on fd 7.
+fn handoff(s: &mut Sim, client_port: u16, redis_port: u16) {
+    s.tgids.insert(3, 2);
+    s.recv(2, 7, INGRESS, client_port, 73);
+    s.wake(2, 3);
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.syscall(3, Sys::Futex, 0, 0, &[]);
+    s.send(3, 9, redis_port, 16379, 22);
+    s.recv(4, 11, 16379, redis_port, 22);
+    s.send(4, 11, 16379, redis_port, 4);
+    s.recv(3, 9, redis_port, 16379, 4);
+    s.send(3, 7, INGRESS, client_port, 155);
+}
+
+#[test]
+fn a_pool_workers_stretch_joins_the_request_it_answers() {
+    let mut s = Sim::new();
+    handoff(&mut s, 40000, 42000);
+    let (f, labels) = s.finish();
+    assert_eq!(
+        f.len(),
+        1,
+        "the worker's stretch is not a request of its own"
+    );
+    let f = &f[0];
+    assert!(f.request.responded);
+    assert_eq!(rules(f), ["handoff", "thread_request", "byte_stream"]);
+    let root = &f.spans[0];
+    let worker = span_on(f, 3, SpanKind::Internal).expect("worker span");
+    assert_eq!(worker.parent, Some(root.id));
+    assert_eq!(worker.bytes_out, 155, "the reply is the worker's work");
+    assert!(span_on(f, 4, SpanKind::Server).is_some(), "redis span");
+    // The acceptor's span ends when it waits again, not with the worker's reply.
+    assert!(root.end < worker.end, "{} < {}", root.end, worker.end);
+    assert!(worker.start >= root.start);
+    // The worker's and redis's events were held until the stretch was placed, then labelled.
+    assert!(labels.iter().any(|(_, t)| t.span == worker.id));
+    assert!(labels.iter().all(|(_, t)| t.request == f.request.id));
+}
+
+#[test]
+fn workers_sharing_pooled_connections_keep_requests_apart() {
+    let mut s = Sim::new();
+    // Two requests on two client connections; the same worker serves both in turn over the
+    // same redis connection.
+    handoff(&mut s, 40000, 42000);
+    s.recv(2, 8, INGRESS, 40001, 73);
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.send(3, 9, 42000, 16379, 22);
+    s.recv(4, 11, 16379, 42000, 22);
+    s.send(4, 11, 16379, 42000, 4);
+    s.recv(3, 9, 42000, 16379, 4);
+    s.send(3, 8, INGRESS, 40001, 155);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 2);
+    for r in &f {
+        assert_eq!(r.spans.len(), 4, "root, worker, call, redis");
+        let w = span_on(r, 3, SpanKind::Internal).expect("worker span");
+        assert!(w.start >= r.request.start && w.end <= r.request.end);
+    }
+    let w1 = span_on(&f[0], 3, SpanKind::Internal).expect("first");
+    let w2 = span_on(&f[1], 3, SpanKind::Internal).expect("second");
+    assert!(
+        w1.end <= w2.start,
+        "the worker's two stretches do not overlap"
+    );
+}
+
+#[test]
+fn a_stretch_that_answers_nothing_is_dropped_and_counted() {
+    let mut s = Sim::new();
+    s.tgids.insert(3, 2);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.send(2, 7, INGRESS, 40000, 155);
+    // A thread of the serving process calls redis and never answers a request.
+    s.send(3, 9, 42000, 16379, 22);
+    s.recv(4, 11, 16379, 42000, 22);
+    s.send(4, 11, 16379, 42000, 4);
+    s.recv(3, 9, 42000, 16379, 4);
+    let stats = s.e.finish();
+    assert_eq!(stats.unresolved_stretches, 1);
+    let f = s.e.take_finished();
+    assert_eq!(f.len(), 1);
+    assert_eq!(
+        f[0].spans.len(),
+        1,
+        "neither the call nor redis's work joined it"
+    );
+    let id = f[0].request.id;
+    assert!(s.labels.iter().all(|(_, t)| t.request == id));
+}

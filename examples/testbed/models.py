@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""kreq testbed for concurrency models: a load generator -> one model app -> redis, on
+loopback, recorded with `kreq record`, with ground truth written by the app itself.
+
+    python3 examples/testbed/models.py --model handoff --requests 300 --connections 4 \
+        --record DATASET --truth truth.jsonl
+
+Models (examples/testbed/models/):
+  handoff   acceptor thread + ThreadPoolExecutor(4), redis over a pool of 3 connections
+
+The truth file has one line per request: the client's id, thread and CLOCK_MONOTONIC start/end
+(from the load generator) and `segments`, every interval a thread of the app worked on it
+({tier, pid, tid, t0, t1}), as the app logged them in memory and wrote after the recording.
+`kreq eval --truth` scores segment truth (see correlate/src/eval.rs). Needs root for recording
+and redis-server; every process it starts is stopped before it exits.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+MODELS = {
+    "handoff": lambda a: [sys.executable, os.path.join(HERE, "models", "handoff.py"),
+                          "--port", str(a.port), "--redis", str(a.port + 1), "--truth", a.app_truth],
+}
+
+p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+p.add_argument("--model", required=True, choices=sorted(MODELS))
+p.add_argument("--requests", type=int, default=300)
+p.add_argument("--connections", type=int, default=4)
+p.add_argument("--record", help="record with `kreq record` into this dataset directory")
+p.add_argument("--record-arg", action="append", default=[], help="extra argument for kreq record")
+p.add_argument("--truth", help="write ground truth here (jsonl)")
+p.add_argument("--kreq", default=os.environ.get("KREQ_BIN", os.path.join(ROOT, "target", "debug", "kreq")))
+p.add_argument("--workdir", help="keep logs here (default: a temporary directory)")
+p.add_argument("--port", type=int, default=19080, help="the app's port; redis listens on the next")
+args = p.parse_args()
+
+work = args.workdir or tempfile.mkdtemp(prefix="kreq-models-")
+os.makedirs(work, exist_ok=True)
+args.app_truth = os.path.join(work, "segments.jsonl")
+procs = []
+
+
+def start(cmd, **kw):
+    pr = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, **kw)
+    procs.append(pr)
+    return pr
+
+
+def wait_port(port, timeout=15.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"models: nothing listens on 127.0.0.1:{port} after {timeout}s (see {work})")
+
+
+def stop(pr, timeout=10):
+    if pr.poll() is None:
+        pr.send_signal(signal.SIGTERM)
+    try:
+        pr.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pr.kill()
+        pr.wait()
+
+
+def merge_truth(path):
+    client = [json.loads(l) for l in open(os.path.join(work, "loadgen.jsonl"))]
+    segs = {}
+    for line in open(args.app_truth):
+        s = json.loads(line)
+        segs.setdefault(s.pop("request_id"), []).append(s)
+    with open(path, "w") as f:
+        for c in sorted(client, key=lambda r: r["client_t0"]):
+            rid = c["request_id"]
+            f.write(json.dumps({"request_id": rid, "client_tid": c["client_tid"],
+                                "client_t0": c["client_t0"], "client_t1": c["client_t1"],
+                                "segments": sorted(segs.get(rid, []), key=lambda s: s["t0"]),
+                                "status": c["status"]}) + "\n")
+    return len(client)
+
+
+def main():
+    redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.path.exists(redis_bin):
+        raise SystemExit("models: redis-server is not installed (apt-get install redis-server)")
+    start([redis_bin, "--port", str(args.port + 1), "--bind", "127.0.0.1", "--save", "",
+           "--appendonly", "no", "--dir", work, "--daemonize", "no"], stdout=subprocess.DEVNULL)
+    wait_port(args.port + 1)
+    app = start(MODELS[args.model](args))
+    wait_port(args.port)
+    recorder = None
+    if args.record:
+        recorder = subprocess.Popen([args.kreq, "record", "-o", args.record, "--force"] + args.record_arg,
+                                    stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = recorder.stderr.readline()
+        if not line.startswith("recording"):
+            raise SystemExit(f"models: kreq record did not start: {line}{recorder.stderr.read()}")
+        time.sleep(0.5)
+    load = subprocess.run([sys.executable, os.path.join(HERE, "loadgen.py"), "--port", str(args.port),
+                           "--requests", str(args.requests), "--connections", str(args.connections),
+                           "--log", os.path.join(work, "loadgen.jsonl"), "--id-prefix", f"{args.model}-"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if load.returncode != 0:
+        raise SystemExit(f"models: the load generator failed ({load.returncode}):\n{load.stdout}{load.stderr}")
+    summary = json.loads(load.stdout.strip().splitlines()[-1])
+    if recorder:
+        recorder.send_signal(signal.SIGINT)
+        _, err = recorder.communicate(timeout=120)
+        summary["recorder"] = err.strip()
+        summary["recorder_exit"] = recorder.returncode
+    stop(app)  # the app writes its truth now, after the recording
+    if args.truth:
+        summary["truth_requests"] = merge_truth(args.truth)
+    summary["model"] = args.model
+    summary["workdir"] = work
+    print(json.dumps(summary), flush=True)
+
+
+try:
+    main()
+finally:
+    for pr in reversed(procs):
+        stop(pr)

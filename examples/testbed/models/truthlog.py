@@ -1,0 +1,73 @@
+"""Ground truth kept by a testbed model app: every interval a thread worked on a request.
+
+Segments are kept in memory and written only when the app is told to stop (SIGTERM), after the
+recording ended, so writing the truth is not in the trace. Each line of the output is one
+segment: {"request_id", "tier", "pid", "tid", "t0", "t1"} with CLOCK_MONOTONIC ns.
+"""
+import json
+import os
+import signal
+import threading
+import time
+
+_segments = []
+
+
+def now():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def segment(request_id, tier, t0, t1, tid=None):
+    """Records that this thread (or `tid`) worked on `request_id` from t0 to t1."""
+    # list.append is atomic under the GIL; no lock (a lock would add futex traffic).
+    _segments.append((request_id, tier, os.getpid(), tid or threading.get_native_id(), t0, t1))
+
+
+def install(path):
+    """Writes the segments to `path` and exits on SIGTERM."""
+    def dump(*_):
+        with open(path, "w") as f:
+            for rid, tier, pid, tid, t0, t1 in _segments:
+                f.write(json.dumps({"request_id": rid, "tier": tier, "pid": pid, "tid": tid,
+                                    "t0": t0, "t1": t1}) + "\n")
+        os._exit(0)
+    signal.signal(signal.SIGTERM, dump)
+
+
+def request_id(head):
+    """The X-Request-ID header of a raw HTTP request head (bytes), as text."""
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"x-request-id":
+            return v.strip().decode()
+    return ""
+
+
+def response(rid, body):
+    body = body.encode()
+    return (f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+            f"X-Request-ID: {rid}\r\n\r\n").encode() + body
+
+
+class Redis:
+    """A minimal RESP client on one connection (blocking)."""
+
+    def __init__(self, port):
+        import socket
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.buf = b""
+
+    def call(self, *parts):
+        cmd = f"*{len(parts)}\r\n".encode() + b"".join(
+            f"${len(x)}\r\n{x}\r\n".encode() for x in map(str, parts))
+        self.sock.sendall(cmd)
+        while b"\r\n" not in self.buf:
+            self.buf += self.sock.recv(4096)
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        if line.startswith(b"$") and line != b"$-1":
+            n = int(line[1:])
+            while len(self.buf) < n + 2:
+                self.buf += self.sock.recv(4096)
+            value, self.buf = self.buf[:n], self.buf[n + 2:]
+            return value
+        return line
