@@ -55,6 +55,12 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
         "bytes read but never seen sent: {}; reads mixing two requests: {}; unmatched syscalls: {}; late hops: {}; late labels: {}",
         st.unseen_bytes, st.mixed_reads, st.unmatched_brackets, st.late_hops, s.late_labels
     );
+    if st.handoffs > 0 || st.unresolved_stretches > 0 {
+        eprintln!(
+            "work handed to threads with no request: {} joined to a request (handoff or wakeup), {} answered none and left unattributed",
+            st.handoffs, st.unresolved_stretches
+        );
+    }
     if st.resyncs > 0 {
         eprintln!(
             "lost events: started afresh {} time(s); requests overlapping a loss are marked incomplete",

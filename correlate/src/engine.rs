@@ -70,8 +70,8 @@ pub struct Stats {
     pub unmatched_brackets: u64,
     /// Times the correlator started afresh after lost events ([`Engine::resync`]).
     pub resyncs: u64,
-    /// Stretches of work on a thread with no request that were joined to the request the
-    /// thread then answered (rule `handoff`) or, failing that, the one a wakeup handed it.
+    /// Work of a thread with no request joined to a request: the one it then answered (rule
+    /// `handoff`) or, failing that, the one a wakeup handed it when the stretch began.
     pub handoffs: u64,
     /// Such stretches that answered no request and were handed none: their calls and events
     /// stay unattributed.
@@ -110,8 +110,8 @@ pub(crate) struct Thread {
     pub unknown: bool,
     pub event_loop: bool,
     pub clock: ThreadClock,
-    /// When the thread last came back from a wait with no request: a stretch of work it
-    /// starts for a request it has not been given yet begins here.
+    /// When the thread last answered a request (or was first seen): a stretch of work it
+    /// starts for a request it has not been given yet begins no earlier.
     pub stretch_start: i64,
     /// The span of the last request this thread answered, for a reply in several writes.
     pub last: Option<Tag>,
@@ -187,7 +187,7 @@ pub struct Engine {
 
 /// A stretch of work on a thread with no request, held as a placeholder request until the
 /// thread shows which request it was for.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Pending {
     /// What a wakeup handed the thread when the stretch began, the fallback.
     pub handoff: Option<(Tag, Rule, i64)>,

@@ -235,7 +235,7 @@ impl Engine {
             return self.end_stretch(tid);
         }
         if self.spans.get(&cur.span).is_some_and(|s| s.tid == tid) {
-            self.extend_span(cur, tid, at, 0, 0);
+            self.extend_span(cur, at, 0, 0);
         }
     }
 

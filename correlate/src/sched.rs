@@ -48,15 +48,7 @@ impl Split {
     /// lies before what the clock remembers ([`ThreadClock::at`]) or its thread is gone.
     pub fn fitted(mut self, duration: i64) -> Split {
         let duration = duration.max(0);
-        for v in [
-            &mut self.cpu,
-            &mut self.runnable,
-            &mut self.network,
-            &mut self.disk,
-            &mut self.lock,
-            &mut self.other,
-            &mut self.unknown,
-        ] {
+        for v in self.parts_mut() {
             *v = (*v).max(0);
         }
         let mut excess = self.cpu + self.runnable + self.blocked() + self.unknown - duration;
@@ -65,23 +57,29 @@ impl Split {
             return self;
         }
         while excess > 0 {
-            let largest = [
-                &mut self.unknown,
-                &mut self.cpu,
-                &mut self.runnable,
-                &mut self.network,
-                &mut self.disk,
-                &mut self.lock,
-                &mut self.other,
-            ]
-            .into_iter()
-            .max_by_key(|v| **v)
-            .expect("seven parts");
+            let largest = self
+                .parts_mut()
+                .into_iter()
+                .max_by_key(|v| **v)
+                .expect("seven parts");
             let cut = excess.min(*largest);
             *largest -= cut;
             excess -= cut;
         }
         self
+    }
+
+    /// Every part, `unknown` first (the one a remainder goes to).
+    fn parts_mut(&mut self) -> [&mut i64; 7] {
+        [
+            &mut self.unknown,
+            &mut self.cpu,
+            &mut self.runnable,
+            &mut self.network,
+            &mut self.disk,
+            &mut self.lock,
+            &mut self.other,
+        ]
     }
 
     /// `self - earlier`, field by field.

@@ -19,11 +19,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+import procs
+from procs import start, stop, stop_all
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -47,34 +49,8 @@ args = p.parse_args()
 work = args.workdir or tempfile.mkdtemp(prefix="kreq-models-")
 os.makedirs(work, exist_ok=True)
 args.app_truth = os.path.join(work, "segments.jsonl")
-procs = []
-
-
-def start(cmd, **kw):
-    pr = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, **kw)
-    procs.append(pr)
-    return pr
-
-
 def wait_port(port, timeout=15.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"models: nothing listens on 127.0.0.1:{port} after {timeout}s (see {work})")
-
-
-def stop(pr, timeout=10):
-    if pr.poll() is None:
-        pr.send_signal(signal.SIGTERM)
-    try:
-        pr.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pr.kill()
-        pr.wait()
+    procs.wait_port(port, timeout, work)
 
 
 def merge_truth(path):
@@ -133,5 +109,4 @@ def main():
 try:
     main()
 finally:
-    for pr in reversed(procs):
-        stop(pr)
+    stop_all()

@@ -20,11 +20,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+import procs
+from procs import start, stop_all
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -56,36 +58,8 @@ args = p.parse_args()
 
 work = args.workdir or tempfile.mkdtemp(prefix="kreq-testbed-")
 os.makedirs(work, exist_ok=True)
-procs = []
-
-
-def start(cmd, **kw):
-    pr = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, **kw)
-    procs.append(pr)
-    return pr
-
-
 def wait_port(port, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"testbed: nothing listens on 127.0.0.1:{port} after {timeout}s (see {work})")
-
-
-def stop_all():
-    for pr in reversed(procs):
-        if pr.poll() is None:
-            pr.send_signal(signal.SIGTERM)
-    for pr in reversed(procs):
-        try:
-            pr.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pr.kill()
-            pr.wait()
+    procs.wait_port(port, timeout, work)
 
 
 # kreq record's default profile (ingest/src/tracefs/profile.rs), as tracefs paths.

@@ -39,12 +39,18 @@ fn testbed_ready(test: &str) -> bool {
 /// Runs `examples/testbed/testbed.py ARGS`, recording into `DIR/ds` with its truth in
 /// `DIR/TRUTH` (`DIR` a fresh directory named `name`); returns `DIR` and the testbed's output.
 fn run_testbed(name: &str, args: &[&str], truth: &str) -> (PathBuf, String) {
+    run_script("testbed.py", name, args, truth)
+}
+
+/// [`run_testbed`] with another driver of `examples/testbed/` (`models.py`), which takes the
+/// same `--record`, `--truth`, `--workdir` and `--kreq` arguments.
+fn run_script(script: &str, name: &str, args: &[&str], truth: &str) -> (PathBuf, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let out = Command::new("python3")
-        .arg(root.join("examples/testbed/testbed.py"))
+        .arg(root.join("examples/testbed").join(script))
         .args(args)
         .arg("--record")
         .arg(dir.join("ds"))
@@ -62,10 +68,15 @@ fn run_testbed(name: &str, args: &[&str], truth: &str) -> (PathBuf, String) {
     (dir, log)
 }
 
-/// `kreq correlate DIR/ds`, then `kreq eval` against `DIR/truth.jsonl` with a 99% gate.
-/// Returns the correlate log and the score; on a failed gate the recording is kept under
-/// `kept_as-PID` for a post-mortem (the next run overwrites `DIR`) and the test fails.
-fn correlate_and_score(dir: &Path, kept_as: &str, testbed_log: &str) -> (String, String) {
+/// `kreq correlate DIR/ds`, then `kreq eval` against `DIR/truth.jsonl` with a gate of
+/// `min_accuracy`. Returns the correlate log and the score; on a failed gate the recording is
+/// kept under `kept_as-PID` for a post-mortem (the next run overwrites `DIR`) and the test fails.
+fn correlate_and_score(
+    dir: &Path,
+    kept_as: &str,
+    testbed_log: &str,
+    min_accuracy: &str,
+) -> (String, String) {
     let kreq = env!("CARGO_BIN_EXE_kreq");
     let corr = Command::new(kreq)
         .arg("correlate")
@@ -79,7 +90,7 @@ fn correlate_and_score(dir: &Path, kept_as: &str, testbed_log: &str) -> (String,
         .arg(dir.join("ds"))
         .arg("--truth")
         .arg(dir.join("truth.jsonl"))
-        .args(["--min-accuracy", "0.99", "--json"])
+        .args(["--min-accuracy", min_accuracy, "--json"])
         .output()
         .expect("kreq eval");
     let score = String::from_utf8_lossy(&eval.stdout).to_string();
@@ -157,7 +168,7 @@ fn small_testbed_recording_captures_every_request_on_every_tier() {
         assert!(hit(nginx, c0, c1), "no nginx syscalls recorded for {t}");
     }
     // Record -> correlate -> eval: CI fails when fewer than 99% of the requests are exact.
-    let (corr_log, score) = correlate_and_score(&dir, "testbed-failed", &log);
+    let (corr_log, score) = correlate_and_score(&dir, "testbed-failed", &log, "0.99");
     assert!(
         corr_log.contains("ingress (detected): 127.0.0.1:28080"),
         "{corr_log}"
@@ -217,7 +228,7 @@ fn a_recording_started_under_load_reconstructs_the_requests_inside_it() {
         all.lines().count()
     );
     std::fs::write(dir.join("truth.jsonl"), inside.join("\n") + "\n").expect("write truth");
-    correlate_and_score(&dir, "testbed-late-failed", &log);
+    correlate_and_score(&dir, "testbed-late-failed", &log, "0.99");
 }
 
 /// The hand-off model (`examples/testbed/models.py --model handoff`): an acceptor thread
@@ -234,61 +245,27 @@ fn handoff_model_joins_pool_workers_to_the_requests_they_answer() {
     if !testbed_ready("handoff model testbed") {
         return;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("model-handoff");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let out = Command::new("python3")
-        .arg(root.join("examples/testbed/models.py"))
-        .args([
+    let (dir, log) = run_script(
+        "models.py",
+        "model-handoff",
+        &[
             "--model",
             "handoff",
             "--requests",
             "200",
             "--connections",
             "4",
-        ])
-        .args(["--port", "29080"])
-        .arg("--record")
-        .arg(dir.join("ds"))
-        .arg("--truth")
-        .arg(dir.join("truth.jsonl"))
-        .arg("--workdir")
-        .arg(dir.join("work"))
-        .arg("--kreq")
-        .arg(env!("CARGO_BIN_EXE_kreq"))
-        .output()
-        .expect("models.py");
-    let log =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    let kreq = env!("CARGO_BIN_EXE_kreq");
-    let corr = Command::new(kreq)
-        .arg("correlate")
-        .arg(dir.join("ds"))
-        .output()
-        .expect("kreq correlate");
-    assert!(
-        corr.status.success(),
-        "{}",
-        String::from_utf8_lossy(&corr.stderr)
+            "--port",
+            "29080",
+        ],
+        "truth.jsonl",
     );
-    let eval = Command::new(kreq)
-        .arg("eval")
-        .arg(dir.join("ds"))
-        .arg("--truth")
-        .arg(dir.join("truth.jsonl"))
-        .args(["--min-accuracy", "0.75", "--json"])
-        .output()
-        .expect("kreq eval");
-    let score = String::from_utf8_lossy(&eval.stdout).to_string();
-    eprintln!("handoff model score: {score}");
-    assert!(eval.status.success(), "{score}\n{log}");
+    let (_, score) = correlate_and_score(&dir, "model-handoff-failed", &log, "0.75");
     let score: serde_json::Value = serde_json::from_str(score.trim()).expect("score json");
     assert_eq!(score["sent"], 200);
     assert_eq!(score["found"], 200);
-    // Every request answered by a worker joins through the hand-off rule.
-    let edges = Command::new(kreq)
+    // Requests answered by pool workers join through the hand-off rule.
+    let edges = Command::new(env!("CARGO_BIN_EXE_kreq"))
         .arg("sql")
         .arg(dir.join("ds"))
         .arg("SELECT count(*) AS n FROM edges WHERE rule = 'handoff'")

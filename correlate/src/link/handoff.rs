@@ -105,7 +105,6 @@ impl Engine {
             None,
             Rule::Handoff,
         );
-        self.stats.spans -= 1; // counted when placed
         if let Some(r) = self.requests.get_mut(&id) {
             r.root = tag.span;
         }
@@ -164,7 +163,6 @@ impl Engine {
             }
             s.parent = Some(parent.span);
         }
-        self.stats.spans += 1;
         self.stats.edges += 1;
         self.stats.handoffs += 1;
         self.alias.insert(p, (parent.request, self.now));
@@ -201,6 +199,9 @@ impl Engine {
         for id in &placeholder.spans {
             self.spans.remove(id);
         }
+        // Counted as they were opened; they reach no table.
+        self.stats.spans -= placeholder.spans.len() as u64;
+        self.stats.edges -= placeholder.edges.len() as u64;
         self.alias.insert(p, (DROPPED, self.now));
         self.stats.unresolved_stretches += 1;
     }
@@ -231,7 +232,6 @@ impl Engine {
         }
         if let Some((tag, rule, at)) = fallback {
             if self.place(cur, tag, rule, at).is_some() {
-                self.stats.handoffs -= 1;
                 return;
             }
         }

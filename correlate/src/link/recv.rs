@@ -117,7 +117,7 @@ impl Engine {
             }
         };
         if let Some(tag) = tag {
-            self.extend_span(tag, ev.tid, ev.ts, n, 0);
+            self.extend_span(tag, ev.ts, n, 0);
         }
         tag
     }

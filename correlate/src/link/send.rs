@@ -49,7 +49,7 @@ impl Engine {
         };
         let own = own.map(|o| self.canon(o)).or(tag);
         if let (Some(tag), Some(own)) = (tag, own) {
-            self.extend_span(own, ev.tid, sent, 0, n);
+            self.extend_span(own, sent, 0, n);
             if let Some(r) = self.requests.get_mut(&tag.request) {
                 if r.root == tag.span {
                     r.end = r.end.max(sent);

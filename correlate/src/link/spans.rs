@@ -7,15 +7,8 @@ use crate::stream::Tag;
 
 impl Engine {
     /// A span's syscall moved `bytes_in`/`bytes_out` and ended at `at`: extend it. The split
-    /// is read from the span's own thread, whichever thread `_by` made the call.
-    pub(crate) fn extend_span(
-        &mut self,
-        tag: Tag,
-        _by: i32,
-        at: i64,
-        bytes_in: i64,
-        bytes_out: i64,
-    ) {
+    /// is read from the span's own thread, whichever thread made the call.
+    pub(crate) fn extend_span(&mut self, tag: Tag, at: i64, bytes_in: i64, bytes_out: i64) {
         if let Some(s) = self.spans.get_mut(&tag.span) {
             s.bytes_in += bytes_in;
             s.bytes_out += bytes_out;

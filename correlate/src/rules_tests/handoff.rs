@@ -11,11 +11,16 @@ fn handoff(s: &mut Sim, client_port: u16, redis_port: u16) {
     s.wake(2, 3);
     s.syscall(2, Sys::Wait, 5, 0, &[]);
     s.syscall(3, Sys::Futex, 0, 0, &[]);
+    redis_call(s, redis_port);
+    s.send(3, 7, INGRESS, client_port, 155);
+}
+
+/// Worker 3 calls redis (tid 4, fd 11) on its pooled connection (fd 9, port `redis_port`).
+fn redis_call(s: &mut Sim, redis_port: u16) {
     s.send(3, 9, redis_port, 16379, 22);
     s.recv(4, 11, 16379, redis_port, 22);
     s.send(4, 11, 16379, redis_port, 4);
     s.recv(3, 9, redis_port, 16379, 4);
-    s.send(3, 7, INGRESS, client_port, 155);
 }
 
 #[test]
@@ -52,10 +57,7 @@ fn workers_sharing_pooled_connections_keep_requests_apart() {
     handoff(&mut s, 40000, 42000);
     s.recv(2, 8, INGRESS, 40001, 73);
     s.syscall(2, Sys::Wait, 5, 0, &[]);
-    s.send(3, 9, 42000, 16379, 22);
-    s.recv(4, 11, 16379, 42000, 22);
-    s.send(4, 11, 16379, 42000, 4);
-    s.recv(3, 9, 42000, 16379, 4);
+    redis_call(&mut s, 42000);
     s.send(3, 8, INGRESS, 40001, 155);
     let (f, _) = s.finish();
     assert_eq!(f.len(), 2);
@@ -79,10 +81,7 @@ fn a_stretch_that_answers_nothing_is_dropped_and_counted() {
     s.recv(2, 7, INGRESS, 40000, 73);
     s.send(2, 7, INGRESS, 40000, 155);
     // A thread of the serving process calls redis and never answers a request.
-    s.send(3, 9, 42000, 16379, 22);
-    s.recv(4, 11, 16379, 42000, 22);
-    s.send(4, 11, 16379, 42000, 4);
-    s.recv(3, 9, 42000, 16379, 4);
+    redis_call(&mut s, 42000);
     let stats = s.e.finish();
     assert_eq!(stats.unresolved_stretches, 1);
     let f = s.e.take_finished();

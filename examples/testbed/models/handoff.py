@@ -8,7 +8,6 @@ import argparse
 import queue
 import selectors
 import socket
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import truthlog
