@@ -246,12 +246,7 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
             }
         }
     }
-    let mut by_thread: HashMap<i32, Vec<(i64, i64, usize)>> = HashMap::new();
-    for (i, t) in truth.iter().enumerate() {
-        for g in t.segments.iter().flatten() {
-            by_thread.entry(g.tid).or_default().push((g.t0, g.t1, i));
-        }
-    }
+    let by_thread = segments_by_thread(truth.iter().map(|t| t.segments.as_deref().unwrap_or(&[])));
     let mut score = Score {
         sent: truth.len(),
         correlated,
@@ -347,6 +342,19 @@ fn check(t: &Truth, spans: &[SpanRow], owner: &Owners) -> std::result::Result<()
         (_, _, false) => Err("no backend span".into()),
         _ => Ok(()),
     }
+}
+
+/// Every true request's segments by thread: (t0, t1, index of the request in `each`).
+fn segments_by_thread<'a>(
+    each: impl Iterator<Item = &'a [Segment]>,
+) -> HashMap<i32, Vec<(i64, i64, usize)>> {
+    let mut by_thread: HashMap<i32, Vec<(i64, i64, usize)>> = HashMap::new();
+    for (i, segs) in each.enumerate() {
+        for g in segs {
+            by_thread.entry(g.tid).or_default().push((g.t0, g.t1, i));
+        }
+    }
+    by_thread
 }
 
 /// Length of `[a0, a1]` covered by the union of `spans` (sorted copies are made).
@@ -455,13 +463,8 @@ mod tests {
     #[test]
     fn a_request_is_exact_when_it_covers_its_segments_and_touches_no_other() {
         let mine = vec![seg(10, 100_000, 200_000), seg(11, 150_000, 400_000)];
-        let theirs = vec![seg(10, 210_000, 300_000)];
-        let mut idx: HashMap<i32, Vec<(i64, i64, usize)>> = HashMap::new();
-        for (i, segs) in [&mine, &theirs].into_iter().enumerate() {
-            for g in segs {
-                idx.entry(g.tid).or_default().push((g.t0, g.t1, i));
-            }
-        }
+        let theirs = [seg(10, 210_000, 300_000)];
+        let idx = segments_by_thread([&mine[..], &theirs[..]].into_iter());
         let t = truth(mine.clone());
         let good = vec![
             span(10, 10, "server", 100_000, 190_000),

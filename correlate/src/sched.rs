@@ -115,9 +115,12 @@ pub struct ThreadClock {
     state: State,
     since: i64,
     acc: Split,
-    /// The last closed intervals, newest last: (start, state, counters at start).
+    /// The last closed intervals, a ring: (start, state, counters at start). Written at
+    /// every state change, so a ring rather than shifting the array on each switch.
     past: [(i64, State, Split); HISTORY],
     past_len: usize,
+    /// Where the next closed interval goes (the oldest once the ring is full).
+    past_next: usize,
 }
 
 impl ThreadClock {
@@ -129,6 +132,7 @@ impl ThreadClock {
             acc: Split::default(),
             past: [(ts, State::Unknown, Split::default()); HISTORY],
             past_len: 0,
+            past_next: 0,
         }
     }
 
@@ -143,12 +147,9 @@ impl ThreadClock {
         }
         let start = (self.since, self.state, self.acc);
         self.close(ts);
-        if self.past_len == HISTORY {
-            self.past.rotate_left(1);
-            self.past_len -= 1;
-        }
-        self.past[self.past_len] = start;
-        self.past_len += 1;
+        self.past[self.past_next] = start;
+        self.past_next = (self.past_next + 1) % HISTORY;
+        self.past_len = (self.past_len + 1).min(HISTORY);
         self.state = s;
     }
 
@@ -191,15 +192,16 @@ impl ThreadClock {
             add(&mut acc, self.state, ts - self.since);
             return acc;
         }
-        for &(start, state, mut acc) in self.past[..self.past_len].iter().rev() {
+        let mut oldest = self.acc;
+        for k in 1..=self.past_len {
+            let (start, state, mut acc) = self.past[(self.past_next + HISTORY - k) % HISTORY];
             if ts >= start {
                 add(&mut acc, state, ts - start);
                 return acc;
             }
+            oldest = acc;
         }
-        self.past[..self.past_len]
-            .first()
-            .map_or(self.acc, |&(_, _, acc)| acc)
+        oldest
     }
 }
 
@@ -249,6 +251,25 @@ mod tests {
         let s = c.at(110).since(&c.at(20));
         assert_eq!((s.cpu, s.network, s.runnable), (10, 70, 10));
         assert_eq!(s.cpu + s.runnable + s.blocked() + s.unknown, 90);
+    }
+
+    #[test]
+    fn the_clock_remembers_its_last_intervals_after_wrapping() {
+        // Twelve intervals of 10 ns, alternating running and runnable, from 0 to 120.
+        let mut c = ThreadClock::new(0);
+        for i in 0..12 {
+            if i % 2 == 0 {
+                c.switched_in(i * 10);
+            } else {
+                c.preempted(i * 10);
+            }
+        }
+        // 45 lies in the fifth interval (running, 40..50), still remembered.
+        let s = c.at(45);
+        assert_eq!((s.cpu, s.runnable, s.unknown), (25, 20, 0));
+        // 5 lies before the eight remembered: the oldest remembered counters (at 30).
+        let s = c.at(5);
+        assert_eq!((s.cpu, s.runnable), (20, 10));
     }
 
     #[test]

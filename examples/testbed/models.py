@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -80,11 +79,8 @@ def main():
     wait_port(args.port)
     recorder = None
     if args.record:
-        recorder = subprocess.Popen([args.kreq, "record", "-o", args.record, "--force"] + args.record_arg,
-                                    stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        line = recorder.stderr.readline()
-        if not line.startswith("recording"):
-            raise SystemExit(f"models: kreq record did not start: {line}{recorder.stderr.read()}")
+        recorder = procs.start_recorder([args.kreq, "record", "-o", args.record, "--force"] + args.record_arg,
+                                        "models")
         time.sleep(0.5)
     load = subprocess.run([sys.executable, os.path.join(HERE, "loadgen.py"), "--port", str(args.port),
                            "--requests", str(args.requests), "--connections", str(args.connections),
@@ -94,10 +90,7 @@ def main():
         raise SystemExit(f"models: the load generator failed ({load.returncode}):\n{load.stdout}{load.stderr}")
     summary = json.loads(load.stdout.strip().splitlines()[-1])
     if recorder:
-        recorder.send_signal(signal.SIGINT)
-        _, err = recorder.communicate(timeout=120)
-        summary["recorder"] = err.strip()
-        summary["recorder_exit"] = recorder.returncode
+        procs.stop_recorder(recorder, summary)
     stop(app)  # the app writes its truth now, after the recording
     if args.truth:
         summary["truth_requests"] = merge_truth(args.truth)

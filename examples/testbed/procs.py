@@ -24,6 +24,24 @@ def wait_port(port, timeout, work):
     raise SystemExit(f"testbed: nothing listens on 127.0.0.1:{port} after {timeout}s (see {work})")
 
 
+def start_recorder(cmd, who):
+    """Starts `kreq record` (`cmd`) and returns once it says it records; `who` names the
+    driver in the error when it does not start."""
+    rec = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = rec.stderr.readline()  # "recording N events into ..." once set up
+    if not line.startswith("recording"):
+        raise SystemExit(f"{who}: kreq record did not start: {line}{rec.stderr.read()}")
+    return rec
+
+
+def stop_recorder(rec, summary):
+    """SIGINT to `kreq record`; its report and exit status go into `summary`."""
+    rec.send_signal(signal.SIGINT)
+    _, err = rec.communicate(timeout=120)
+    summary["recorder"] = err.strip()
+    summary["recorder_exit"] = rec.returncode
+
+
 def _wait(pr, timeout):
     try:
         pr.wait(timeout=timeout)

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -188,13 +187,9 @@ def main():
     recorder, capture = None, None
 
     def start_recorder():
-        rec = subprocess.Popen([args.kreq, "record", "-o", args.record, "--force",
-                                "--rotate-secs", str(args.rotate_secs)] + args.record_arg + scope,
-                               stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        line = rec.stderr.readline()  # "recording N events into ..." once set up
-        if not line.startswith("recording"):
-            raise SystemExit(f"testbed: kreq record did not start: {line}{rec.stderr.read()}")
-        return rec
+        return procs.start_recorder([args.kreq, "record", "-o", args.record, "--force",
+                                     "--rotate-secs", str(args.rotate_secs)] + args.record_arg + scope,
+                                    "testbed")
 
     if args.record and not args.record_after:
         recorder = start_recorder()
@@ -231,10 +226,7 @@ def main():
             # What the recorder took from the CPUs while the load ran (its decoding after the
             # load is not in it).
             summary["recorder_cpu_s_in_load"] = round(cpu_after - cpu_before, 3)
-        recorder.send_signal(signal.SIGINT)
-        _, err = recorder.communicate(timeout=120)
-        summary["recorder"] = err.strip()
-        summary["recorder_exit"] = recorder.returncode
+        procs.stop_recorder(recorder, summary)
     if capture:
         capture.stop()
     stop_all()

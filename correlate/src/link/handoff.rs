@@ -69,45 +69,19 @@ impl Engine {
     pub(crate) fn open_stretch(&mut self, tid: i32) -> Option<Tag> {
         let t = self.threads.get_mut(&tid)?;
         let (start, handoff) = (t.stretch_start, t.handoff.take());
-        let id = self.next_id;
-        self.next_id += 1;
-        self.requests.insert(
-            id,
-            Request {
-                id,
-                root: 0,
-                ingress: crate::event::Tuple {
-                    local: crate::event::Endpoint { addr: 0, port: 0 },
-                    remote: crate::event::Endpoint { addr: 0, port: 0 },
-                },
-                client_tid: None,
-                ingress_tid: tid,
-                start,
-                end: start,
-                responded: false,
-                spans: Vec::new(),
-                edges: Vec::new(),
-            },
-        );
+        let nowhere = crate::event::Endpoint { addr: 0, port: 0 };
+        let ingress = crate::event::Tuple {
+            local: nowhere,
+            remote: nowhere,
+        };
+        let tag = self.open_request(ingress, None, tid, start, SpanKind::Internal, None);
         self.pending.insert(
-            id,
+            tag.request,
             Pending {
                 handoff,
                 rows: Vec::new(),
             },
         );
-        let tag = self.open_span(
-            id,
-            None,
-            SpanKind::Internal,
-            tid,
-            start,
-            None,
-            Rule::Handoff,
-        );
-        if let Some(r) = self.requests.get_mut(&id) {
-            r.root = tag.span;
-        }
         if let Some(t) = self.threads.get_mut(&tid) {
             t.current = Some(tag);
         }

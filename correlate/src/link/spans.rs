@@ -27,17 +27,31 @@ impl Engine {
         at: i64,
         client: Option<i32>,
     ) -> Tag {
+        self.stats.requests += 1;
+        self.open_request(tuple, client, ev.tid, at, SpanKind::Server, Some(tuple))
+    }
+
+    /// A new request whose root span, of `kind` on `tid`, starts at `at`: a request read at
+    /// an ingress, or the placeholder of a hand-off stretch.
+    pub(crate) fn open_request(
+        &mut self,
+        ingress: Tuple,
+        client: Option<i32>,
+        tid: i32,
+        at: i64,
+        kind: SpanKind,
+        tuple: Option<Tuple>,
+    ) -> Tag {
         let id = self.next_id;
         self.next_id += 1;
-        self.stats.requests += 1;
         self.requests.insert(
             id,
             Request {
                 id,
                 root: 0,
-                ingress: tuple,
+                ingress,
                 client_tid: client,
-                ingress_tid: ev.tid,
+                ingress_tid: tid,
                 start: at,
                 end: at,
                 responded: false,
@@ -45,16 +59,8 @@ impl Engine {
                 edges: Vec::new(),
             },
         );
-        // The root span has no parent and no edge.
-        let root = self.open_span(
-            id,
-            None,
-            SpanKind::Server,
-            ev.tid,
-            at,
-            Some(tuple),
-            Rule::ByteStream,
-        );
+        // The root span has no parent and no edge (the rule is not recorded).
+        let root = self.open_span(id, None, kind, tid, at, tuple, Rule::ByteStream);
         if let Some(r) = self.requests.get_mut(&id) {
             r.root = root.span;
         }
