@@ -123,6 +123,26 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
         for (id, why) in &s.examples {
             println!("  e.g. {id}: {why}");
         }
+        if !s.calibration.is_empty() {
+            println!("calibration (links of found requests, by the confidence of their rule):");
+            println!("  confidence   links   right   share  unchecked  rules");
+            for c in &s.calibration {
+                let share = if c.links == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{:.3}", c.right as f64 / c.links as f64)
+                };
+                println!(
+                    "  {:10.2} {:7} {:7} {:>7} {:10}  {}",
+                    c.confidence,
+                    c.links,
+                    c.right,
+                    share,
+                    c.unchecked,
+                    c.rules.join(", ")
+                );
+            }
+        }
     }
     if let Some(min) = args.min_accuracy {
         if s.accuracy < min {

@@ -115,6 +115,22 @@ pub(crate) struct Thread {
     pub stretch_start: i64,
     /// The span of the last request this thread answered, for a reply in several writes.
     pub last: Option<Tag>,
+    /// Event loops: the span of the request the thread is taking its turn on (see
+    /// [`crate::link`]'s turns), kept across a wait that did not block.
+    pub turn: Option<Tag>,
+    /// Event loops: when the current turn began or last did kernel work for its request; the
+    /// next turn begins here.
+    pub mark: i64,
+    /// Event loops: requests whose work is due, in the order the loop read what woke them:
+    /// a request read, or a reply read on a client connection (which it names), with the
+    /// loop iteration ([`Thread::waits`]) of the read.
+    pub woken: std::collections::VecDeque<(Tag, Option<Tuple>, u64)>,
+    /// Event loops: waits returned so far, numbering the loop's iterations.
+    pub waits: u64,
+    /// When the thread last ran again after being preempted outside a syscall.
+    pub resumed: i64,
+    /// Event loops: the syscall in progress answers a request (its turn ends with it).
+    pub answering: bool,
 }
 
 impl Thread {
@@ -130,6 +146,12 @@ impl Thread {
             clock: ThreadClock::new(ts),
             stretch_start: ts,
             last: None,
+            turn: None,
+            mark: ts,
+            woken: Default::default(),
+            waits: 0,
+            resumed: i64::MIN,
+            answering: false,
         }
     }
 }
@@ -139,8 +161,11 @@ impl Thread {
 pub(crate) struct Call {
     pub tag: Tag,
     pub parent: Tag,
-    pub replied: bool,
 }
+
+/// Calls in progress kept per connection: a pipelining client has a few dozen in flight; a
+/// connection whose replies are never seen must not grow without bound.
+pub(crate) const MAX_CALLS: usize = 64;
 
 #[derive(Debug)]
 pub(crate) struct Sock {
@@ -148,9 +173,13 @@ pub(crate) struct Sock {
     pub ingress: bool,
     /// Server sockets: the request being served and its span.
     pub rx: Option<Tag>,
+    /// Server sockets: requests read after `rx` in the same read (pipelined), oldest first,
+    /// answered by the next write along with it.
+    pub queued: Vec<Tag>,
     pub responded: bool,
-    /// Client sockets: the call in progress.
-    pub call: Option<Call>,
+    /// Client sockets: the calls in progress, oldest first (several when an event loop
+    /// pipelines requests' commands on one connection); at most [`MAX_CALLS`].
+    pub calls: std::collections::VecDeque<Call>,
     /// Client sockets: a call was seen on it (tagged or not).
     pub called: bool,
 }
@@ -317,11 +346,14 @@ impl Engine {
             t.bracket = None;
             t.current = None;
             t.handoff = None;
+            t.turn = None;
+            t.woken.clear();
         }
         for s in self.socks.values_mut() {
             s.rx = None;
+            s.queued.clear();
             s.responded = false;
-            s.call = None;
+            s.calls.clear();
         }
         // A connection opened for a request keeps that claim only until its first call; one
         // whose first call was already made may have had its reply lost, and must not claim

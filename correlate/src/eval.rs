@@ -38,10 +38,14 @@
 //! of each segment with spans on that segment's thread, has a server span in the process of
 //! its first segment (the front end) and a server span in a process that logged no segment
 //! (the backend; unless the truth says `"backend": false`), and none of its spans overlaps a
-//! segment of another true request on the same thread by more than [`SLACK_NS`]. This is the
+//! segment of another true request on the same thread by more than [`SLACK_NS`]. Segments
+//! shorter than twice the slack are below resolution and ignored (a coroutine step of a few
+//! µs that made no syscall leaves the kernel nothing to see). This is the
 //! definition for servers that switch requests on a thread (pools, event loops, async
 //! runtimes): covering is what a user sees in a waterfall, and an overlap is time charged to
-//! the wrong request.
+//! the wrong request. A client span is the wait for a callee, during which an event loop
+//! works on other requests; only its two ends (the send and the receive) must lie outside
+//! other requests' segments.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -51,7 +55,7 @@ use arrow::array::{
 };
 use arrow::datatypes::Int32Type;
 use kreq_schemas::dataset as ds;
-use kreq_schemas::{requests as rq, spans as sp};
+use kreq_schemas::{edges as ed, requests as rq, spans as sp};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -129,6 +133,28 @@ pub struct Score {
     pub failures: std::collections::BTreeMap<String, usize>,
     /// A few failing request ids with their reason.
     pub examples: Vec<(String, String)>,
+    /// Links of found requests by confidence, and how many were right (see [`Calibration`]).
+    pub calibration: Vec<Calibration>,
+}
+
+/// The links (edges) of one confidence value and how often they were right. With segment
+/// truth a link is checked by the span it leads to: on a thread the application logged, the
+/// span must touch a segment of its own request there and overlap no other request's segment
+/// by more than [`SLACK_NS`] (a client span: its two ends); a span on a thread that logged
+/// nothing (a backend, nginx) cannot be checked alone and is counted as `unchecked`. Without
+/// segments, a link is right when its request is exact.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Calibration {
+    /// The rules' confidence.
+    pub confidence: f32,
+    /// Rules with this confidence that made links.
+    pub rules: Vec<String>,
+    /// Links checked.
+    pub links: usize,
+    /// Of those, right.
+    pub right: usize,
+    /// Links to spans on threads no truth covers.
+    pub unchecked: usize,
 }
 
 /// Reads a truth file.
@@ -156,6 +182,8 @@ pub fn read_truth(path: &Path) -> Result<Vec<Truth>> {
 
 #[derive(Debug, Clone)]
 struct SpanRow {
+    id: u64,
+    parent: Option<u64>,
     tid: i32,
     pid: Option<i32>,
     kind: String,
@@ -198,6 +226,8 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
     let mut owner: Owners = HashMap::new();
     for b in read_results(dataset, ds::SPANS_DIR)? {
         let req = c::<UInt64Array>(&b, sp::REQUEST_ID, dataset)?;
+        let span_id = c::<UInt64Array>(&b, sp::SPAN_ID, dataset)?;
+        let parent = c::<UInt64Array>(&b, sp::PARENT_SPAN_ID, dataset)?;
         let tid = c::<Int32Array>(&b, sp::TID, dataset)?;
         let pid = c::<Int32Array>(&b, sp::PID, dataset)?;
         let kind = c::<DictionaryArray<Int32Type>>(&b, sp::KIND, dataset)?;
@@ -211,6 +241,8 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
             let local = dict_str(la, i).zip(lp.is_valid(i).then(|| lp.value(i)));
             let peer = dict_str(pa, i).zip(pp.is_valid(i).then(|| pp.value(i)));
             let row = SpanRow {
+                id: span_id.value(i),
+                parent: parent.is_valid(i).then(|| parent.value(i)),
                 tid: tid.value(i),
                 pid: pid.is_valid(i).then(|| pid.value(i)),
                 kind: dict_str(kind, i).unwrap_or_default(),
@@ -247,6 +279,21 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
         }
     }
     let by_thread = segments_by_thread(truth.iter().map(|t| t.segments.as_deref().unwrap_or(&[])));
+    let mut edges: HashMap<u64, Vec<(u64, String, f32)>> = HashMap::new();
+    for b in read_results(dataset, ds::EDGES_DIR)? {
+        let req = c::<UInt64Array>(&b, ed::REQUEST_ID, dataset)?;
+        let to = c::<UInt64Array>(&b, ed::TO_SPAN, dataset)?;
+        let rule = c::<DictionaryArray<Int32Type>>(&b, ed::RULE, dataset)?;
+        let conf = c::<arrow::array::Float32Array>(&b, ed::CONFIDENCE, dataset)?;
+        for i in 0..b.num_rows() {
+            edges.entry(req.value(i)).or_default().push((
+                to.value(i),
+                dict_str(rule, i).unwrap_or_default(),
+                conf.value(i),
+            ));
+        }
+    }
+    let mut calibration: Vec<Calibration> = Vec::new();
     let mut score = Score {
         sent: truth.len(),
         correlated,
@@ -275,6 +322,14 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
                     score.complete += 1;
                     score.complete_exact += usize::from(v.is_ok());
                 }
+                for (to, rule, conf) in edges.get(one).into_iter().flatten() {
+                    let right = match (&t.segments, found.iter().find(|s| s.id == *to)) {
+                        (Some(_), Some(span)) => link_right(span, idx, &by_thread),
+                        (Some(_), None) => Some(false),
+                        (None, _) => Some(v.is_ok()),
+                    };
+                    tally(&mut calibration, rule, *conf, right);
+                }
                 v
             }
             _ => {
@@ -292,6 +347,8 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
             }
         }
     }
+    calibration.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    score.calibration = calibration;
     score.accuracy = if score.sent == 0 {
         0.0
     } else {
@@ -324,13 +381,20 @@ fn check(t: &Truth, spans: &[SpanRow], owner: &Owners) -> std::result::Result<()
             }
             has_app |= s.tid == app_tid;
         } else {
-            let owned = s.kind == "server"
-                && s.local.clone().zip(s.peer.clone()).is_some_and(|(l, p)| {
-                    owner
-                        .get(&(p, l))
-                        .is_some_and(|&o| o == app_tid || t.worker_tid == Some(o))
-                });
-            if !owned {
+            let owned = |s: &SpanRow| {
+                s.kind == "server"
+                    && s.local.clone().zip(s.peer.clone()).is_some_and(|(l, p)| {
+                        owner
+                            .get(&(p, l))
+                            .is_some_and(|&o| o == app_tid || t.worker_tid == Some(o))
+                    })
+            };
+            // A backend event loop's later turn on the request hangs under its server span.
+            let turn_of_owned = s.kind == "internal"
+                && spans
+                    .iter()
+                    .any(|p| Some(p.id) == s.parent && p.tid == s.tid && owned(p));
+            if !owned(s) && !turn_of_owned {
                 return Err(format!("foreign span ({} on tid {})", s.kind, s.tid));
             }
             has_backend = true;
@@ -344,13 +408,13 @@ fn check(t: &Truth, spans: &[SpanRow], owner: &Owners) -> std::result::Result<()
     }
 }
 
-/// Every true request's segments by thread: (t0, t1, index of the request in `each`).
+/// Every true request's scored segments by thread: (t0, t1, index of the request in `each`).
 fn segments_by_thread<'a>(
     each: impl Iterator<Item = &'a [Segment]>,
 ) -> HashMap<i32, Vec<(i64, i64, usize)>> {
     let mut by_thread: HashMap<i32, Vec<(i64, i64, usize)>> = HashMap::new();
     for (i, segs) in each.enumerate() {
-        for g in segs {
+        for g in segs.iter().filter(|g| visible(g)) {
             by_thread.entry(g.tid).or_default().push((g.t0, g.t1, i));
         }
     }
@@ -371,6 +435,70 @@ fn covered(a0: i64, a1: i64, spans: &mut [(i64, i64)]) -> i64 {
     total
 }
 
+/// Whether the span a link leads to is right for true request `me` (see [`Calibration`]);
+/// `None` when no truth covers its thread.
+fn link_right(
+    s: &SpanRow,
+    me: usize,
+    by_thread: &HashMap<i32, Vec<(i64, i64, usize)>>,
+) -> Option<bool> {
+    let segs = by_thread.get(&s.tid)?;
+    let points: &[i64] = &[s.start, s.end];
+    let touches = |g0: i64, g1: i64| {
+        if s.kind == "client" {
+            points
+                .iter()
+                .any(|&t| t >= g0 - SLACK_NS && t <= g1 + SLACK_NS)
+        } else {
+            s.end.min(g1 + SLACK_NS) >= s.start.max(g0 - SLACK_NS)
+        }
+    };
+    let overlaps = |g0: i64, g1: i64| {
+        if s.kind == "client" {
+            points
+                .iter()
+                .any(|&t| t > g0 + SLACK_NS && t < g1 - SLACK_NS)
+        } else {
+            s.end.min(g1) - s.start.max(g0) > SLACK_NS
+        }
+    };
+    let mine = segs.iter().any(|&(g0, g1, o)| o == me && touches(g0, g1));
+    let theirs = segs.iter().any(|&(g0, g1, o)| o != me && overlaps(g0, g1));
+    Some(mine && !theirs)
+}
+
+fn tally(table: &mut Vec<Calibration>, rule: &str, confidence: f32, right: Option<bool>) {
+    let i = match table.iter().position(|c| c.confidence == confidence) {
+        Some(i) => i,
+        None => {
+            table.push(Calibration {
+                confidence,
+                ..Default::default()
+            });
+            table.len() - 1
+        }
+    };
+    let c = &mut table[i];
+    if !c.rules.iter().any(|r| r == rule) {
+        c.rules.push(rule.to_owned());
+        c.rules.sort();
+    }
+    match right {
+        None => c.unchecked += 1,
+        Some(r) => {
+            c.links += 1;
+            c.right += usize::from(r);
+        }
+    }
+}
+
+/// Whether a segment is long enough to score: a step shorter than twice the slack (asyncio's
+/// 0.5-3 µs step into `await queue.get()`, with no syscall) is below what the comparison of
+/// the two clocks resolves, and neither counts for its request nor against another.
+fn visible(g: &Segment) -> bool {
+    g.t1 - g.t0 >= 2 * SLACK_NS
+}
+
 fn check_segments(
     t: &Truth,
     segs: &[Segment],
@@ -381,7 +509,7 @@ fn check_segments(
     let Some(first) = segs.iter().min_by_key(|g| g.t0) else {
         return Err("truth has no segments".into());
     };
-    for g in segs {
+    for g in segs.iter().filter(|g| visible(g)) {
         let mut on: Vec<(i64, i64)> = spans
             .iter()
             .filter(|s| s.tid == g.tid)
@@ -403,7 +531,19 @@ fn check_segments(
     }
     for s in spans {
         for &(g0, g1, other) in by_thread.get(&s.tid).into_iter().flatten() {
-            if other != me && s.end.min(g1) - s.start.max(g0) > SLACK_NS {
+            if other == me {
+                continue;
+            }
+            // A client span is a wait for a callee: an event loop works on other requests
+            // meanwhile. Its work is the send and the receive at its two ends.
+            let overlaps = if s.kind == "client" {
+                [s.start, s.end]
+                    .iter()
+                    .any(|&t| t > g0 + SLACK_NS && t < g1 - SLACK_NS)
+            } else {
+                s.end.min(g1) - s.start.max(g0) > SLACK_NS
+            };
+            if overlaps {
                 return Err("span overlaps another request's segment".into());
             }
         }
@@ -423,6 +563,8 @@ mod tests {
 
     fn span(tid: i32, pid: i32, kind: &str, start: i64, end: i64) -> SpanRow {
         SpanRow {
+            id: 0,
+            parent: None,
             tid,
             pid: Some(pid),
             kind: kind.into(),
@@ -492,6 +634,54 @@ mod tests {
         assert_eq!(
             check_segments(&t, &mine, 0, &good[..2], &idx),
             Err("no backend span".into())
+        );
+    }
+
+    #[test]
+    fn a_client_span_may_wait_across_other_work_but_not_send_inside_it() {
+        let mine = vec![seg(10, 100_000, 150_000), seg(10, 400_000, 450_000)];
+        let theirs = [seg(10, 200_000, 300_000)];
+        let idx = segments_by_thread([&mine[..], &theirs[..]].into_iter());
+        let t = truth(mine.clone());
+        let spans = vec![
+            span(10, 10, "server", 100_000, 150_000),
+            // An event loop's call: sent in our first segment, its reply read after theirs.
+            span(10, 10, "client", 149_000, 350_000),
+            span(10, 10, "internal", 350_000, 450_000),
+            span(20, 20, "server", 170_000, 180_000),
+        ];
+        assert_eq!(check_segments(&t, &mine, 0, &spans, &idx), Ok(()));
+        let mut sent_in_theirs = spans.clone();
+        sent_in_theirs[1].start = 250_000;
+        assert_eq!(
+            check_segments(&t, &mine, 0, &sent_in_theirs, &idx),
+            Err("span overlaps another request's segment".into())
+        );
+    }
+
+    #[test]
+    fn a_link_is_right_when_its_span_touches_its_own_segment_and_no_other() {
+        let mut idx: HashMap<i32, Vec<(i64, i64, usize)>> = HashMap::new();
+        idx.insert(10, vec![(100_000, 200_000, 0), (210_000, 300_000, 1)]);
+        let ok = span(10, 10, "internal", 120_000, 205_000);
+        assert_eq!(link_right(&ok, 0, &idx), Some(true));
+        assert_eq!(link_right(&ok, 1, &idx), Some(false), "not request 1's");
+        let long = span(10, 10, "internal", 120_000, 250_000);
+        assert_eq!(link_right(&long, 0, &idx), Some(false));
+        let call = span(10, 10, "client", 150_000, 400_000);
+        assert_eq!(
+            link_right(&call, 0, &idx),
+            Some(true),
+            "sent in its segment"
+        );
+        assert_eq!(link_right(&span(20, 20, "server", 0, 1), 0, &idx), None);
+        let mut table = Vec::new();
+        tally(&mut table, "turn", 0.95, Some(true));
+        tally(&mut table, "turn", 0.95, Some(false));
+        tally(&mut table, "byte_stream", 1.0, None);
+        assert_eq!(
+            (table[0].links, table[0].right, table[1].unchecked),
+            (2, 1, 1)
         );
     }
 }

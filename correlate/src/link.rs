@@ -15,6 +15,7 @@ pub(crate) use handoff::DROPPED;
 mod recv;
 mod send;
 mod spans;
+mod turns;
 
 use crate::engine::{Bracket, Engine, LabelSink, Sock};
 use crate::event::{Event, Sys, Tuple};
@@ -203,9 +204,15 @@ impl Engine {
                 }
                 self.current(ev.tid)
             }
-            Sys::Wait => None,
+            Sys::Wait => {
+                self.waited(ev.tid, ev.ts);
+                None
+            }
             _ => self.current(ev.tid),
         };
+        if let Some(tag) = tag {
+            self.take_turn(ev.tid, tag, ev.ts);
+        }
         self.emit_rows(b.rows, tag, sink);
     }
 
@@ -228,6 +235,14 @@ impl Engine {
     /// request): the request's span on this thread lasts until then. A stretch not yet placed
     /// ends too.
     pub(crate) fn end_turn(&mut self, tid: i32, at: i64) {
+        if let Some(turn) = self
+            .threads
+            .get(&tid)
+            .filter(|t| t.event_loop)
+            .and_then(|t| t.turn)
+        {
+            return self.extend_span(turn, at, 0, 0);
+        }
         let Some(cur) = self.current(tid) else {
             return;
         };
@@ -268,8 +283,9 @@ impl Engine {
                 ingress: role == Role::Server && ingress.iter().any(|i| i.matches(tuple.local)),
                 rx: None,
                 responded: false,
-                call: None,
+                calls: Default::default(),
                 called: false,
+                queued: Vec::new(),
             }
         })
     }

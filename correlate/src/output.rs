@@ -286,11 +286,25 @@ fn self_times(fin: &[Finished], splits: &[crate::sched::Split]) -> Vec<[i64; 7]>
             };
             match s.kind {
                 SpanKind::Client => {
+                    // An event loop's call can outlast the turn that made it: only the part
+                    // inside the parent is the parent's waiting (scaled split).
+                    let parent = &f.spans[p];
+                    let d = s.end - s.start;
+                    let inside = s.end.min(parent.end) - s.start.max(parent.start);
+                    let inside = inside.clamp(0, d);
                     for (sum, v) in calls[p].iter_mut().zip(parts(s, &splits[base + i])) {
-                        *sum += v;
+                        *sum += if inside == d || d == 0 {
+                            v
+                        } else {
+                            (v as i128 * inside as i128 / d as i128) as i64
+                        };
                     }
                 }
-                SpanKind::Server => callee[p] += s.end - s.start,
+                SpanKind::Server => {
+                    let parent = &f.spans[p];
+                    let inside = s.end.min(parent.end) - s.start.max(parent.start);
+                    callee[p] += inside.clamp(0, s.end - s.start);
+                }
                 SpanKind::Internal => {}
             }
         }

@@ -17,15 +17,19 @@ pub struct Tag {
     pub span: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Segment {
     len: i64,
     tag: Option<Tag>,
     tid: i32,
+    /// Requests whose bytes the same write also carried, after `tag`'s (a server that read
+    /// several pipelined requests answers them in one write, in order, and the sizes of
+    /// the answers are not in the trace).
+    also: Vec<Tag>,
 }
 
 /// What a read took from a stream.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Taken {
     /// Tag of the first tagged byte read, if any.
     pub tag: Option<Tag>,
@@ -33,6 +37,9 @@ pub struct Taken {
     pub sender: Option<i32>,
     /// The read also took bytes of a second, different tag (coalesced messages).
     pub mixed: bool,
+    /// The other tags the read took, in stream order, each once (an event loop's read of a
+    /// pipelined connection takes several requests' replies at once).
+    pub rest: Vec<Tag>,
     /// Bytes read that were never seen sent (sent before the recording or not traced).
     pub unseen: i64,
 }
@@ -72,18 +79,30 @@ impl Stream {
             return 0;
         }
         if let Some(last) = self.segments.back_mut() {
-            if last.tag == tag && last.tid == tid {
+            if last.tag == tag && last.tid == tid && last.also.is_empty() {
                 last.len += len;
                 return 0;
             }
         }
-        self.segments.push_back(Segment { len, tag, tid });
+        self.segments.push_back(Segment {
+            len,
+            tag,
+            tid,
+            also: Vec::new(),
+        });
         let mut dropped = 0;
         while self.segments.len() > MAX_SEGMENTS {
             self.segments.pop_front();
             dropped += 1;
         }
         dropped
+    }
+
+    /// The last bytes sent also carried the answers of `tags`, in this order.
+    pub fn also(&mut self, tags: Vec<Tag>) {
+        if let Some(last) = self.segments.back_mut() {
+            last.also.extend(tags);
+        }
     }
 
     /// Takes `len` bytes from the read position, in a read that ended at `at`.
@@ -104,8 +123,18 @@ impl Stream {
                     out.tag = seg.tag;
                 } else {
                     out.mixed = true;
+                    if let Some(t) = seg.tag.filter(|t| !out.rest.contains(t)) {
+                        out.rest.push(t);
+                    }
                 }
             }
+            for t in &seg.also {
+                if out.tag != Some(*t) && !out.rest.contains(t) {
+                    out.rest.push(*t);
+                    out.mixed = true;
+                }
+            }
+            seg.also.clear();
             let n = seg.len.min(left);
             seg.len -= n;
             left -= n;
@@ -131,11 +160,15 @@ impl Stream {
 mod tests {
     use super::*;
 
-    fn t(r: u64) -> Option<Tag> {
-        Some(Tag {
+    fn tag(r: u64) -> Tag {
+        Tag {
             request: r,
             span: r * 10,
-        })
+        }
+    }
+
+    fn t(r: u64) -> Option<Tag> {
+        Some(tag(r))
     }
 
     #[test]
@@ -164,6 +197,7 @@ mod tests {
             r.mixed,
             "the read took the end of request 1 and the start of request 2"
         );
+        assert_eq!(r.rest, vec![tag(2)]);
         assert_eq!(s.recv(50, 5).tag, t(2));
     }
 
@@ -190,6 +224,19 @@ mod tests {
         s.send(110, t(2), 3, 50);
         assert_eq!(s.recv(110, 60).tag, t(2));
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn one_write_answering_pipelined_requests_names_them_all() {
+        // redis read three pipelined commands in one read and wrote the three replies in
+        // one write (eventloop capture): the reader of that write gets all three, in order.
+        let mut s = Stream::default();
+        s.send(19, t(1), 7, 1);
+        s.also(vec![tag(2), tag(3)]);
+        let r = s.recv(19, 2);
+        assert_eq!((r.tag, r.rest), (t(1), vec![tag(2), tag(3)]));
+        s.send(5, t(4), 7, 3);
+        assert_eq!(s.recv(5, 4).rest, vec![], "the next write is its own");
     }
 
     #[test]

@@ -6,7 +6,9 @@ loopback, recorded with `kreq record`, with ground truth written by the app itse
         --record DATASET --truth truth.jsonl
 
 Models (examples/testbed/models/):
-  handoff   acceptor thread + ThreadPoolExecutor(4), redis over a pool of 3 connections
+  handoff    acceptor thread + ThreadPoolExecutor(4), redis over a pool of 3 connections
+  asyncio    one asyncio thread, a task per connection, redis over a pool of 2 connections
+  eventloop  Node.js `http`, one shared redis connection with pipelined commands
 
 The truth file has one line per request: the client's id, thread and CLOCK_MONOTONIC start/end
 (from the load generator) and `segments`, every interval a thread of the app worked on it
@@ -28,9 +30,14 @@ from procs import start, stop, stop_all
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+def _app(cmd):
+    return lambda a: cmd + ["--port", str(a.port), "--redis", str(a.port + 1), "--truth", a.app_truth]
+
+
 MODELS = {
-    "handoff": lambda a: [sys.executable, os.path.join(HERE, "models", "handoff.py"),
-                          "--port", str(a.port), "--redis", str(a.port + 1), "--truth", a.app_truth],
+    "handoff": _app([sys.executable, os.path.join(HERE, "models", "handoff.py")]),
+    "asyncio": _app([sys.executable, os.path.join(HERE, "models", "asyncio_app.py")]),
+    "eventloop": _app([shutil.which("node") or "node", os.path.join(HERE, "models", "eventloop.js")]),
 }
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

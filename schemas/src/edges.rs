@@ -25,6 +25,8 @@ pub const RULES: &[(&str, &str)] = &[
     ("byte_stream", "bytes a span sent were read by the other end of the same connection (matched by byte position)"),
     ("thread_request", "a thread serving one request at a time sent on an outgoing connection"),
     ("event_loop", "an event-loop thread serving several requests sent on an outgoing connection; the request is the one it last read"),
+    ("continuation", "an event loop wrote on an outgoing connection with no request read in the same turn: the request is the oldest one a read made due, first one whose reply arrived on that connection, else one read and not yet sent for"),
+    ("turn", "an event loop's later turn on a request it already worked on: from where its previous turn on another request stopped to its next syscall for another request or a wait that blocked"),
     ("handoff", "a thread with no request of its own worked, then answered on the request's connection: its work since it last came back from a wait was for that request (a pool worker the reading thread handed the request to)"),
     ("wakeup", "a thread with no request of its own was woken by a thread serving the request"),
     ("fork", "a thread forked by a thread serving the request"),

@@ -245,37 +245,78 @@ fn handoff_model_joins_pool_workers_to_the_requests_they_answer() {
     if !testbed_ready("handoff model testbed") {
         return;
     }
+    let (_, dir) = score_model("handoff", "29080", "0.75");
+    // Requests answered by pool workers join through the hand-off rule.
+    let n = edges_by(&dir, "handoff");
+    assert!(n >= 150, "handoff edges: {n}");
+}
+
+/// Records `model` from `examples/testbed/models.py` (200 requests over 4 connections on
+/// `port`), scores it against the app's segments with the gate `min_accuracy`, and returns
+/// the score and the dataset's directory.
+fn score_model(model: &str, port: &str, min_accuracy: &str) -> (serde_json::Value, PathBuf) {
+    let name = format!("model-{model}");
     let (dir, log) = run_script(
         "models.py",
-        "model-handoff",
+        &name,
         &[
             "--model",
-            "handoff",
+            model,
             "--requests",
             "200",
             "--connections",
             "4",
             "--port",
-            "29080",
+            port,
         ],
         "truth.jsonl",
     );
-    let (_, score) = correlate_and_score(&dir, "model-handoff-failed", &log, "0.75");
+    let (_, score) = correlate_and_score(&dir, &format!("{name}-failed"), &log, min_accuracy);
     let score: serde_json::Value = serde_json::from_str(score.trim()).expect("score json");
     assert_eq!(score["sent"], 200);
     assert_eq!(score["found"], 200);
-    // Requests answered by pool workers join through the hand-off rule.
-    let edges = Command::new(env!("CARGO_BIN_EXE_kreq"))
+    (score, dir)
+}
+
+/// `SELECT count(*) FROM edges WHERE rule = RULE` on the dataset in `dir/ds`.
+fn edges_by(dir: &Path, rule: &str) -> i64 {
+    let out = Command::new(env!("CARGO_BIN_EXE_kreq"))
         .arg("sql")
         .arg(dir.join("ds"))
-        .arg("SELECT count(*) AS n FROM edges WHERE rule = 'handoff'")
+        .arg(format!(
+            "SELECT count(*) AS n FROM edges WHERE rule = '{rule}'"
+        ))
         .output()
         .expect("kreq sql");
-    let text = String::from_utf8_lossy(&edges.stdout);
-    let n: i64 = text
-        .lines()
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
         .last()
         .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(n >= 150, "handoff edges: {text}");
+        .unwrap_or(0)
+}
+
+#[test]
+fn asyncio_model_follows_coroutine_steps_across_zero_timeout_waits() {
+    let _serial = crate::tracefs_lock();
+    if !testbed_ready("asyncio model testbed") {
+        return;
+    }
+    let (_, dir) = score_model("asyncio", "29180", "0.80");
+    // Every request's redis commands are written after a zero-timeout wait, with no request
+    // read in that turn: they join by woken order.
+    assert!(edges_by(&dir, "continuation") >= 300);
+}
+
+#[test]
+fn eventloop_model_splits_one_pipelined_connection_among_interleaved_requests() {
+    let _serial = crate::tracefs_lock();
+    if !testbed_ready("eventloop model testbed") {
+        return;
+    }
+    assert!(
+        Command::new("node").arg("--version").output().is_ok(),
+        "the eventloop model needs Node.js (Debian's nodejs; .ci/run installs it)"
+    );
+    let (_, dir) = score_model("eventloop", "29280", "0.50");
+    assert!(edges_by(&dir, "turn") > 0);
 }

@@ -12,7 +12,12 @@ impl Engine {
         if let Some(prev) = ev.prev_tid.filter(|&p| p != 0) {
             if let Some(t) = self.threads.get_mut(&prev) {
                 match ev.prev_state {
-                    Some(PrevState::Runnable) | None => t.clock.preempted(ev.ts),
+                    Some(PrevState::Runnable) | None => {
+                        t.clock.preempted(ev.ts);
+                        if t.bracket.is_none() {
+                            t.resumed = i64::MAX;
+                        }
+                    }
                     Some(st) => {
                         let reason = block_reason(t.bracket.as_ref(), st, &self.fds, t.tgid);
                         t.clock.blocked(ev.ts, reason);
@@ -23,6 +28,9 @@ impl Engine {
         if let Some(next) = ev.next_tid.filter(|&n| n != 0) {
             if let Some(t) = self.threads.get_mut(&next) {
                 t.clock.switched_in(ev.ts);
+                if t.resumed == i64::MAX {
+                    t.resumed = ev.ts;
+                }
             }
         }
     }

@@ -1,10 +1,10 @@
 //! Receives: which request the bytes read belong to; new requests at the ingress.
 
-use crate::engine::{Bracket, Engine};
-use crate::event::Event;
+use crate::engine::{Bracket, Call, Engine};
+use crate::event::{Event, Tuple};
 use crate::model::{Rule, SpanKind};
 use crate::socket::Role;
-use crate::stream::Tag;
+use crate::stream::{Tag, Taken};
 
 impl Engine {
     pub(crate) fn resolve_recv(
@@ -24,6 +24,7 @@ impl Engine {
             .recv(n, ev.ts);
         let taken = crate::stream::Taken {
             tag: taken.tag.map(|t| self.canon(t)),
+            rest: taken.rest.iter().map(|&t| self.canon(t)).collect(),
             ..taken
         };
         self.stats.unseen_bytes += taken.unseen;
@@ -64,6 +65,30 @@ impl Engine {
                             s.responded = false;
                         }
                     }
+                    self.woke(ev.tid, [tag], None);
+                    // Pipelined requests read along with it: each is served here too, and
+                    // answered after it.
+                    let more: Vec<Tag> = taken
+                        .rest
+                        .iter()
+                        .copied()
+                        .filter(|t| t.request != tag.request && !self.is_pending(*t))
+                        .collect();
+                    for t in more {
+                        let span = self.new_span(
+                            t,
+                            SpanKind::Server,
+                            ev.tid,
+                            at,
+                            Some(tuple),
+                            Rule::ByteStream,
+                        );
+                        if let Some(s) = self.socks.get_mut(&tuple) {
+                            s.queued.push(span);
+                        }
+                        self.extend_span(span, ev.ts, 0, 0);
+                        self.woke(ev.tid, [span], None);
+                    }
                 }
                 // The thread turns to this request: its work on another one ended as this read
                 // began, and a stretch it had not placed ends unplaced.
@@ -84,27 +109,18 @@ impl Engine {
                 tag
             }
             Role::Client => {
-                let call_request = sock.call.map(|c| c.tag);
-                let call_request = call_request.map(|c| self.canon(c).request);
-                let ours = taken.tag.is_none_or(|t| Some(t.request) == call_request);
-                let call = self
-                    .socks
-                    .get_mut(&tuple)
-                    .and_then(|s| s.call.as_mut())
-                    .filter(|_| ours)
-                    .map(|c| {
-                        c.replied = true;
-                        *c
-                    });
-                if let Some(c) = call {
+                let replied = self.replied_calls(tuple, &taken);
+                if let Some(c) = replied.first() {
                     // The first call on a connection opened for a request is over; from now
                     // on the connection serves whichever request the thread sends for.
                     if let Some(fd) = b.fd {
                         self.conn_owner.remove(&(tgid, fd));
                     }
+                    let parent = self.canon(c.parent);
                     if let Some(t) = self.threads.get_mut(&ev.tid) {
-                        t.current = Some(c.parent);
+                        t.current = Some(parent);
                     }
+                    self.woke(ev.tid, replied.iter().map(|c| c.parent), Some(tuple));
                 } else if let Some(t) = self.threads.get_mut(&ev.tid) {
                     // A reply to a call nobody saw made, on a thread with no request: it was
                     // blocked in that call when the recording began, for an unknown request.
@@ -113,12 +129,45 @@ impl Engine {
                         t.handoff = None;
                     }
                 }
-                call.map(|c| c.tag)
+                replied.first().map(|c| self.canon(c.tag))
             }
         };
         if let Some(tag) = tag {
             self.extend_span(tag, ev.ts, n, 0);
         }
         tag
+    }
+
+    /// The calls on client connection `tuple` that a read taking `taken` answers, oldest
+    /// first, removed from the connection's calls in progress. The reply bytes name their
+    /// requests (their sender served them); bytes nobody was seen sending answer the oldest
+    /// call. A read naming only other requests answers none.
+    fn replied_calls(&mut self, tuple: Tuple, taken: &Taken) -> Vec<Call> {
+        let Some(calls) = self.socks.get(&tuple).map(|s| &s.calls) else {
+            return Vec::new();
+        };
+        let requests: Vec<u64> = calls.iter().map(|c| self.canon(c.tag).request).collect();
+        let named: Vec<u64> = taken
+            .tag
+            .iter()
+            .chain(&taken.rest)
+            .map(|t| t.request)
+            .collect();
+        let picked: Vec<usize> = if named.is_empty() {
+            (!requests.is_empty()).then_some(0).into_iter().collect()
+        } else {
+            (0..requests.len())
+                .filter(|&i| named.contains(&requests[i]))
+                .collect()
+        };
+        let Some(sock) = self.socks.get_mut(&tuple) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(picked.len());
+        for i in picked.into_iter().rev() {
+            out.extend(sock.calls.remove(i));
+        }
+        out.reverse();
+        out
     }
 }

@@ -16,11 +16,20 @@ impl Engine {
         tid: i32,
         started: i64,
     ) {
+        let also = self
+            .socks
+            .get_mut(&sender)
+            .map(|s| std::mem::take(&mut s.queued))
+            .unwrap_or_default();
+        let also: Vec<Tag> = also.into_iter().map(|t| self.canon(t)).collect();
         let s = self
             .streams
             .entry((sender.local, sender.remote))
             .or_default();
         self.stats.dropped_segments += s.send(len, tag, tid, started) as u64;
+        if !also.is_empty() {
+            s.also(also);
+        }
     }
 
     pub(crate) fn resolve_send(
@@ -92,6 +101,7 @@ impl Engine {
         let tags = match sock.role {
             Role::Server => {
                 let rx = sock.rx;
+                let queued = sock.queued.clone();
                 if rx.is_some() {
                     sock.responded = true;
                 }
@@ -106,6 +116,11 @@ impl Engine {
                     }
                     Some(rx) => {
                         let rx = self.canon(rx);
+                        self.answered(tid, rx.request);
+                        for q in queued {
+                            self.answered(tid, q.request);
+                            self.extend_span(q, ts, 0, 0);
+                        }
                         (Some(rx), Some(self.answer(tid, rx, ts)))
                     }
                 }
@@ -134,11 +149,7 @@ impl Engine {
         let tgid = t.tgid.unwrap_or(tid);
         let key = fd.map(|fd| (tgid, fd));
         let owner = key.and_then(|k| self.conn_owner.get(&k).copied());
-        let open_call = self
-            .socks
-            .get(&tuple)
-            .and_then(|s| s.call)
-            .filter(|c| !c.replied);
+        let open_call = self.socks.get(&tuple).and_then(|s| s.calls.back().copied());
         // A connection that came up during the recording, though no connect of it was seen,
         // was opened before the recording for a request the recording cannot name (nginx
         // writes such a request once the handshake completes, amid the current request's
@@ -160,11 +171,16 @@ impl Engine {
         let open_call = open_call.map(|c| Call {
             tag: self.canon(c.tag),
             parent: self.canon(c.parent),
-            ..c
         });
+        let woken = if event_loop && owner.is_none() {
+            self.take_woken(tid, tuple, current)
+        } else {
+            None
+        };
         let (parent, rule) = match (current, owner, open_call) {
             // An event loop may open connections for several requests before writing to them.
             (_, Some(o), _) if event_loop => (o, Rule::EventLoop),
+            _ if woken.is_some() => woken?,
             (Some(cur), ..) if event_loop => (cur, Rule::EventLoop),
             (Some(cur), ..) => (cur, Rule::ThreadRequest),
             (None, Some(o), _) => (o, Rule::EventLoop),
@@ -200,11 +216,14 @@ impl Engine {
         self.socks.get(&tuple)?;
         let tag = self.new_span(parent, SpanKind::Client, tid, ts, Some(tuple), rule);
         if let Some(sock) = self.socks.get_mut(&tuple) {
-            sock.call = Some(Call {
-                tag,
-                parent,
-                replied: false,
-            });
+            // A blocking client has one call in flight: an older one's reply was not seen.
+            if !event_loop {
+                sock.calls.clear();
+            }
+            sock.calls.push_back(Call { tag, parent });
+            if sock.calls.len() > crate::engine::MAX_CALLS {
+                sock.calls.pop_front();
+            }
         }
         Some(tag)
     }

@@ -12,6 +12,17 @@ impl Engine {
         if let Some(s) = self.spans.get_mut(&tag.span) {
             s.bytes_in += bytes_in;
             s.bytes_out += bytes_out;
+            // An event loop's span is one turn: once the loop turned to other work, only a
+            // new turn span covers time (see [`crate::link`]'s turns).
+            let other_turn = self.threads.get(&s.tid).is_some_and(|t| {
+                t.event_loop
+                    && s.kind != SpanKind::Client
+                    && t.turn.is_none_or(|c| c.span != s.id)
+                    && s.start < t.mark
+            });
+            if other_turn {
+                return;
+            }
             s.end = s.end.max(at);
             // The span's own thread: another thread's clock would mix two threads' time.
             if let Some(t) = self.threads.get(&s.tid) {

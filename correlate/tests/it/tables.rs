@@ -215,7 +215,7 @@ fn self_times_add_up_to_each_requests_duration() {
         .collect();
     let mut sum: std::collections::HashMap<u64, i64> = Default::default();
     for ((r, s), (k, c)) in req_of.iter().zip(&selfs).zip(kinds.iter().zip(&cpu)) {
-        assert!(*s >= 0, "negative self time");
+        assert!(*s >= 0, "negative self time {s} {k} request {r:?}");
         if k == "client" {
             assert_eq!(*c, 0, "client spans have no CPU of their own");
         }

@@ -1,0 +1,200 @@
+//! Event loops: which request each turn of the loop works on.
+//!
+//! An event loop (nginx, redis, Node.js, asyncio) interleaves requests on one thread. The
+//! kernel shows it reading requests and replies and writing calls and responses, with waits
+//! (`epoll_wait`) between batches; between two syscalls it runs callbacks or coroutine steps
+//! that leave no kernel event. Two rules follow from how such loops run:
+//!
+//! - **Turns.** Each syscall the loop makes for a request belongs to that request's *turn*. A
+//!   turn lasts from where the previous one stopped (the exit of the previous request's last
+//!   syscall, or the end of a wait) to the loop's next syscall for another request. Each turn
+//!   is its own span, so no span of a request covers another request's work on the thread;
+//!   the first turn is the request's server span, later ones are internal spans under it
+//!   (rule `turn`). A loop that serves one request at a time has one turn per request, and
+//!   its server span covers the request's whole stay, waits included.
+//! - **Woken order.** A loop runs the work a read made due in the order the reads happened:
+//!   a request read on a server socket, or a reply read on a client connection (Node.js runs
+//!   the callbacks of a pipelined connection's replies in reply order; asyncio resumes the
+//!   task awaiting that connection). So a write on a client connection that no read of the
+//!   same turn explains belongs to the oldest request a reply on that same connection woke,
+//!   else to the first request read that has not called out yet (rule `continuation`), in
+//!   the order the loop scheduled their steps. A request read two or more iterations ago that
+//!   still has not called out is parked on something the kernel does not see (asyncio's
+//!   `await pool.get()`); when another request answers, what it held is released in that
+//!   turn and the longest-parked request is scheduled then, after every request read so far
+//!   and before any read later. The asyncio capture showed both orders: a fresh request
+//!   taking the redis connection whose release woke a parked one, and a parked one taking
+//!   it before a request read after the release.
+
+use crate::engine::Engine;
+use crate::event::Tuple;
+use crate::model::{Rule, SpanKind};
+use crate::stream::Tag;
+
+/// Requests an event loop keeps as due: a loop runs a batch's callbacks within one turn of
+/// its wait, so a few dozen suffice; older ones were handled with no kernel trace.
+const MAX_WOKEN: usize = 64;
+
+impl Engine {
+    /// An event loop `tid` read what makes `tags`' work due (requests read, or replies read
+    /// on client connection `via`), in this order.
+    pub(crate) fn woke(
+        &mut self,
+        tid: i32,
+        tags: impl IntoIterator<Item = Tag>,
+        via: Option<Tuple>,
+    ) {
+        // A request that has answered has no work left to be woken for.
+        let tags: Vec<Tag> = tags
+            .into_iter()
+            .map(|t| self.canon(t))
+            .filter(|t| self.requests.get(&t.request).is_some_and(|r| !r.responded))
+            .collect();
+        let Some(t) = self.threads.get_mut(&tid).filter(|t| t.event_loop) else {
+            return;
+        };
+        if via.is_some() {
+            // Replies come in order: a request woken by an earlier reply on the connection
+            // that has not used it since had its turn with no kernel trace.
+            t.woken.retain(|(_, v, _)| *v != via);
+        }
+        for tag in tags {
+            if via.is_none() && t.woken.iter().any(|(w, _, _)| w.request == tag.request) {
+                continue;
+            }
+            t.woken.push_back((tag, via, t.waits));
+        }
+        while t.woken.len() > MAX_WOKEN {
+            t.woken.pop_front();
+        }
+    }
+
+    /// The request an event loop's write on client connection `via` carries by woken order,
+    /// and by which rule, taking it off the due list; `current` is the request the loop read
+    /// in this turn, if any.
+    pub(crate) fn take_woken(
+        &mut self,
+        tid: i32,
+        via: Tuple,
+        current: Option<Tag>,
+    ) -> Option<(Tag, Rule)> {
+        let t = self.threads.get_mut(&tid)?;
+        let same_conn = t.woken.iter().position(|(_, v, _)| *v == Some(via));
+        let (i, rule) = match (same_conn, current) {
+            (Some(i), _) => (i, Rule::Continuation),
+            (None, Some(cur)) => {
+                if let Some(i) = t
+                    .woken
+                    .iter()
+                    .position(|(w, _, _)| w.request == cur.request)
+                {
+                    t.woken.remove(i);
+                }
+                return Some((cur, Rule::EventLoop));
+            }
+            (None, None) => {
+                // Due: read (or woken) in the last iteration or this one; one parked longer
+                // only when no release was seen to wake another.
+                let due = t.waits.saturating_sub(1);
+                let i = t
+                    .woken
+                    .iter()
+                    .position(|w| w.1.is_none() && w.2 >= due)
+                    .or_else(|| t.woken.iter().position(|w| w.1.is_none()))?;
+                (i, Rule::Continuation)
+            }
+        };
+        t.woken.remove(i).map(|(tag, _, _)| (tag, rule))
+    }
+
+    /// Event loop `tid` answered `request`: nothing of it is due any more, and whatever it
+    /// held (a pooled connection) is released in this turn, which wakes the request parked
+    /// longest: it is due after everything read so far.
+    pub(crate) fn answered(&mut self, tid: i32, request: u64) {
+        let Some(t) = self.threads.get_mut(&tid).filter(|t| t.event_loop) else {
+            return;
+        };
+        t.woken.retain(|(w, _, _)| w.request != request);
+        t.answering = true;
+        // Read before the last iteration and still not sent for: its step ran and parked.
+        let parked = t.waits.saturating_sub(1);
+        if let Some(i) = t.woken.iter().position(|w| w.1.is_none() && w.2 < parked) {
+            if let Some((tag, via, _)) = t.woken.remove(i) {
+                t.woken.push_back((tag, via, t.waits));
+            }
+        }
+    }
+
+    /// Event loop `tid` made a syscall from `start` to `end` for `tag`'s request: it is that
+    /// request's turn. A turn on another request ends and a new turn span begins where it
+    /// stopped, unless `tag` is a span this syscall just opened on the thread.
+    pub(crate) fn take_turn(&mut self, tid: i32, tag: Tag, end: i64) {
+        let tag = self.canon(tag);
+        let Some(t) = self.threads.get(&tid).filter(|t| t.event_loop) else {
+            return;
+        };
+        let (turn, mark, resumed) = (t.turn.map(|c| self.canon(c)), t.mark, t.resumed);
+        // The previous turn may have been extended past its last syscall (to the start of
+        // the read that turned the loop to this request).
+        let mut start = turn
+            .and_then(|c| self.spans.get(&c.span))
+            .map_or(mark, |s| mark.max(s.end));
+        // Preempted since: the step running then was the previous turn's, and it went on
+        // when the thread ran again (in the asyncio capture every tail of a step that
+        // outlasted the next turn's start had a preemption right after its last syscall).
+        let preempted = resumed != i64::MAX && resumed > start;
+        if preempted {
+            start = resumed;
+        }
+        let span = match turn {
+            Some(c) if c.request == tag.request => c,
+            _ => {
+                if let Some(c) = turn.filter(|_| preempted) {
+                    self.extend_span(c, start, 0, 0);
+                }
+                let fresh = self
+                    .spans
+                    .get(&tag.span)
+                    .is_some_and(|s| s.tid == tid && s.kind != SpanKind::Client && s.start >= mark);
+                if fresh {
+                    tag
+                } else {
+                    // A call's span hangs under the span that made it.
+                    let parent = self
+                        .spans
+                        .get(&tag.span)
+                        .filter(|s| s.kind == SpanKind::Client)
+                        .and_then(|s| s.parent)
+                        .map_or(tag, |p| Tag {
+                            request: tag.request,
+                            span: p,
+                        });
+                    self.new_span(parent, SpanKind::Internal, tid, start, None, Rule::Turn)
+                }
+            }
+        };
+        let answered = self.threads.get_mut(&tid).is_some_and(|t| {
+            t.turn = Some(span);
+            t.mark = end;
+            std::mem::take(&mut t.answering)
+        });
+        self.extend_span(span, end, 0, 0);
+        if answered {
+            // A turn that answered its request ends with the answer; what the loop does
+            // next (nginx writes its access log) is not the request's.
+            if let Some(t) = self.threads.get_mut(&tid) {
+                t.turn = None;
+            }
+        }
+    }
+
+    /// Event loop `tid` returns from a wait at `at`: a turn on another request begins no
+    /// earlier. The turn in progress goes on if the loop's next syscall is for its request
+    /// (a span covers no other request's work, but may cover a wait).
+    pub(crate) fn waited(&mut self, tid: i32, at: i64) {
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.mark = at;
+            t.waits += 1;
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Event loops that interleave requests (testbed models `eventloop`, Node.js `http` with one
+//! pipelined redis connection, and `asyncio`, tasks sharing a pool of redis connections).
+
+use super::*;
+
+/// Event loop 2 reads requests A (fd 7) and B (fd 8), writes each one's command on the one
+/// redis connection (fd 9); redis (tid 4) reads both commands in one read and answers both
+/// in one write; the loop reads both replies in one read, writes each one's second command
+/// (the callbacks run in reply order), then answers A and B.
+fn pipelined(s: &mut Sim) {
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.send(2, 9, 42000, 16379, 22);
+    s.recv(2, 8, INGRESS, 40001, 73);
+    s.send(2, 9, 42000, 16379, 22);
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(4, 11, 16379, 42000, 44);
+    s.send(4, 11, 16379, 42000, 8);
+    s.recv(2, 9, 42000, 16379, 8);
+    s.send(2, 9, 42000, 16379, 23); // A's second command
+    s.send(2, 9, 42000, 16379, 23); // B's
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(4, 11, 16379, 42000, 46);
+    s.send(4, 11, 16379, 42000, 10);
+    s.recv(2, 9, 42000, 16379, 10);
+    s.send(2, 7, INGRESS, 40000, 155);
+    s.send(2, 8, INGRESS, 40001, 155);
+}
+
+#[test]
+fn pipelined_replies_read_at_once_wake_their_requests_in_order() {
+    let mut s = Sim::new();
+    pipelined(&mut s);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 2);
+    for (r, port) in f.iter().zip([40000u16, 40001]) {
+        assert_eq!(r.request.ingress.remote.port, port);
+        let calls = r.spans.iter().filter(|sp| sp.kind == SpanKind::Client);
+        assert_eq!(calls.count(), 2, "request {port}: both its commands");
+        let redis = r.spans.iter().filter(|sp| sp.tid == 4);
+        assert_eq!(
+            redis.count(),
+            2,
+            "request {port}: redis served both its commands"
+        );
+        assert!(r.request.responded);
+    }
+    assert!(rules(&f[1]).contains(&"continuation"), "{:?}", rules(&f[1]));
+}
+
+#[test]
+fn an_event_loops_spans_do_not_cover_other_requests_turns() {
+    let mut s = Sim::new();
+    pipelined(&mut s);
+    let (f, _) = s.finish();
+    let mut turns: Vec<(i64, i64, u64)> = f
+        .iter()
+        .flat_map(|r| r.spans.iter())
+        .filter(|sp| sp.tid == 2 && sp.kind != SpanKind::Client)
+        .map(|sp| (sp.start, sp.end, sp.request))
+        .collect();
+    turns.sort();
+    for w in turns.windows(2) {
+        assert!(w[0].1 <= w[1].0, "turns overlap: {w:?}");
+    }
+    // A's server span is its first turn; its later turns hang under it.
+    let a = &f[0];
+    let root = &a.spans[0];
+    assert_eq!((root.kind, root.tid), (SpanKind::Server, 2));
+    assert!(rules(a).contains(&"turn"));
+    for sp in a
+        .spans
+        .iter()
+        .filter(|sp| sp.tid == 2 && sp.kind == SpanKind::Internal)
+    {
+        assert_eq!(sp.parent, Some(root.id));
+    }
+}
+
+#[test]
+fn a_coroutine_step_after_a_zero_timeout_wait_sends_for_the_request_read_before_it() {
+    // asyncio: the loop reads request A, polls with a zero timeout, then A's task step
+    // writes to redis: no request was read in that turn.
+    let mut s = Sim::new();
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.send(2, 9, 42000, 16379, 22);
+    s.recv(4, 11, 16379, 42000, 22);
+    s.send(4, 11, 16379, 42000, 4);
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 9, 42000, 16379, 4);
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.send(2, 7, INGRESS, 40000, 155);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 1);
+    assert_eq!(rules(&f[0]), ["continuation", "byte_stream"]);
+    assert!(
+        span_on(&f[0], 4, SpanKind::Server).is_some(),
+        "redis reached"
+    );
+}
+
+#[test]
+fn a_request_parked_on_a_pool_resumes_when_another_answers() {
+    // asyncio, one pooled redis connection (fd 9): A takes it; B is read and parks (its
+    // step makes no syscall); A answers (releasing the connection), then C is read; B's step
+    // runs first and writes on fd 9, then C's finds the pool empty.
+    let mut s = Sim::new();
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 7, INGRESS, 40000, 73); // A
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.send(2, 9, 42000, 16379, 22);
+    s.recv(2, 8, INGRESS, 40001, 73); // B
+    s.syscall(2, Sys::Wait, 5, 0, &[]); // B's step parks
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 9, 42000, 16379, 4); // A's reply (no redis in this test)
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.send(2, 7, INGRESS, 40000, 155); // A answers and releases
+    s.recv(2, 10, INGRESS, 40002, 73); // C
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.send(2, 9, 42000, 16379, 22); // B's step
+    let (f, _) = s.finish();
+    let b = f
+        .iter()
+        .find(|r| r.request.ingress.remote.port == 40001)
+        .expect("B");
+    assert!(
+        span_on(b, 2, SpanKind::Client).is_some(),
+        "the write after the release is B's: {:?}",
+        rules(b)
+    );
+}
