@@ -180,6 +180,10 @@ pub(crate) struct Sock {
     /// Client sockets: the calls in progress, oldest first (several when an event loop
     /// pipelines requests' commands on one connection); at most [`MAX_CALLS`].
     pub calls: std::collections::VecDeque<Call>,
+    /// Client sockets: the calls the latest reply read answered. A reply can arrive in several
+    /// reads (capture `s1-c1`: the app's header and body 49 ms apart, Nagle's algorithm
+    /// holding the body until nginx's delayed ACK); the later reads are the same calls'.
+    pub answered: Vec<Call>,
     /// Client sockets: a call was seen on it (tagged or not).
     pub called: bool,
 }
@@ -354,6 +358,7 @@ impl Engine {
             s.queued.clear();
             s.responded = false;
             s.calls.clear();
+            s.answered.clear();
         }
         // A connection opened for a request keeps that claim only until its first call; one
         // whose first call was already made may have had its reply lost, and must not claim

@@ -284,6 +284,7 @@ impl Engine {
                 rx: None,
                 responded: false,
                 calls: Default::default(),
+                answered: Vec::new(),
                 called: false,
                 queued: Vec::new(),
             }

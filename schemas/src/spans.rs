@@ -61,21 +61,23 @@ pub const BLOCKED_OTHER_NS: &str = "blocked_other_ns";
 pub const UNKNOWN_NS: &str = "unknown_ns";
 /// Events labelled with this span (Int64).
 pub const EVENTS: &str = "events";
-/// This hop's own time (Int64 ns): for a server or internal span its duration minus its client
-/// children (the calls it made); for a client span the time on the wire, its duration minus its
-/// server child (the callee's work). A request's spans' self times add up to its duration.
+/// This hop's own time (Int64 ns), its exclusive time: each instant of the request (from its
+/// `start_ns` to its `end_ns`) counts for the deepest span open then (the latest started among
+/// equals; the root when none is open). For a server or internal span that is its duration
+/// minus its calls; for a client span the time on the wire, its duration minus the callee's
+/// server span. A request's spans' self times add up to its duration.
 pub const SELF_NS: &str = "self_ns";
-/// [`CPU_NS`] minus the client children's (0 for client spans) (Int64 ns).
+/// [`CPU_NS`] minus the client children's, fitted to [`SELF_NS`] (0 for client spans) (Int64 ns).
 pub const SELF_CPU_NS: &str = "self_cpu_ns";
-/// [`RUNNABLE_NS`] minus the client children's (0 for client spans) (Int64 ns).
+/// [`RUNNABLE_NS`] minus the client children's, fitted to [`SELF_NS`] (0 for client spans) (Int64 ns).
 pub const SELF_RUNNABLE_NS: &str = "self_runnable_ns";
-/// [`BLOCKED_NETWORK_NS`] minus the client children's (0 for client spans) (Int64 ns).
+/// [`BLOCKED_NETWORK_NS`] minus the client children's, fitted to [`SELF_NS`] (0 for client spans) (Int64 ns).
 pub const SELF_BLOCKED_NETWORK_NS: &str = "self_blocked_network_ns";
-/// [`BLOCKED_DISK_NS`] minus the client children's (0 for client spans) (Int64 ns).
+/// [`BLOCKED_DISK_NS`] minus the client children's, fitted to [`SELF_NS`] (0 for client spans) (Int64 ns).
 pub const SELF_BLOCKED_DISK_NS: &str = "self_blocked_disk_ns";
-/// [`BLOCKED_LOCK_NS`] minus the client children's (0 for client spans) (Int64 ns).
+/// [`BLOCKED_LOCK_NS`] minus the client children's, fitted to [`SELF_NS`] (0 for client spans) (Int64 ns).
 pub const SELF_BLOCKED_LOCK_NS: &str = "self_blocked_lock_ns";
-/// [`BLOCKED_OTHER_NS`] minus the client children's (0 for client spans) (Int64 ns).
+/// [`BLOCKED_OTHER_NS`] minus the client children's, fitted to [`SELF_NS`] (0 for client spans) (Int64 ns).
 pub const SELF_BLOCKED_OTHER_NS: &str = "self_blocked_other_ns";
 
 use crate::dict;

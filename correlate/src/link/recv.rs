@@ -141,8 +141,40 @@ impl Engine {
     /// The calls on client connection `tuple` that a read taking `taken` answers, oldest
     /// first, removed from the connection's calls in progress. The reply bytes name their
     /// requests (their sender served them); bytes nobody was seen sending answer the oldest
-    /// call. A read naming only other requests answers none.
+    /// call. A read that answers no call in progress continues the reply of the calls the
+    /// previous reply read answered, when it names their requests (or names none and no call
+    /// is in progress). A read naming only other requests answers none.
     fn replied_calls(&mut self, tuple: Tuple, taken: &Taken) -> Vec<Call> {
+        let out = self.new_replies(tuple, taken);
+        let Some(sock) = self.socks.get_mut(&tuple) else {
+            return out;
+        };
+        if !out.is_empty() {
+            sock.answered.clone_from(&out);
+            return out;
+        }
+        let answered = std::mem::take(&mut sock.answered);
+        let no_calls = sock.calls.is_empty();
+        let named: Vec<u64> = taken
+            .tag
+            .iter()
+            .chain(&taken.rest)
+            .map(|t| self.canon(*t).request)
+            .collect();
+        let unnamed_tail = named.is_empty() && no_calls;
+        let cont: Vec<Call> = answered
+            .iter()
+            .copied()
+            .filter(|c| unnamed_tail || named.contains(&self.canon(c.tag).request))
+            .collect();
+        if let Some(sock) = self.socks.get_mut(&tuple) {
+            sock.answered = answered;
+        }
+        cont
+    }
+
+    /// The calls in progress on `tuple` a read taking `taken` answers, removed from them.
+    fn new_replies(&mut self, tuple: Tuple, taken: &Taken) -> Vec<Call> {
         let Some(calls) = self.socks.get(&tuple).map(|s| &s.calls) else {
             return Vec::new();
         };

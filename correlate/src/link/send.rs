@@ -219,6 +219,7 @@ impl Engine {
             // A blocking client has one call in flight: an older one's reply was not seen.
             if !event_loop {
                 sock.calls.clear();
+                sock.answered.clear();
             }
             sock.calls.push_back(Call { tag, parent });
             if sock.calls.len() > crate::engine::MAX_CALLS {

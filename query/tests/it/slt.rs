@@ -1,4 +1,8 @@
 //! Runs every `tests/slt/*.slt` file against the `s1-c1` fixture.
+//!
+//! `KREQ_SLT_UPDATE=1 cargo test -p kreq-query --test it slt::sqllogictest_files` rewrites the
+//! files' expected results with what kreq answers (then review the diff): correlation changes
+//! move the fixture's labels, and hand-editing hundreds of result lines invites typos.
 
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::DataType;
@@ -108,7 +112,27 @@ fn sqllogictest_files() {
         .iter()
         .map(|r| (format!("kreq.{r}"), "false".to_owned()))
         .collect();
+    let update = std::env::var_os("KREQ_SLT_UPDATE").is_some_and(|v| v == "1");
     super::runtime().block_on(async move {
+        if update {
+            for f in &files {
+                let (ctx, _) = kreq_query::open_with(&ds, &[]).await.expect("open fixture");
+                let mut runner = sqllogictest::Runner::new(move || {
+                    let ctx = ctx.clone();
+                    async move { Ok(Kreq { ctx }) }
+                });
+                runner
+                    .update_test_file(
+                        f,
+                        " ",
+                        sqllogictest::default_validator,
+                        sqllogictest::default_normalizer,
+                        sqllogictest::default_column_validator,
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            }
+        }
         for settings in [&[][..], &off[..]] {
             for f in &files {
                 let (ctx, _) = kreq_query::open_with(&ds, settings)
