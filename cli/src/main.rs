@@ -46,6 +46,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    quiet_on_broken_pipe();
     let result = match cli.command {
         Command::Ingest(args) => ingest_cmd::run(args),
         Command::Record(args) => record_cmd::run(args),
@@ -65,6 +66,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `kreq eval ... | head -1`: a reader that stops early ends kreq quietly with success, as a
+/// broken pipe returned as an error does (below), instead of `println!` panicking. Rust ignores
+/// SIGPIPE and the workspace forbids the `unsafe` that restoring it takes, so the panic that
+/// std raises for a failed print to stdout is caught here.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let p = info.payload();
+        let msg = p
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| p.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// The error and its causes, each cause once: DataFusion's messages already include theirs.
@@ -93,8 +114,12 @@ fn message(e: &anyhow::Error) -> String {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    // arrow's CSV writer keeps only the text of the io::Error (`Csv error: Broken pipe (os
+    // error 32)`), so the text counts too.
+    let epipe = std::io::Error::from_raw_os_error(32).to_string();
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.to_string().ends_with(&epipe)
     })
 }

@@ -134,3 +134,30 @@ fn report_has_every_section() {
     }
     assert!(out.contains("| 100      | 0          |"), "{out}");
 }
+
+/// A reader that stops early (`kreq eval ... | head -1`, `kreq sql ... | head`) ends kreq
+/// quietly with success: no panic message on stderr.
+#[test]
+fn a_reader_that_stops_early_ends_kreq_quietly() {
+    let ds = correlated();
+    let truth = crate::root().join("testdata/s1-c1/truth.jsonl");
+    let ds = ds.to_str().unwrap_or("");
+    for args in [
+        vec!["eval", ds, "--truth", truth.to_str().unwrap_or("")],
+        vec!["report", ds],
+        vec!["sql", ds, "SELECT * FROM events"],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kreq"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run kreq");
+        // The read end closes before kreq writes: its first write fails.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+    }
+}
