@@ -229,3 +229,39 @@ fn self_times_add_up_to_each_requests_duration() {
         assert_eq!(sum.get(&id).copied(), Some(*d), "request {id}");
     }
 }
+
+/// Capture `v6-dualstack`: a server on `[::]` with one IPv4 and one IPv6 client, five
+/// exchanges each. An IPv6 socket's `inet_sock_set_state` and `tcp_rcv_space_adjust` carry its
+/// address only in `saddr_v6` (the IPv4 fields say `0.0.0.0` or `127.0.0.6`), and `tcp_probe`
+/// names an IPv4 peer of a dual-stack socket `::ffff:127.0.0.1`: both sides of each connection
+/// must still be one connection, so every exchange is a request sent by the main thread.
+#[test]
+fn ipv6_and_ipv4_mapped_peers_are_one_connection_each() {
+    let dir = ingested(&testdata().join("v6-dualstack/trace.txt.zst"));
+    let ds = dir.path().join("ds");
+    let opts = Options {
+        ingress: vec![":29601".to_owned()],
+        ..Options::default()
+    };
+    let summary = correlate(&ds, &opts).expect("correlate");
+    assert_eq!(summary.stats.unseen_bytes, 0, "{:?}", summary.stats);
+    let reqs = table(&ds, "requests");
+    let tids = prims::<arrow::datatypes::Int32Type>(&reqs, "client_tid");
+    assert_eq!(tids.len(), 10, "two clients, five exchanges each");
+    assert!(tids.iter().all(Option::is_some), "{tids:?}");
+    let mut addrs: Vec<String> = reqs
+        .iter()
+        .flat_map(|b| {
+            let a = arrow::compute::cast(
+                b.column_by_name("client_addr").expect("client_addr"),
+                &arrow::datatypes::DataType::Utf8,
+            )
+            .expect("cast");
+            let a = a.as_string::<i32>().clone();
+            (0..a.len()).map(move |i| a.value(i).to_owned())
+        })
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    assert_eq!(addrs, ["127.0.0.1", "::1"]);
+}
