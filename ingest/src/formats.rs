@@ -113,10 +113,42 @@ pub fn split_template<'a>(p: &'a str, t: &Template, out: &mut Vec<(&'a str, &'a 
         let Some(i) = find(&p.as_bytes()[vstart..], lit.as_bytes()) else {
             return false;
         };
-        out.push((key, &p[vstart..vstart + i]));
+        if !push_field(key, &p[vstart..vstart + i], out) {
+            return false;
+        }
         vstart += i + lit.len();
     }
-    out.push((parts[parts.len() - 1].1, &p[vstart..]));
+    push_field(parts[parts.len() - 1].1, &p[vstart..], out)
+}
+
+/// Fields whose values are free text (task names, paths, messages): they may hold spaces and
+/// `=`, so only the template's literals end them.
+fn free_text(field: &str) -> bool {
+    field.ends_with("comm") || matches!(field, "filename" | "buf")
+}
+
+/// Push `key`'s value. Another kernel's format may print fields this template lacks between
+/// two it has: `sched_wakeup: comm=sh pid=1 prio=120 success=1 target_cpu=002` (kernels before
+/// 4.x; captures `tcinc_trace-android-sched.txt`, `lisa_trace_txt_trace.txt`). A value of a
+/// field that is not free text never holds a space, so ` name=` inside one starts such a
+/// field; each becomes a field of its own. False when the rest is not `name=value` tokens.
+fn push_field<'a>(key: &'a str, v: &'a str, out: &mut Vec<(&'a str, &'a str)>) -> bool {
+    let extra = if free_text(key) { None } else { v.find(' ') };
+    let Some(cut) = extra else {
+        out.push((key, v));
+        return true;
+    };
+    out.push((key, &v[..cut]));
+    for token in v[cut..].split(' ').filter(|t| !t.is_empty()) {
+        match token.split_once('=') {
+            Some((k, val))
+                if !k.is_empty() && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') =>
+            {
+                out.push((k, val));
+            }
+            _ => return false,
+        }
+    }
     true
 }
 

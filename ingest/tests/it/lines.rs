@@ -123,6 +123,23 @@ fn sched_switch_next_comm_with_space_survives() {
     assert_eq!(fields(&e).len(), 7);
 }
 
+/// Kernels before 4.x print `success=` between `prio=` and `target_cpu=` (captures
+/// `tcinc_trace-android-sched.txt` and `lisa_trace_txt_trace.txt` in the shared corpus): a
+/// field the template lacks is a field of its own, not the end of `prio`'s value; a task name
+/// with spaces and `=` still ends only at ` pid=`.
+#[test]
+fn fields_an_older_format_adds_are_fields_of_their_own() {
+    let e = event("              sh-12958 [002] d.H5 365761.623995: sched_wakeup: comm=rcu_preempt pid=8 prio=120 success=1 target_cpu=002");
+    assert_eq!(field(&e, "prio").as_deref(), Some("120"));
+    assert_eq!(field(&e, "success").as_deref(), Some("1"));
+    assert_eq!(field(&e, "target_cpu").as_deref(), Some("002"));
+    let e = event("          <idle>-0     [002]    76.211513: sched_wakeup:          comm=a b=c pid=1642 prio=120 success=1 target_cpu=2");
+    assert_eq!(field(&e, "comm").as_deref(), Some("a b=c"));
+    assert_eq!(field(&e, "pid").as_deref(), Some("1642"));
+    assert_eq!(field(&e, "prio").as_deref(), Some("120"));
+    assert_eq!(field(&e, "success").as_deref(), Some("1"));
+}
+
 #[test]
 fn trace_cmd_scheduler_plugin_forms() {
     let s = event("tcmd_598:             bash-598   [001]  3537.834693: sched_switch:         bash:598 [120] S ==> opt cgu.02:673 [120]");
