@@ -131,3 +131,37 @@ fn a_request_parked_on_a_pool_resumes_when_another_answers() {
         rules(b)
     );
 }
+
+#[test]
+fn a_step_parked_in_the_iteration_after_its_read_is_woken_by_a_release_in_that_iteration() {
+    // The CI-sized asyncio recording of e8e4095 (request 360): B is read in one iteration;
+    // in the next, its step finds the pool empty and parks, then A answers and releases the
+    // connection (fd 9), and C is read. In the iteration after, B's step writes on fd 9
+    // before C's runs: the release woke B before C's bytes arrived.
+    let mut s = Sim::new();
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 7, INGRESS, 40000, 73); // A
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.send(2, 9, 42000, 16379, 22); // A takes the connection
+    s.recv(2, 8, INGRESS, 40001, 73); // B
+    s.syscall(2, Sys::Wait, 5, 1, &[]); // B's step parks in this iteration
+    s.recv(2, 9, 42000, 16379, 4); // A's reply
+    s.send(2, 7, INGRESS, 40000, 155); // A answers and releases
+    s.recv(2, 10, INGRESS, 40002, 73); // C
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.send(2, 9, 42000, 16379, 22); // B's step
+    let (f, _) = s.finish();
+    let by_port = |p: u16| {
+        f.iter()
+            .find(|r| r.request.ingress.remote.port == p)
+            .expect("request")
+    };
+    assert!(
+        span_on(by_port(40001), 2, SpanKind::Client).is_some(),
+        "the write after the release is B's"
+    );
+    assert!(
+        span_on(by_port(40002), 2, SpanKind::Client).is_none(),
+        "not C's"
+    );
+}
