@@ -9,6 +9,8 @@ Models (examples/testbed/models/):
   handoff    acceptor thread + ThreadPoolExecutor(4), redis over a pool of 3 connections
   asyncio    one asyncio thread, a task per connection, redis over a pool of 2 connections
   eventloop  Node.js `http`, one shared redis connection with pipelined commands
+  java       Java HttpServer on a dual-stack socket + newFixedThreadPool(8), 4 redis sockets in
+             an ArrayBlockingQueue (needs a JDK: Debian's openjdk-17-jdk-headless)
 
 The truth file has one line per request: the client's id, thread and CLOCK_MONOTONIC start/end
 (from the load generator) and `segments`, every interval a thread of the app worked on it
@@ -38,6 +40,8 @@ MODELS = {
     "handoff": _app([sys.executable, os.path.join(HERE, "models", "handoff.py")]),
     "asyncio": _app([sys.executable, os.path.join(HERE, "models", "asyncio_app.py")]),
     "eventloop": _app([shutil.which("node") or "node", os.path.join(HERE, "models", "eventloop.js")]),
+    # The single-file source launcher compiles JavaPool.java in memory at start.
+    "java": _app([shutil.which("java") or "java", os.path.join(HERE, "models", "JavaPool.java")]),
 }
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -322,3 +322,30 @@ fn eventloop_model_splits_one_pipelined_connection_among_interleaved_requests() 
     let (_, dir) = score_model("eventloop", "29280", "0.50");
     assert!(edges_by(&dir, "turn") > 0);
 }
+
+#[test]
+fn java_model_on_a_dual_stack_socket_is_exact() {
+    let _serial = crate::tracefs_lock();
+    if !testbed_ready("java model testbed") {
+        return;
+    }
+    assert!(
+        Command::new("javac").arg("-version").output().is_ok(),
+        "the java model needs a JDK (Debian's openjdk-17-jdk-headless; .ci/run installs it)"
+    );
+    let (_, dir) = score_model("java", "29380", "0.99");
+    // The server socket is IPv6: the kernel names its IPv4 peers ::ffff:127.0.0.1 in
+    // tcp_probe, and the request's client must still be found through them.
+    let out = Command::new(env!("CARGO_BIN_EXE_kreq"))
+        .arg("sql")
+        .arg(dir.join("ds"))
+        .arg("SELECT count(*) AS n FROM events WHERE saddr LIKE '::ffff:%'")
+        .output()
+        .expect("kreq sql");
+    let mapped: i64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(mapped > 0, "no IPv4-mapped addresses in the recording");
+}
