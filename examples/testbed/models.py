@@ -9,6 +9,8 @@ Models (examples/testbed/models/):
   handoff    acceptor thread + ThreadPoolExecutor(4), redis over a pool of 3 connections
   asyncio    one asyncio thread, a task per connection, redis over a pool of 2 connections
   eventloop  Node.js `http`, one shared redis connection with pipelined commands
+  pgchain    two thread-per-connection Python tiers, then PostgreSQL (a backend process per
+             connection; needs Debian's postgresql, run as the postgres user)
   java       Java HttpServer on a dual-stack socket + newFixedThreadPool(8), 4 redis sockets in
              an ArrayBlockingQueue (needs a JDK: Debian's openjdk-17-jdk-headless)
 
@@ -41,6 +43,9 @@ MODELS = {
     "asyncio": _app([sys.executable, os.path.join(HERE, "models", "asyncio_app.py")]),
     "eventloop": _app([shutil.which("node") or "node", os.path.join(HERE, "models", "eventloop.js")]),
     # The single-file source launcher compiles JavaPool.java in memory at start.
+    # Not redis: models.py starts PostgreSQL and the mid tier for it (see main).
+    "pgchain": lambda a: [sys.executable, os.path.join(HERE, "models", "pgchain.py"), "--tier", "front",
+                          "--port", str(a.port), "--next", str(a.port + 2), "--truth", a.app_truth],
     "java": _app([shutil.which("java") or "java", os.path.join(HERE, "models", "JavaPool.java")]),
 }
 
@@ -59,6 +64,7 @@ args = p.parse_args()
 work = args.workdir or tempfile.mkdtemp(prefix="kreq-models-")
 os.makedirs(work, exist_ok=True)
 args.app_truth = os.path.join(work, "segments.jsonl")
+extra_truth = []  # truth files of further tiers
 def wait_port(port, timeout=15.0):
     procs.wait_port(port, timeout, work)
 
@@ -66,9 +72,10 @@ def wait_port(port, timeout=15.0):
 def merge_truth(path):
     client = [json.loads(l) for l in open(os.path.join(work, "loadgen.jsonl"))]
     segs = {}
-    for line in open(args.app_truth):
-        s = json.loads(line)
-        segs.setdefault(s.pop("request_id"), []).append(s)
+    for truth in [args.app_truth] + extra_truth:
+        for line in open(truth):
+            s = json.loads(line)
+            segs.setdefault(s.pop("request_id"), []).append(s)
     with open(path, "w") as f:
         for c in sorted(client, key=lambda r: r["client_t0"]):
             rid = c["request_id"]
@@ -79,13 +86,54 @@ def merge_truth(path):
     return len(client)
 
 
-def main():
+def start_postgres(port):
+    """A throwaway PostgreSQL cluster in the work directory, run as the postgres user, with
+    trust authentication on 127.0.0.1 and a table `hits`."""
+    import glob
+    import pwd
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        raise SystemExit("models: PostgreSQL is not installed (apt-get install postgresql)")
+    bindir = os.path.dirname(bins[-1])
+    pg = pwd.getpwnam("postgres")
+    data = os.path.join(work, "pgdata")
+    os.chmod(work, 0o755)
+    os.makedirs(data, exist_ok=True)
+    os.chown(data, pg.pw_uid, pg.pw_gid)
+    as_pg = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(as_pg + [os.path.join(bindir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    start(as_pg + [os.path.join(bindir, "postgres"), "-D", data, "-p", str(port), "-k", data,
+                   "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off"],
+          stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "postgres.log"), "w"))
+    wait_port(port, timeout=30)
+    psql = os.path.join(bindir, "psql")
+    subprocess.run(as_pg + [psql, "-h", "127.0.0.1", "-p", str(port), "-q", "-c",
+                            "CREATE TABLE hits (id int PRIMARY KEY, n bigint); INSERT INTO hits VALUES (1, 0);"],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def start_backend():
+    """redis on the port after the app's, or for `pgchain` PostgreSQL there and the mid tier
+    on the port after it."""
+    if args.model == "pgchain":
+        start_postgres(args.port + 1)
+        mid_truth = os.path.join(work, "segments-mid.jsonl")
+        extra_truth.append(mid_truth)
+        start([sys.executable, os.path.join(HERE, "models", "pgchain.py"), "--tier", "mid",
+               "--port", str(args.port + 2), "--pg", str(args.port + 1), "--truth", mid_truth])
+        wait_port(args.port + 2)
+        return
     redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(redis_bin):
         raise SystemExit("models: redis-server is not installed (apt-get install redis-server)")
     start([redis_bin, "--port", str(args.port + 1), "--bind", "127.0.0.1", "--save", "",
            "--appendonly", "no", "--dir", work, "--daemonize", "no"], stdout=subprocess.DEVNULL)
     wait_port(args.port + 1)
+
+
+def main():
+    start_backend()
     app = start(MODELS[args.model](args))
     wait_port(args.port)
     recorder = None
@@ -103,6 +151,9 @@ def main():
     if recorder:
         procs.stop_recorder(recorder, summary)
     stop(app)  # the app writes its truth now, after the recording
+    for pr in procs.procs:
+        if pr is not app and "pgchain.py" in " ".join(map(str, pr.args)):
+            stop(pr)  # the mid tier writes its truth
     if args.truth:
         summary["truth_requests"] = merge_truth(args.truth)
     summary["model"] = args.model

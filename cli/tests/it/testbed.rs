@@ -349,3 +349,35 @@ fn java_model_on_a_dual_stack_socket_is_exact() {
         .unwrap_or(0);
     assert!(mapped > 0, "no IPv4-mapped addresses in the recording");
 }
+
+#[test]
+fn three_tiers_ending_in_postgresql_are_exact() {
+    let _serial = crate::tracefs_lock();
+    if !testbed_ready("pgchain model testbed") {
+        return;
+    }
+    let initdb = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|v| v.path().join("bin/initdb").exists());
+    assert!(
+        initdb,
+        "the pgchain model needs PostgreSQL (Debian's postgresql; .ci/run installs it)"
+    );
+    let (_, dir) = score_model("pgchain", "29480", "0.99");
+    // PostgreSQL serves each connection with its own backend process: they are the backend
+    // hop of every request.
+    let out = Command::new(env!("CARGO_BIN_EXE_kreq"))
+        .arg("sql")
+        .arg(dir.join("ds"))
+        .arg("SELECT count(DISTINCT request_id) AS n FROM spans WHERE comm = 'postgres' AND kind = 'server'")
+        .output()
+        .expect("kreq sql");
+    let with_pg: i64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    assert_eq!(with_pg, 200, "every request reaches a PostgreSQL backend");
+}
