@@ -86,6 +86,8 @@ pub(crate) struct Bracket {
     pub start: i64,
     pub rows: Vec<u64>,
     pub sk: Option<u64>,
+    /// A `sock_send_length`/`sock_recv_length` fired inside: the syscall is on a socket.
+    pub sock: bool,
     pub len: i64,
     pub rcv_tuple: Option<Tuple>,
     pub send_tuple: Option<Tuple>,
@@ -202,6 +204,9 @@ pub struct Engine {
     pub(crate) streams: HashMap<(crate::event::Endpoint, crate::event::Endpoint), Stream>,
     /// Connections whose handshake completed during the recording (`inet_sock_set_state`).
     pub(crate) born: hashbrown::HashSet<Tuple>,
+    /// The recording has `sock_send_length`/`sock_recv_length`: every socket send and receive
+    /// names its socket, so one that names none is I/O on another kind of file.
+    pub(crate) sock_lengths: bool,
     pub(crate) requests: HashMap<u64, Request>,
     pub(crate) spans: HashMap<u64, Span>,
     pub(crate) finished: Vec<Finished>,
@@ -241,6 +246,7 @@ impl Engine {
             conn_owner: HashMap::new(),
             streams: HashMap::new(),
             born: Default::default(),
+            sock_lengths: false,
             requests: HashMap::new(),
             spans: HashMap::new(),
             finished: Vec::new(),

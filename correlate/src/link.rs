@@ -55,6 +55,7 @@ impl Engine {
     }
 
     pub(crate) fn on_sock_length(&mut self, ev: &Event, sink: &mut impl LabelSink) {
+        self.sock_lengths = true;
         self.implicit_bracket(ev);
         let t = self.thread(ev);
         if let Some(b) = t.bracket.as_mut() {
@@ -62,6 +63,7 @@ impl Engine {
                 b.rows.push(ev.row);
                 return;
             }
+            b.sock = true;
             if ev.sk.is_some() {
                 b.sk = ev.sk;
             }
@@ -261,6 +263,15 @@ impl Engine {
         tgid: i32,
         from_bracket: Option<Tuple>,
     ) -> Option<Tuple> {
+        // A read or write that fired no `sock_*_length`, in a recording that has them, is not
+        // on a socket, whatever TCP events a softirq delivered in its context. The Java model:
+        // pool threads wake the selector by writing 8 bytes to an eventfd; a segment of
+        // another connection delivered during that write named its tuple, the eventfd's fd
+        // took that tuple, and the selector's reads of it then opened requests on that
+        // connection (41 of 200 requests lost in one recording).
+        if self.sock_lengths && !b.sock {
+            return None;
+        }
         let tuple = from_bracket
             .or_else(|| b.sk.and_then(|sk| self.sks.tuple(sk)))
             .or_else(|| b.fd.and_then(|fd| self.fds.get(&(tgid, fd)).copied()))?;

@@ -154,9 +154,14 @@ fn a_request_starts_at_the_ingress_and_ends_with_its_response() {
 
 #[test]
 fn a_syscall_without_socket_events_resolves_through_its_fd() {
+    // A recording without `sock_send_length`/`sock_recv_length` (older kernels, or a
+    // profile without them): the read names its 4-tuple only by `tcp_rcv_space_adjust`, the
+    // reply names nothing, and finds its socket through its fd.
     let mut s = Sim::new();
-    s.recv(2, 7, INGRESS, 40000, 73);
-    // A reply with no socket events inside (e.g. the tracepoints were not enabled).
+    let mut rs = s.ev(2, Kind::RcvSpace);
+    rs.src = Some(ep(INGRESS));
+    rs.dst = Some(ep(40000));
+    s.syscall(2, Sys::Recv, 7, 73, &[rs]);
     s.syscall(2, Sys::Send, 7, 155, &[]);
     let (f, _) = s.finish();
     assert!(f[0].request.responded);

@@ -164,3 +164,34 @@ fn a_duplicate_child_socket_destroyed_at_once_does_not_end_the_connection() {
         "the app's span"
     );
 }
+
+#[test]
+fn io_that_fires_no_socket_event_is_not_on_a_socket() {
+    // Recorded in CI (testbed model `java`): a pool thread wakes the selector by writing 8
+    // bytes to an eventfd; a segment of a client connection is delivered in a softirq during
+    // that write (its `tcp_probe` lands in the write's bracket). The selector then reads the
+    // eventfd. Neither is socket I/O: no `sock_*_length` fired in them.
+    let mut s = Sim::new();
+    s.send(1, 3, 40000, INGRESS, 73);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    let mut probe = s.ev(2, Kind::Probe);
+    probe.irq = true;
+    probe.src = Some(ep(40000));
+    probe.dst = Some(ep(INGRESS));
+    probe.length = Some(73);
+    s.syscall(2, Sys::Send, 11, 8, &[probe]); // eventfd write
+    s.syscall(3, Sys::Recv, 11, 8, &[]); // the selector reads it
+    s.send(2, 7, INGRESS, 40000, 155);
+    s.recv(1, 3, 40000, INGRESS, 155);
+    assert_eq!(s.e.stats().unseen_bytes, 0);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 1, "one request");
+    assert!(
+        f[0].spans.iter().all(|sp| sp.tid != 3),
+        "the selector has no span"
+    );
+    assert_eq!(
+        f[0].spans[0].bytes_out, 155,
+        "the eventfd write is not part of the reply"
+    );
+}
