@@ -9,7 +9,7 @@ use hashbrown::HashMap;
 
 mod scheduler;
 
-use crate::event::{Event, Kind, Sys, Tuple};
+use crate::event::{Endpoint, Event, Kind, Sys, Tuple};
 use crate::model::{Finished, Request, Rule, Span};
 use crate::sched::ThreadClock;
 use crate::socket::{Ingress, Role};
@@ -88,6 +88,10 @@ pub(crate) struct Bracket {
     pub sk: Option<u64>,
     /// A `sock_send_length`/`sock_recv_length` fired inside: the syscall is on a socket.
     pub sock: bool,
+    /// A unix stream socket's two endpoint names (see [`crate::link`]'s unix sockets).
+    pub unix: Option<(Endpoint, Endpoint)>,
+    /// The last thread this syscall woke (in its own context).
+    pub woke: Option<i32>,
     pub len: i64,
     pub rcv_tuple: Option<Tuple>,
     pub send_tuple: Option<Tuple>,
@@ -207,6 +211,10 @@ pub struct Engine {
     /// The recording has `sock_send_length`/`sock_recv_length`: every socket send and receive
     /// names its socket, so one that names none is I/O on another kind of file.
     pub(crate) sock_lengths: bool,
+    /// Unix stream sockets seen sending whose peer is not known yet (see [`crate::link`]).
+    pub(crate) unix_unpaired: Vec<crate::link::UnixSend>,
+    /// Unix sockets by the tuple kreq named them with, to forget them at `close`.
+    pub(crate) unix_sks: HashMap<Tuple, u64>,
     pub(crate) requests: HashMap<u64, Request>,
     pub(crate) spans: HashMap<u64, Span>,
     pub(crate) finished: Vec<Finished>,
@@ -247,6 +255,8 @@ impl Engine {
             streams: HashMap::new(),
             born: Default::default(),
             sock_lengths: false,
+            unix_unpaired: Vec::new(),
+            unix_sks: HashMap::new(),
             requests: HashMap::new(),
             spans: HashMap::new(),
             finished: Vec::new(),

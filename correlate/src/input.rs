@@ -44,7 +44,7 @@ pub(crate) struct PartReader {
     path: PathBuf,
     rows: usize,
     reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
-    v6: V6Fields,
+    side: SideFields,
 }
 
 impl PartReader {
@@ -77,12 +77,12 @@ impl PartReader {
             .with_batch_size(64 * 1024)
             .build()
             .map_err(pq)?;
-        let v6 = V6Fields::open(path)?;
+        let side = SideFields::open(path)?;
         Ok(PartReader {
             path: path.to_owned(),
             rows,
             reader,
-            v6,
+            side,
         })
     }
 
@@ -106,7 +106,7 @@ impl PartReader {
             path: self.path.clone(),
             source,
         })?;
-        decode(&batch, first_row, names, &mut self.v6, out).map_err(|msg| Error::Dataset {
+        decode(&batch, first_row, names, &mut self.side, out).map_err(|msg| Error::Dataset {
             path: self.path.clone(),
             msg,
         })?;
@@ -148,7 +148,7 @@ pub(crate) fn decode(
     b: &RecordBatch,
     first_row: u64,
     names: &mut Interner,
-    v6: &mut V6Fields,
+    side: &mut SideFields,
     out: &mut Vec<Event>,
 ) -> std::result::Result<(), String> {
     let ts = col::<Int64Array>(b, ev::TS_NS)?;
@@ -204,10 +204,22 @@ pub(crate) fn decode(
                 e.length = opt_i64(length, i);
                 e.src = ep(at(&saddrs, &saddr, i), sport, i);
                 e.dst = ep(at(&daddrs, &daddr, i), dport, i);
-                if has_v6_fields(kind) && at(&placeholders, &saddr, i).unwrap_or(false) {
-                    if let Some((src, dst)) = v6.next()? {
-                        e.src = ep(Some(names.intern(unmapped(&src))), sport, i);
-                        e.dst = ep(Some(names.intern(unmapped(&dst))), dport, i);
+                let placeholder = at(&placeholders, &saddr, i).unwrap_or(false);
+                if side.selects(kind, e.sk, placeholder) {
+                    let f = side.next()?;
+                    match (f.family.as_deref(), f.saddr_v6, f.daddr_v6) {
+                        (Some("AF_INET6"), Some(src), Some(dst)) if has_v6_fields(kind) => {
+                            e.src = ep(Some(names.intern(unmapped(&src))), sport, i);
+                            e.dst = ep(Some(names.intern(unmapped(&dst))), dport, i);
+                        }
+                        (Some("AF_UNIX" | "1" | "0x1"), ..) if is_sock_length(kind) => {
+                            if let Some(sk) = e.sk {
+                                let (end, peer) = unix_ends(sk, names);
+                                e.src = Some(end);
+                                e.dst = Some(peer);
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -228,9 +240,39 @@ pub(crate) fn unmapped(addr: &str) -> &str {
     }
 }
 
-/// Socket events whose IPv4 address fields are wrong for an IPv6 socket (see [`V6Fields`]).
+/// Socket events whose IPv4 address fields are wrong for an IPv6 socket (see [`SideFields`]).
 fn has_v6_fields(kind: Kind) -> bool {
     matches!(kind, Kind::SetState | Kind::RcvSpace | Kind::Destroy)
+}
+
+/// `sock_send_length`/`sock_recv_length`: they fire for sockets of every family.
+fn is_sock_length(kind: Kind) -> bool {
+    matches!(kind, Kind::SockSend | Kind::SockRecv)
+}
+
+/// Events that name a socket address with its TCP connection.
+fn is_tcp(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Probe | Kind::RcvSpace | Kind::SetState | Kind::Destroy
+    )
+}
+
+/// The two endpoints kreq names a unix stream socket `sk` by, since the kernel names no
+/// address: the socket itself (`unix:SK`, port 65535) and whichever socket turns out to be
+/// its peer (`unix:SK-peer`, port 1). The ports make the first side seen sending a client
+/// by [`crate::socket::role_from_ports`] when no `connect` or `accept` says otherwise.
+pub(crate) fn unix_ends(sk: u64, names: &mut Interner) -> (Endpoint, Endpoint) {
+    (
+        Endpoint {
+            addr: names.intern(&format!("unix:{sk:x}")),
+            port: 65535,
+        },
+        Endpoint {
+            addr: names.intern(&format!("unix:{sk:x}-peer")),
+            port: 1,
+        },
+    )
 }
 
 /// The IPv4 `saddr` an IPv6 socket's events carry: unset, or LOOPBACK4_IPV6. A real IPv4
@@ -239,33 +281,49 @@ fn v4_placeholder(saddr: &str) -> bool {
     saddr == "0.0.0.0" || saddr == "127.0.0.6"
 }
 
-/// The `saddr_v6`/`daddr_v6` fields (`saddrv6`/`daddrv6` in text) of a part's `AF_INET6`
-/// socket events, in row order. The kernel fills the IPv4 `saddr`/`daddr` of
-/// `inet_sock_set_state` and `tcp_event_sk` events from `inet_saddr`, which an IPv6 socket
-/// leaves `0.0.0.0`, or sets to `127.0.0.6` (LOOPBACK4_IPV6) on `::1`, while `tcp_probe`
-/// prints the real address (capture `v6-dualstack`: without these fields 4 of its 10 requests
-/// lost their client and one was not found).
+/// The few `fields` map entries correlation reads, for the rows that need them, in row order:
 ///
-/// Only those events' rows of the `fields` map are decoded, and of those only rows whose IPv4
-/// `saddr` is a placeholder (a row selection from the `event` and `saddr` columns):
-/// projecting the map for every row made `kreq correlate` 22% slower on `s2-c4` replicated 20
-/// times (median of 5 runs, 1.67 s against 1.37 s), and selecting every socket-state row
-/// (5.6% of that capture's events, scattered) cost about as much.
+/// - `saddr_v6`/`daddr_v6` (`saddrv6`/`daddrv6` in text) of `AF_INET6` socket events. The
+///   kernel fills the IPv4 `saddr`/`daddr` of `inet_sock_set_state` and `tcp_event_sk` events
+///   from `inet_saddr`, which an IPv6 socket leaves `0.0.0.0`, or sets to `127.0.0.6`
+///   (LOOPBACK4_IPV6) on `::1`, while `tcp_probe` prints the real address (capture
+///   `v6-dualstack`: without these fields 4 of its 10 requests lost their client and one was
+///   not found).
+/// - `family` of `sock_*_length` events on sockets that no TCP event of the part names: a unix
+///   stream socket has no addresses at all, only its socket address (see
+///   [`crate::link`]'s unix sockets).
+///
+/// Only those rows of the `fields` map are decoded (a row selection from the `event`, `saddr`
+/// and `sk_addr` columns): projecting the map for every row made `kreq correlate` 22% slower
+/// on `s2-c4` replicated 20 times (median of 5 runs, 1.67 s against 1.37 s), and selecting
+/// every socket-state row (5.6% of that capture's events, scattered) cost about as much.
 #[derive(Default)]
-pub(crate) struct V6Fields {
+pub(crate) struct SideFields {
     reader: Option<parquet::arrow::arrow_reader::ParquetRecordBatchReader>,
     batch: Option<arrow::array::MapArray>,
     pos: usize,
+    /// Socket addresses the part's TCP events name: their `sock_*_length` rows are TCP.
+    tcp: hashbrown::HashSet<u64>,
 }
 
-impl std::fmt::Debug for V6Fields {
+/// The fields of a selected row that correlation reads.
+#[derive(Debug, Default)]
+pub(crate) struct Side {
+    family: Option<String>,
+    saddr_v6: Option<String>,
+    daddr_v6: Option<String>,
+}
+
+impl std::fmt::Debug for SideFields {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("V6Fields").field("pos", &self.pos).finish()
+        f.debug_struct("SideFields")
+            .field("pos", &self.pos)
+            .finish()
     }
 }
 
-impl V6Fields {
-    fn open(path: &Path) -> Result<V6Fields> {
+impl SideFields {
+    fn open(path: &Path) -> Result<SideFields> {
         use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
         let pq = |source| Error::Parquet {
             path: path.to_owned(),
@@ -286,43 +344,57 @@ impl V6Fields {
         };
         let fields = leaf(ev::FIELDS);
         if fields.is_empty() {
-            return Ok(V6Fields::default());
+            return Ok(SideFields::default());
         }
-        let mask = ProjectionMask::leaves(schema, [leaf(ev::EVENT), leaf(ev::SADDR)].concat());
+        let mask = ProjectionMask::leaves(
+            schema,
+            [leaf(ev::EVENT), leaf(ev::SADDR), leaf(ev::SK_ADDR)].concat(),
+        );
         let events = builder.with_projection(mask).build().map_err(pq)?;
-        let mut runs: Vec<RowSelector> = Vec::new();
-        let mut any = false;
+        // Per row: its kind, socket address and whether its `saddr` is an IPv4 placeholder.
+        let mut rows: Vec<(Kind, Option<u64>, bool)> = Vec::new();
+        let mut tcp = hashbrown::HashSet::new();
         for b in events {
             let b = b.map_err(|source| Error::Arrow {
                 path: path.to_owned(),
                 source,
             })?;
-            let (wanted, d) = dict_map(&b, ev::EVENT, |n| has_v6_fields(Kind::classify(n)))
-                .map_err(|msg| Error::Dataset {
-                    path: path.to_owned(),
-                    msg,
-                })?;
-            let (placeholder, sa) =
-                dict_map(&b, ev::SADDR, v4_placeholder).map_err(|msg| Error::Dataset {
-                    path: path.to_owned(),
-                    msg,
-                })?;
+            let bad = |msg| Error::Dataset {
+                path: path.to_owned(),
+                msg,
+            };
+            let (kinds, d) = dict_map(&b, ev::EVENT, Kind::classify).map_err(bad)?;
+            let (placeholder, sa) = dict_map(&b, ev::SADDR, v4_placeholder).map_err(bad)?;
+            let sk = col::<UInt64Array>(&b, ev::SK_ADDR).map_err(bad)?;
             for i in 0..b.num_rows() {
-                let w = at(&wanted, &d, i).unwrap_or(false)
-                    && at(&placeholder, &sa, i).unwrap_or(false);
-                any |= w;
-                match runs.last_mut() {
-                    Some(r) if r.skip != w => r.row_count += 1,
-                    _ => runs.push(if w {
-                        RowSelector::select(1)
-                    } else {
-                        RowSelector::skip(1)
-                    }),
+                let kind = at(&kinds, &d, i).unwrap_or(Kind::Other);
+                let s = sk.is_valid(i).then(|| sk.value(i));
+                if is_tcp(kind) {
+                    tcp.extend(s);
                 }
+                rows.push((kind, s, at(&placeholder, &sa, i).unwrap_or(false)));
+            }
+        }
+        let mut side = SideFields {
+            tcp,
+            ..SideFields::default()
+        };
+        let mut runs: Vec<RowSelector> = Vec::new();
+        let mut any = false;
+        for &(kind, sk, placeholder) in &rows {
+            let w = side.selects(kind, sk, placeholder);
+            any |= w;
+            match runs.last_mut() {
+                Some(r) if r.skip != w => r.row_count += 1,
+                _ => runs.push(if w {
+                    RowSelector::select(1)
+                } else {
+                    RowSelector::skip(1)
+                }),
             }
         }
         if !any {
-            return Ok(V6Fields::default());
+            return Ok(side);
         }
         let builder = ParquetRecordBatchReaderBuilder::try_new(open()?).map_err(pq)?;
         let mask = ProjectionMask::leaves(builder.parquet_schema(), fields);
@@ -331,17 +403,22 @@ impl V6Fields {
             .with_row_selection(RowSelection::from(runs))
             .build()
             .map_err(pq)?;
-        Ok(V6Fields {
-            reader: Some(reader),
-            batch: None,
-            pos: 0,
-        })
+        side.reader = Some(reader);
+        Ok(side)
     }
 
-    /// The next socket event's IPv6 source and destination, when it is an `AF_INET6` one.
-    fn next(&mut self) -> std::result::Result<Option<(String, String)>, String> {
+    /// Whether the row of an event of `kind` on socket `sk` is one whose fields are read: a
+    /// TCP event of an IPv6 socket (its IPv4 `saddr` a placeholder), or a `sock_*_length` of
+    /// a socket no TCP event of the part names (a unix socket, or a TCP one that was quiet).
+    fn selects(&self, kind: Kind, sk: Option<u64>, placeholder: bool) -> bool {
+        (has_v6_fields(kind) && placeholder)
+            || (is_sock_length(kind) && sk.is_some_and(|s| !self.tcp.contains(&s)))
+    }
+
+    /// The next selected row's fields.
+    fn next(&mut self) -> std::result::Result<Side, String> {
         let Some(reader) = self.reader.as_mut() else {
-            return Ok(None);
+            return Ok(Side::default());
         };
         while self.batch.as_ref().is_none_or(|b| self.pos >= b.len()) {
             let Some(b) = reader.next() else {
@@ -358,7 +435,7 @@ impl V6Fields {
         let (m, i) = (self.batch.as_ref().ok_or("no batch")?, self.pos);
         self.pos += 1;
         if m.is_null(i) {
-            return Ok(None);
+            return Ok(Side::default());
         }
         let (start, end) = (
             m.value_offsets()[i] as usize,
@@ -370,19 +447,17 @@ impl V6Fields {
         ) else {
             return Err("`fields` is not a map of strings".to_owned());
         };
-        let (mut fam, mut src, mut dst) = (None, None, None);
+        let mut side = Side::default();
         for j in start..end {
+            let v = || Some(values.value(j).to_owned());
             match keys.value(j) {
-                "family" => fam = Some(values.value(j)),
-                "saddr_v6" | "saddrv6" => src = Some(values.value(j)),
-                "daddr_v6" | "daddrv6" => dst = Some(values.value(j)),
+                "family" => side.family = v(),
+                "saddr_v6" | "saddrv6" => side.saddr_v6 = v(),
+                "daddr_v6" | "daddrv6" => side.daddr_v6 = v(),
                 _ => {}
             }
         }
-        Ok(match (fam, src, dst) {
-            (Some("AF_INET6"), Some(s), Some(d)) => Some((s.to_owned(), d.to_owned())),
-            _ => None,
-        })
+        Ok(side)
     }
 }
 

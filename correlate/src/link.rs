@@ -16,6 +16,8 @@ mod recv;
 mod send;
 mod spans;
 mod turns;
+mod unix;
+pub(crate) use unix::UnixSend;
 
 use crate::engine::{Bracket, Engine, LabelSink, Sock};
 use crate::event::{Event, Sys, Tuple};
@@ -66,6 +68,9 @@ impl Engine {
             b.sock = true;
             if ev.sk.is_some() {
                 b.sk = ev.sk;
+            }
+            if let (Some(end), Some(peer)) = (ev.src, ev.dst) {
+                b.unix = Some((end, peer));
             }
             if let Some(n) = ev.length.filter(|&n| n > 0) {
                 b.len += n;
@@ -223,6 +228,7 @@ impl Engine {
         self.conn_owner.remove(&(tgid, fd));
         if let Some(tuple) = self.fds.remove(&(tgid, fd)) {
             self.socks.remove(&tuple);
+            self.unix_closed(tuple);
         }
     }
 

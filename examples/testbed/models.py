@@ -11,6 +11,7 @@ Models (examples/testbed/models/):
   eventloop  Node.js `http`, one shared redis connection with pipelined commands
   pgchain    two thread-per-connection Python tiers, then PostgreSQL (a backend process per
              connection; needs Debian's postgresql, run as the postgres user)
+  unix       nginx -> a thread-per-connection app over a unix socket -> redis over a unix socket
   java       Java HttpServer on a dual-stack socket + newFixedThreadPool(8), 4 redis sockets in
              an ArrayBlockingQueue (needs a JDK: Debian's openjdk-17-jdk-headless)
 
@@ -46,6 +47,10 @@ MODELS = {
     # Not redis: models.py starts PostgreSQL and the mid tier for it (see main).
     "pgchain": lambda a: [sys.executable, os.path.join(HERE, "models", "pgchain.py"), "--tier", "front",
                           "--port", str(a.port), "--next", str(a.port + 2), "--truth", a.app_truth],
+    # nginx serves the port; the app listens on a unix socket (models.py starts both).
+    "unix": lambda a: [sys.executable, os.path.join(HERE, "models", "unix_app.py"),
+                       "--sock", os.path.join(work, "app.sock"), "--redis-sock", os.path.join(work, "redis.sock"),
+                       "--truth", a.app_truth],
     "java": _app([shutil.which("java") or "java", os.path.join(HERE, "models", "JavaPool.java")]),
 }
 
@@ -113,9 +118,56 @@ def start_postgres(port):
                    check=True, stdout=subprocess.DEVNULL)
 
 
+def wait_file(path, timeout=15.0):
+    end = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > end:
+            raise SystemExit(f"models: {path} did not appear after {timeout}s (see {work})")
+        time.sleep(0.05)
+
+
+def start_nginx_unix():
+    """nginx on the model's port, proxying over keep-alive connections to the app's unix
+    socket and passing the load generator's X-Request-ID through."""
+    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx_bin):
+        raise SystemExit("models: nginx is not installed (apt-get install nginx-light)")
+    t = os.path.join(work, "nginx-tmp")
+    os.makedirs(t, exist_ok=True)
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""
+worker_processes 2;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  client_body_temp_path {t}/body; proxy_temp_path {t}/proxy; fastcgi_temp_path {t}/fcgi;
+  uwsgi_temp_path {t}/uwsgi; scgi_temp_path {t}/scgi;
+  access_log off;
+  upstream app {{
+    server unix:{work}/app.sock;
+    keepalive 16;
+  }}
+  server {{
+    listen 127.0.0.1:{args.port};
+    keepalive_requests 100000;
+    location / {{
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Request-ID $http_x_request_id;
+      proxy_pass http://app;
+    }}
+  }}
+}}
+""")
+    start([nginx_bin, "-p", work, "-c", conf, "-g", "daemon off;"])
+    wait_port(args.port)
+
+
 def start_backend():
     """redis on the port after the app's, or for `pgchain` PostgreSQL there and the mid tier
-    on the port after it."""
+    on the port after it, or for `unix` redis on a unix socket."""
     if args.model == "pgchain":
         start_postgres(args.port + 1)
         mid_truth = os.path.join(work, "segments-mid.jsonl")
@@ -127,6 +179,12 @@ def start_backend():
     redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(redis_bin):
         raise SystemExit("models: redis-server is not installed (apt-get install redis-server)")
+    if args.model == "unix":
+        sock = os.path.join(work, "redis.sock")
+        start([redis_bin, "--port", "0", "--unixsocket", sock, "--unixsocketperm", "777", "--save", "",
+               "--appendonly", "no", "--dir", work, "--daemonize", "no"], stdout=subprocess.DEVNULL)
+        wait_file(sock)
+        return
     start([redis_bin, "--port", str(args.port + 1), "--bind", "127.0.0.1", "--save", "",
            "--appendonly", "no", "--dir", work, "--daemonize", "no"], stdout=subprocess.DEVNULL)
     wait_port(args.port + 1)
@@ -135,6 +193,9 @@ def start_backend():
 def main():
     start_backend()
     app = start(MODELS[args.model](args))
+    if args.model == "unix":
+        wait_file(os.path.join(work, "app.sock"))
+        start_nginx_unix()
     wait_port(args.port)
     recorder = None
     if args.record:

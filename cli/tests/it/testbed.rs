@@ -381,3 +381,31 @@ fn three_tiers_ending_in_postgresql_are_exact() {
         .unwrap_or(0);
     assert_eq!(with_pg, 200, "every request reaches a PostgreSQL backend");
 }
+
+#[test]
+fn nginx_to_an_app_and_redis_over_unix_sockets_is_exact() {
+    let _serial = crate::tracefs_lock();
+    if !testbed_ready("unix model testbed") {
+        return;
+    }
+    let (_, dir) = score_model("unix", "29580", "0.99");
+    // Every request crossed both unix sockets: the app served it and redis answered it.
+    let out = Command::new(env!("CARGO_BIN_EXE_kreq"))
+        .arg("sql")
+        .arg(dir.join("ds"))
+        .arg(
+            "SELECT count(DISTINCT request_id) AS n FROM spans \
+             WHERE comm = 'redis-server' AND kind = 'server' AND local_addr LIKE 'unix:%'",
+        )
+        .output()
+        .expect("kreq sql");
+    let n: i64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        n >= 198,
+        "requests reaching redis over its unix socket: {n} of 200"
+    );
+}

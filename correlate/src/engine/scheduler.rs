@@ -42,7 +42,11 @@ impl Engine {
         let waker = if ev.irq || ev.tid == 0 {
             None
         } else {
-            self.threads.get(&ev.tid).and_then(|t| t.current)
+            let mut w = self.threads.get_mut(&ev.tid);
+            if let Some(b) = w.as_deref_mut().and_then(|t| t.bracket.as_mut()) {
+                b.woke = Some(target);
+            }
+            w.and_then(|t| t.current)
         };
         let t = self
             .threads

@@ -14,8 +14,9 @@ impl Engine {
         tgid: i32,
         ret: i64,
     ) -> Option<Tag> {
-        let tuple = self.bracket_socket(b, tgid, b.rcv_tuple)?;
         let n = if b.len > 0 { b.len } else { ret };
+        self.unix_socket(b, ev.tid, false, n);
+        let tuple = self.bracket_socket(b, tgid, b.rcv_tuple)?;
         let at = b.data_ts.unwrap_or(ev.ts);
         let taken = self
             .streams

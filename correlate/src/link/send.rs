@@ -39,8 +39,9 @@ impl Engine {
         tgid: i32,
         ret: i64,
     ) -> Option<Tag> {
-        let tuple = self.bracket_socket(b, tgid, b.send_tuple)?;
         let n = if b.len > 0 { b.len } else { ret };
+        self.unix_socket(b, ev.tid, true, n);
+        let tuple = self.bracket_socket(b, tgid, b.send_tuple)?;
         let (tag, own) = match b.send_tag {
             Some(t) => t,
             // The bracket is no longer the thread's: its fd is passed along.

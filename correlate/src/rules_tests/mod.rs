@@ -373,3 +373,4 @@ mod event_loops;
 mod handoff;
 mod late_start;
 mod races;
+mod unix;

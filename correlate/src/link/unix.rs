@@ -1,0 +1,120 @@
+//! Unix stream sockets: which socket is whose peer.
+//!
+//! The kernel names no address for a unix socket: `sock_send_length` and `sock_recv_length`
+//! give only the socket's address (`sk`), and no event names its peer. What the kernel does
+//! show is causal: a write on one end wakes the thread waiting on the other end (its reader,
+//! or the event loop polling it) inside the write's syscall, and that thread's next read is on
+//! the peer socket, of the bytes written. So a read on a socket with no known peer takes, as
+//! its peer, a socket that sent bytes nobody has read yet:
+//!
+//! 1. one whose last send woke this thread (the capture `unix` showed it on every exchange
+//!    where the reader was asleep);
+//! 2. else one whose unread bytes are exactly what this read returned;
+//! 3. else the only one with unread bytes.
+//!
+//! The first side seen sending names the connection: its socket is `unix:SK` and its peer
+//! `unix:SK-peer` ([`crate::input`]); the peer found later takes the second name. The byte
+//! streams, roles and requests then work as for TCP. Sockets are forgotten at `close`, since
+//! the kernel reuses socket addresses.
+
+use crate::engine::{Bracket, Engine};
+use crate::event::{Endpoint, Tuple};
+
+/// How many unpaired senders are kept: a unix socket's first message is read within
+/// microseconds; a sender whose bytes nobody reads (its peer is not traced) must not grow.
+const MAX_UNPAIRED: usize = 256;
+
+/// A unix socket seen sending while its peer is not known.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UnixSend {
+    sk: u64,
+    end: Endpoint,
+    peer: Endpoint,
+    /// Bytes sent so far.
+    sent: i64,
+    /// The thread its last send woke.
+    woke: Option<i32>,
+}
+
+impl Engine {
+    /// A send (`sending`) or receive of `n` bytes by `tid` on a unix socket: names the socket
+    /// with its tuple ([`Engine::bracket_socket`] then finds it) when it has none yet.
+    pub(crate) fn unix_socket(&mut self, b: &Bracket, tid: i32, sending: bool, n: i64) {
+        let (Some((end, peer)), Some(sk)) = (b.unix, b.sk) else {
+            return;
+        };
+        let known = self.sks.tuple(sk).is_some();
+        if sending {
+            if let Some(u) = self.unix_unpaired.iter_mut().find(|u| u.sk == sk) {
+                u.sent += n;
+                u.woke = b.woke.or(u.woke);
+                return;
+            }
+            if known {
+                return;
+            }
+            let tuple = Tuple {
+                local: end,
+                remote: peer,
+            };
+            // A new connection on a reused socket address: nothing of the old one is due.
+            self.streams.remove(&(end, peer));
+            self.streams.remove(&(peer, end));
+            self.learn_unix(sk, tuple);
+            self.unix_unpaired.push(UnixSend {
+                sk,
+                end,
+                peer,
+                sent: n,
+                woke: b.woke,
+            });
+            if self.unix_unpaired.len() > MAX_UNPAIRED {
+                self.unix_unpaired.remove(0);
+            }
+            return;
+        }
+        if known {
+            return;
+        }
+        let others = || {
+            self.unix_unpaired
+                .iter()
+                .enumerate()
+                .filter(|(_, u)| u.sk != sk)
+        };
+        let pick = others()
+            .rfind(|(_, u)| u.woke == Some(tid))
+            .or_else(|| others().find(|(_, u)| u.sent == n))
+            .or_else(|| {
+                let mut all = others();
+                let one = all.next();
+                one.filter(|_| all.next().is_none())
+            })
+            .map(|(i, _)| i);
+        let Some(i) = pick else {
+            return;
+        };
+        let u = self.unix_unpaired.remove(i);
+        self.learn_unix(
+            sk,
+            Tuple {
+                local: u.peer,
+                remote: u.end,
+            },
+        );
+    }
+
+    fn learn_unix(&mut self, sk: u64, tuple: Tuple) {
+        self.sks.learn(sk, tuple);
+        self.unix_sks.insert(tuple, sk);
+    }
+
+    /// A file descriptor on `tuple` was closed: if it was a unix socket, its address is free
+    /// for the next socket.
+    pub(crate) fn unix_closed(&mut self, tuple: Tuple) {
+        if let Some(sk) = self.unix_sks.remove(&tuple) {
+            self.sks.destroyed(Some(sk), tuple);
+            self.unix_unpaired.retain(|u| u.sk != sk);
+        }
+    }
+}

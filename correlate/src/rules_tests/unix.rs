@@ -1,0 +1,85 @@
+//! Unix stream sockets (testbed model `unix`: nginx -> app over a unix socket -> redis over a
+//! unix socket). The kernel names only each socket's address; the peer is found by the
+//! wakeup a write causes and the read that follows.
+
+use super::*;
+
+/// A unix socket's events: `sock_*_length` with its address and kreq's two endpoint names
+/// (as `crate::input` decodes an `AF_UNIX` row).
+fn unix_len(s: &mut Sim, tid: i32, kind: Kind, sk: u64, n: i64) -> Event {
+    let mut e = s.ev(tid, kind);
+    e.sk = Some(sk);
+    e.length = Some(n);
+    e.src = Some(Endpoint {
+        addr: 1000 + sk as u32,
+        port: 65535,
+    });
+    e.dst = Some(Endpoint {
+        addr: 2000 + sk as u32,
+        port: 1,
+    });
+    e
+}
+
+fn unix_send(s: &mut Sim, tid: i32, fd: i64, sk: u64, n: i64, wakes: Option<i32>) {
+    let mut inner = Vec::new();
+    if let Some(w) = wakes {
+        let mut e = s.ev(tid, Kind::Wakeup);
+        e.wake_tid = Some(w);
+        inner.push(e);
+    }
+    inner.push(unix_len(s, tid, Kind::SockSend, sk, n));
+    s.syscall(tid, Sys::Send, fd, n, &inner);
+}
+
+fn unix_recv(s: &mut Sim, tid: i32, fd: i64, sk: u64, n: i64) {
+    let e = unix_len(s, tid, Kind::SockRecv, sk, n);
+    s.syscall(tid, Sys::Recv, fd, n, &[e]);
+}
+
+#[test]
+fn a_unix_sockets_peer_is_the_socket_its_write_woke_a_reader_on() {
+    // The front end (tid 2) forwards the request on unix socket 0xa; the app's thread (tid
+    // 3), asleep in its read, is woken by that write and reads on socket 0xb. Another unix
+    // connection (0xc, a log shipper) has sent bytes nobody read, of the same length.
+    let mut s = Sim::new();
+    unix_send(&mut s, 9, 4, 0xc, 109, None);
+    s.send(1, 3, 40000, INGRESS, 73);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    unix_send(&mut s, 2, 8, 0xa, 109, Some(3));
+    unix_recv(&mut s, 3, 5, 0xb, 109);
+    unix_send(&mut s, 3, 5, 0xb, 112, Some(2));
+    unix_recv(&mut s, 2, 8, 0xa, 112);
+    s.send(2, 7, INGRESS, 40000, 155);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 1);
+    let app = span_on(&f[0], 3, SpanKind::Server).expect("the app's span");
+    assert_eq!((app.bytes_in, app.bytes_out), (109, 112));
+    assert_eq!(rules(&f[0]), ["thread_request", "byte_stream"]);
+    let call = span_on(&f[0], 2, SpanKind::Client).expect("the front end's call");
+    assert_eq!(
+        call.bytes_in, 112,
+        "the reply came back on the same connection"
+    );
+}
+
+#[test]
+fn without_a_wakeup_the_reader_takes_the_sender_of_as_many_bytes() {
+    // The app's thread was running when the request arrived (no wakeup), and two sockets
+    // have unread bytes: the one that sent exactly what the read returned is the peer.
+    let mut s = Sim::new();
+    unix_send(&mut s, 9, 4, 0xc, 50, None);
+    s.send(1, 3, 40000, INGRESS, 73);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    unix_send(&mut s, 2, 8, 0xa, 109, None);
+    unix_recv(&mut s, 3, 5, 0xb, 109);
+    unix_send(&mut s, 3, 5, 0xb, 112, None);
+    unix_recv(&mut s, 2, 8, 0xa, 112);
+    s.send(2, 7, INGRESS, 40000, 155);
+    let (f, _) = s.finish();
+    assert!(
+        span_on(&f[0], 3, SpanKind::Server).is_some(),
+        "{:?}",
+        rules(&f[0])
+    );
+}
