@@ -11,6 +11,8 @@ Models (examples/testbed/models/):
   eventloop  Node.js `http`, one shared redis connection with pipelined commands
   pgchain    two thread-per-connection Python tiers, then PostgreSQL (a backend process per
              connection; needs Debian's postgresql, run as the postgres user)
+  go         Go net/http, redis over a pool of 4 connections in a buffered channel (needs
+             Debian's golang-go; built into the work directory first)
   unix       nginx -> a thread-per-connection app over a unix socket -> redis over a unix socket
   java       Java HttpServer on a dual-stack socket + newFixedThreadPool(8), 4 redis sockets in
              an ArrayBlockingQueue (needs a JDK: Debian's openjdk-17-jdk-headless)
@@ -51,6 +53,7 @@ MODELS = {
     "unix": lambda a: [sys.executable, os.path.join(HERE, "models", "unix_app.py"),
                        "--sock", os.path.join(work, "app.sock"), "--redis-sock", os.path.join(work, "redis.sock"),
                        "--truth", a.app_truth],
+    "go": lambda a: _app([os.path.join(work, "gopool")])(a),
     "java": _app([shutil.which("java") or "java", os.path.join(HERE, "models", "JavaPool.java")]),
 }
 
@@ -190,7 +193,19 @@ def start_backend():
     wait_port(args.port + 1)
 
 
+def build_go():
+    """Builds the Go model into the work directory (the standard library only)."""
+    go = shutil.which("go")
+    if not go:
+        raise SystemExit("models: the go model needs Go (apt-get install golang-go)")
+    env = dict(os.environ, GOCACHE=os.path.join(work, "gocache"), GO111MODULE="off")
+    subprocess.run([go, "build", "-o", os.path.join(work, "gopool"), os.path.join(HERE, "models", "gopool.go")],
+                   check=True, env=env)
+
+
 def main():
+    if args.model == "go":
+        build_go()
     start_backend()
     app = start(MODELS[args.model](args))
     if args.model == "unix":
