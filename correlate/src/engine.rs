@@ -92,6 +92,8 @@ pub(crate) struct Bracket {
     pub unix: Option<(Endpoint, Endpoint)>,
     /// The last thread this syscall woke (in its own context).
     pub woke: Option<i32>,
+    /// A TCP socket changed state inside (a TCP `connect`).
+    pub tcp_state: bool,
     pub len: i64,
     pub rcv_tuple: Option<Tuple>,
     pub send_tuple: Option<Tuple>,
@@ -215,6 +217,10 @@ pub struct Engine {
     pub(crate) unix_unpaired: Vec<crate::link::UnixSend>,
     /// Unix sockets by the tuple kreq named them with, to forget them at `close`.
     pub(crate) unix_sks: HashMap<Tuple, u64>,
+    /// `connect`s with no TCP state change, not yet accepted: (process, fd, thread woken).
+    pub(crate) unix_connects: std::collections::VecDeque<(i32, i64, Option<i32>)>,
+    /// Accepted fds and the `connect`ed (process, fd) at the other end.
+    pub(crate) unix_peer_fd: HashMap<(i32, i64), (i32, i64)>,
     pub(crate) requests: HashMap<u64, Request>,
     pub(crate) spans: HashMap<u64, Span>,
     pub(crate) finished: Vec<Finished>,
@@ -257,6 +263,8 @@ impl Engine {
             sock_lengths: false,
             unix_unpaired: Vec::new(),
             unix_sks: HashMap::new(),
+            unix_connects: Default::default(),
+            unix_peer_fd: HashMap::new(),
             requests: HashMap::new(),
             spans: HashMap::new(),
             finished: Vec::new(),

@@ -112,6 +112,15 @@ impl Engine {
     /// only `sock_send_length`, its address: the segment can reach the peer later, in another
     /// thread's context (a receiver that holds the socket lock queues it to its backlog).
     pub(crate) fn on_set_state(&mut self, ev: &Event) {
+        if !ev.irq {
+            if let Some(b) = self
+                .threads
+                .get_mut(&ev.tid)
+                .and_then(|t| t.bracket.as_mut())
+            {
+                b.tcp_state = true;
+            }
+        }
         if let Some(t) = ev
             .tuple()
             .filter(|t| t.local.port != 0 && t.remote.port != 0)
@@ -200,6 +209,13 @@ impl Engine {
                     };
                     self.role_hints.insert((tgid, fd), role);
                     self.fds.remove(&(tgid, fd));
+                    if sys == Sys::Accept {
+                        self.unix_accepted(tgid, ev.tid, fd);
+                    } else if !b.tcp_state && (ret == 0 || ret == -115) {
+                        // 0, or EINPROGRESS: a connect with no TCP state change may be a
+                        // unix socket's.
+                        self.unix_connected(tgid, fd, b.woke);
+                    }
                     match self.current(ev.tid) {
                         Some(cur) if sys == Sys::Connect => {
                             self.conn_owner.insert((tgid, fd), cur);
@@ -230,6 +246,7 @@ impl Engine {
             self.socks.remove(&tuple);
             self.unix_closed(tuple);
         }
+        self.unix_forget_fd(tgid, fd);
     }
 
     pub(crate) fn current(&self, tid: i32) -> Option<Tag> {

@@ -40,7 +40,7 @@ impl Engine {
         ret: i64,
     ) -> Option<Tag> {
         let n = if b.len > 0 { b.len } else { ret };
-        self.unix_socket(b, ev.tid, true, n);
+        self.unix_socket(b, ev.tid, tgid, true, n);
         let tuple = self.bracket_socket(b, tgid, b.send_tuple)?;
         let (tag, own) = match b.send_tag {
             Some(t) => t,

@@ -7,10 +7,17 @@
 //! the peer socket, of the bytes written. So a read on a socket with no known peer takes, as
 //! its peer, a socket that sent bytes nobody has read yet:
 //!
-//! 1. one whose last send woke this thread (the capture `unix` showed it on every exchange
-//!    where the reader was asleep);
-//! 2. else one whose unread bytes are exactly what this read returned;
-//! 3. else the only one with unread bytes.
+//! 1. the one `connect`ed to the fd this read is on: a `connect` wakes the thread waiting to
+//!    accept (inside the `connect`), and that thread's next `accept` takes the oldest
+//!    connection that woke it (listen queues are first in, first out). In a CI recording of
+//!    the testbed model `unix`, nginx opened 4 upstream connections before the app's threads
+//!    for them existed, so no read was woken by its peer's write; without this rule 8 of 200
+//!    requests lost their redis calls to another connection;
+//! 2. else one whose last send woke this thread (the testbed model `unix` showed it on every
+//!    exchange where the reader was asleep);
+//! 3. else one whose unread bytes are exactly what this read returned, the oldest first (an
+//!    event loop woken once reads the sockets in the order they became readable);
+//! 4. else the only one with unread bytes.
 //!
 //! The first side seen sending names the connection: its socket is `unix:SK` and its peer
 //! `unix:SK-peer` ([`crate::input`]); the peer found later takes the second name. The byte
@@ -28,6 +35,8 @@ const MAX_UNPAIRED: usize = 256;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UnixSend {
     sk: u64,
+    /// The sender's (process, fd).
+    from: (i32, i64),
     end: Endpoint,
     peer: Endpoint,
     /// Bytes sent so far.
@@ -39,10 +48,11 @@ pub(crate) struct UnixSend {
 impl Engine {
     /// A send (`sending`) or receive of `n` bytes by `tid` on a unix socket: names the socket
     /// with its tuple ([`Engine::bracket_socket`] then finds it) when it has none yet.
-    pub(crate) fn unix_socket(&mut self, b: &Bracket, tid: i32, sending: bool, n: i64) {
+    pub(crate) fn unix_socket(&mut self, b: &Bracket, tid: i32, tgid: i32, sending: bool, n: i64) {
         let (Some((end, peer)), Some(sk)) = (b.unix, b.sk) else {
             return;
         };
+        let at = (tgid, b.fd.unwrap_or(-1));
         let known = self.sks.tuple(sk).is_some();
         if sending {
             if let Some(u) = self.unix_unpaired.iter_mut().find(|u| u.sk == sk) {
@@ -63,6 +73,7 @@ impl Engine {
             self.learn_unix(sk, tuple);
             self.unix_unpaired.push(UnixSend {
                 sk,
+                from: at,
                 end,
                 peer,
                 sent: n,
@@ -82,8 +93,10 @@ impl Engine {
                 .enumerate()
                 .filter(|(_, u)| u.sk != sk)
         };
+        let connected = self.unix_peer_fd.get(&at).copied();
         let pick = others()
-            .rfind(|(_, u)| u.woke == Some(tid))
+            .find(|(_, u)| Some(u.from) == connected)
+            .or_else(|| others().rfind(|(_, u)| u.woke == Some(tid)))
             .or_else(|| others().find(|(_, u)| u.sent == n))
             .or_else(|| {
                 let mut all = others();
@@ -102,6 +115,30 @@ impl Engine {
                 remote: u.end,
             },
         );
+    }
+
+    /// `connect` of (process `tgid`, `fd`) returned with no TCP state change; it woke `woke`.
+    pub(crate) fn unix_connected(&mut self, tgid: i32, fd: i64, woke: Option<i32>) {
+        self.unix_connects.push_back((tgid, fd, woke));
+        if self.unix_connects.len() > MAX_UNPAIRED {
+            self.unix_connects.pop_front();
+        }
+    }
+
+    /// Thread `tid` of process `tgid` accepted a connection as `fd`: the oldest `connect`
+    /// that woke it is at the other end.
+    pub(crate) fn unix_accepted(&mut self, tgid: i32, tid: i32, fd: i64) {
+        if let Some(i) = self.unix_connects.iter().position(|c| c.2 == Some(tid)) {
+            if let Some((ctgid, cfd, _)) = self.unix_connects.remove(i) {
+                self.unix_peer_fd.insert((tgid, fd), (ctgid, cfd));
+            }
+        }
+    }
+
+    /// (process, fd) was closed: it connects nothing any more.
+    pub(crate) fn unix_forget_fd(&mut self, tgid: i32, fd: i64) {
+        self.unix_peer_fd.remove(&(tgid, fd));
+        self.unix_connects.retain(|c| (c.0, c.1) != (tgid, fd));
     }
 
     fn learn_unix(&mut self, sk: u64, tuple: Tuple) {

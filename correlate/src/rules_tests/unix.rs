@@ -83,3 +83,47 @@ fn without_a_wakeup_the_reader_takes_the_sender_of_as_many_bytes() {
         rules(&f[0])
     );
 }
+
+#[test]
+fn an_accepted_connection_pairs_with_the_connect_that_woke_the_acceptor() {
+    // A CI recording of the testbed model `unix`: the front end opens two upstream
+    // connections (threads 2 and 3, fds 8 and 9) for two requests and writes each request
+    // before the app has a thread for either; each connect woke the app's acceptor (tid 5),
+    // which accepted them as fds 20 and 21 and started a thread for each (21's thread reads
+    // first). The requests are the same length, and no write woke its reader.
+    let mut s = Sim::new();
+    s.tgids.insert(3, 2);
+    s.tgids.insert(6, 5);
+    s.tgids.insert(7, 5);
+    s.send(1, 3, 40000, INGRESS, 73);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.send(1, 4, 40001, INGRESS, 73);
+    s.recv(3, 10, INGRESS, 40001, 73);
+    for (tid, fd, accepted) in [(2, 8, 20), (3, 9, 21)] {
+        let mut w = s.ev(tid, Kind::Wakeup);
+        w.wake_tid = Some(5);
+        s.syscall(tid, Sys::Connect, fd, 0, &[w]);
+        s.syscall(5, Sys::Accept, 3, accepted, &[]);
+    }
+    unix_send(&mut s, 2, 8, 0xa, 109, None); // request 40000's
+    unix_send(&mut s, 3, 9, 0xb, 109, None); // request 40001's
+    unix_recv(&mut s, 7, 21, 0xd, 109);
+    unix_recv(&mut s, 6, 20, 0xc, 109);
+    unix_send(&mut s, 7, 21, 0xd, 112, None);
+    unix_send(&mut s, 6, 20, 0xc, 112, None);
+    unix_recv(&mut s, 3, 9, 0xb, 112);
+    unix_recv(&mut s, 2, 8, 0xa, 112);
+    s.send(2, 7, INGRESS, 40000, 155);
+    s.send(3, 10, INGRESS, 40001, 155);
+    let (f, _) = s.finish();
+    for (port, app) in [(40000u16, 6), (40001, 7)] {
+        let r = f
+            .iter()
+            .find(|r| r.request.ingress.remote.port == port)
+            .expect("request");
+        assert!(
+            span_on(r, app, SpanKind::Server).is_some(),
+            "request {port} is served by thread {app}"
+        );
+    }
+}
