@@ -13,6 +13,8 @@ Models (examples/testbed/models/):
              connection; needs Debian's postgresql, run as the postgres user)
   go         Go net/http, redis over a pool of 4 connections in a buffered channel (needs
              Debian's golang-go; built into the work directory first)
+  grpc       an HTTP tier calling a gRPC server (pool of 4 workers, then redis) over one shared
+             channel (needs grpcio from PyPI)
   unix       nginx -> a thread-per-connection app over a unix socket -> redis over a unix socket
   java       Java HttpServer on a dual-stack socket + newFixedThreadPool(8), 4 redis sockets in
              an ArrayBlockingQueue (needs a JDK: Debian's openjdk-17-jdk-headless)
@@ -53,6 +55,9 @@ MODELS = {
     "unix": lambda a: [sys.executable, os.path.join(HERE, "models", "unix_app.py"),
                        "--sock", os.path.join(work, "app.sock"), "--redis-sock", os.path.join(work, "redis.sock"),
                        "--truth", a.app_truth],
+    # The gRPC server (and redis behind it) is started with the backend (see start_backend).
+    "grpc": lambda a: [sys.executable, os.path.join(HERE, "models", "grpc_app.py"), "--tier", "front",
+                       "--port", str(a.port), "--next", str(a.port + 2), "--truth", a.app_truth],
     "go": lambda a: _app([os.path.join(work, "gopool")])(a),
     "java": _app([shutil.which("java") or "java", os.path.join(HERE, "models", "JavaPool.java")]),
 }
@@ -182,6 +187,16 @@ def start_backend():
     redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(redis_bin):
         raise SystemExit("models: redis-server is not installed (apt-get install redis-server)")
+    if args.model == "grpc":
+        start([redis_bin, "--port", str(args.port + 1), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", work, "--daemonize", "no"], stdout=subprocess.DEVNULL)
+        wait_port(args.port + 1)
+        worker_truth = os.path.join(work, "segments-worker.jsonl")
+        extra_truth.append(worker_truth)
+        start([sys.executable, os.path.join(HERE, "models", "grpc_app.py"), "--tier", "worker",
+               "--port", str(args.port + 2), "--redis", str(args.port + 1), "--truth", worker_truth])
+        wait_port(args.port + 2)
+        return
     if args.model == "unix":
         sock = os.path.join(work, "redis.sock")
         start([redis_bin, "--port", "0", "--unixsocket", sock, "--unixsocketperm", "777", "--save", "",
@@ -228,8 +243,8 @@ def main():
         procs.stop_recorder(recorder, summary)
     stop(app)  # the app writes its truth now, after the recording
     for pr in procs.procs:
-        if pr is not app and "pgchain.py" in " ".join(map(str, pr.args)):
-            stop(pr)  # the mid tier writes its truth
+        if pr is not app and any(m in " ".join(map(str, pr.args)) for m in ("pgchain.py", "grpc_app.py")):
+            stop(pr)  # the other tier writes its truth
     if args.truth:
         summary["truth_requests"] = merge_truth(args.truth)
     summary["model"] = args.model
