@@ -53,6 +53,22 @@ pub enum Error {
         /// What was wrong, with its byte offset.
         cause: crate::binary::tracedat::TraceDatError,
     },
+    /// An input yielded no event at all: it is not a trace kreq reads (random bytes, prose,
+    /// a format it does not know). Nothing is written.
+    #[error(
+        "{path}: not an ftrace trace kreq can read: no event in {lines} line(s) \
+         ({malformed} unparsed; detected format: {format}); nothing was written"
+    )]
+    NotATrace {
+        /// The input.
+        path: String,
+        /// The format its first bytes looked like.
+        format: String,
+        /// Lines read.
+        lines: u64,
+        /// Lines that did not parse.
+        malformed: u64,
+    },
     /// tracefs refused a setting or is not available.
     #[error("tracefs: {0}")]
     Tracefs(String),

@@ -7,7 +7,7 @@
 //! threads and memory does not grow with the part size. Line numbers are fixed up once all parts
 //! are in. The manifest is written last; every part file is complete when it appears.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Mutex;
 
@@ -253,7 +253,46 @@ pub fn ingest(
             });
         }
     }
+    refuse_empty_sources(&results, &sources, &opts.output)?;
     finish(results, sources, opts, clock)
+}
+
+/// An input that yielded no event is not a trace: the whole ingest is refused, and what it
+/// wrote (part files, then the dataset's folders and the dataset itself if left empty) is
+/// removed, so no dataset of 0 events is left to be mistaken for an empty recording.
+fn refuse_empty_sources(results: &[Done], sources: &[SourceSummary], out: &Path) -> Result<()> {
+    let mut events = vec![0u64; sources.len()];
+    let mut malformed = vec![0u64; sources.len()];
+    for d in results {
+        events[d.source] += d.rows;
+        malformed[d.source] += d.parsed.malformed_count;
+    }
+    let Some(i) = events.iter().position(|&n| n == 0) else {
+        return Ok(());
+    };
+    for d in results {
+        if let Some(part) = &d.part {
+            let _ = std::fs::remove_file(out.join(part));
+        }
+    }
+    for sub in [
+        kreq_schemas::dataset::EVENTS_DIR,
+        kreq_schemas::dataset::LOST_EVENTS_DIR,
+    ] {
+        let _ = std::fs::remove_dir(out.join(sub));
+    }
+    let _ = std::fs::remove_dir(out);
+    let s = &sources[i];
+    Err(Error::NotATrace {
+        path: s.path.clone(),
+        format: if s.format.is_empty() {
+            "none".to_owned()
+        } else {
+            s.format.clone()
+        },
+        lines: s.lines,
+        malformed: malformed[i],
+    })
 }
 
 /// Keep a finished chunk; false when ingest should stop (an error, or a malformed line in

@@ -131,3 +131,40 @@ fn python_readers_open_the_dataset() {
         "{text}"
     );
 }
+
+/// Input that is not a trace (random bytes, prose) is refused by name with a non-zero exit,
+/// and leaves no dataset behind; a good input along with it does not make it pass.
+#[test]
+fn input_that_is_not_a_trace_is_refused_and_writes_nothing() {
+    let dir = tmp("not-a-trace");
+    let random = dir.join("random.bin");
+    // A fixed pseudo-random sequence (xorshift), so the test is the same on every run.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let bytes: Vec<u8> = (0..100_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&random, bytes).expect("write");
+    let prose = dir.join("prose.txt");
+    std::fs::write(&prose, "This is prose.\nIt is not a trace.\n").expect("write");
+    let good = root().join("testdata/s1-c1/trace.txt.zst");
+    for inputs in [vec![&random], vec![&prose], vec![&good, &prose]] {
+        let out = dir.join("ds");
+        let mut args = vec!["ingest"];
+        args.extend(inputs.iter().map(|p| p.to_str().unwrap_or("")));
+        args.extend(["-o", out.to_str().unwrap_or("")]);
+        let o = kreq(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{inputs:?} accepted");
+        let bad = inputs.last().expect("input").to_str().unwrap_or("");
+        assert!(
+            err.contains(&format!("{bad}: not an ftrace trace")),
+            "{inputs:?}: {err}"
+        );
+        assert!(!out.exists(), "{inputs:?} left {}", out.display());
+    }
+}
