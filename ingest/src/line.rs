@@ -128,6 +128,10 @@ pub enum Line<'a> {
 /// Parse one line (without its newline). Fields are split later, by [`Body::fields`].
 pub fn parse_line<'a>(line: &'a str) -> Line<'a> {
     let line = line.strip_suffix('\r').unwrap_or(line);
+    // A systrace embedded as a JavaScript string ends each line with `\n\` (an escaped
+    // newline, then the string's line continuation; catapult's `*_jsstring` traces): the
+    // line's text ends before it.
+    let line = line.strip_suffix("\\n\\").unwrap_or(line);
     let b = line.as_bytes();
     let first = b.iter().position(|&c| c != b' ' && c != b'\t');
     let Some(first) = first else {

@@ -140,6 +140,17 @@ fn fields_an_older_format_adds_are_fields_of_their_own() {
     assert_eq!(field(&e, "success").as_deref(), Some("1"));
 }
 
+/// Catapult's `*_jsstring` systraces hold the trace in a JavaScript string: every line ends
+/// with `\n\`, which is not part of the last field.
+#[test]
+fn javascript_string_line_continuations_are_not_part_of_the_event() {
+    let e = event(
+        r"     kworker/0:0-13696 [000] 50260.647590: sched_wakeup: comm=mmcqd/0 pid=95 prio=120 success=1 target_cpu=000\n\",
+    );
+    assert_eq!(field(&e, "target_cpu").as_deref(), Some("000"));
+    assert_eq!(field(&e, "comm").as_deref(), Some("mmcqd/0"));
+}
+
 #[test]
 fn trace_cmd_scheduler_plugin_forms() {
     let s = event("tcmd_598:             bash-598   [001]  3537.834693: sched_switch:         bash:598 [120] S ==> opt cgu.02:673 [120]");
