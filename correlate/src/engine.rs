@@ -322,7 +322,10 @@ impl Engine {
         }
         let t = self.thread(ev);
         if !ev.irq {
-            t.clock.saw_running(ev.ts);
+            // A switch is recorded in the context of the thread leaving the CPU.
+            if ev.kind != Kind::Switch {
+                t.clock.saw_running(ev.ts);
+            }
         }
         match ev.kind {
             Kind::Enter(sys) => self.on_enter(ev, sys, sink),

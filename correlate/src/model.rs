@@ -112,6 +112,10 @@ pub struct Span {
     pub split_start: Split,
     /// Thread time counters at `end`.
     pub split_end: Split,
+    /// Client spans: what the threads at the two ends did while the call's bytes were on
+    /// their way (see [`crate::link`]'s wire time): the callee's thread from the first byte
+    /// sent to its read, the caller's from the callee's last reply byte to the caller's read.
+    pub wire: Split,
     /// Events labelled with the span.
     pub events: i64,
 }

@@ -309,7 +309,10 @@ fn self_times(fin: &[Finished], splits: &[crate::sched::Split]) -> Vec<[i64; 7]>
         for (i, s) in f.spans.iter().enumerate() {
             let own = exclusive[i];
             out.push(match s.kind {
-                SpanKind::Client => [own, 0, 0, 0, 0, 0, 0],
+                SpanKind::Client => {
+                    let w = s.wire.fitted(own);
+                    [own, w.cpu, w.runnable, w.network, w.disk, w.lock, w.other]
+                }
                 _ => {
                     let v = splits[base + i].since(&calls[i]).fitted(own);
                     [own, v.cpu, v.runnable, v.network, v.disk, v.lock, v.other]

@@ -121,6 +121,8 @@ pub struct ThreadClock {
     past_len: usize,
     /// Where the next closed interval goes (the oldest once the ring is full).
     past_next: usize,
+    /// The thread's latest event of its own: it ran then.
+    last_seen: i64,
 }
 
 impl ThreadClock {
@@ -133,6 +135,7 @@ impl ThreadClock {
             past: [(ts, State::Unknown, Split::default()); HISTORY],
             past_len: 0,
             past_next: 0,
+            last_seen: ts,
         }
     }
 
@@ -154,14 +157,23 @@ impl ThreadClock {
     }
 
     /// The thread recorded an event of its own (not in interrupt context): it is on a CPU.
+    /// A thread only records events while it runs, so one the clock has off a CPU was
+    /// switched in without a trace.
     pub fn saw_running(&mut self, ts: i64) {
-        if self.state == State::Unknown {
+        self.last_seen = self.last_seen.max(ts);
+        if self.state != State::Running {
             self.set(ts, State::Running);
         }
     }
 
-    /// The thread was switched in.
+    /// The thread was switched in. A thread the clock has running was switched out without a
+    /// trace (a capture whose `sched_switch` filter dropped switches to its reader, as in
+    /// `testdata/s1-c1`): from its last event to now its state is not known, rather than
+    /// on-CPU.
     pub fn switched_in(&mut self, ts: i64) {
+        if self.state == State::Running && self.last_seen < ts {
+            self.set(self.last_seen.max(self.since), State::Unknown);
+        }
         self.set(ts, State::Running);
     }
 
@@ -178,6 +190,16 @@ impl ThreadClock {
     /// The thread was woken: runnable until switched in.
     pub fn woken(&mut self, ts: i64) {
         if matches!(self.state, State::Blocked(_) | State::Unknown) {
+            self.set(ts, State::Runnable);
+        }
+    }
+
+    /// The thread, which the clock has on a CPU, was woken in a syscall that sleeps (a wait,
+    /// a read, a futex): it went to sleep after its last event with no switch traced. From
+    /// then to `ts` its state is not known; then it is runnable.
+    pub fn woken_from_untraced_sleep(&mut self, ts: i64) {
+        if self.state == State::Running && self.last_seen < ts {
+            self.set(self.last_seen.max(self.since), State::Unknown);
             self.set(ts, State::Runnable);
         }
     }
@@ -284,6 +306,17 @@ mod tests {
         assert_eq!((f.cpu, f.runnable, f.network, f.unknown), (50, 0, 50, 0));
         let f = s.fitted(200);
         assert_eq!((f.cpu, f.network, f.unknown), (50, 80, 70));
+    }
+
+    #[test]
+    fn a_switch_in_of_a_running_thread_means_a_switch_out_was_missed() {
+        let mut c = ThreadClock::new(0);
+        c.switched_in(10);
+        c.saw_running(30); // its last event, then it slept with no switch traced
+        c.woken(90);
+        c.switched_in(100);
+        let s = c.at(110);
+        assert_eq!((s.cpu, s.unknown, s.runnable), (20 + 10, 10 + 70, 0));
     }
 
     #[test]

@@ -65,19 +65,29 @@ pub const EVENTS: &str = "events";
 /// `start_ns` to its `end_ns`) counts for the deepest span open then (the latest started among
 /// equals; the root when none is open). For a server or internal span that is its duration
 /// minus its calls; for a client span the time on the wire, its duration minus the callee's
-/// server span. A request's spans' self times add up to its duration.
+/// server span. A request's spans' self times add up to its duration. A client span's split
+/// of it says what the threads at the two ends did while its bytes were on their way (the
+/// callee's thread until it read the call, the caller's until it read the reply): blocked
+/// (waiting for the bytes: network), runnable (woken, waiting for a CPU), on-CPU (running
+/// other work before reading); the rest is not known.
 pub const SELF_NS: &str = "self_ns";
-/// [`CPU_NS`] minus the client children's, fitted to [`SELF_NS`] (0 for client spans) (Int64 ns).
+/// [`CPU_NS`] minus the client children's, fitted to [`SELF_NS`]; for a
+/// client span, the same part of its wire time (see [`SELF_NS`]) (Int64 ns).
 pub const SELF_CPU_NS: &str = "self_cpu_ns";
-/// [`RUNNABLE_NS`] minus the client children's, fitted to [`SELF_NS`] (0 for client spans) (Int64 ns).
+/// [`RUNNABLE_NS`] minus the client children's, fitted to [`SELF_NS`]; for a
+/// client span, the same part of its wire time (see [`SELF_NS`]) (Int64 ns).
 pub const SELF_RUNNABLE_NS: &str = "self_runnable_ns";
-/// [`BLOCKED_NETWORK_NS`] minus the client children's, fitted to [`SELF_NS`] (0 for client spans) (Int64 ns).
+/// [`BLOCKED_NETWORK_NS`] minus the client children's, fitted to [`SELF_NS`]; for a
+/// client span, the same part of its wire time (see [`SELF_NS`]) (Int64 ns).
 pub const SELF_BLOCKED_NETWORK_NS: &str = "self_blocked_network_ns";
-/// [`BLOCKED_DISK_NS`] minus the client children's, fitted to [`SELF_NS`] (0 for client spans) (Int64 ns).
+/// [`BLOCKED_DISK_NS`] minus the client children's, fitted to [`SELF_NS`]; for a
+/// client span, the same part of its wire time (see [`SELF_NS`]) (Int64 ns).
 pub const SELF_BLOCKED_DISK_NS: &str = "self_blocked_disk_ns";
-/// [`BLOCKED_LOCK_NS`] minus the client children's, fitted to [`SELF_NS`] (0 for client spans) (Int64 ns).
+/// [`BLOCKED_LOCK_NS`] minus the client children's, fitted to [`SELF_NS`]; for a
+/// client span, the same part of its wire time (see [`SELF_NS`]) (Int64 ns).
 pub const SELF_BLOCKED_LOCK_NS: &str = "self_blocked_lock_ns";
-/// [`BLOCKED_OTHER_NS`] minus the client children's, fitted to [`SELF_NS`] (0 for client spans) (Int64 ns).
+/// [`BLOCKED_OTHER_NS`] minus the client children's, fitted to [`SELF_NS`]; for a
+/// client span, the same part of its wire time (see [`SELF_NS`]) (Int64 ns).
 pub const SELF_BLOCKED_OTHER_NS: &str = "self_blocked_other_ns";
 
 use crate::dict;

@@ -52,6 +52,15 @@ impl Engine {
             .threads
             .entry(target)
             .or_insert_with(|| Thread::new(None, 0, ev.ts));
+        let sleeps = t.bracket.as_ref().and_then(|b| b.sys).is_some_and(|s| {
+            matches!(
+                s,
+                Sys::Wait | Sys::Recv | Sys::Futex | Sys::Accept | Sys::Connect
+            )
+        });
+        if sleeps {
+            t.clock.woken_from_untraced_sleep(ev.ts);
+        }
         t.clock.woken(ev.ts);
         if let (Some(tag), None, false) = (waker, t.current, t.unknown) {
             t.handoff = Some((tag, Rule::Wakeup, ev.ts));

@@ -47,14 +47,22 @@ impl Engine {
                 };
                 let tag = match (taken.tag, open) {
                     (Some(t), Some(o)) if o.request == t.request => Some(o),
-                    (Some(t), _) => Some(self.new_span(
-                        t,
-                        SpanKind::Server,
-                        ev.tid,
-                        at,
-                        Some(tuple),
-                        Rule::ByteStream,
-                    )),
+                    (Some(t), _) => {
+                        // The call's bytes were on their way from its first send to this
+                        // read: what this thread did meanwhile is the call's wire time.
+                        let sent = self.spans.get(&t.span).map(|s| s.start);
+                        if let Some(sent) = sent {
+                            self.wire(t, ev.tid, sent, at);
+                        }
+                        Some(self.new_span(
+                            t,
+                            SpanKind::Server,
+                            ev.tid,
+                            at,
+                            Some(tuple),
+                            Rule::ByteStream,
+                        ))
+                    }
                     (None, Some(o)) => Some(o),
                     (None, None) if ingress => Some(self.new_request(ev, tuple, at, taken.sender)),
                     (None, None) => None,
@@ -111,6 +119,16 @@ impl Engine {
             }
             Role::Client => {
                 let replied = self.replied_calls(tuple, &taken);
+                // The reply was on its way from the callee's last write (its server span's
+                // end) to this read: what this thread did meanwhile is the call's wire time.
+                let answered_at = taken
+                    .tag
+                    .and_then(|t| self.spans.get(&t.span))
+                    .filter(|s| s.kind == SpanKind::Server)
+                    .map(|s| s.end);
+                if let (Some(c), Some(from)) = (replied.first(), answered_at) {
+                    self.wire(c.tag, ev.tid, from, at);
+                }
                 if let Some(c) = replied.first() {
                     // The first call on a connection opened for a request is over; from now
                     // on the connection serves whichever request the thread sends for.
@@ -137,6 +155,33 @@ impl Engine {
             self.extend_span(tag, ev.ts, n, 0);
         }
         tag
+    }
+
+    /// Adds what thread `tid` did from `from` to `to` (its clock's split) to the wire time of
+    /// `call`, when that is a client span: the thread waited for the bytes (blocked), waited
+    /// for a CPU once they came (runnable), or ran other work before reading them (on-CPU).
+    fn wire(&mut self, call: Tag, tid: i32, from: i64, to: i64) {
+        if to <= from {
+            return;
+        }
+        let Some(clock) = self.threads.get(&tid).map(|t| &t.clock) else {
+            return;
+        };
+        let part = clock.at(to).since(&clock.at(from)).fitted(to - from);
+        if let Some(s) = self
+            .spans
+            .get_mut(&call.span)
+            .filter(|s| s.kind == SpanKind::Client)
+        {
+            let w = &mut s.wire;
+            w.cpu += part.cpu;
+            w.runnable += part.runnable;
+            w.network += part.network;
+            w.disk += part.disk;
+            w.lock += part.lock;
+            w.other += part.other;
+            w.unknown += part.unknown;
+        }
     }
 
     /// The calls on client connection `tuple` that a read taking `taken` answers, oldest

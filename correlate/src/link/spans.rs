@@ -3,6 +3,7 @@
 use crate::engine::Engine;
 use crate::event::{Event, Tuple};
 use crate::model::{Edge, Request, Rule, Span, SpanKind};
+use crate::sched::Split;
 use crate::stream::Tag;
 
 impl Engine {
@@ -142,6 +143,7 @@ impl Engine {
                 bytes_out: 0,
                 split_start: split,
                 split_end: split,
+                wire: Split::default(),
                 events: 0,
             },
         );

@@ -181,8 +181,8 @@ fn bad_truth_lines_name_file_line_and_offset() {
     assert!(e.contains("truth.jsonl:2: byte 62:"), "{e}");
 }
 
-/// Self times: a request's hops add up to its duration, none is negative, and a client span's
-/// self time (the wire) has no CPU of its own.
+/// Self times: a request's hops add up to its duration, none is negative, and each hop's
+/// split of its own time is within it.
 #[test]
 fn self_times_add_up_to_each_requests_duration() {
     let i64s = |batches: &[RecordBatch], col: &str| -> Vec<i64> {
@@ -213,12 +213,37 @@ fn self_times_add_up_to_each_requests_duration() {
             (0..a.len()).map(move |i| a.value(i).to_owned())
         })
         .collect();
+    let parts: Vec<Vec<i64>> = [
+        "self_runnable_ns",
+        "self_blocked_network_ns",
+        "self_blocked_disk_ns",
+        "self_blocked_lock_ns",
+        "self_blocked_other_ns",
+    ]
+    .iter()
+    .map(|c| i64s(&spans, c))
+    .collect();
     let mut sum: std::collections::HashMap<u64, i64> = Default::default();
-    for ((r, s), (k, c)) in req_of.iter().zip(&selfs).zip(kinds.iter().zip(&cpu)) {
+    for (i, ((r, s), (k, c))) in req_of
+        .iter()
+        .zip(&selfs)
+        .zip(kinds.iter().zip(&cpu))
+        .enumerate()
+    {
         assert!(*s >= 0, "negative self time {s} {k} request {r:?}");
-        if k == "client" {
-            assert_eq!(*c, 0, "client spans have no CPU of their own");
-        }
+        // The split of a hop's own time: for a client span, what the threads at its two ends
+        // did while its bytes were on their way.
+        let split: Vec<i64> = std::iter::once(*c)
+            .chain(parts.iter().map(|p| p[i]))
+            .collect();
+        assert!(
+            split.iter().all(|&v| v >= 0),
+            "{k} request {r:?}: {split:?}"
+        );
+        assert!(
+            split.iter().sum::<i64>() <= *s,
+            "{k} request {r:?}: split {split:?} over self time {s}"
+        );
         *sum.entry(r.expect("request id")).or_default() += s;
     }
     let ids = u64s(&reqs, "request_id");
