@@ -144,5 +144,13 @@ pub fn run(args: IngestArgs) -> Result<()> {
             );
         }
     }
+    if let Some((path, at, cause)) = report.truncated.first() {
+        return Err(crate::TruncatedInput(format!(
+            "{path}: the input ends early after {at} bytes of whole lines ({cause}); every \
+             event before the cut is in {} (its manifest says `truncated_at`)",
+            args.output.display()
+        ))
+        .into());
+    }
     Ok(())
 }

@@ -62,6 +62,10 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
+            if let Some(t) = e.downcast_ref::<TruncatedInput>() {
+                eprintln!("kreq: warning: {}", t.0);
+                return ExitCode::from(TruncatedInput::EXIT);
+            }
             eprintln!("kreq: error: {}", message(&e));
             ExitCode::FAILURE
         }
@@ -87,6 +91,24 @@ fn quiet_on_broken_pipe() {
         default(info);
     }));
 }
+
+/// An input ended early: what was before the cut was written, and kreq exits with
+/// [`TruncatedInput::EXIT`] so that scripts can tell it from success and from failure.
+#[derive(Debug)]
+pub struct TruncatedInput(pub String);
+
+impl TruncatedInput {
+    /// Exit status of a run whose input ended early (1 is failure, 2 is a usage error).
+    pub const EXIT: u8 = 3;
+}
+
+impl std::fmt::Display for TruncatedInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TruncatedInput {}
 
 /// The error and its causes, each cause once: DataFusion's messages already include theirs.
 fn message(e: &anyhow::Error) -> String {

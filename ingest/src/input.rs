@@ -91,6 +91,10 @@ pub struct Chunker<R> {
     eof: bool,
     /// Buffers of chunks already parsed, reused so each chunk does not fault in fresh memory.
     spare: Vec<Vec<u8>>,
+    /// Bytes handed out so far.
+    offset: u64,
+    /// The input ended early: where (bytes of whole lines before the cut) and why.
+    truncated: Option<(u64, io::Error)>,
 }
 
 /// Spare buffers kept at most (a chunk per worker in flight is plenty).
@@ -105,7 +109,16 @@ impl<R: Read> Chunker<R> {
             carry: Vec::new(),
             eof: false,
             spare: Vec::new(),
+            offset: 0,
+            truncated: None,
         }
+    }
+
+    /// Where and why the input ended early, if it did: a compressed input cut off mid-frame (a
+    /// recording killed while compressing) or a read error. The chunks before hold every
+    /// whole line before the cut.
+    pub fn truncated(&mut self) -> Option<(u64, io::Error)> {
+        self.truncated.take()
     }
 
     /// Hand back the buffer of a chunk that is no longer needed, for a later chunk.
@@ -133,11 +146,13 @@ impl<R: Read> Chunker<R> {
                     let cut = scanned + nl + 1;
                     self.carry.extend_from_slice(&buf[cut..]);
                     buf.truncate(cut);
+                    self.offset += buf.len() as u64;
                     return Ok(Some(buf));
                 }
                 scanned = buf.len();
             }
             if self.eof {
+                self.offset += buf.len() as u64;
                 return Ok((!buf.is_empty()).then_some(buf));
             }
             let want = if buf.len() < self.target {
@@ -145,9 +160,17 @@ impl<R: Read> Chunker<R> {
             } else {
                 1 << 16
             };
-            let n = (&mut self.reader).take(want as u64).read_to_end(&mut buf)?;
-            if n < want {
-                self.eof = true;
+            match (&mut self.reader).take(want as u64).read_to_end(&mut buf) {
+                Ok(n) if n < want => self.eof = true,
+                Ok(_) => {}
+                Err(e) => {
+                    // What was read before the error is kept up to its last whole line; the
+                    // line cut in two is not an event.
+                    let whole = memchr::memrchr(b'\n', &buf).map_or(0, |nl| nl + 1);
+                    buf.truncate(whole);
+                    self.truncated = Some((self.offset + whole as u64, e));
+                    self.eof = true;
+                }
             }
         }
     }

@@ -87,6 +87,9 @@ pub struct IngestReport {
     /// Parts whose text was too far out of time order to stream (late by more than a batch
     /// of rows), so they were parsed twice: whole, then sorted.
     pub parts_sorted_whole: u64,
+    /// Inputs that ended early: path, bytes of whole lines before the cut, and why. Every
+    /// event before the cut is in the dataset.
+    pub truncated: Vec<(String, u64, String)>,
 }
 
 /// Ingest `inputs` (paths; `-` is stdin) into the dataset at `opts.output`.
@@ -112,6 +115,7 @@ pub fn ingest(
     let (done_tx, done_rx) = mpsc::channel::<Result<Done>>();
     let mut results: Vec<Done> = Vec::new();
     let mut first_error: Option<Error> = None;
+    let mut truncated = Vec::new();
 
     std::thread::scope(|scope| {
         for _ in 0..opts.threads.max(1) {
@@ -191,7 +195,13 @@ pub fn ingest(
                 }
                 let data = match chunker.next_chunk() {
                     Ok(Some(d)) => d,
-                    Ok(None) => break,
+                    Ok(None) => {
+                        if let Some((at, e)) = chunker.truncated() {
+                            sources[source].truncated_at = Some(at);
+                            truncated.push((names[source].clone(), at, e.to_string()));
+                        }
+                        break;
+                    }
                     Err(e) => {
                         first_error = Some(Error::io(path, e));
                         break 'inputs;
@@ -254,7 +264,9 @@ pub fn ingest(
         }
     }
     refuse_empty_sources(&results, &sources, &opts.output)?;
-    finish(results, sources, opts, clock)
+    let mut report = finish(results, sources, opts, clock)?;
+    report.truncated = truncated;
+    Ok(report)
 }
 
 /// An input that yielded no event is not a trace: the whole ingest is refused, and what it

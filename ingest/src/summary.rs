@@ -159,5 +159,6 @@ pub(crate) fn finish(
         malformed,
         parquet_bytes,
         parts_sorted_whole,
+        truncated: Vec::new(),
     })
 }

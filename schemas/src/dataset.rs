@@ -148,4 +148,8 @@ pub struct SourceSummary {
     /// `uname` of the traced machine recorded in the input (binary inputs), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uname: Option<String>,
+    /// The input ended early (a compressed input cut off mid-frame): bytes of whole lines
+    /// read before the cut, all of them ingested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_at: Option<u64>,
 }

@@ -168,3 +168,63 @@ fn input_that_is_not_a_trace_is_refused_and_writes_nothing() {
         assert!(!out.exists(), "{inputs:?} left {}", out.display());
     }
 }
+
+/// A compressed input cut off mid-frame (a recording killed while compressing) keeps every
+/// whole line before the cut: the events are those of the decompressible prefix, the manifest
+/// says where it stopped, and kreq exits 3 (neither success nor failure).
+#[test]
+fn a_truncated_compressed_input_keeps_what_precedes_the_cut() {
+    use std::io::Read;
+    let dir = tmp("truncated-zst");
+    let whole = std::fs::read(root().join("testdata/s1-c1/trace.txt.zst")).expect("read");
+    let cut = dir.join("cut.txt.zst");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).expect("write");
+    // The text before the cut, as far as a decoder gets, up to its last whole line.
+    let mut text = Vec::new();
+    let mut dec = zstd::Decoder::new(std::fs::File::open(&cut).expect("open")).expect("zstd");
+    let mut buf = [0u8; 65536];
+    loop {
+        match dec.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+    }
+    let whole_lines = text.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+    let plain = dir.join("prefix.txt");
+    std::fs::write(&plain, &text[..whole_lines]).expect("write");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let o = kreq(&[
+        "ingest",
+        cut.to_str().unwrap_or(""),
+        "-o",
+        a.to_str().unwrap_or(""),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ends early"));
+    let o = kreq(&[
+        "ingest",
+        plain.to_str().unwrap_or(""),
+        "-o",
+        b.to_str().unwrap_or(""),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let manifest = |d: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join("kreq.json")).expect("manifest"))
+            .expect("json")
+    };
+    let (ma, mb) = (manifest(&a), manifest(&b));
+    assert!(mb["events"].as_u64().unwrap_or(0) > 1000);
+    assert_eq!(
+        ma["events"], mb["events"],
+        "every whole line before the cut"
+    );
+    assert_eq!(
+        ma["sources"][0]["truncated_at"].as_u64(),
+        Some(whole_lines as u64)
+    );
+}
