@@ -36,8 +36,9 @@
 //!
 //! With segments, a found request is exact when its correlated request covers at least half
 //! of each segment with spans on that segment's thread, has a server span in the process of
-//! its first segment (the front end) and a server span in a process that logged no segment
-//! (the backend; unless the truth says `"backend": false`), and none of its spans overlaps a
+//! its first segment (the front end) and a server span in a process that logged no segment,
+//! downstream of one that did (the backend; unless the truth says `"backend": false`), and
+//! none of its spans overlaps a
 //! segment of another true request on the same thread by more than [`SLACK_NS`]. Segments
 //! shorter than twice the slack are below resolution and ignored (a coroutine step of a few
 //! µs that made no syscall leaves the kernel nothing to see). This is the
@@ -526,7 +527,25 @@ fn check_segments(
         return Err("no front-end span".into());
     }
     let logged = |pid: Option<i32>| pid.is_some_and(|p| segs.iter().any(|g| g.pid == p));
-    if t.backend.unwrap_or(true) && !spans.iter().any(|s| s.kind == "server" && !logged(s.pid)) {
+    // The backend is downstream of the logged processes: a server span whose chain of
+    // parents reaches a span of a logged process (nginx in front of the app is not one).
+    let by_id: HashMap<u64, &SpanRow> = spans.iter().map(|s| (s.id, s)).collect();
+    let downstream = |s: &SpanRow| {
+        let mut p = s.parent;
+        for _ in 0..spans.len() {
+            match p.and_then(|id| by_id.get(&id)) {
+                Some(up) if logged(up.pid) => return true,
+                Some(up) => p = up.parent,
+                None => return false,
+            }
+        }
+        false
+    };
+    if t.backend.unwrap_or(true)
+        && !spans
+            .iter()
+            .any(|s| s.kind == "server" && !logged(s.pid) && downstream(s))
+    {
         return Err("no backend span".into());
     }
     for s in spans {
@@ -608,11 +627,15 @@ mod tests {
         let theirs = [seg(10, 210_000, 300_000)];
         let idx = segments_by_thread([&mine[..], &theirs[..]].into_iter());
         let t = truth(mine.clone());
-        let good = vec![
+        let mut good = vec![
             span(10, 10, "server", 100_000, 190_000),
             span(11, 10, "internal", 160_000, 390_000),
             span(20, 20, "server", 170_000, 180_000),
         ];
+        for (i, s) in good.iter_mut().enumerate() {
+            s.id = i as u64 + 1;
+        }
+        good[2].parent = Some(2);
         assert_eq!(check_segments(&t, &mine, 0, &good, &idx), Ok(()));
         // The acceptor's span stretched over the next request's segment on its thread.
         let mut long = good.clone();
@@ -635,6 +658,16 @@ mod tests {
             check_segments(&t, &mine, 0, &good[..2], &idx),
             Err("no backend span".into())
         );
+        // A proxy in front of the app (nginx, testbed model `unix`) logs nothing either, but
+        // it is upstream: it is not the backend.
+        let mut proxied = good[..2].to_vec();
+        proxied.push(span(30, 30, "server", 90_000, 200_000));
+        proxied[2].id = 9;
+        proxied[0].parent = Some(9);
+        assert_eq!(
+            check_segments(&t, &mine, 0, &proxied, &idx),
+            Err("no backend span".into())
+        );
     }
 
     #[test]
@@ -643,13 +676,17 @@ mod tests {
         let theirs = [seg(10, 200_000, 300_000)];
         let idx = segments_by_thread([&mine[..], &theirs[..]].into_iter());
         let t = truth(mine.clone());
-        let spans = vec![
+        let mut spans = vec![
             span(10, 10, "server", 100_000, 150_000),
             // An event loop's call: sent in our first segment, its reply read after theirs.
             span(10, 10, "client", 149_000, 350_000),
             span(10, 10, "internal", 350_000, 450_000),
             span(20, 20, "server", 170_000, 180_000),
         ];
+        for (i, s) in spans.iter_mut().enumerate() {
+            s.id = i as u64 + 1;
+        }
+        spans[3].parent = Some(2);
         assert_eq!(check_segments(&t, &mine, 0, &spans, &idx), Ok(()));
         let mut sent_in_theirs = spans.clone();
         sent_in_theirs[1].start = 250_000;
