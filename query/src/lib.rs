@@ -6,16 +6,14 @@
 //! pages through the Parquet statistics.
 #![deny(missing_docs)]
 
-mod dictionary_groups;
 mod error;
 pub mod export;
-mod integer_groups;
+mod optimizer;
 pub mod options;
 mod ordering;
 pub mod output;
 pub mod report;
 pub mod tables;
-mod top_rows;
 pub mod udf;
 pub mod views;
 

@@ -12,11 +12,9 @@ use datafusion::prelude::{col, SessionConfig, SessionContext};
 use kreq_schemas::dataset as ds;
 use kreq_schemas::{edges, events, lost_events, requests, spans};
 
-use crate::dictionary_groups::DictionaryGroups;
-use crate::integer_groups::IntegerGroups;
+use crate::optimizer::{DictionaryGroups, IntegerGroups, TopRows};
 use crate::options::KreqOptions;
 use crate::ordering::SchemaOrderedParquet;
-use crate::top_rows::TopRows;
 use crate::{udf, views, Error, Result};
 
 /// The tables a dataset can have: SQL name and directory in the dataset.

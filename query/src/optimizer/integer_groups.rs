@@ -2,7 +2,7 @@
 //!
 //! DataFusion 55 finds each row's group through a hash table (`GroupValuesPrimitive`): a hash
 //! and a probe per row, 42% of `GROUP BY tid` over 52M events. Trace keys are small
-//! non-negative integers (thread ids, CPUs, ports, the codes of [`crate::dictionary_groups`]),
+//! non-negative integers (thread ids, CPUs, ports, the codes of [`super::dictionary_groups`]),
 //! so [`IntegerGroups`] replaces each partial `AggregateExec` with one integer key by an
 //! [`IntegerGroupsExec`] that indexes a table by the key itself (keys outside
 //! `0..DENSE_KEYS` go through a hash map). It feeds DataFusion's own group accumulators and
