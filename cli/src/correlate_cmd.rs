@@ -20,6 +20,55 @@ pub struct CorrelateArgs {
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Print the summary as one JSON object on stdout instead of text on stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The summary of a correlation run as JSON: what the text summary says, for scripts.
+fn summary_json(s: &kreq_correlate::dataset::Summary, secs: f64) -> serde_json::Value {
+    let st = &s.stats;
+    let h = &s.digest.latency;
+    let q = |p: f64| (h.count() > 0).then(|| h.quantile(p));
+    serde_json::json!({
+        "seconds": secs,
+        "ingress": s.ingress,
+        "ingress_auto": s.ingress_auto,
+        "events": st.events,
+        "labelled": st.labelled - s.late_labels,
+        "requests": st.requests,
+        "incomplete": s.incomplete,
+        "spans": st.spans,
+        "edges": st.edges,
+        "unseen_bytes": st.unseen_bytes,
+        "mixed_reads": st.mixed_reads,
+        "unmatched_syscalls": st.unmatched_brackets,
+        "late_hops": st.late_hops,
+        "late_labels": s.late_labels,
+        "handoffs": st.handoffs,
+        "unresolved_stretches": st.unresolved_stretches,
+        "resyncs": st.resyncs,
+        "peak_state": {
+            "threads": s.peak_state[0],
+            "sockets": s.peak_state[1],
+            "streams": s.peak_state[2],
+            "open_requests": s.peak_state[3],
+            "open_spans": s.peak_state[4],
+        },
+        "peak_rss_mib": peak_rss_mib(),
+        "latency_ns": {
+            "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": q(1.0), "count": h.count(),
+        },
+        "slowest": s.digest.slowest.iter()
+            .map(|(d, id, spans)| serde_json::json!({"request_id": id, "duration_ns": d, "spans": spans}))
+            .collect::<Vec<_>>(),
+        "services": s.digest.services.iter()
+            .map(|(name, t)| (name.clone(), serde_json::json!({
+                "spans": t.spans, "total_ns": t.total_ns, "cpu_ns": t.cpu_ns,
+                "runnable_ns": t.runnable_ns, "blocked_ns": t.blocked_ns,
+            })))
+            .collect::<serde_json::Map<_, _>>(),
+    })
 }
 
 /// Runs `kreq correlate`.
@@ -30,10 +79,14 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
         linger_ns: 0,
     };
     let s = correlate(&args.dataset, &opts)?;
+    let secs = t0.elapsed().as_secs_f64();
+    if args.json {
+        println!("{}", summary_json(&s, secs));
+        return Ok(());
+    }
     if args.quiet {
         return Ok(());
     }
-    let secs = t0.elapsed().as_secs_f64();
     let how = if s.ingress_auto { "detected" } else { "given" };
     if s.ingress.is_empty() {
         eprintln!("ingress: none found; pass --ingress ADDR:PORT (no requests can start)");

@@ -46,6 +46,9 @@ pub struct IngestArgs {
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
+    /// Print the summary as one JSON object on stdout instead of text on stderr.
+    #[arg(long)]
+    json: bool,
 }
 
 struct Bar(ProgressBar);
@@ -81,7 +84,8 @@ pub fn run(args: IngestArgs) -> Result<()> {
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let show_bar = !args.quiet && std::io::stderr().is_terminal() && total >= PROGRESS_MIN_BYTES;
+    let show_bar =
+        !args.quiet && !args.json && std::io::stderr().is_terminal() && total >= PROGRESS_MIN_BYTES;
     let bar = if show_bar {
         let b = ProgressBar::new(total);
         b.set_style(
@@ -102,7 +106,28 @@ pub fn run(args: IngestArgs) -> Result<()> {
     let bytes: u64 = m.sources.iter().map(|s| s.bytes).sum();
     let malformed: u64 = m.sources.iter().map(|s| s.malformed).sum();
     let lost_reports: u64 = m.sources.iter().map(|s| s.lost_reports).sum();
-    if !args.quiet {
+    if args.json {
+        let summary = serde_json::json!({
+            "dataset": args.output.display().to_string(),
+            "seconds": secs,
+            "events": m.events,
+            "lost_events": m.lost_events,
+            "lost_reports": lost_reports,
+            "malformed": malformed,
+            "parquet_bytes": report.parquet_bytes,
+            "trace_clock": m.trace_clock,
+            "sorted": m.sorted,
+            "parts_sorted_whole": report.parts_sorted_whole,
+            "inputs": m.sources,
+            "malformed_examples": report.malformed.iter().take(5).map(|(file, l)| serde_json::json!({
+                "file": file, "line": l.line, "offset": l.offset, "reason": l.reason, "text": l.text,
+            })).collect::<Vec<_>>(),
+            "truncated": report.truncated.iter().map(|(file, at, cause)| serde_json::json!({
+                "file": file, "at": at, "cause": cause,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{summary}");
+    } else if !args.quiet {
         eprintln!(
             "ingested {} events from {} ({:.1} MB input) in {:.2}s: {:.0} events/s, {:.1} MB/s",
             m.events,

@@ -228,3 +228,40 @@ fn a_truncated_compressed_input_keeps_what_precedes_the_cut() {
         Some(whole_lines as u64)
     );
 }
+
+/// `--json` summaries: `ingest` and `correlate` print one JSON object on stdout with what
+/// their text summaries say, so scripts need not scrape prose.
+#[test]
+fn ingest_and_correlate_print_json_summaries() {
+    let out = tmp("json-summaries").join("ds");
+    let input = root().join("testdata/s1-c1/trace.txt.zst");
+    let o = kreq(&[
+        "ingest",
+        input.to_str().unwrap_or(""),
+        "-o",
+        out.to_str().unwrap_or(""),
+        "--clock",
+        "mono",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("ingest json");
+    assert_eq!(v["events"], 18474);
+    assert_eq!(v["malformed"], 0);
+    assert_eq!(v["trace_clock"], "mono");
+    assert_eq!(v["inputs"][0]["events"], 18474);
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = kreq(&["correlate", out.to_str().unwrap_or(""), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("correlate json");
+    assert_eq!(v["requests"], 100);
+    assert_eq!(v["ingress"][0], "127.0.0.1:18080");
+    assert_eq!(v["unseen_bytes"], 0);
+    assert_eq!(v["latency_ns"]["count"], 100);
+    assert!(v["latency_ns"]["p50"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(v["services"]["redis-server"]["spans"], 200);
+}

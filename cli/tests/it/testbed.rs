@@ -81,10 +81,16 @@ fn correlate_and_score(
     let corr = Command::new(kreq)
         .arg("correlate")
         .arg(dir.join("ds"))
+        .arg("--json")
         .output()
         .expect("kreq correlate");
-    let corr_log = String::from_utf8_lossy(&corr.stderr).to_string();
-    assert!(corr.status.success(), "{corr_log}");
+    // The correlation summary (`--json`): the caller checks its fields.
+    let corr_log = String::from_utf8_lossy(&corr.stdout).to_string();
+    assert!(
+        corr.status.success(),
+        "{corr_log}{}",
+        String::from_utf8_lossy(&corr.stderr)
+    );
     let eval = Command::new(kreq)
         .arg("eval")
         .arg(dir.join("ds"))
@@ -170,7 +176,9 @@ fn small_testbed_recording_captures_every_request_on_every_tier() {
     // Record -> correlate -> eval: CI fails when fewer than 99% of the requests are exact.
     let (corr_log, score) = correlate_and_score(&dir, "testbed-failed", &log, "0.99");
     assert!(
-        corr_log.contains("ingress (detected): 127.0.0.1:28080"),
+        serde_json::from_str::<serde_json::Value>(&corr_log).is_ok_and(|v| {
+            v["ingress"] == serde_json::json!(["127.0.0.1:28080"]) && v["ingress_auto"] == true
+        }),
         "{corr_log}"
     );
     let score: serde_json::Value = serde_json::from_str(score.trim()).expect("score json");
