@@ -61,6 +61,10 @@ pub struct RecordArgs {
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
+    /// Print the summary as one JSON object on stdout at the end (the "recording ..." line
+    /// that says tracing has started still goes to stderr).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: RecordArgs) -> Result<()> {
@@ -140,7 +144,27 @@ pub fn run(args: RecordArgs) -> Result<()> {
     };
     let report = record::record(&opts, &stop, &started)
         .with_context(|| format!("recording into {}", output.display()))?;
-    if !args.quiet {
+    if args.json {
+        let m = &report.manifest;
+        let summary = serde_json::json!({
+            "dataset": output.display().to_string(),
+            "events": m.events,
+            "raw_bytes": m.sources.first().map_or(0, |s| s.bytes),
+            "parquet_bytes": report.parquet_bytes,
+            "parts": m.sources.first().map_or(0, |s| s.parts.len()),
+            "instance": report.instance,
+            "trace_clock": m.trace_clock,
+            "readers": {
+                "wakeups": report.readers.wakeups,
+                "pages": report.readers.pages,
+                "spliced": report.readers.spliced,
+            },
+            "own_events_left_out": report.own_events,
+            "lost_events": report.lost.iter().filter_map(|l| l.count).sum::<u64>(),
+            "lost_reports_without_count": report.lost.iter().filter(|l| l.count.is_none()).count(),
+        });
+        println!("{summary}");
+    } else if !args.quiet {
         let m = &report.manifest;
         let lost: u64 = report.lost.iter().filter_map(|l| l.count).sum();
         let unknown = report.lost.iter().filter(|l| l.count.is_none()).count();

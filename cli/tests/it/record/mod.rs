@@ -67,13 +67,10 @@ fn workload(wait: &str, n: u32) -> (Child, i32) {
     (child, pid)
 }
 
-/// The number between `after` and `before` in kreq record's summary `err`.
-fn summary_number(err: &str, after: &str, before: &str) -> u64 {
-    err.split(after)
-        .nth(1)
-        .and_then(|s| s.split(before).next())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {after:?} in {err}"))
+/// `kreq record --json`'s summary, from its stdout.
+fn summary(stdout: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(stdout)))
 }
 
 fn kreq_instances() -> Vec<String> {
@@ -208,19 +205,25 @@ fn readers_wake_in_batches_set_by_buffer_percent() {
                 "2",
             ])
             .args(["--pid", &pid.to_string(), "--max-wait-ms", "10000"])
-            .args(["--wake-percent", percent, "--buffer-kb", buffer_kb])
+            .args([
+                "--wake-percent",
+                percent,
+                "--buffer-kb",
+                buffer_kb,
+                "--json",
+            ])
             .output()
             .expect("kreq record");
         let _ = child.kill();
         let _ = child.wait();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{err}");
-        let num = |after: &str, before: &str| summary_number(&err, after, before);
+        let s = summary(&out.stdout);
         (
-            num("readers:", "wakeups"),
-            num("wakeups,", "pages"),
-            num("recorded", "events"),
-            num("pages (", "spliced"),
+            s["readers"]["wakeups"].as_u64().expect("wakeups"),
+            s["readers"]["pages"].as_u64().expect("pages"),
+            s["events"].as_u64().expect("events"),
+            s["readers"]["spliced"].as_u64().expect("spliced"),
         )
     };
     let (w50, p50, e50, s50) = run("p50", "50", "8192");
@@ -264,15 +267,16 @@ fn readers_are_not_kept_busy_by_their_own_reads() {
             dir.join("ds").to_str().unwrap_or(""),
             "-d",
             "2",
+            "--json",
         ])
         .output()
         .expect("kreq record");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{err}");
-    let num = |after: &str, before: &str| summary_number(&err, after, before);
+    let s = summary(&out.stdout);
     let (pages, own) = (
-        num("wakeups,", "pages"),
-        num("ms);", "events of kreq's own"),
+        s["readers"]["pages"].as_u64().expect("pages"),
+        s["own_events_left_out"].as_u64().expect("own events"),
     );
     // Fixed: about 13 pages and 180 own events here; the machine's other work adds some.
     assert!(pages < 2_000, "{pages} pages read in 2 s: {err}");
