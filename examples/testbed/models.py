@@ -173,39 +173,42 @@ http {{
     wait_port(args.port)
 
 
-def start_backend():
-    """redis on the port after the app's, or for `pgchain` PostgreSQL there and the mid tier
-    on the port after it, or for `unix` redis on a unix socket."""
-    if args.model == "pgchain":
-        start_postgres(args.port + 1)
-        mid_truth = os.path.join(work, "segments-mid.jsonl")
-        extra_truth.append(mid_truth)
-        start([sys.executable, os.path.join(HERE, "models", "pgchain.py"), "--tier", "mid",
-               "--port", str(args.port + 2), "--pg", str(args.port + 1), "--truth", mid_truth])
-        wait_port(args.port + 2)
-        return
+def start_redis(listen):
+    """redis-server with no persistence, listening as `listen` says (`--port P --bind ADDR`,
+    or `--port 0 --unixsocket PATH`)."""
     redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(redis_bin):
         raise SystemExit("models: redis-server is not installed (apt-get install redis-server)")
-    if args.model == "grpc":
-        start([redis_bin, "--port", str(args.port + 1), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", work, "--daemonize", "no"], stdout=subprocess.DEVNULL)
-        wait_port(args.port + 1)
-        worker_truth = os.path.join(work, "segments-worker.jsonl")
-        extra_truth.append(worker_truth)
-        start([sys.executable, os.path.join(HERE, "models", "grpc_app.py"), "--tier", "worker",
-               "--port", str(args.port + 2), "--redis", str(args.port + 1), "--truth", worker_truth])
-        wait_port(args.port + 2)
+    start([redis_bin] + listen + ["--save", "", "--appendonly", "no", "--dir", work, "--daemonize", "no"],
+          stdout=subprocess.DEVNULL)
+
+
+def start_tier(script, truth_name, tier_args):
+    """A further tier of the model on the port two after the app's, writing its own truth."""
+    truth = os.path.join(work, truth_name)
+    extra_truth.append(truth)
+    start([sys.executable, os.path.join(HERE, "models", script), "--port", str(args.port + 2),
+           "--truth", truth] + tier_args)
+    wait_port(args.port + 2)
+
+
+def start_backend():
+    """redis on the port after the app's, or for `pgchain` PostgreSQL there and the mid tier
+    on the port after it, for `grpc` redis and the gRPC server after it, or for `unix` redis
+    on a unix socket."""
+    if args.model == "pgchain":
+        start_postgres(args.port + 1)
+        start_tier("pgchain.py", "segments-mid.jsonl", ["--tier", "mid", "--pg", str(args.port + 1)])
         return
     if args.model == "unix":
         sock = os.path.join(work, "redis.sock")
-        start([redis_bin, "--port", "0", "--unixsocket", sock, "--unixsocketperm", "777", "--save", "",
-               "--appendonly", "no", "--dir", work, "--daemonize", "no"], stdout=subprocess.DEVNULL)
+        start_redis(["--port", "0", "--unixsocket", sock, "--unixsocketperm", "777"])
         wait_file(sock)
         return
-    start([redis_bin, "--port", str(args.port + 1), "--bind", "127.0.0.1", "--save", "",
-           "--appendonly", "no", "--dir", work, "--daemonize", "no"], stdout=subprocess.DEVNULL)
+    start_redis(["--port", str(args.port + 1), "--bind", "127.0.0.1"])
     wait_port(args.port + 1)
+    if args.model == "grpc":
+        start_tier("grpc_app.py", "segments-worker.jsonl", ["--tier", "worker", "--redis", str(args.port + 1)])
 
 
 def build_go():

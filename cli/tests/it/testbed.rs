@@ -286,21 +286,27 @@ fn score_model(model: &str, port: &str, min_accuracy: &str) -> (serde_json::Valu
     (score, dir)
 }
 
-/// `SELECT count(*) FROM edges WHERE rule = RULE` on the dataset in `dir/ds`.
-fn edges_by(dir: &Path, rule: &str) -> i64 {
+/// The one number `query` (a `SELECT` of one value) answers on the dataset in `dir/ds`.
+fn sql_number(dir: &Path, query: &str) -> i64 {
     let out = Command::new(env!("CARGO_BIN_EXE_kreq"))
         .arg("sql")
         .arg(dir.join("ds"))
-        .arg(format!(
-            "SELECT count(*) AS n FROM edges WHERE rule = '{rule}'"
-        ))
+        .arg(query)
         .output()
         .expect("kreq sql");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
         .last()
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// `SELECT count(*) FROM edges WHERE rule = RULE` on the dataset in `dir/ds`.
+fn edges_by(dir: &Path, rule: &str) -> i64 {
+    sql_number(
+        dir,
+        &format!("SELECT count(*) AS n FROM edges WHERE rule = '{rule}'"),
+    )
 }
 
 #[test]
@@ -345,17 +351,10 @@ fn java_model_on_a_dual_stack_socket_is_exact() {
     let (_, dir) = score_model("java", "29380", "0.99");
     // The server socket is IPv6: the kernel names its IPv4 peers ::ffff:127.0.0.1 in
     // tcp_probe, and the request's client must still be found through them.
-    let out = Command::new(env!("CARGO_BIN_EXE_kreq"))
-        .arg("sql")
-        .arg(dir.join("ds"))
-        .arg("SELECT count(*) AS n FROM events WHERE saddr LIKE '::ffff:%'")
-        .output()
-        .expect("kreq sql");
-    let mapped: i64 = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
+    let mapped = sql_number(
+        &dir,
+        "SELECT count(*) AS n FROM events WHERE saddr LIKE '::ffff:%'",
+    );
     assert!(mapped > 0, "no IPv4-mapped addresses in the recording");
 }
 
@@ -377,17 +376,7 @@ fn three_tiers_ending_in_postgresql_are_exact() {
     let (_, dir) = score_model("pgchain", "29480", "0.99");
     // PostgreSQL serves each connection with its own backend process: they are the backend
     // hop of every request.
-    let out = Command::new(env!("CARGO_BIN_EXE_kreq"))
-        .arg("sql")
-        .arg(dir.join("ds"))
-        .arg("SELECT count(DISTINCT request_id) AS n FROM spans WHERE comm = 'postgres' AND kind = 'server'")
-        .output()
-        .expect("kreq sql");
-    let with_pg: i64 = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
+    let with_pg = sql_number(&dir, "SELECT count(DISTINCT request_id) AS n FROM spans WHERE comm = 'postgres' AND kind = 'server'");
     assert_eq!(with_pg, 200, "every request reaches a PostgreSQL backend");
 }
 
@@ -399,20 +388,11 @@ fn nginx_to_an_app_and_redis_over_unix_sockets_is_exact() {
     }
     let (_, dir) = score_model("unix", "29580", "0.99");
     // Every request crossed both unix sockets: the app served it and redis answered it.
-    let out = Command::new(env!("CARGO_BIN_EXE_kreq"))
-        .arg("sql")
-        .arg(dir.join("ds"))
-        .arg(
-            "SELECT count(DISTINCT request_id) AS n FROM spans \
+    let n = sql_number(
+        &dir,
+        "SELECT count(DISTINCT request_id) AS n FROM spans \
              WHERE comm = 'redis-server' AND kind = 'server' AND local_addr LIKE 'unix:%'",
-        )
-        .output()
-        .expect("kreq sql");
-    let n: i64 = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
+    );
     assert!(
         n >= 198,
         "requests reaching redis over its unix socket: {n} of 200"
