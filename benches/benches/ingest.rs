@@ -82,7 +82,7 @@ fn batches(text: &[u8]) -> Vec<RecordBatch> {
 /// Encode `batches` as one Parquet file in memory; returns its size.
 fn encode(batches: &[RecordBatch]) -> usize {
     let props = writer::properties(
-        kreq_schemas::dataset::EVENTS_DIR,
+        kreq_schemas::table::EVENTS.name,
         writer::DEFAULT_ZSTD_LEVEL,
         &[],
     );

@@ -115,7 +115,7 @@ impl LabelSink for Window {
 }
 
 fn read_losses(dataset: &Path) -> Result<Losses> {
-    let dir = dataset.join(ds::LOST_EVENTS_DIR);
+    let dir = dataset.join(kreq_schemas::table::LOST_EVENTS.name);
     let mut reports = Vec::new();
     for b in read_table(&dir)? {
         let bad = |msg| Error::Dataset {
@@ -165,7 +165,7 @@ fn ingress_text(i: &Ingress, names: &Interner) -> String {
 /// Correlates the dataset at `dataset` in place.
 pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
     let mut manifest = read_manifest(dataset)?;
-    let parts = parts_of(&dataset.join(ds::EVENTS_DIR))?;
+    let parts = parts_of(&dataset.join(kreq_schemas::table::EVENTS.name))?;
     let mut names = Interner::default();
     let given: Vec<Ingress> = opts
         .ingress
@@ -193,9 +193,9 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
     }
     let mut engine = Engine::new(cfg);
     let mut out = [
-        PartWriter::new(dataset, ds::REQUESTS_DIR)?,
-        PartWriter::new(dataset, ds::SPANS_DIR)?,
-        PartWriter::new(dataset, ds::EDGES_DIR)?,
+        PartWriter::new(dataset, kreq_schemas::table::REQUESTS.name)?,
+        PartWriter::new(dataset, kreq_schemas::table::SPANS.name)?,
+        PartWriter::new(dataset, kreq_schemas::table::EDGES.name)?,
     ];
     let mut rows = ResultRows::default();
     let mut window = Window::default();
@@ -354,7 +354,13 @@ fn rewrite_part(p: &Path, req: &[u64], span: &[u64]) -> Result<()> {
             source,
         })
     });
-    write_file(p, "events", schema.clone(), batches, &meta)
+    write_file(
+        p,
+        kreq_schemas::table::EVENTS.name,
+        schema.clone(),
+        batches,
+        &meta,
+    )
 }
 
 /// Every event of a dataset decoded for correlation, in part order, with the interner that
@@ -364,7 +370,7 @@ pub fn load_events(dataset: &Path) -> Result<(Vec<Event>, Interner)> {
     let mut names = Interner::default();
     let mut all = Vec::new();
     let mut evs = Vec::new();
-    for p in parts_of(&dataset.join(ds::EVENTS_DIR))? {
+    for p in parts_of(&dataset.join(kreq_schemas::table::EVENTS.name))? {
         let mut r = PartReader::open(&p)?;
         while r.next_batch(all.len() as u64, &mut names, &mut evs)? {
             all.append(&mut evs);

@@ -55,7 +55,6 @@ use arrow::array::{
     Array, AsArray, DictionaryArray, Int32Array, Int64Array, RecordBatch, UInt16Array, UInt64Array,
 };
 use arrow::datatypes::Int32Type;
-use kreq_schemas::dataset as ds;
 use kreq_schemas::{edges as ed, requests as rq, spans as sp};
 use serde::{Deserialize, Serialize};
 
@@ -225,7 +224,7 @@ fn dict_str(d: &DictionaryArray<Int32Type>, i: usize) -> Option<String> {
 pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
     let mut spans: HashMap<u64, Vec<SpanRow>> = HashMap::new();
     let mut owner: Owners = HashMap::new();
-    for b in read_results(dataset, ds::SPANS_DIR)? {
+    for b in read_results(dataset, kreq_schemas::table::SPANS.name)? {
         let req = c::<UInt64Array>(&b, sp::REQUEST_ID, dataset)?;
         let span_id = c::<UInt64Array>(&b, sp::SPAN_ID, dataset)?;
         let parent = c::<UInt64Array>(&b, sp::PARENT_SPAN_ID, dataset)?;
@@ -263,7 +262,7 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
     let mut by_client: HashMap<i32, Vec<(i64, u64)>> = HashMap::new();
     let mut complete: HashMap<u64, bool> = HashMap::new();
     let mut correlated = 0;
-    for b in read_results(dataset, ds::REQUESTS_DIR)? {
+    for b in read_results(dataset, kreq_schemas::table::REQUESTS.name)? {
         let id = c::<UInt64Array>(&b, rq::REQUEST_ID, dataset)?;
         let ct = c::<Int32Array>(&b, rq::CLIENT_TID, dataset)?;
         let st = c::<Int64Array>(&b, rq::START_NS, dataset)?;
@@ -281,7 +280,7 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
     }
     let by_thread = segments_by_thread(truth.iter().map(|t| t.segments.as_deref().unwrap_or(&[])));
     let mut edges: HashMap<u64, Vec<(u64, String, f32)>> = HashMap::new();
-    for b in read_results(dataset, ds::EDGES_DIR)? {
+    for b in read_results(dataset, kreq_schemas::table::EDGES.name)? {
         let req = c::<UInt64Array>(&b, ed::REQUEST_ID, dataset)?;
         let to = c::<UInt64Array>(&b, ed::TO_SPAN, dataset)?;
         let rule = c::<DictionaryArray<Int32Type>>(&b, ed::RULE, dataset)?;

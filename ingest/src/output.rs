@@ -21,7 +21,10 @@ pub(crate) fn prepare_output(dir: &Path, force: bool) -> Result<()> {
             if !force {
                 return Err(Error::OutputExists(dir.to_owned()));
             }
-            for sub in [dataset::EVENTS_DIR, dataset::LOST_EVENTS_DIR] {
+            for sub in [
+                kreq_schemas::table::EVENTS.name,
+                kreq_schemas::table::LOST_EVENTS.name,
+            ] {
                 let p = dir.join(sub);
                 if p.exists() {
                     std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
@@ -35,7 +38,10 @@ pub(crate) fn prepare_output(dir: &Path, force: bool) -> Result<()> {
             }
         }
     }
-    for sub in [dataset::EVENTS_DIR, dataset::LOST_EVENTS_DIR] {
+    for sub in [
+        kreq_schemas::table::EVENTS.name,
+        kreq_schemas::table::LOST_EVENTS.name,
+    ] {
         let p = dir.join(sub);
         std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
     }

@@ -129,7 +129,7 @@ pub fn write_part(
                 });
             writer::write_parquet(
                 to.path,
-                "events",
+                kreq_schemas::table::EVENTS.name,
                 events::schema(),
                 batches,
                 to.zstd_level,
@@ -176,7 +176,7 @@ pub fn write_parsed(mut parsed: ParsedChunk, to: PartTarget<'_>) -> Result<Writt
     let bytes = if rows > 0 {
         write_table(
             to.path,
-            "events",
+            kreq_schemas::table::EVENTS.name,
             &parsed.events,
             to.zstd_level,
             to.metadata,

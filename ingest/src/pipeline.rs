@@ -288,8 +288,8 @@ fn refuse_empty_sources(results: &[Done], sources: &[SourceSummary], out: &Path)
         }
     }
     for sub in [
-        kreq_schemas::dataset::EVENTS_DIR,
-        kreq_schemas::dataset::LOST_EVENTS_DIR,
+        kreq_schemas::table::EVENTS.name,
+        kreq_schemas::table::LOST_EVENTS.name,
     ] {
         let _ = std::fs::remove_dir(out.join(sub));
     }

@@ -125,15 +125,21 @@ pub(crate) fn finish(
     if total_events == 0 {
         // Keep the table readable: one empty file carrying the schema.
         let empty = arrow::record_batch::RecordBatch::new_empty(events::schema());
-        let path = dataset::part_path(&opts.output, dataset::EVENTS_DIR, 0);
-        parquet_bytes += write_table(&path, "events", &empty, opts.zstd_level, &meta)?;
+        let path = dataset::part_path(&opts.output, kreq_schemas::table::EVENTS.name, 0);
+        parquet_bytes += write_table(
+            &path,
+            kreq_schemas::table::EVENTS.name,
+            &empty,
+            opts.zstd_level,
+            &meta,
+        )?;
     }
     let lost_batch = lost_events_batch(&lost)?;
     debug_assert_eq!(lost_batch.schema(), lost_events::schema());
-    let lost_path = dataset::part_path(&opts.output, dataset::LOST_EVENTS_DIR, 0);
+    let lost_path = dataset::part_path(&opts.output, kreq_schemas::table::LOST_EVENTS.name, 0);
     parquet_bytes += write_table(
         &lost_path,
-        "lost_events",
+        kreq_schemas::table::LOST_EVENTS.name,
         &lost_batch,
         opts.zstd_level,
         &meta,

@@ -52,7 +52,7 @@ pub(crate) fn work(
     free: &mpsc::Sender<Vec<u8>>,
     progress: &dyn Progress,
 ) -> Result<Done> {
-    let path = dataset::part_path(&opts.output, dataset::EVENTS_DIR, job.seq);
+    let path = dataset::part_path(&opts.output, kreq_schemas::table::EVENTS.name, job.seq);
     let metadata = part_metadata(opts, &names[job.source], clock);
     let input = inputs[job.source].as_path();
     let to = PartTarget {
@@ -76,7 +76,7 @@ pub(crate) fn work(
         }
         Payload::Decoded(parsed) => write_parsed(parsed, to)?,
     };
-    let part = format!("{}/{}", dataset::EVENTS_DIR, file_name(&path));
+    let part = format!("{}/{}", kreq_schemas::table::EVENTS.name, file_name(&path));
     Ok(Done {
         seq: job.seq,
         source: job.source,

@@ -3,28 +3,21 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{col, SessionConfig, SessionContext};
 use kreq_schemas::dataset as ds;
-use kreq_schemas::{edges, events, lost_events, requests, spans};
+use kreq_schemas::table::{self, Table};
 
 use crate::optimizer::{DictionaryGroups, IntegerGroups, TopRows};
 use crate::options::KreqOptions;
 use crate::ordering::SchemaOrderedParquet;
 use crate::{udf, views, Error, Result};
 
-/// The tables a dataset can have: SQL name and directory in the dataset.
-pub const TABLES: &[(&str, &str)] = &[
-    ("events", ds::EVENTS_DIR),
-    ("lost_events", ds::LOST_EVENTS_DIR),
-    ("requests", ds::REQUESTS_DIR),
-    ("spans", ds::SPANS_DIR),
-    ("edges", ds::EDGES_DIR),
-];
+/// The tables a dataset can have ([`kreq_schemas::table`]): their SQL names are their names.
+pub const TABLES: [Table; 5] = table::ALL;
 
 /// Session settings kreq sets unless a `DATAFUSION_*` variable does: statistics, page-index
 /// and row-filter pruning of the Parquet scans, and joins on kreq's ids by direct index.
@@ -58,16 +51,6 @@ const FEW_CORE_DEFAULTS: &[(&str, &str)] = &[
         "8388608",
     ),
 ];
-
-fn schema_of(table: &str) -> SchemaRef {
-    match table {
-        "events" => events::schema(),
-        "lost_events" => lost_events::schema(),
-        "requests" => requests::schema(),
-        "spans" => spans::schema(),
-        _ => edges::schema(),
-    }
-}
 
 fn has_parts(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|rd| {
@@ -137,30 +120,28 @@ pub async fn open_with(
     ctx.add_optimizer_rule(Arc::new(TopRows));
     udf::register(&ctx);
     let mut found = Vec::new();
-    for (name, dir) in TABLES {
-        let dir = path.join(dir);
+    for t in TABLES {
+        let dir = t.dir(path);
         if !has_parts(&dir) {
             continue;
         }
         let url = ListingTableUrl::parse(format!("{}/", dir.canonicalize()?.display()))?;
         let mut listing = ListingOptions::new(Arc::new(SchemaOrderedParquet::default()))
             .with_file_extension(".parquet");
-        if kreq_schemas::writer::sorted_by_time(name) {
-            // The writers sort these parts by time (events; lost_events parts need not be).
-            let by_time = col(events::TS_NS).sort(true, false);
-            listing = listing.with_file_sort_order(vec![vec![by_time]]);
+        if let Some(key) = t.sorted_by {
+            // The writers sort these parts (events by time).
+            listing = listing.with_file_sort_order(vec![vec![col(key).sort(true, false)]]);
         }
         let cfg = ListingTableConfig::new(url)
             .with_listing_options(listing)
-            .with_schema(schema_of(name));
-        let table = ListingTable::try_new(cfg)?;
-        ctx.register_table(*name, Arc::new(table))?;
-        found.push((*name).to_owned());
+            .with_schema(t.schema());
+        let listed = ListingTable::try_new(cfg)?;
+        ctx.register_table(t.name, Arc::new(listed))?;
+        found.push(t.name.to_owned());
     }
-    let correlated = ["spans", "requests", "events"]
-        .iter()
-        .all(|t| found.iter().any(|f| f == t));
-    let lost = found.iter().any(|t| t == "lost_events");
+    let has = |t: Table| found.iter().any(|f| f == t.name);
+    let correlated = has(table::SPANS) && has(table::REQUESTS) && has(table::EVENTS);
+    let lost = has(table::LOST_EVENTS);
     views::register(&ctx, lost, correlated).await?;
     Ok((ctx, found))
 }

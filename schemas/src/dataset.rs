@@ -20,16 +20,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Directory of the `events` table inside a dataset.
-pub const EVENTS_DIR: &str = "events";
-/// Directory of the `lost_events` table inside a dataset.
-pub const LOST_EVENTS_DIR: &str = "lost_events";
-/// Directory of the `spans` table (written by correlation).
-pub const SPANS_DIR: &str = "spans";
-/// Directory of the `requests` table (written by correlation).
-pub const REQUESTS_DIR: &str = "requests";
-/// Directory of the `edges` table (written by correlation).
-pub const EDGES_DIR: &str = "edges";
 /// File name of the manifest inside a dataset.
 pub const MANIFEST: &str = "kreq.json";
 /// File holding the tracefs format files of a binary recording (`{"group/name": "text"}`).

@@ -93,10 +93,9 @@ pub fn properties(table: &str, zstd_level: i32, extra: &[(String, String)]) -> W
 }
 
 /// Whether files of `table` are sorted by time, which their metadata then declares: only
-/// `events` (by `ts_ns`, its first column). Readers such as DataFusion trust the declaration
-/// to skip sorts, so a table without a guaranteed order declares none.
+/// `events` (by `ts_ns`, its first column; [`crate::table::Table::sorted_by`]).
 pub fn sorted_by_time(table: &str) -> bool {
-    table == crate::dataset::EVENTS_DIR
+    crate::table::Table::named(table).is_some_and(|t| t.sorted_by.is_some())
 }
 
 /// Writes `batches` as one Parquet file of `table` at `path` so that it is valid whenever it is

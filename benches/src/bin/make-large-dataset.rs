@@ -15,7 +15,6 @@ use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt64Array};
 use arrow::compute::concat_batches;
 use kreq_correlate::dataset::{correlate, read_manifest, Options};
 use kreq_ingest::{ingest, IngestOptions, NoProgress};
-use kreq_schemas::dataset as ds;
 use kreq_schemas::writer;
 use parquet::arrow::ArrowWriter;
 
@@ -122,7 +121,7 @@ fn main() -> Res<()> {
     let mut manifest = read_manifest(&seed)?;
     let (t0, t1) = manifest.time_range_ns.ok_or("empty seed")?;
     let dt = (t1 - t0) + 1_000_000_000;
-    let max_id = read_table(&seed.join(ds::SPANS_DIR))?
+    let max_id = read_table(&seed.join(kreq_schemas::table::SPANS.name))?
         .and_then(|b| {
             let a = b
                 .column_by_name("span_id")?
@@ -136,11 +135,15 @@ fn main() -> Res<()> {
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out)?;
     for (table, dir, n) in [
-        ("events", ds::EVENTS_DIR, event_copies),
-        ("lost_events", ds::LOST_EVENTS_DIR, event_copies),
-        ("requests", ds::REQUESTS_DIR, copies),
-        ("spans", ds::SPANS_DIR, copies),
-        ("edges", ds::EDGES_DIR, copies),
+        ("events", kreq_schemas::table::EVENTS.name, event_copies),
+        (
+            "lost_events",
+            kreq_schemas::table::LOST_EVENTS.name,
+            event_copies,
+        ),
+        ("requests", kreq_schemas::table::REQUESTS.name, copies),
+        ("spans", kreq_schemas::table::SPANS.name, copies),
+        ("edges", kreq_schemas::table::EDGES.name, copies),
     ] {
         match read_table(&seed.join(dir))? {
             Some(src) if src.num_rows() > 0 => {

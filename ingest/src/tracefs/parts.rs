@@ -49,7 +49,14 @@ pub(crate) fn write_part(
         Some(events)
     });
     let schema = kreq_schemas::events::schema();
-    let bytes = write_batches(path, "events", schema, batches, zstd_level, metadata)?;
+    let bytes = write_batches(
+        path,
+        kreq_schemas::table::EVENTS.name,
+        schema,
+        batches,
+        zstd_level,
+        metadata,
+    )?;
     Ok(Written {
         rows: rows as u64,
         bytes,

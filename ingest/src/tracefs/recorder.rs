@@ -160,7 +160,11 @@ impl Recorder {
             let lost_before = self.lost.len();
             self.lost.extend(first.lost);
             if first.events.num_rows() > 0 {
-                let path = dataset::part_path(&self.opts.output, dataset::EVENTS_DIR, self.seq);
+                let path = dataset::part_path(
+                    &self.opts.output,
+                    kreq_schemas::table::EVENTS.name,
+                    self.seq,
+                );
                 self.seq += 1;
                 let target = (path.as_path(), self.opts.zstd_level, self.meta.as_slice());
                 let part = write_part(&mut decoder, first.events, target, &mut self.lost)?;
@@ -168,7 +172,7 @@ impl Recorder {
                 self.summary.events += part.rows;
                 self.summary.parts.push(format!(
                     "{}/{}",
-                    dataset::EVENTS_DIR,
+                    kreq_schemas::table::EVENTS.name,
                     crate::output::file_name(&path)
                 ));
                 if let Some((lo, hi)) = part.time_range {
@@ -205,19 +209,24 @@ impl Recorder {
             .map(|l| (name.as_str(), l.clone()))
             .collect();
         let batch = lost_events_batch(&rows)?;
-        let path = dataset::part_path(&self.opts.output, dataset::LOST_EVENTS_DIR, 0);
+        let path = dataset::part_path(&self.opts.output, kreq_schemas::table::LOST_EVENTS.name, 0);
         self.parquet_bytes += write_table(
             &path,
-            "lost_events",
+            kreq_schemas::table::LOST_EVENTS.name,
             &batch,
             self.opts.zstd_level,
             &self.meta,
         )?;
         if self.summary.events == 0 {
             let empty = arrow::record_batch::RecordBatch::new_empty(kreq_schemas::events::schema());
-            let path = dataset::part_path(&self.opts.output, dataset::EVENTS_DIR, 0);
-            self.parquet_bytes +=
-                write_table(&path, "events", &empty, self.opts.zstd_level, &self.meta)?;
+            let path = dataset::part_path(&self.opts.output, kreq_schemas::table::EVENTS.name, 0);
+            self.parquet_bytes += write_table(
+                &path,
+                kreq_schemas::table::EVENTS.name,
+                &empty,
+                self.opts.zstd_level,
+                &self.meta,
+            )?;
         }
         self.write_manifest()?;
         Ok(RecordReport {

@@ -7,7 +7,7 @@ use arrow::array::RecordBatchReader;
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{Int32Type, UInt64Type};
 use kreq_ingest::{ingest, Error, IngestOptions, NoProgress};
-use kreq_schemas::{dataset, events, lost_events};
+use kreq_schemas::{events, lost_events};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::snapshots::testdata;
@@ -52,7 +52,7 @@ fn real_capture_round_trips_with_typed_columns() {
     assert_eq!(m.sources[0].malformed, 0);
     assert_eq!(m.trace_clock, "mono");
     assert!(m.sorted);
-    let b = read_table(&out.join(dataset::EVENTS_DIR));
+    let b = read_table(&out.join(kreq_schemas::table::EVENTS.name));
     assert_eq!(b.num_rows(), 18474);
     assert_eq!(b.schema(), events::schema());
     let ts = b
@@ -87,7 +87,7 @@ fn real_capture_round_trips_with_typed_columns() {
         }
     }
     assert!(switches > 1000 && sends > 500, "{switches} {sends}");
-    let lost = read_table(&out.join(dataset::LOST_EVENTS_DIR));
+    let lost = read_table(&out.join(kreq_schemas::table::LOST_EVENTS.name));
     assert_eq!((lost.num_rows(), lost.schema()), (0, lost_events::schema()));
 }
 
@@ -126,13 +126,13 @@ fn lost_reports_malformed_lines_and_negative_returns() {
         (file.as_str(), bad.line, bad.offset),
         (input.to_str().unwrap_or(""), 4, 107)
     );
-    let b = read_table(&out.join(dataset::EVENTS_DIR));
+    let b = read_table(&out.join(kreq_schemas::table::EVENTS.name));
     let ret = b
         .column_by_name(events::RET)
         .expect("ret")
         .as_primitive::<arrow::datatypes::Int64Type>();
     assert_eq!(ret.value(1), -11);
-    let lost = read_table(&out.join(dataset::LOST_EVENTS_DIR));
+    let lost = read_table(&out.join(kreq_schemas::table::LOST_EVENTS.name));
     let ts = lost
         .column(0)
         .as_any()
@@ -184,7 +184,7 @@ fn gzip_and_many_small_chunks_match_plain_text() {
     assert!(report.manifest.sources[0].parts.len() > 20);
     assert!(report.manifest.sorted);
     assert_eq!(
-        read_table(&dir.join("ds").join(dataset::EVENTS_DIR)).num_rows(),
+        read_table(&dir.join("ds").join(kreq_schemas::table::EVENTS.name)).num_rows(),
         18474
     );
 }
@@ -262,8 +262,8 @@ fn a_plain_file_read_in_ranges_by_workers_matches_one_part() {
     assert_eq!(many.manifest.sources[0].lines, text.lines().count() as u64);
     assert_eq!(many.manifest.sources[0].bytes, text.len() as u64);
     assert_eq!(
-        read_table(&dir.join("many").join(dataset::EVENTS_DIR)),
-        read_table(&dir.join("one").join(dataset::EVENTS_DIR))
+        read_table(&dir.join("many").join(kreq_schemas::table::EVENTS.name)),
+        read_table(&dir.join("one").join(kreq_schemas::table::EVENTS.name))
     );
 }
 
@@ -322,7 +322,7 @@ fn disorder_after_the_first_streamed_batch_sorts_the_whole_part() {
     opts.threads = 1;
     let report = ingest(std::slice::from_ref(&input), &opts, &NoProgress).expect("ingest");
     assert_eq!(report.manifest.events, 47896);
-    let events = dir.join("ds").join(dataset::EVENTS_DIR);
+    let events = dir.join("ds").join(kreq_schemas::table::EVENTS.name);
     let names: Vec<String> = std::fs::read_dir(&events)
         .expect("dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -340,7 +340,7 @@ fn disorder_after_the_first_streamed_batch_sorts_the_whole_part() {
 
 /// Times of the dataset's events, in file order.
 fn times(ds: &std::path::Path) -> Vec<i64> {
-    let b = read_table(&ds.join(dataset::EVENTS_DIR));
+    let b = read_table(&ds.join(kreq_schemas::table::EVENTS.name));
     b.column(0)
         .as_any()
         .downcast_ref::<Int64Array>()

@@ -50,7 +50,7 @@ pub async fn build(
     };
     // The same exact percentiles as the text report.
     let lat = one(crate::report::LATENCY).await?;
-    let lost = if ctx.table_exist("lost_events")? {
+    let lost = if ctx.table_exist(kreq_schemas::table::LOST_EVENTS.name)? {
         one("SELECT coalesce(sum(count), 0) FROM lost_events").await?
     } else {
         vec![0]
@@ -113,7 +113,7 @@ pub async fn build(
     };
     let mut tables = Vec::new();
     for (name, q) in crate::report::SECTIONS.iter().skip(1) {
-        if name.starts_with("Lost") && !ctx.table_exist("lost_events")? {
+        if name.starts_with("Lost") && !ctx.table_exist(kreq_schemas::table::LOST_EVENTS.name)? {
             continue;
         }
         let b = crate::sql(ctx, &q.replace("{top}", &top.to_string())).await?;

@@ -7,6 +7,7 @@ use arrow::array::{
     StringArray, UInt16Array, UInt32Array, UInt64Array,
 };
 use datafusion::prelude::SessionContext;
+use kreq_schemas::table;
 
 use crate::{Error, Result};
 
@@ -162,7 +163,7 @@ pub struct Selected {
 /// Load the selected requests from a session opened with [`crate::open`]. Errors when the
 /// dataset has no correlation results.
 pub async fn load(ctx: &SessionContext, sel: &Selection) -> Result<Selected> {
-    for t in ["requests", "spans", "edges"] {
+    for t in [table::REQUESTS, table::SPANS, table::EDGES].map(|t| t.name) {
         if !ctx.table_exist(t)? {
             return Err(Error::Export(format!(
                 "no `{t}` table: the dataset has no correlation results; run `kreq correlate` first"
