@@ -59,11 +59,20 @@ fn dynamic<'a>(rec: &'a [u8], f: &FieldFormat) -> Option<&'a [u8]> {
 /// checked to be UTF-8.
 pub(crate) fn field_bytes<'a>(rec: &'a [u8], f: &FieldFormat) -> Option<&'a [u8]> {
     let b = match f.kind {
+        // An array of size 0 (`char buf;` or `char buf[]`): a flexible array running to the
+        // end of the record (`print` in `lisa_example_rtapp_trace.dat`).
+        FieldKind::Array if f.size == 0 => rec.get(f.offset..)?,
         FieldKind::Array => rec.get(f.offset..f.offset + f.size)?,
         FieldKind::DataLoc | FieldKind::RelLoc => dynamic(rec, f)?,
         FieldKind::Int => return None,
     };
-    Some(&b[..memchr::memchr(0, b).unwrap_or(b.len())])
+    let b = &b[..memchr::memchr(0, b).unwrap_or(b.len())];
+    // A message (`trace_marker` text) ends with the newline that ends its line in text
+    // output; the value is the text without it, as text ingest reads it.
+    if f.kind == FieldKind::Array && f.size == 0 {
+        return Some(b.strip_suffix(b"\n").unwrap_or(b));
+    }
+    Some(b)
 }
 
 /// A text field (char array or `__data_loc` string), up to its first NUL.
@@ -258,5 +267,27 @@ impl std::fmt::Display for Value<'_> {
                 b.iter().try_for_each(|x| write!(f, "{x:02x}"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binary::format::parse_fields;
+
+    /// `print` as kernels before 4.x declare it (`lisa_example_rtapp_trace.dat`): `char buf;`
+    /// of size 0 is the message, to the end of the record, without its newline.
+    #[test]
+    fn a_size_zero_char_field_is_the_rest_of_the_record() {
+        let fields = parse_fields(
+            "\tfield:unsigned long ip;\toffset:8;\tsize:8;\tsigned:0;\n\
+             \tfield:char buf;\toffset:16;\tsize:0;\tsigned:0;\n",
+            "print",
+        )
+        .expect("format");
+        let buf = fields.iter().find(|f| f.name == "buf").expect("buf");
+        let mut rec = vec![0u8; 16];
+        rec.extend_from_slice(b"TRACE_MARKER_START\n\0\0\0");
+        assert_eq!(field_text(&rec, buf), Some("TRACE_MARKER_START"));
     }
 }

@@ -169,6 +169,11 @@ pub fn parse_fields(text: &str, event: &str) -> Result<Vec<FieldFormat>, FormatE
             name = &name[..i];
             kind = FieldKind::Array;
         }
+        if size == 0 {
+            // `char buf;` of size 0: older kernels' way to declare a flexible array that runs
+            // to the end of the record (`print` in `lisa_example_rtapp_trace.dat`).
+            kind = FieldKind::Array;
+        }
         if ctype.starts_with("__data_loc") {
             kind = FieldKind::DataLoc;
         } else if ctype.starts_with("__rel_loc") {
