@@ -38,11 +38,10 @@
 //! of each segment with spans on that segment's thread, has a server span in the process of
 //! its first segment (the front end) and a server span in a process that logged no segment,
 //! downstream of one that did (the backend; unless the truth says `"backend": false`), and
-//! none of its spans overlaps a
-//! segment of another true request on the same thread by more than [`SLACK_NS`]. Segments
-//! shorter than twice the slack are below resolution and ignored (a coroutine step of a few
-//! µs that made no syscall leaves the kernel nothing to see). This is the
-//! definition for servers that switch requests on a thread (pools, event loops, async
+//! none of its spans overlaps a segment of another true request on the same thread by more
+//! than [`SLACK_NS`]. Segments shorter than twice the slack are below resolution and ignored
+//! (a coroutine step of a few µs that made no syscall leaves the kernel nothing to see). This
+//! is the definition for servers that switch requests on a thread (pools, event loops, async
 //! runtimes): covering is what a user sees in a waterfall, and an overlap is time charged to
 //! the wrong request. A client span is the wait for a callee, during which an event loop
 //! works on other requests; only its two ends (the send and the receive) must lie outside
@@ -453,18 +452,24 @@ fn link_right(
             s.end.min(g1 + SLACK_NS) >= s.start.max(g0 - SLACK_NS)
         }
     };
-    let overlaps = |g0: i64, g1: i64| {
-        if s.kind == "client" {
-            points
-                .iter()
-                .any(|&t| t > g0 + SLACK_NS && t < g1 - SLACK_NS)
-        } else {
-            s.end.min(g1) - s.start.max(g0) > SLACK_NS
-        }
-    };
     let mine = segs.iter().any(|&(g0, g1, o)| o == me && touches(g0, g1));
-    let theirs = segs.iter().any(|&(g0, g1, o)| o != me && overlaps(g0, g1));
+    let theirs = segs
+        .iter()
+        .any(|&(g0, g1, o)| o != me && overlaps(s, g0, g1));
     Some(mine && !theirs)
+}
+
+/// Whether span `s` charges another request's segment `[g0, g1]` by more than [`SLACK_NS`].
+/// A client span is a wait for a callee, during which an event loop works on other requests:
+/// its work is the send and the receive at its two ends.
+fn overlaps(s: &SpanRow, g0: i64, g1: i64) -> bool {
+    if s.kind == "client" {
+        [s.start, s.end]
+            .iter()
+            .any(|&t| t > g0 + SLACK_NS && t < g1 - SLACK_NS)
+    } else {
+        s.end.min(g1) - s.start.max(g0) > SLACK_NS
+    }
 }
 
 fn tally(table: &mut Vec<Calibration>, rule: &str, confidence: f32, right: Option<bool>) {
@@ -552,16 +557,7 @@ fn check_segments(
             if other == me {
                 continue;
             }
-            // A client span is a wait for a callee: an event loop works on other requests
-            // meanwhile. Its work is the send and the receive at its two ends.
-            let overlaps = if s.kind == "client" {
-                [s.start, s.end]
-                    .iter()
-                    .any(|&t| t > g0 + SLACK_NS && t < g1 - SLACK_NS)
-            } else {
-                s.end.min(g1) - s.start.max(g0) > SLACK_NS
-            };
-            if overlaps {
+            if overlaps(s, g0, g1) {
                 return Err("span overlaps another request's segment".into());
             }
         }

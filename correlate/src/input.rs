@@ -8,7 +8,7 @@ use arrow::array::{
 };
 use arrow::datatypes::Int32Type;
 use kreq_schemas::events as ev;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
 use crate::event::{Endpoint, Event, Kind, PrevState};
@@ -57,7 +57,10 @@ impl PartReader {
             path: path.to_owned(),
             source,
         };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?;
+        // The footer is parsed once; the side readers of [`SideFields`] reuse it.
+        let meta = ArrowReaderMetadata::load(&file, Default::default()).map_err(pq)?;
+        let side = SideFields::open(path, &file, &meta)?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
         let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
         let schema = builder.parquet_schema();
         let mut leaves = Vec::new();
@@ -77,7 +80,6 @@ impl PartReader {
             .with_batch_size(64 * 1024)
             .build()
             .map_err(pq)?;
-        let side = SideFields::open(path)?;
         Ok(PartReader {
             path: path.to_owned(),
             rows,
@@ -323,19 +325,22 @@ impl std::fmt::Debug for SideFields {
 }
 
 impl SideFields {
-    fn open(path: &Path) -> Result<SideFields> {
+    /// The side reader of the part at `path` (open as `file`, its footer read as `meta`).
+    fn open(path: &Path, file: &File, meta: &ArrowReaderMetadata) -> Result<SideFields> {
         use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
         let pq = |source| Error::Parquet {
             path: path.to_owned(),
             source,
         };
-        let open = || {
-            File::open(path).map_err(|source| Error::Io {
-                path: path.to_owned(),
-                source,
-            })
+        let reopen = || {
+            file.try_clone()
+                .map(|f| ParquetRecordBatchReaderBuilder::new_with_metadata(f, meta.clone()))
+                .map_err(|source| Error::Io {
+                    path: path.to_owned(),
+                    source,
+                })
         };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(open()?).map_err(pq)?;
+        let builder = reopen()?;
         let schema = builder.parquet_schema();
         let leaf = |name: &'static str| -> Vec<usize> {
             (0..schema.num_columns())
@@ -351,8 +356,10 @@ impl SideFields {
             [leaf(ev::EVENT), leaf(ev::SADDR), leaf(ev::SK_ADDR)].concat(),
         );
         let events = builder.with_projection(mask).build().map_err(pq)?;
-        // Per row: its kind, socket address and whether its `saddr` is an IPv4 placeholder.
-        let mut rows: Vec<(Kind, Option<u64>, bool)> = Vec::new();
+        // The rows that may be selected (their number, kind, socket address and whether their
+        // `saddr` is an IPv4 placeholder), and the sockets TCP events name.
+        let mut candidates: Vec<(usize, Kind, Option<u64>, bool)> = Vec::new();
+        let mut row = 0;
         let mut tcp = hashbrown::HashSet::new();
         for b in events {
             let b = b.map_err(|source| Error::Arrow {
@@ -372,31 +379,40 @@ impl SideFields {
                 if is_tcp(kind) {
                     tcp.extend(s);
                 }
-                rows.push((kind, s, at(&placeholder, &sa, i).unwrap_or(false)));
+                if has_v6_fields(kind) || is_sock_length(kind) {
+                    let placeholder = at(&placeholder, &sa, i).unwrap_or(false);
+                    candidates.push((row + i, kind, s, placeholder));
+                }
             }
+            row += b.num_rows();
         }
         let mut side = SideFields {
             tcp,
             ..SideFields::default()
         };
+        // Skip and select runs over the whole part.
         let mut runs: Vec<RowSelector> = Vec::new();
-        let mut any = false;
-        for &(kind, sk, placeholder) in &rows {
-            let w = side.selects(kind, sk, placeholder);
-            any |= w;
-            match runs.last_mut() {
-                Some(r) if r.skip != w => r.row_count += 1,
-                _ => runs.push(if w {
-                    RowSelector::select(1)
-                } else {
-                    RowSelector::skip(1)
-                }),
+        let mut next = 0;
+        for &(i, kind, sk, placeholder) in &candidates {
+            if !side.selects(kind, sk, placeholder) {
+                continue;
             }
+            if i > next {
+                runs.push(RowSelector::skip(i - next));
+            }
+            match runs.last_mut() {
+                Some(r) if !r.skip && i == next => r.row_count += 1,
+                _ => runs.push(RowSelector::select(1)),
+            }
+            next = i + 1;
         }
-        if !any {
+        if runs.is_empty() {
             return Ok(side);
         }
-        let builder = ParquetRecordBatchReaderBuilder::try_new(open()?).map_err(pq)?;
+        if row > next {
+            runs.push(RowSelector::skip(row - next));
+        }
+        let builder = reopen()?;
         let mask = ProjectionMask::leaves(builder.parquet_schema(), fields);
         let reader = builder
             .with_projection(mask)

@@ -289,22 +289,7 @@ fn self_times(fin: &[Finished], splits: &[crate::sched::Split]) -> Vec<[i64; 7]>
             let parent = &f.spans[p];
             let d = s.end - s.start;
             let inside = (s.end.min(parent.end) - s.start.max(parent.start)).clamp(0, d);
-            let scale = |v: i64| {
-                if inside == d || d == 0 {
-                    v
-                } else {
-                    (v as i128 * inside as i128 / d as i128) as i64
-                }
-            };
-            let sp = &splits[base + i];
-            let c = &mut calls[p];
-            c.cpu += scale(sp.cpu);
-            c.runnable += scale(sp.runnable);
-            c.network += scale(sp.network);
-            c.disk += scale(sp.disk);
-            c.lock += scale(sp.lock);
-            c.other += scale(sp.other);
-            c.unknown += scale(sp.unknown);
+            calls[p].add(&splits[base + i].scaled(inside, d));
         }
         for (i, s) in f.spans.iter().enumerate() {
             let own = exclusive[i];
@@ -335,10 +320,8 @@ fn exclusive_times(f: &Finished, index: &hashbrown::HashMap<u64, usize>) -> Vec<
     for i in 0..n {
         let mut chain = Vec::new();
         let mut j = i;
-        let mut d = 0;
         loop {
             if depth[j] != usize::MAX {
-                d = depth[j];
                 break;
             }
             if chain.contains(&j) || chain.len() > n {
@@ -350,8 +333,13 @@ fn exclusive_times(f: &Finished, index: &hashbrown::HashMap<u64, usize>) -> Vec<
                 None => break,
             }
         }
-        // `chain` runs from `i` up; the last one found sits at depth `d` (or is the top).
-        let top = if depth[j] != usize::MAX { d + 1 } else { 0 };
+        // `chain` runs from `i` up; its last span is a child of `j`, whose depth is known, or
+        // is the top.
+        let top = if depth[j] != usize::MAX {
+            depth[j] + 1
+        } else {
+            0
+        };
         for (k, &c) in chain.iter().rev().enumerate() {
             depth[c] = top + k;
         }

@@ -82,6 +82,36 @@ impl Split {
         ]
     }
 
+    /// Adds `other`, field by field.
+    pub fn add(&mut self, other: &Split) {
+        for (v, o) in self.parts_mut().into_iter().zip(other.parts()) {
+            *v += o;
+        }
+    }
+
+    /// This split scaled by `num / den` (the part of a call that lies inside its parent).
+    pub fn scaled(mut self, num: i64, den: i64) -> Split {
+        if num != den && den != 0 {
+            for v in self.parts_mut() {
+                *v = (*v as i128 * num as i128 / den as i128) as i64;
+            }
+        }
+        self
+    }
+
+    /// Every part, in [`Split::parts_mut`]'s order.
+    fn parts(&self) -> [i64; 7] {
+        [
+            self.unknown,
+            self.cpu,
+            self.runnable,
+            self.network,
+            self.disk,
+            self.lock,
+            self.other,
+        ]
+    }
+
     /// `self - earlier`, field by field.
     pub fn since(&self, earlier: &Split) -> Split {
         Split {

@@ -140,35 +140,8 @@ def start_nginx_unix():
     nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(nginx_bin):
         raise SystemExit("models: nginx is not installed (apt-get install nginx-light)")
-    t = os.path.join(work, "nginx-tmp")
-    os.makedirs(t, exist_ok=True)
-    conf = os.path.join(work, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"""
-worker_processes 2;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  client_body_temp_path {t}/body; proxy_temp_path {t}/proxy; fastcgi_temp_path {t}/fcgi;
-  uwsgi_temp_path {t}/uwsgi; scgi_temp_path {t}/scgi;
-  access_log off;
-  upstream app {{
-    server unix:{work}/app.sock;
-    keepalive 16;
-  }}
-  server {{
-    listen 127.0.0.1:{args.port};
-    keepalive_requests 100000;
-    location / {{
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Request-ID $http_x_request_id;
-      proxy_pass http://app;
-    }}
-  }}
-}}
-""")
+    conf = procs.nginx_conf(work, args.port, [f"unix:{work}/app.sock"], "$http_x_request_id",
+                            truth_log=False)
     start([nginx_bin, "-p", work, "-c", conf, "-g", "daemon off;"])
     wait_port(args.port)
 

@@ -24,6 +24,50 @@ def wait_port(port, timeout, work):
     raise SystemExit(f"testbed: nothing listens on 127.0.0.1:{port} after {timeout}s (see {work})")
 
 
+def nginx_conf(work, port, upstreams, request_id, truth_log):
+    """Writes an nginx config into `work` and returns its path: 2 workers on 127.0.0.1:`port`
+    proxying over keep-alive connections to `upstreams` (`server` targets: `127.0.0.1:P` or
+    `unix:PATH`), sending the request id `request_id` (an nginx variable) upstream. With
+    `truth_log`, nginx also returns it and logs `$request_id $pid $connection $msec` per
+    request to `work`/nginx-access.log."""
+    import os
+    t = os.path.join(work, "nginx-tmp")
+    os.makedirs(t, exist_ok=True)
+    ups = "\n".join(f"    server {u};" for u in upstreams)
+    log = (f"log_format truth '$request_id $pid $connection $msec';\n"
+           f"  access_log {work}/nginx-access.log truth;" if truth_log else "access_log off;")
+    echo = f"\n      add_header X-Request-ID {request_id};" if truth_log else ""
+    conf = f"""
+worker_processes 2;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  client_body_temp_path {t}/body; proxy_temp_path {t}/proxy; fastcgi_temp_path {t}/fcgi;
+  uwsgi_temp_path {t}/uwsgi; scgi_temp_path {t}/scgi;
+  {log}
+  upstream app {{
+{ups}
+    keepalive 16;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    keepalive_requests 100000;
+    location / {{
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Request-ID {request_id};{echo}
+      proxy_pass http://app;
+    }}
+  }}
+}}
+"""
+    path = os.path.join(work, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return path
+
+
 def start_recorder(cmd, who):
     """Starts `kreq record` (`cmd`) and returns once it says it records; `who` names the
     driver in the error when it does not start."""

@@ -104,40 +104,8 @@ class TextCapture:
 
 
 def nginx_conf():
-    ups = "\n".join(f"    server 127.0.0.1:{args.port + 1 + i};" for i in range(args.apps))
-    t = os.path.join(work, "nginx-tmp")
-    os.makedirs(t, exist_ok=True)
-    conf = f"""
-worker_processes 2;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  client_body_temp_path {t}/body; proxy_temp_path {t}/proxy; fastcgi_temp_path {t}/fcgi;
-  uwsgi_temp_path {t}/uwsgi; scgi_temp_path {t}/scgi;
-  log_format truth '$request_id $pid $connection $msec';
-  access_log {work}/nginx-access.log truth;
-  upstream app {{
-{ups}
-    keepalive 16;
-  }}
-  server {{
-    listen 127.0.0.1:{args.port};
-    keepalive_requests 100000;
-    location / {{
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Request-ID $request_id;
-      add_header X-Request-ID $request_id;
-      proxy_pass http://app;
-    }}
-  }}
-}}
-"""
-    path = os.path.join(work, "nginx.conf")
-    with open(path, "w") as f:
-        f.write(conf)
-    return path
+    return procs.nginx_conf(work, args.port, [f"127.0.0.1:{args.port + 1 + i}" for i in range(args.apps)],
+                            "$request_id", truth_log=True)
 
 
 def merge_truth(path):

@@ -16,9 +16,6 @@ use crate::options::KreqOptions;
 use crate::ordering::SchemaOrderedParquet;
 use crate::{udf, views, Error, Result};
 
-/// The tables a dataset can have ([`kreq_schemas::table`]): their SQL names are their names.
-pub const TABLES: [Table; 5] = table::ALL;
-
 /// Session settings kreq sets unless a `DATAFUSION_*` variable does: statistics, page-index
 /// and row-filter pruning of the Parquet scans, and joins on kreq's ids by direct index.
 ///
@@ -120,7 +117,8 @@ pub async fn open_with(
     ctx.add_optimizer_rule(Arc::new(TopRows));
     udf::register(&ctx);
     let mut found = Vec::new();
-    for t in TABLES {
+    // Every table a dataset can have; their SQL names are their names.
+    for t in table::ALL {
         let dir = t.dir(path);
         if !has_parts(&dir) {
             continue;

@@ -1,6 +1,6 @@
 //! The tables of a dataset, each defined once: its name (the directory in a dataset, the
-//! `kreq.table` metadata value and the SQL table name), its Arrow schema, the column its part
-//! files are sorted by, and whether correlation writes it.
+//! `kreq.table` metadata value and the SQL table name), its Arrow schema and the column its
+//! part files are sorted by.
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +17,6 @@ pub struct Table {
     /// (readers such as DataFusion trust it to skip sorts, so a table whose order is not
     /// guaranteed declares none).
     pub sorted_by: Option<&'static str>,
-    /// Written by `kreq correlate`, absent from a dataset that was not correlated.
-    pub correlated: bool,
 }
 
 impl Table {
@@ -43,7 +41,6 @@ pub const EVENTS: Table = Table {
     name: "events",
     schema: crate::events::schema,
     sorted_by: Some(crate::events::TS_NS),
-    correlated: false,
 };
 
 /// Reports of events the kernel lost.
@@ -51,7 +48,6 @@ pub const LOST_EVENTS: Table = Table {
     name: "lost_events",
     schema: crate::lost_events::schema,
     sorted_by: None,
-    correlated: false,
 };
 
 /// One row per request (correlation).
@@ -59,7 +55,6 @@ pub const REQUESTS: Table = Table {
     name: "requests",
     schema: crate::requests::schema,
     sorted_by: None,
-    correlated: true,
 };
 
 /// One row per span (correlation).
@@ -67,7 +62,6 @@ pub const SPANS: Table = Table {
     name: "spans",
     schema: crate::spans::schema,
     sorted_by: None,
-    correlated: true,
 };
 
 /// One row per link between two spans (correlation).
@@ -75,7 +69,6 @@ pub const EDGES: Table = Table {
     name: "edges",
     schema: crate::edges::schema,
     sorted_by: None,
-    correlated: true,
 };
 
 /// Every table, in the order datasets list them.

@@ -173,14 +173,7 @@ impl Engine {
             .get_mut(&call.span)
             .filter(|s| s.kind == SpanKind::Client)
         {
-            let w = &mut s.wire;
-            w.cpu += part.cpu;
-            w.runnable += part.runnable;
-            w.network += part.network;
-            w.disk += part.disk;
-            w.lock += part.lock;
-            w.other += part.other;
-            w.unknown += part.unknown;
+            s.wire.add(&part);
         }
     }
 

@@ -35,6 +35,22 @@ fn u64s(batches: &[RecordBatch], col: &str) -> Vec<Option<u64>> {
     prims::<UInt64Type>(batches, col)
 }
 
+/// Text column `col` (plain or dictionary) across `batches`.
+fn texts(batches: &[RecordBatch], col: &str) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let a = arrow::compute::cast(
+                b.column_by_name(col).expect(col),
+                &arrow::datatypes::DataType::Utf8,
+            )
+            .expect("cast");
+            let a = a.as_string::<i32>().clone();
+            (0..a.len()).map(move |i| a.value(i).to_owned())
+        })
+        .collect()
+}
+
 /// Column `col` of a primitive type across `batches`, nulls as `None`.
 fn prims<T: arrow::datatypes::ArrowPrimitiveType>(
     batches: &[RecordBatch],
@@ -201,18 +217,7 @@ fn self_times_add_up_to_each_requests_duration() {
         i64s(&spans, "self_ns"),
         i64s(&spans, "self_cpu_ns"),
     );
-    let kinds: Vec<String> = spans
-        .iter()
-        .flat_map(|b| {
-            let a = arrow::compute::cast(
-                b.column_by_name("kind").expect("kind"),
-                &arrow::datatypes::DataType::Utf8,
-            )
-            .expect("cast");
-            let a = a.as_string::<i32>().clone();
-            (0..a.len()).map(move |i| a.value(i).to_owned())
-        })
-        .collect();
+    let kinds = texts(&spans, "kind");
     let parts: Vec<Vec<i64>> = [
         "self_runnable_ns",
         "self_blocked_network_ns",
@@ -274,18 +279,7 @@ fn ipv6_and_ipv4_mapped_peers_are_one_connection_each() {
     let tids = prims::<arrow::datatypes::Int32Type>(&reqs, "client_tid");
     assert_eq!(tids.len(), 10, "two clients, five exchanges each");
     assert!(tids.iter().all(Option::is_some), "{tids:?}");
-    let mut addrs: Vec<String> = reqs
-        .iter()
-        .flat_map(|b| {
-            let a = arrow::compute::cast(
-                b.column_by_name("client_addr").expect("client_addr"),
-                &arrow::datatypes::DataType::Utf8,
-            )
-            .expect("cast");
-            let a = a.as_string::<i32>().clone();
-            (0..a.len()).map(move |i| a.value(i).to_owned())
-        })
-        .collect();
+    let mut addrs = texts(&reqs, "client_addr");
     addrs.sort();
     addrs.dedup();
     assert_eq!(addrs, ["127.0.0.1", "::1"]);

@@ -10,7 +10,6 @@ bytes (no protobuf); segment: the pool thread running the method.
 import argparse
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 
@@ -29,13 +28,6 @@ truthlog.install(args.truth)
 METHOD = "/kreq.Model/Call"
 
 
-def spin():
-    x = 0
-    for i in range(args.spin):
-        x += i * i
-    return x
-
-
 if args.tier == "worker":
     local = threading.local()
 
@@ -46,7 +38,7 @@ if args.tier == "worker":
             local.redis = truthlog.Redis(args.redis)
         n = local.redis.call("INCR", "hits")
         local.redis.call("GET", "hits")
-        out = f"{n.decode()} {spin()}".encode()
+        out = f"{n.decode()} {truthlog.spin(args.spin)}".encode()
         truthlog.segment(rid, "worker", t0, truthlog.now())
         return out
 
@@ -60,22 +52,5 @@ else:
     channel = grpc.insecure_channel(f"127.0.0.1:{args.next}")
     stub = channel.unary_unary(METHOD)
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self):
-            t0 = truthlog.now()
-            rid = self.headers.get("X-Request-ID", "")
-            inner = stub(rid.encode(), timeout=10).decode()
-            reply = truthlog.response(rid, f"ok {rid} {inner} {spin()}\n")
-            truthlog.segment(rid, "front", t0, truthlog.now())
-            self.wfile.write(reply)
-
-        def log_message(self, *a):
-            pass
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 128
-
-    Server(("127.0.0.1", args.port), Handler).serve_forever()
+    truthlog.serve_http(("127.0.0.1", args.port), "front",
+                        lambda rid: stub(rid.encode(), timeout=10).decode(), args.spin)

@@ -11,7 +11,6 @@ import http.client
 import socket
 import struct
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import truthlog
 
@@ -90,36 +89,15 @@ def backend():
     return local.conn
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        t0 = truthlog.now()
-        rid = self.headers.get("X-Request-ID", "")
-        if args.tier == "front":
-            c = backend()
-            c.request("GET", "/", headers={"X-Request-ID": rid})
-            r = c.getresponse()
-            inner = r.read().decode().strip()
-        else:
-            pg = backend()
-            pg.query("UPDATE hits SET n = n + 1 WHERE id = 1")
-            inner = pg.query("SELECT n FROM hits WHERE id = 1")[0][0]
-        x = 0
-        for i in range(args.spin):
-            x += i * i
-        # Head and body in one write: two would wait for the caller's delayed ACK.
-        reply = truthlog.response(rid, f"ok {rid} {inner} {x}\n")
-        truthlog.segment(rid, args.tier, t0, truthlog.now())
-        self.wfile.write(reply)
-
-    def log_message(self, *a):
-        pass
+def work(rid):
+    """The request's calls: the mid tier over HTTP (front), or PostgreSQL (mid)."""
+    if args.tier == "front":
+        c = backend()
+        c.request("GET", "/", headers={"X-Request-ID": rid})
+        return c.getresponse().read().decode().strip()
+    pg = backend()
+    pg.query("UPDATE hits SET n = n + 1 WHERE id = 1")
+    return pg.query("SELECT n FROM hits WHERE id = 1")[0][0]
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-
-Server(("127.0.0.1", args.port), Handler).serve_forever()
+truthlog.serve_http(("127.0.0.1", args.port), args.tier, work, args.spin)

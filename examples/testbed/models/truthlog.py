@@ -71,3 +71,56 @@ class Redis:
             value, self.buf = self.buf[:n], self.buf[n + 2:]
             return value
         return line
+
+
+def spin(n):
+    """The CPU work a model app does for each request."""
+    x = 0
+    for i in range(n):
+        x += i * i
+    return x
+
+
+def serve_http(address, tier, work, spin_n, unix=False):
+    """A thread-per-connection HTTP/1.1 server at `address` (host, port), or at the unix socket
+    path `address`: each GET runs `work(request_id)` (its calls to the next tier), spins, and
+    answers `ok ID INNER X` in one write (two would wait for the caller's delayed ACK). The
+    handler's thread logs one segment, from the request's head to the answer."""
+    import socketserver
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            t0 = now()
+            rid = self.headers.get("X-Request-ID", "")
+            inner = work(rid)
+            reply = response(rid, f"ok {rid} {inner} {spin(spin_n)}\n")
+            segment(rid, tier, t0, now())
+            self.wfile.write(reply)
+
+        def address_string(self):
+            return "peer"  # a unix socket's peer has no address; nothing is logged anyway
+
+        def log_message(self, *a):
+            pass
+
+    if unix:
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+            request_queue_size = 128
+
+        try:
+            os.unlink(address)
+        except FileNotFoundError:
+            pass
+        srv = Server(address, Handler)
+        os.chmod(address, 0o777)
+    else:
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128
+
+        srv = Server(address, Handler)
+    srv.serve_forever()

@@ -3,11 +3,8 @@ proxies to it), each request doing INCR then GET on redis over a unix socket (on
 per thread). Segments: the handler thread from the request's head to its response.
 """
 import argparse
-import os
 import socket
-import socketserver
 import threading
-from http.server import BaseHTTPRequestHandler
 
 import truthlog
 
@@ -32,39 +29,13 @@ class UnixRedis(truthlog.Redis):
 local = threading.local()
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        t0 = truthlog.now()
-        rid = self.headers.get("X-Request-ID", "")
-        if not hasattr(local, "redis"):
-            local.redis = UnixRedis(args.redis_sock)
-        n = local.redis.call("INCR", "hits")
-        local.redis.call("GET", "hits")
-        x = 0
-        for i in range(args.spin):
-            x += i * i
-        reply = truthlog.response(rid, f"ok {rid} {n!r} {x}\n")
-        truthlog.segment(rid, "app", t0, truthlog.now())
-        self.wfile.write(reply)
-
-    def address_string(self):
-        return "unix"
-
-    def log_message(self, *a):
-        pass
+def work(rid):
+    """INCR then GET on this thread's redis connection (made on first use)."""
+    if not hasattr(local, "redis"):
+        local.redis = UnixRedis(args.redis_sock)
+    n = local.redis.call("INCR", "hits")
+    local.redis.call("GET", "hits")
+    return repr(n)
 
 
-class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-
-try:
-    os.unlink(args.sock)
-except FileNotFoundError:
-    pass
-srv = Server(args.sock, Handler)
-os.chmod(args.sock, 0o777)
-srv.serve_forever()
+truthlog.serve_http(args.sock, "app", work, args.spin, unix=True)
