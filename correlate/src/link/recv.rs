@@ -121,13 +121,16 @@ impl Engine {
                 let replied = self.replied_calls(tuple, &taken);
                 // The reply was on its way from the callee's last write (its server span's
                 // end) to this read: what this thread did meanwhile is the call's wire time.
+                // A later read of the same reply counts from the previous one (the call's
+                // end), so no stretch of time counts twice.
                 let answered_at = taken
                     .tag
                     .and_then(|t| self.spans.get(&t.span))
                     .filter(|s| s.kind == SpanKind::Server)
                     .map(|s| s.end);
                 if let (Some(c), Some(from)) = (replied.first(), answered_at) {
-                    self.wire(c.tag, ev.tid, from, at);
+                    let read_before = self.spans.get(&c.tag.span).map_or(from, |s| s.end);
+                    self.wire(c.tag, ev.tid, from.max(read_before), at);
                 }
                 if let Some(c) = replied.first() {
                     // The first call on a connection opened for a request is over; from now
