@@ -374,3 +374,31 @@ mod handoff;
 mod late_start;
 mod races;
 mod unix;
+
+#[test]
+fn a_reply_read_in_two_reads_counts_its_wire_time_once() {
+    // Capture `s1-c1`: the app writes its reply's head and body at once, and nginx reads
+    // them 49 ms apart (the body waited for nginx's delayed ACK). The call's wire time is
+    // the time from the reply to the reads, once: never more than the call lasted.
+    let mut s = Sim::new();
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.send(2, 8, 41000, 18081, 109);
+    s.recv(3, 4, 18081, 41000, 109);
+    s.send(3, 4, 18081, 41000, 112);
+    s.send(3, 4, 18081, 41000, 34);
+    s.ts += 1_000_000;
+    s.recv(2, 8, 41000, 18081, 112);
+    s.ts += 1_000_000;
+    s.recv(2, 8, 41000, 18081, 34);
+    s.send(2, 7, INGRESS, 40000, 155);
+    let (f, _) = s.finish();
+    let call = span_on(&f[0], 2, SpanKind::Client).expect("the call");
+    assert_eq!(call.bytes_in, 146, "both reads are the call's");
+    let w = call.wire;
+    let wire = w.cpu + w.runnable + w.blocked() + w.unknown;
+    assert!(
+        wire <= call.end - call.start,
+        "wire {wire} ns over a call of {} ns: {w:?}",
+        call.end - call.start
+    );
+}
