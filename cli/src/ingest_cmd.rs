@@ -170,7 +170,7 @@ pub fn run(args: IngestArgs) -> Result<()> {
         }
     }
     if let Some((path, at, cause)) = report.truncated.first() {
-        return Err(crate::TruncatedInput(format!(
+        return Err(crate::truncated::TruncatedInput(format!(
             "{path}: the input ends early after {at} bytes of whole lines ({cause}); every \
              event before the cut is in {} (its manifest says `truncated_at`)",
             args.output.display()

@@ -7,10 +7,13 @@ mod outfile;
 mod record_cmd;
 mod report_cmd;
 mod sql_cmd;
+mod truncated;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use truncated::TruncatedInput;
 
 /// mimalloc keeps freed chunk buffers for reuse; with the system allocator every 64 MiB chunk
 /// came back as fresh zeroed pages (a sixth of ingest time was page faults).
@@ -91,24 +94,6 @@ fn quiet_on_broken_pipe() {
         default(info);
     }));
 }
-
-/// An input ended early: what was before the cut was written, and kreq exits with
-/// [`TruncatedInput::EXIT`] so that scripts can tell it from success and from failure.
-#[derive(Debug)]
-pub struct TruncatedInput(pub String);
-
-impl TruncatedInput {
-    /// Exit status of a run whose input ended early (1 is failure, 2 is a usage error).
-    pub const EXIT: u8 = 3;
-}
-
-impl std::fmt::Display for TruncatedInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TruncatedInput {}
 
 /// The error and its causes, each cause once: DataFusion's messages already include theirs.
 fn message(e: &anyhow::Error) -> String {

@@ -196,6 +196,24 @@ pub(crate) struct Sock {
     pub called: bool,
 }
 
+/// Placeholder request id of a dropped stretch (the hand-off rule in [`crate::link`]): labels
+/// with it are discarded.
+pub(crate) const DROPPED: u64 = 0;
+
+/// A unix socket seen sending while its peer is not known.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UnixSend {
+    pub(crate) sk: u64,
+    /// The sender's (process, fd).
+    pub(crate) from: (i32, i64),
+    pub(crate) end: Endpoint,
+    pub(crate) peer: Endpoint,
+    /// Bytes sent so far.
+    pub(crate) sent: i64,
+    /// The thread its last send woke.
+    pub(crate) woke: Option<i32>,
+}
+
 /// The correlator.
 #[derive(Debug)]
 pub struct Engine {
@@ -214,7 +232,7 @@ pub struct Engine {
     /// names its socket, so one that names none is I/O on another kind of file.
     pub(crate) sock_lengths: bool,
     /// Unix stream sockets seen sending whose peer is not known yet (see [`crate::link`]).
-    pub(crate) unix_unpaired: Vec<crate::link::UnixSend>,
+    pub(crate) unix_unpaired: Vec<UnixSend>,
     /// Unix sockets by the tuple kreq named them with, to forget them at `close`.
     pub(crate) unix_sks: HashMap<Tuple, u64>,
     /// `connect`s with no TCP state change, not yet accepted: (process, fd, thread woken).
@@ -456,7 +474,7 @@ impl Engine {
             p.rows.push((row, tag.span));
             return;
         }
-        if tag.request == crate::link::DROPPED {
+        if tag.request == DROPPED {
             return;
         }
         sink.label(row, tag);

@@ -11,13 +11,11 @@
 //!   to it by a wakeup or fork.
 
 mod handoff;
-pub(crate) use handoff::DROPPED;
 mod recv;
 mod send;
 mod spans;
 mod turns;
 mod unix;
-pub(crate) use unix::UnixSend;
 
 use crate::engine::{Bracket, Engine, LabelSink, Sock};
 use crate::event::{Event, Sys, Tuple};

@@ -19,16 +19,13 @@
 //! A stretch cannot begin before the thread finished its previous reply, nor before its
 //! request arrived: its span starts at the later of the two.
 
-use crate::engine::{Engine, Pending};
+use crate::engine::{Engine, Pending, DROPPED};
 use crate::model::{Edge, Request, Rule, SpanKind};
 use crate::stream::Tag;
 
 /// Spans a stretch may hold before it is dropped as answering nothing (a pool worker's work
 /// for one request is a few calls; a thread that calls out forever serves no request).
 pub(crate) const MAX_STRETCH_SPANS: usize = 256;
-
-/// Placeholder request id of a dropped stretch: labels with it are discarded.
-pub(crate) const DROPPED: u64 = 0;
 
 impl Engine {
     /// `tag` with its request id followed through placed stretches.

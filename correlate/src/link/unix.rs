@@ -24,26 +24,12 @@
 //! streams, roles and requests then work as for TCP. Sockets are forgotten at `close`, since
 //! the kernel reuses socket addresses.
 
-use crate::engine::{Bracket, Engine};
-use crate::event::{Endpoint, Tuple};
+use crate::engine::{Bracket, Engine, UnixSend};
+use crate::event::Tuple;
 
 /// How many unpaired senders are kept: a unix socket's first message is read within
 /// microseconds; a sender whose bytes nobody reads (its peer is not traced) must not grow.
 const MAX_UNPAIRED: usize = 256;
-
-/// A unix socket seen sending while its peer is not known.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct UnixSend {
-    sk: u64,
-    /// The sender's (process, fd).
-    from: (i32, i64),
-    end: Endpoint,
-    peer: Endpoint,
-    /// Bytes sent so far.
-    sent: i64,
-    /// The thread its last send woke.
-    woke: Option<i32>,
-}
 
 impl Engine {
     /// A send (`sending`) or receive of `n` bytes by `tid` on a unix socket: names the socket

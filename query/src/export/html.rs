@@ -11,6 +11,7 @@ use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 
+use super::escape::esc;
 use super::model::{load, Request, Selection, Span};
 use super::waterfall::{tree_order, waterfall};
 use crate::udf::format_duration;
@@ -160,22 +161,6 @@ fn rows_i64(batches: &[RecordBatch]) -> Vec<Vec<i64>> {
         }
     }
     out
-}
-
-/// HTML-escape text.
-pub(super) fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '&' => o.push_str("&amp;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 const STYLE: &str = include_str!("report.css");

@@ -5,6 +5,7 @@
 //! edges through SQL; the writers turn that [`Selected`] set into a file. Writers stream to any
 //! `Write` and report progress through [`Progress`].
 
+mod escape;
 pub mod html;
 mod model;
 pub mod otlp;

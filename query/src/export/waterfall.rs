@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::html::esc;
+use super::escape::esc;
 use super::model::{Request, Span};
 use crate::udf::format_duration;
 
