@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kreq_ingest::chunk::{parse_chunk, ChunkParser, ChunkPos};
-use kreq_ingest::part::{Blocks, InMemory, BATCH_ROWS};
+use kreq_ingest::rows::BATCH_ROWS;
+use kreq_ingest::text::blocks::{Blocks, InMemory};
+use kreq_ingest::text::chunk::{parse_chunk, ChunkParser, ChunkPos};
 use kreq_ingest::{ingest, IngestOptions, NoProgress};
 use kreq_schemas::{events, writer};
 use parquet::arrow::ArrowWriter;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use kreq_ingest::tracefs::{instance, profile, record};
+use kreq_record::{instance, profile};
 
 /// Arguments of `kreq record`.
 #[derive(Debug, Args)]
@@ -83,7 +83,7 @@ pub fn run(args: RecordArgs) -> Result<()> {
     let Some(output) = args.output.clone() else {
         bail!("--output is required");
     };
-    let mut opts = record::RecordOptions::new(&output);
+    let mut opts = kreq_record::RecordOptions::new(&output);
     if args.no_default_events {
         opts.events.clear();
     }
@@ -142,7 +142,7 @@ pub fn run(args: RecordArgs) -> Result<()> {
             output.display()
         ),
     };
-    let report = record::record(&opts, &stop, &started)
+    let report = kreq_record::record(&opts, &stop, &started)
         .with_context(|| format!("recording into {}", output.display()))?;
     if args.json {
         let m = &report.manifest;
@@ -203,7 +203,7 @@ struct Started {
     line: String,
 }
 
-impl record::RecordObserver for Started {
+impl kreq_record::RecordObserver for Started {
     fn started(&self, name: &str) {
         if !self.quiet {
             eprintln!("{} (instance {name})", self.line);

@@ -1,7 +1,7 @@
 //! Any bytes through the line parser and field splitter: must never panic.
 #![no_main]
 
-use kreq_ingest::line::{parse_line, Line};
+use kreq_ingest::text::line::{parse_line, Line};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

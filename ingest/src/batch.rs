@@ -3,6 +3,7 @@
 
 mod arrays;
 mod binary;
+mod texts;
 
 use arrow::array::{
     BooleanBuilder, Int32Builder, MapBuilder, MapFieldNames, StringBuilder, UInt8Builder,
@@ -10,12 +11,13 @@ use arrow::array::{
 use arrow::datatypes::{Int32Type, Int64Type, UInt16Type, UInt64Type};
 use hashbrown::HashMap;
 
-use crate::body::EventName;
-use crate::formats::{self, Template};
 use crate::intern::Interner;
-use crate::line::{EventLine, IrqContext};
 use crate::promote::{slot_for, EventKind, Slot, Typed};
+use crate::rows::IrqContext;
 use crate::sparse::Sparse;
+use crate::text::body::EventName;
+use crate::text::formats::{self, Template};
+use crate::text::line::EventLine;
 
 /// Names of the `fields` map's parts, as the events schema declares them.
 fn map_names() -> MapFieldNames {
@@ -81,7 +83,7 @@ pub struct RowHead<'a> {
     /// Task name.
     pub comm: &'a str,
     /// Flags, when known.
-    pub flags: Option<crate::line::Flags>,
+    pub flags: Option<crate::rows::Flags>,
 }
 
 /// Event names: tracefs name interned once, with its promotion kind.
@@ -179,9 +181,9 @@ pub struct EventBatchBuilder {
     /// Event key of each binary format id seen (formats are fixed for one builder).
     format_ids: Vec<Option<i32>>,
     /// Text of each IP address seen in binary records (few distinct, many repeats).
-    ip_text: binary::IpTexts,
+    ip_text: texts::IpTexts,
     /// Text of each `prev_state` value seen in binary records.
-    state_text: binary::StateTexts,
+    state_text: texts::StateTexts,
 }
 
 impl Default for EventBatchBuilder {
@@ -264,8 +266,8 @@ impl EventBatchBuilder {
             text: String::new(),
             state_letters: None,
             format_ids: Vec::new(),
-            ip_text: binary::IpTexts::default(),
-            state_text: binary::StateTexts::default(),
+            ip_text: texts::IpTexts::default(),
+            state_text: texts::StateTexts::default(),
         }
     }
 

@@ -10,12 +10,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// Reading an input or writing an output failed.
-    #[error("{path}: {cause}")]
+    #[error("{path}: {source}")]
     Io {
         /// File involved (`-` for stdin).
         path: PathBuf,
         /// Underlying error.
-        cause: std::io::Error,
+        source: std::io::Error,
     },
     /// A line could not be parsed and strict mode was on.
     #[error("{file}:{line}: byte offset {offset}: malformed line ({reason}): {text}")]
@@ -32,12 +32,12 @@ pub enum Error {
         text: String,
     },
     /// Writing Parquet failed.
-    #[error("{path}: writing parquet: {cause}")]
+    #[error("{path}: writing parquet: {source}")]
     Parquet {
         /// File being written.
         path: PathBuf,
         /// Underlying error.
-        cause: parquet::errors::ParquetError,
+        source: parquet::errors::ParquetError,
     },
     /// Building Arrow arrays failed (a bug: the schema and builders disagree).
     #[error("building arrow batch: {0}")]
@@ -46,12 +46,12 @@ pub enum Error {
     #[error("{0}: output dataset already exists and is not empty (use --force to replace it)")]
     OutputExists(PathBuf),
     /// A trace.dat input could not be read.
-    #[error("{path}: {cause}")]
+    #[error("{path}: {source}")]
     TraceDat {
         /// The input.
         path: PathBuf,
         /// What was wrong, with its byte offset.
-        cause: crate::binary::tracedat::TraceDatError,
+        source: crate::tracedat::TraceDatError,
     },
     /// An input yielded no event at all: it is not a trace kreq reads (random bytes, prose,
     /// a format it does not know). Nothing is written.
@@ -69,19 +69,13 @@ pub enum Error {
         /// Lines that did not parse.
         malformed: u64,
     },
-    /// tracefs refused a setting or is not available.
-    #[error("tracefs: {0}")]
-    Tracefs(String),
-    /// A worker thread panicked (a bug).
-    #[error("internal error: a worker thread panicked")]
-    WorkerPanicked,
 }
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            cause: source,
+            source,
         }
     }
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use kreq_schemas::dataset::SourceSummary;
 
-use crate::binary::tracedat;
-use crate::chunk::ParsedChunk;
 use crate::error::{Error, Result};
+use crate::rows::ParsedChunk;
+use crate::tracedat;
 
 /// An opened input: its (decompressed) bytes, and its size when that is known up front.
 pub struct Opened {
@@ -197,7 +197,7 @@ pub(crate) fn read_tracedat<R: std::io::Read>(
     summary.format = format!("trace.dat v{}", data.get(10).map_or('?', |&b| b as char));
     let dat_err = |e| Error::TraceDat {
         path: path.to_owned(),
-        cause: e,
+        source: e,
     };
     let dat = tracedat::parse(&data, None).map_err(dat_err)?;
     drop(data);

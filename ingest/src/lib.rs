@@ -4,7 +4,7 @@
 //! chunking, threads and the dataset writer.
 //!
 //! ```
-//! use kreq_ingest::line::{parse_line, Line};
+//! use kreq_ingest::text::line::{parse_line, Line};
 //! let l = "          <idle>-0       [001] d..2.  2628.158669: sched_switch: prev_comm=swapper/1 \
 //!          prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=opt cgu.02 next_pid=7 next_prio=120";
 //! let Line::Event(ev) = parse_line(l) else { panic!("not an event") };
@@ -16,24 +16,20 @@
 
 pub mod batch;
 pub mod binary;
-mod blocks;
-pub mod body;
-pub mod chunk;
+pub mod dataset;
 mod error;
-pub mod formats;
 pub mod input;
 mod intern;
-pub mod line;
-mod output;
-pub mod part;
+pub mod options;
 pub mod pipeline;
 mod promote;
-mod reorder;
-pub mod sink;
+pub mod rows;
 mod sparse;
 mod summary;
-pub mod tracefs;
+pub mod text;
+pub mod tracedat;
 mod worker;
 
 pub use error::{Error, Result};
-pub use pipeline::{ingest, IngestOptions, IngestReport, NoProgress, Progress};
+pub use options::{IngestOptions, IngestReport, NoProgress, Progress};
+pub use pipeline::ingest;

@@ -3,94 +3,24 @@
 //! A plain text file is cut into byte ranges, one per part, and each of `threads` workers reads
 //! its own range; other inputs (stdin, zstd, gzip) are read and cut into whole-line chunks by
 //! one reader thread (the caller's). Each worker parses its part a block at a time and streams
-//! it into its own part file (see [`crate::part`]), so parsing and compression both scale with
+//! it into its own part file (see [`crate::text::part`]), so parsing and compression both scale with
 //! threads and memory does not grow with the part size. Line numbers are fixed up once all parts
 //! are in. The manifest is written last; every part file is complete when it appears.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Mutex;
 
-use kreq_schemas::dataset::{Manifest, SourceSummary};
+use kreq_schemas::dataset::SourceSummary;
 
-use crate::binary::tracedat::is_tracedat;
-use crate::chunk::MalformedLine;
+use crate::dataset::DatasetWriter;
 use crate::error::{Error, Result};
 use crate::input::{chunk_size, open, read_tracedat, Chunker};
-use crate::output::{detect_format, prepare_output};
+use crate::options::{IngestOptions, IngestReport, Progress};
 use crate::summary::{finish, number_lines};
+use crate::text::detect_format;
+use crate::tracedat::is_tracedat;
 use crate::worker::{work, Done, Job, Payload};
-
-/// Settings of one ingest run.
-#[derive(Debug, Clone)]
-pub struct IngestOptions {
-    /// Dataset directory to create.
-    pub output: PathBuf,
-    /// Worker threads (at least 1).
-    pub threads: usize,
-    /// Target chunk size in bytes of text; each chunk becomes one part file.
-    pub chunk_bytes: usize,
-    /// Fail on the first malformed line instead of counting and skipping it.
-    pub strict: bool,
-    /// zstd level for Parquet pages.
-    pub zstd_level: i32,
-    /// Trace clock of the input (`mono`, `local`, ...), when the user knows it.
-    pub trace_clock: Option<String>,
-    /// Kernel release of the traced machine, when known.
-    pub kernel: Option<String>,
-    /// Host name of the traced machine, when known.
-    pub host: Option<String>,
-    /// Replace an existing dataset.
-    pub force: bool,
-}
-
-impl IngestOptions {
-    /// Defaults: all cores, 64 MiB chunks, zstd level [`kreq_schemas::writer::DEFAULT_ZSTD_LEVEL`].
-    pub fn new(output: impl Into<PathBuf>) -> Self {
-        Self {
-            output: output.into(),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            chunk_bytes: 64 << 20,
-            strict: false,
-            zstd_level: kreq_schemas::writer::DEFAULT_ZSTD_LEVEL,
-            trace_clock: None,
-            kernel: None,
-            host: None,
-            force: false,
-        }
-    }
-}
-
-/// Receives progress while ingesting (the library itself prints nothing).
-pub trait Progress: Sync {
-    /// `bytes` more of decompressed input were handed to the parsers.
-    fn advance(&self, bytes: u64);
-}
-
-/// No progress reporting.
-#[derive(Debug)]
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn advance(&self, _bytes: u64) {}
-}
-
-/// What an ingest run did.
-#[derive(Debug)]
-pub struct IngestReport {
-    /// The manifest written to the dataset.
-    pub manifest: Manifest,
-    /// Malformed lines (the first few per chunk), with their input file.
-    pub malformed: Vec<(String, MalformedLine)>,
-    /// Bytes of Parquet written.
-    pub parquet_bytes: u64,
-    /// Parts whose text was too far out of time order to stream (late by more than a batch
-    /// of rows), so they were parsed twice: whole, then sorted.
-    pub parts_sorted_whole: u64,
-    /// Inputs that ended early: path, bytes of whole lines before the cut, and why. Every
-    /// event before the cut is in the dataset.
-    pub truncated: Vec<(String, u64, String)>,
-}
 
 /// Ingest `inputs` (paths; `-` is stdin) into the dataset at `opts.output`.
 pub fn ingest(
@@ -98,7 +28,7 @@ pub fn ingest(
     opts: &IngestOptions,
     progress: &dyn Progress,
 ) -> Result<IngestReport> {
-    prepare_output(&opts.output, opts.force)?;
+    let writer = DatasetWriter::create(&opts.output, opts.force, opts.zstd_level)?;
     let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
     let clock = opts.trace_clock.clone().unwrap_or_else(|| "unknown".into());
     let mut sources: Vec<SourceSummary> = names
@@ -263,8 +193,8 @@ pub fn ingest(
             });
         }
     }
-    refuse_empty_sources(&results, &sources, &opts.output)?;
-    let mut report = finish(results, sources, opts, clock)?;
+    let writer = refuse_empty_sources(writer, &results, &sources)?;
+    let mut report = finish(writer, results, sources, opts, clock)?;
     report.truncated = truncated;
     Ok(report)
 }
@@ -272,28 +202,21 @@ pub fn ingest(
 /// An input that yielded no event is not a trace: the whole ingest is refused, and what it
 /// wrote (part files, then the dataset's folders and the dataset itself if left empty) is
 /// removed, so no dataset of 0 events is left to be mistaken for an empty recording.
-fn refuse_empty_sources(results: &[Done], sources: &[SourceSummary], out: &Path) -> Result<()> {
+fn refuse_empty_sources(
+    writer: DatasetWriter,
+    results: &[Done],
+    sources: &[SourceSummary],
+) -> Result<DatasetWriter> {
     let mut events = vec![0u64; sources.len()];
     let mut malformed = vec![0u64; sources.len()];
     for d in results {
-        events[d.source] += d.rows;
+        events[d.source] += d.file.rows;
         malformed[d.source] += d.parsed.malformed_count;
     }
     let Some(i) = events.iter().position(|&n| n == 0) else {
-        return Ok(());
+        return Ok(writer);
     };
-    for d in results {
-        if let Some(part) = &d.part {
-            let _ = std::fs::remove_file(out.join(part));
-        }
-    }
-    for sub in [
-        kreq_schemas::table::EVENTS.name,
-        kreq_schemas::table::LOST_EVENTS.name,
-    ] {
-        let _ = std::fs::remove_dir(out.join(sub));
-    }
-    let _ = std::fs::remove_dir(out);
+    writer.discard(results.iter().filter_map(|d| d.part.clone()));
     let s = &sources[i];
     Err(Error::NotATrace {
         path: s.path.clone(),

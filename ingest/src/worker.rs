@@ -3,14 +3,12 @@
 use std::path::PathBuf;
 use std::sync::mpsc;
 
-use kreq_schemas::dataset;
-
-use crate::chunk::ParsedChunk;
+use crate::dataset::{file_metadata, part_name, part_path, PartFile};
 use crate::error::{Error, Result};
-use crate::output::file_name;
-use crate::part::{write_parsed, write_part, FileRange, InMemory, PartTarget};
-use crate::pipeline::{IngestOptions, Progress};
-use crate::summary::part_metadata;
+use crate::options::{IngestOptions, Progress};
+use crate::rows::ParsedChunk;
+use crate::text::blocks::{FileRange, InMemory};
+use crate::text::part::{write_parsed, write_part, PartTarget};
 
 /// A part to write, numbered in input order.
 pub(crate) struct Job {
@@ -35,10 +33,9 @@ pub(crate) struct Done {
     pub(crate) source: usize,
     /// The chunk's results; its events are dropped once written (see `rows`).
     pub(crate) parsed: ParsedChunk,
-    pub(crate) rows: u64,
+    pub(crate) file: PartFile,
+    /// The part's name in the manifest, when it held an event.
     pub(crate) part: Option<String>,
-    pub(crate) bytes: u64,
-    pub(crate) time_range: Option<(i64, i64)>,
     pub(crate) sorted_whole: bool,
 }
 
@@ -52,8 +49,13 @@ pub(crate) fn work(
     free: &mpsc::Sender<Vec<u8>>,
     progress: &dyn Progress,
 ) -> Result<Done> {
-    let path = dataset::part_path(&opts.output, kreq_schemas::table::EVENTS.name, job.seq);
-    let metadata = part_metadata(opts, &names[job.source], clock);
+    let path = part_path(&opts.output, job.seq);
+    let metadata = file_metadata(
+        &names[job.source],
+        clock,
+        opts.kernel.as_deref(),
+        opts.host.as_deref(),
+    );
     let input = inputs[job.source].as_path();
     let to = PartTarget {
         input,
@@ -76,15 +78,12 @@ pub(crate) fn work(
         }
         Payload::Decoded(parsed) => write_parsed(parsed, to)?,
     };
-    let part = format!("{}/{}", kreq_schemas::table::EVENTS.name, file_name(&path));
     Ok(Done {
         seq: job.seq,
         source: job.source,
         parsed: written.parsed,
-        rows: written.rows,
-        part: (written.rows > 0).then_some(part),
-        bytes: written.bytes,
-        time_range: written.time_range,
+        file: written.file,
+        part: (written.file.rows > 0).then(|| part_name(&path)),
         sorted_whole: written.sorted_whole,
     })
 }

@@ -1,14 +1,11 @@
 //! Appending binary ring-buffer records (`kreq record`, trace.dat) to an events batch.
 
-use hashbrown::HashMap;
-
 use super::{EventBatchBuilder, EventInfo, RowHead};
-use std::net::IpAddr;
 
-use crate::binary::decode::{for_each_field, task_state_with, Value};
+use crate::binary::decode::{for_each_field, Value};
 use crate::binary::format::EventFormat;
-use crate::body::EventName;
-use crate::promote::{slot_for, EventKind, InlineStr, Slot, Typed};
+use crate::promote::{slot_for, EventKind, Slot, Typed};
+use crate::text::body::EventName;
 
 impl EventInfo {
     /// [`EventInfo::slot`] for binary records: compares name addresses, not bytes.
@@ -40,55 +37,6 @@ fn hex(p: u64, buf: &mut [u8; 18]) -> &str {
     }
     // Only ASCII was written.
     std::str::from_utf8(&buf[..2 + n]).unwrap_or("0x?")
-}
-
-/// Texts of the IP addresses seen, formatted once per builder. A trace mostly repeats a few
-/// addresses: the first ones seen are scanned in a short list, the rest hashed.
-#[derive(Debug, Default)]
-pub(super) struct IpTexts {
-    few: Vec<(IpAddr, InlineStr)>,
-    more: HashMap<IpAddr, InlineStr>,
-}
-
-impl IpTexts {
-    const FEW: usize = 8;
-
-    fn text(&mut self, ip: IpAddr) -> InlineStr {
-        if let Some((_, t)) = self.few.iter().find(|(a, _)| *a == ip) {
-            return *t;
-        }
-        if let Some(t) = self.more.get(&ip) {
-            return *t;
-        }
-        // An IPv6 text is at most 45 bytes, so it always fits.
-        let t = InlineStr::new(&ip.to_string()).unwrap_or(InlineStr::EMPTY);
-        if self.few.len() < Self::FEW {
-            self.few.push((ip, t));
-        } else {
-            self.more.insert(ip, t);
-        }
-        t
-    }
-}
-
-/// `prev_state` texts by state bits, rendered once per builder with the format's letters.
-#[derive(Debug, Default)]
-pub(super) struct StateTexts(Vec<(u64, InlineStr)>);
-
-impl StateTexts {
-    fn text(&mut self, bits: u64, letters: Option<&[(u64, String)]>) -> InlineStr {
-        if let Some((_, t)) = self.0.iter().find(|(b, _)| *b == bits) {
-            return *t;
-        }
-        let mut s = String::new();
-        task_state_with(bits, letters, &mut s);
-        let text = InlineStr::new(&s).unwrap_or(InlineStr::EMPTY);
-        // A corrupt trace could show any bits: keep the cache small.
-        if self.0.len() < 64 {
-            self.0.push((bits, text));
-        }
-        text
-    }
 }
 
 impl EventBatchBuilder {

@@ -8,8 +8,8 @@ use super::format::{EventFormat, FormatRegistry, PageHeader};
 use super::page::PageError;
 use super::streams::{self, Streams};
 use crate::batch::{EventBatchBuilder, RowHead};
-use crate::chunk::{LostReport, ParsedChunk};
-use crate::line::{Flags, IrqContext};
+use crate::rows::{Flags, IrqContext};
+use crate::rows::{LostReport, ParsedChunk};
 
 /// One CPU's ring-buffer pages, in time order: runs of whole `page_size` pages, so that a
 /// recorder can hand over the buffers it read into without copying them together.

@@ -1,7 +1,7 @@
 //! `per_cpu/cpuN/stats`: counts of events the ring buffer lost.
 
-use crate::chunk::LostReport;
-use crate::line::LostKind;
+use crate::rows::LostKind;
+use crate::rows::LostReport;
 
 /// Lost-event reports from the stats text of each CPU (index = CPU): non-zero `overrun`
 /// (overwritten before being read) and `dropped events` (not written, buffer full).

@@ -10,8 +10,8 @@ use std::collections::BinaryHeap;
 
 use super::format::PageHeader;
 use super::page::{Missed, Page, PageError, Records};
-use crate::chunk::LostReport;
-use crate::line::LostKind;
+use crate::rows::LostKind;
+use crate::rows::LostReport;
 
 /// One record of an indexed CPU: its time and where it lies.
 struct Rec {

@@ -1,6 +1,7 @@
 //! One test per line form kreq accepts (and a few it must reject).
 
-use kreq_ingest::line::{parse_line, IrqContext, Line, LostKind};
+use kreq_ingest::rows::{IrqContext, LostKind};
+use kreq_ingest::text::line::{parse_line, Line};
 
 use crate::{event, field, fields};
 

@@ -5,7 +5,7 @@ mod pipeline;
 mod snapshots;
 mod tracedat;
 
-use kreq_ingest::line::{parse_line, EventLine, Line};
+use kreq_ingest::text::line::{parse_line, EventLine, Line};
 
 /// Parse a line that must be an event.
 pub fn event(l: &str) -> EventLine<'_> {

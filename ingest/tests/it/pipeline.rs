@@ -307,7 +307,7 @@ fn disorder_after_the_first_streamed_batch_sorts_the_whole_part() {
     let dir = tmp("late-disorder");
     // Line 40000 of s2-c4, batches past the first one written, moves 10 s back in time.
     const LINE: usize = 39_999;
-    const { assert!(LINE > 2 * kreq_ingest::part::BATCH_ROWS) };
+    const { assert!(LINE > 2 * kreq_ingest::rows::BATCH_ROWS) };
     let text = plain("s2-c4", |i, l| {
         if i == LINE {
             let moved = l.replacen(" 2637.", " 2627.", 1);

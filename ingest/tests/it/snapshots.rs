@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use kreq_ingest::chunk::{parse_chunk, ChunkPos};
+use kreq_ingest::text::chunk::{parse_chunk, ChunkPos};
 
 pub fn testdata(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

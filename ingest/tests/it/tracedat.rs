@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use kreq_ingest::binary::merge::{self, CpuPages};
-use kreq_ingest::binary::tracedat;
-use kreq_ingest::chunk::{parse_chunk, ChunkPos};
+use kreq_ingest::text::chunk::{parse_chunk, ChunkPos};
+use kreq_ingest::tracedat;
 use kreq_schemas::events;
 
 use crate::snapshots::{capture, testdata};
@@ -222,7 +222,7 @@ fn small_chunks_decode_the_same_rows_as_one() {
     let batches: Vec<RecordBatch> = small.chunks.iter().map(|c| c.events.clone()).collect();
     let joined = arrow::compute::concat_batches(&events::schema(), &batches).expect("concat");
     assert_eq!(rows_text(&joined), rows_text(&whole.chunks[0].events));
-    let lost = |chunks: &[kreq_ingest::chunk::ParsedChunk]| -> Vec<_> {
+    let lost = |chunks: &[kreq_ingest::rows::ParsedChunk]| -> Vec<_> {
         chunks.iter().flat_map(|c| c.lost.clone()).collect()
     };
     assert!(lost(&whole.chunks).len() >= 3, "{:?}", lost(&whole.chunks));

@@ -86,7 +86,7 @@ fn binary_recording_agrees_with_text_of_the_same_events() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let none: [&Path; 0] = [];
-    let tids = kreq_ingest::tracefs::scope::scope_tids(&[pid], &none).expect("scope");
+    let tids = kreq_record::scope::scope_tids(&[pid], &none).expect("scope");
     assert!(tids.len() > 1, "the workload runs threads: {tids:?}");
     let tids: Vec<String> = tids.iter().map(|t| t.to_string()).collect();
     w("options/event-fork", "1");
@@ -161,7 +161,7 @@ fn binary_recording_agrees_with_text_of_the_same_events() {
     w("tracing_on", "0");
     let text = std::fs::read(text_inst.join("trace")).expect("trace text");
     w("events/enable", "0");
-    kreq_ingest::tracefs::instance::remove_dir(&text_inst).expect("remove text instance");
+    kreq_record::instance::remove_dir(&text_inst).expect("remove text instance");
     assert!(
         rec.status.success(),
         "{}",

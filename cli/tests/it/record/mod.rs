@@ -295,8 +295,7 @@ fn adding_to_an_instance_pid_list_keeps_what_is_there() {
     if !tracefs_usable("adding_to_an_instance_pid_list_keeps_what_is_there") {
         return;
     }
-    let inst =
-        kreq_ingest::tracefs::instance::Instance::create(Path::new(TRACEFS)).expect("instance");
+    let inst = kreq_record::instance::Instance::create(Path::new(TRACEFS)).expect("instance");
     inst.write("set_event_pid", "1 2").expect("write");
     inst.add("set_event_pid", "3").expect("add");
     let listed = inst.read("set_event_pid").expect("read");

@@ -7,9 +7,9 @@ use arrow::array::{ArrayRef, Int32Array, Int64Array, UInt16Array};
 use arrow::record_batch::RecordBatch;
 use kreq_schemas::{lost_events, writer};
 
-use crate::chunk::LostReport;
 use crate::error::{Error, Result};
 use crate::intern::Interner;
+use crate::rows::LostReport;
 
 /// Write `batch` to `path` atomically: into `path.tmp`, fsync, then rename. Returns the file size.
 pub fn write_table(
@@ -35,9 +35,9 @@ pub fn write_batches(
     let batches = batches.into_iter().map(Ok::<_, std::convert::Infallible>);
     writer::write_parquet(path, table, schema, batches, zstd_level, metadata).map_err(|e| match e {
         writer::WriteError::Io(e) => Error::io(path, e),
-        writer::WriteError::Parquet(cause) => Error::Parquet {
+        writer::WriteError::Parquet(source) => Error::Parquet {
             path: path.to_owned(),
-            cause,
+            source,
         },
         writer::WriteError::Batch(never) => match never {},
     })

@@ -1,9 +1,10 @@
 //! trace.dat version 6: one uncompressed header, options, then per-CPU page data.
 
-use super::datfile::{
-    read_cmdlines, read_event_formats, read_ftrace_formats, read_header_info, Cursor as DatCursor,
+use super::cursor::{
+    cstr_lossy, read_cmdlines, read_event_formats, read_ftrace_formats, read_header_info,
+    selected_clock, stats_of_buffer, Cursor as DatCursor,
 };
-use super::tracedat::{CpuData, TraceDat, TraceDatError};
+use super::file::{CpuData, TraceDat, TraceDatError};
 
 /// Read a v6 file; `pos` is just after the page size.
 pub(super) fn read(
@@ -37,15 +38,13 @@ pub(super) fn read(
             let data = c.take(size)?;
             let mut d = DatCursor::new(data, (c.pos - size) as u64);
             match id {
-                2 => dat.cpu_stats.push(super::tracedat::cstr_lossy(data)),
+                2 => dat.cpu_stats.push(cstr_lossy(data)),
                 3 => {
                     let off = d.u64()?;
                     buffers.push((d.cstr()?.to_owned(), off));
                 }
-                4 => {
-                    dat.clock = super::tracedat::selected_clock(&super::tracedat::cstr_lossy(data))
-                }
-                5 => dat.uname = Some(super::tracedat::cstr_lossy(data)),
+                4 => dat.clock = selected_clock(&cstr_lossy(data)),
+                5 => dat.uname = Some(cstr_lossy(data)),
                 _ => {}
             }
         }
@@ -68,7 +67,7 @@ pub(super) fn read(
     if file.get(table..table + 10) == Some(b"flyrecord\0") {
         t.pos += 10;
     }
-    dat.cpu_stats = super::tracedat::stats_of_buffer(&dat.cpu_stats, &dat.buffer);
+    dat.cpu_stats = stats_of_buffer(&dat.cpu_stats, &dat.buffer);
     for cpu in 0..ncpus {
         let off = t.u64()? as usize;
         let size = t.u64()? as usize;

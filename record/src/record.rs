@@ -7,116 +7,24 @@
 //! [`RecordOptions::rotate_every`], decodes and merges them by time into a new part file. The
 //! recorder's own threads (and scheduler events naming them) are left out while decoding.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use kreq_schemas::dataset::Manifest;
+use kreq_ingest::binary::format::PageHeader;
+use kreq_ingest::binary::stats::lost_from_stats;
+use kreq_ingest::dataset::DatasetWriter;
 
-use super::instance::{tracefs_root, Instance};
-use super::profile::EventSpec;
-use super::reader::{read_cpu, BufferPool, Pages, ReaderStats, Wake, BATCH_BYTES};
-use super::recorder::{Capture, Recorder};
-use super::setup::{configure, current_tid, lower_priority, online_cpus, write_formats};
-use crate::binary::format::PageHeader;
-use crate::binary::stats::lost_from_stats;
-use crate::chunk::LostReport;
 use crate::error::{Error, Result};
-use crate::output::prepare_output;
+use crate::instance::{read_file, tracefs_root, Instance};
+use crate::options::{RecordObserver, RecordOptions, RecordReport};
+use crate::reader::{read_cpu, BufferPool, Pages, ReaderStats, Wake, BATCH_BYTES};
+use crate::recorder::{Capture, Recorder};
+use crate::setup::{configure, current_tid, lower_priority, online_cpus, write_formats};
 
 /// Page-buffer memory taken and faulted in before tracing starts (at most one part's worth):
 /// a page's first touch costs more than reading it, and would be paid while the workload runs.
 const PREFAULT_BYTES: usize = 64 << 20;
-
-/// Settings of a recording.
-#[derive(Debug, Clone)]
-pub struct RecordOptions {
-    /// Dataset directory to create.
-    pub output: PathBuf,
-    /// Events to enable, with optional filters.
-    pub events: Vec<EventSpec>,
-    /// Trace clock (`mono` by default, so applications can log comparable times).
-    pub clock: String,
-    /// Per-CPU buffer size in KiB.
-    pub buffer_kb: u32,
-    /// Stop after this long (otherwise when the stop flag is set).
-    pub duration: Option<Duration>,
-    /// Only record these processes: their threads and descendant processes at start (see
-    /// [`super::scope`]) and what they fork later; empty (and no cgroups) records everything.
-    pub pids: Vec<i32>,
-    /// Only record the processes of these cgroup directories (their threads and descendants
-    /// at start, and what those fork later).
-    pub cgroups: Vec<PathBuf>,
-    /// Start a new part file after this many bytes of raw pages...
-    pub rotate_bytes: usize,
-    /// ... or after this long, whichever comes first.
-    pub rotate_every: Duration,
-    /// Wake a reader when its CPU buffer is this full (tracefs `buffer_percent`, 0-100).
-    pub wake_percent: u8,
-    /// Longest pages may sit in the kernel buffer below that mark before being read.
-    pub max_wait: Duration,
-    /// zstd level of the Parquet files.
-    pub zstd_level: i32,
-    /// Decode and write Parquet at the lowest CPU priority (nice 19), so the traced workload
-    /// keeps the CPUs; pages wait in memory when there is no spare CPU.
-    pub background_encode: bool,
-    /// Replace an existing dataset.
-    pub force: bool,
-}
-
-impl RecordOptions {
-    /// Defaults: the correlation profile, `mono`, 8 MiB per CPU, 64 MiB / 10 s parts.
-    pub fn new(output: impl Into<PathBuf>) -> Self {
-        Self {
-            output: output.into(),
-            events: super::profile::default_profile(),
-            clock: "mono".into(),
-            buffer_kb: 8192,
-            duration: None,
-            pids: Vec::new(),
-            cgroups: Vec::new(),
-            rotate_bytes: 64 << 20,
-            rotate_every: Duration::from_secs(10),
-            wake_percent: 25,
-            max_wait: Duration::from_secs(1),
-            zstd_level: kreq_schemas::writer::DEFAULT_ZSTD_LEVEL,
-            background_encode: true,
-            force: false,
-        }
-    }
-}
-
-/// What a recording did.
-#[derive(Debug)]
-pub struct RecordReport {
-    /// The manifest written.
-    pub manifest: Manifest,
-    /// The tracefs instance used (already removed).
-    pub instance: String,
-    /// Lost-event reports (page flags and per-CPU stats).
-    pub lost: Vec<LostReport>,
-    /// Bytes of Parquet written.
-    pub parquet_bytes: u64,
-    /// What the per-CPU readers did (wakeups, pages), summed over CPUs.
-    pub readers: ReaderStats,
-    /// Events of the recorder's own threads (and scheduler events naming them) left out.
-    pub own_events: u64,
-}
-
-/// Told when tracing has started (the instance is configured and `tracing_on` is 1).
-pub trait RecordObserver: Sync {
-    /// Tracing started in instance `name`.
-    fn started(&self, name: &str);
-}
-
-/// An observer that ignores everything.
-#[derive(Debug)]
-pub struct Silent;
-
-impl RecordObserver for Silent {
-    fn started(&self, _name: &str) {}
-}
 
 /// Record until `stop` is set or the duration ends.
 pub fn record(
@@ -125,9 +33,9 @@ pub fn record(
     observer: &dyn RecordObserver,
 ) -> Result<RecordReport> {
     let root = tracefs_root()?;
-    prepare_output(&opts.output, opts.force)?;
+    let writer = DatasetWriter::create(&opts.output, opts.force, opts.zstd_level)?;
     let inst = Instance::create(&root)?;
-    let result = run(opts, &root, &inst, stop, observer);
+    let result = run(opts, &root, &inst, writer, stop, observer);
     let name = inst.name();
     let removed = inst.remove();
     let mut report = result?;
@@ -140,6 +48,7 @@ fn run(
     opts: &RecordOptions,
     root: &std::path::Path,
     inst: &Instance,
+    writer: DatasetWriter,
     stop: &AtomicBool,
     observer: &dyn RecordObserver,
 ) -> Result<RecordReport> {
@@ -155,8 +64,7 @@ fn run(
         .and_then(|s| s.trim().parse::<usize>().ok())
         .map_or(4096, |kb| kb * 1024);
     let header_path = root.join("events/header_page");
-    let header_text =
-        super::instance::read_file(&header_path).map_err(|e| Error::io(&header_path, e))?;
+    let header_text = read_file(&header_path).map_err(|e| Error::io(&header_path, e))?;
     let header = PageHeader::parse(&header_text).map_err(|e| Error::Tracefs(e.to_string()))?;
     let cpus = online_cpus(inst)?;
 
@@ -213,7 +121,7 @@ fn run(
         pool,
         own,
     };
-    let mut rec = Recorder::new(opts, root, inst, capture);
+    let mut rec = Recorder::new(opts, root, inst, capture, writer);
     inst.write("tracing_on", "1")?;
     go.wait();
     observer.started(&inst.name());
@@ -261,7 +169,7 @@ fn run(
                 .unwrap_or_default()
         })
         .collect();
-    rec.lost.extend(lost_from_stats(&stats));
+    rec.add_lost(lost_from_stats(&stats));
     let mut report = rec.finish()?;
     report.readers = readers;
     Ok(report)

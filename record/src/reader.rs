@@ -16,10 +16,10 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use super::splice::Splicer;
-use crate::binary::format::PageHeader;
-use crate::binary::page::Page;
 use crate::error::{Error, Result};
+use crate::splice::Splicer;
+use kreq_ingest::binary::format::PageHeader;
+use kreq_ingest::binary::page::Page;
 
 /// Told to the readers when the recording stops: an eventfd that becomes readable once.
 #[derive(Debug, Clone)]

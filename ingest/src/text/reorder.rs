@@ -11,10 +11,10 @@ use arrow::compute::concat_batches;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
-use crate::chunk::{sorted_by_time, times};
+use crate::text::chunk::{sorted_by_time, times};
 
 /// Rows held back at most; beyond this the input is too far out of order to stream.
-pub const MAX_HELD_ROWS: usize = 4 * crate::part::BATCH_ROWS;
+pub const MAX_HELD_ROWS: usize = 4 * crate::rows::BATCH_ROWS;
 
 /// Why a batch could not be put in order.
 #[derive(Debug)]

@@ -90,7 +90,7 @@ fn cgroup_members(dir: &Path) -> Result<(Vec<i32>, Vec<i32>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracefs::setup::current_tid as tid;
+    use crate::setup::current_tid as tid;
 
     #[test]
     fn a_process_scope_covers_its_running_threads_and_child_processes() {

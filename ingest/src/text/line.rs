@@ -6,55 +6,8 @@
 //! report with an instance prefix, `%-5d` pids, no tgid) go through a slower search for the
 //! `[cpu]` field.
 
-use crate::body::{self, Body};
-
-/// Decoded flag characters (`d..2.` and friends).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Flags {
-    /// `d` or `D`.
-    pub irqs_off: bool,
-    /// `b` or `D`.
-    pub bh_off: bool,
-    /// Any need-resched character (`N`, `n`, `p`, `L`, `B`, ...).
-    pub need_resched: bool,
-    /// Execution context.
-    pub context: IrqContext,
-    /// Preemption depth.
-    pub preempt_depth: u8,
-    /// Migrate-disable depth (None with 4-character flags).
-    pub migrate_disable: Option<u8>,
-}
-
-/// Execution context from the third flag character.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IrqContext {
-    /// `.`
-    Task,
-    /// `s`
-    Softirq,
-    /// `h`
-    Hardirq,
-    /// `H`
-    HardirqInSoftirq,
-    /// `z`
-    Nmi,
-    /// `Z`
-    NmiInHardirq,
-}
-
-impl IrqContext {
-    /// Name stored in the `irq_context` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IrqContext::Task => "task",
-            IrqContext::Softirq => "softirq",
-            IrqContext::Hardirq => "hardirq",
-            IrqContext::HardirqInSoftirq => "hardirq_in_softirq",
-            IrqContext::Nmi => "nmi",
-            IrqContext::NmiInHardirq => "nmi_in_hardirq",
-        }
-    }
-}
+use crate::rows::{Flags, IrqContext, LostKind};
+use crate::text::body::{self, Body};
 
 /// A parsed event line, borrowing from the input.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,34 +28,6 @@ pub struct EventLine<'a> {
     pub ts_is_ns: bool,
     /// Event name and fields.
     pub body: Body<'a>,
-}
-
-/// How a lost-events report was worded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LostKind {
-    /// `CPU:N [LOST M EVENTS]` (trace, trace_pipe).
-    Lost,
-    /// `CPU:N [M EVENTS DROPPED]` (trace-cmd report).
-    Dropped,
-    /// A ring-buffer page's missed-events flag (binary input).
-    Missed,
-    /// `overrun` in `per_cpu/cpuN/stats`: events overwritten before they were read.
-    Overrun,
-    /// `dropped events` in `per_cpu/cpuN/stats`: events not written because the buffer was full.
-    StatsDropped,
-}
-
-impl LostKind {
-    /// Name stored in the `kind` column of `lost_events`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LostKind::Lost => "lost",
-            LostKind::Dropped => "dropped",
-            LostKind::Missed => "missed",
-            LostKind::Overrun => "overrun",
-            LostKind::StatsDropped => "stats_dropped",
-        }
-    }
 }
 
 /// What one line of text is.

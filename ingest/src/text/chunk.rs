@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use arrow::record_batch::RecordBatch;
 
 use crate::batch::EventBatchBuilder;
-use crate::line::{parse_line, Line, LostKind};
+use crate::rows::{LostReport, MalformedLine, ParsedChunk};
+use crate::text::line::{parse_line, Line};
 
 /// Where a chunk sits in its input, for line numbers and byte offsets in reports.
 #[derive(Debug, Clone, Copy, Default)]
@@ -16,53 +17,6 @@ pub struct ChunkPos {
     pub first_line: u64,
     /// Byte offset of the chunk's first byte in the (decompressed) input.
     pub offset: u64,
-}
-
-/// A lost-events report found in the text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LostReport {
-    /// Time of the last event before it in this chunk (filled across chunks by the caller).
-    pub ts_ns: Option<i64>,
-    /// CPU that lost events.
-    pub cpu: u16,
-    /// Count, when stated.
-    pub count: Option<u64>,
-    /// Wording.
-    pub kind: LostKind,
-    /// 1-based line number (text input only).
-    pub line: Option<u64>,
-}
-
-/// A line that could not be parsed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MalformedLine {
-    /// 1-based line number.
-    pub line: u64,
-    /// Byte offset of the line's start in the input.
-    pub offset: u64,
-    /// What was wrong.
-    pub reason: &'static str,
-    /// The line, cut to 200 bytes.
-    pub text: String,
-}
-
-/// The result of parsing a chunk.
-#[derive(Debug)]
-pub struct ParsedChunk {
-    /// Events sorted by `ts_ns` (stable: equal times keep input order).
-    pub events: RecordBatch,
-    /// Lost-event reports in input order.
-    pub lost: Vec<LostReport>,
-    /// The first [`MAX_MALFORMED_KEPT`] malformed lines.
-    pub malformed: Vec<MalformedLine>,
-    /// All malformed lines.
-    pub malformed_count: u64,
-    /// Lines in the chunk.
-    pub lines: u64,
-    /// Time of the last event in input order.
-    pub last_ts: Option<i64>,
-    /// True when some timestamp was a raw counter rather than `secs.frac`.
-    pub counter_clock: bool,
 }
 
 /// Malformed lines kept per chunk for reporting.

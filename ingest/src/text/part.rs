@@ -9,29 +9,22 @@ use std::io;
 use std::path::Path;
 
 use arrow::record_batch::RecordBatch;
-use kreq_schemas::{events, writer};
+use kreq_schemas::events;
 
-pub use crate::blocks::{Blocks, FileRange, InMemory, BLOCK_BYTES};
-use crate::chunk::{parse_chunk, ChunkParser, ChunkPos, ParsedChunk};
+use super::blocks::Blocks;
+use super::chunk::{parse_chunk, ChunkParser, ChunkPos};
+use super::reorder::{Reorder, Unordered};
+use crate::dataset::{write_events_batch, write_events_part, PartFile};
 use crate::error::{Error, Result};
-use crate::reorder::{Reorder, Unordered};
-use crate::sink::write_table;
-
-/// Rows per batch handed to the Parquet writer: small enough that a batch stays in cache and
-/// its memory is reused by the next, large enough to amortise per-batch work.
-pub const BATCH_ROWS: usize = 16 * 1024;
+use crate::rows::{ParsedChunk, BATCH_ROWS};
 
 /// A part parsed and written.
 #[derive(Debug)]
 pub struct WrittenPart {
     /// What the part held besides its events (its `events` batch is empty).
     pub parsed: ParsedChunk,
-    /// Events written.
-    pub rows: u64,
-    /// Size of the file (0 when the part held no event and no file was written).
-    pub bytes: u64,
-    /// Smallest and largest `ts_ns`.
-    pub time_range: Option<(i64, i64)>,
+    /// The file written (no file when the part held no event).
+    pub file: PartFile,
     /// The text was too far out of time order to stream: it was parsed again whole and
     /// sorted.
     pub sorted_whole: bool,
@@ -71,7 +64,7 @@ pub struct PartTarget<'a> {
 /// Parse the part in `blocks` and write its events to `to.path` sorted by time, calling
 /// `progress` with the bytes of each block parsed. Lines are numbered from 1 within the part.
 /// Text in time order (trace_pipe, trace-cmd report) streams through, and so do rare late
-/// lines (see [`crate::reorder`]); text further out of order makes the partial file dropped
+/// lines (see [`crate::text::reorder`]); text further out of order makes the partial file dropped
 /// and the part parsed whole, sorted and written.
 pub fn write_part(
     blocks: &mut dyn Blocks,
@@ -111,41 +104,14 @@ pub fn write_part(
         }
         Ok(reorder.finish())
     };
-    let mut range: Option<(i64, i64)> = None;
-    let mut rows = 0u64;
-    let written = match ordered() {
-        Err(e) => Err(writer::WriteError::Batch(e)),
-        Ok(None) => Ok(0),
-        Ok(Some(first)) => {
-            let batches = std::iter::once(Ok(first))
-                .chain(std::iter::from_fn(|| ordered().transpose()))
-                .inspect(|b| {
-                    if let Ok(b) = b {
-                        if let Some((lo, hi)) = crate::summary::time_range(b) {
-                            range = Some(range.map_or((lo, hi), |(a, _)| (a, hi)));
-                        }
-                        rows += b.num_rows() as u64;
-                    }
-                });
-            writer::write_parquet(
-                to.path,
-                kreq_schemas::table::EVENTS.name,
-                events::schema(),
-                batches,
-                to.zstd_level,
-                to.metadata,
-            )
-        }
-    };
-    match written {
-        Ok(bytes) => Ok(WrittenPart {
+    let batches = std::iter::from_fn(|| ordered().transpose());
+    match write_events_part(to.path, batches, to.zstd_level, to.metadata)? {
+        Ok(file) => Ok(WrittenPart {
             parsed: parser.finish(empty()),
-            rows,
-            bytes,
-            time_range: range,
+            file,
             sorted_whole: false,
         }),
-        Err(writer::WriteError::Batch(Stream::Unordered)) => {
+        Err(Stream::Unordered) => {
             blocks.rewind();
             let (text, offset) = whole(blocks).map_err(|e| Error::io(to.input, e))?;
             let pos = ChunkPos {
@@ -158,39 +124,20 @@ pub fn write_part(
                 ..written
             })
         }
-        Err(writer::WriteError::Batch(Stream::Io(e))) => Err(Error::io(to.input, e)),
-        Err(writer::WriteError::Batch(Stream::Arrow(e))) => Err(e.into()),
-        Err(writer::WriteError::Io(e)) => Err(Error::io(to.path, e)),
-        Err(writer::WriteError::Parquet(cause)) => Err(Error::Parquet {
-            path: to.path.to_owned(),
-            cause,
-        }),
+        Err(Stream::Io(e)) => Err(Error::io(to.input, e)),
+        Err(Stream::Arrow(e)) => Err(e.into()),
     }
 }
 
 /// Write the rows already in `parsed` (sorted by time) as the part file `to.path`, unless there
 /// are none; its `events` batch is emptied once on disk.
 pub fn write_parsed(mut parsed: ParsedChunk, to: PartTarget<'_>) -> Result<WrittenPart> {
-    let time_range = crate::summary::time_range(&parsed.events);
-    let rows = parsed.events.num_rows() as u64;
-    let bytes = if rows > 0 {
-        write_table(
-            to.path,
-            kreq_schemas::table::EVENTS.name,
-            &parsed.events,
-            to.zstd_level,
-            to.metadata,
-        )?
-    } else {
-        0
-    };
+    let file = write_events_batch(to.path, &parsed.events, to.zstd_level, to.metadata)?;
     // The rows are on disk; keeping them until the run ends would only hold memory.
     parsed.events = RecordBatch::new_empty(events::schema());
     Ok(WrittenPart {
         parsed,
-        rows,
-        bytes,
-        time_range,
+        file,
         sorted_whole: false,
     })
 }

@@ -3,8 +3,8 @@
 
 use std::io::Read;
 
-use super::format::{parse_event_format, PageHeader};
-use super::tracedat::{TraceDat, TraceDatError};
+use super::file::{TraceDat, TraceDatError};
+use crate::binary::format::{parse_event_format, PageHeader};
 
 /// Bytes read in order; errors name the file offset.
 pub(super) struct Cursor<'a> {
@@ -207,4 +207,32 @@ pub(super) fn read_cmdlines(dat: &mut TraceDat, text: &str) {
             }
         }
     }
+}
+
+/// The clock in brackets of a `trace_clock` listing (`local global [mono] ...`).
+pub(super) fn selected_clock(list: &str) -> Option<String> {
+    let start = list.find('[')? + 1;
+    let end = list[start..].find(']')? + start;
+    Some(list[start..end].to_owned())
+}
+
+/// CPUSTAT options come per buffer: the top-level buffer's first, then for each instance a
+/// `Buffer: NAME` marker followed by its CPUs. Keep those of buffer `name` ("" = top level).
+pub(super) fn stats_of_buffer(all: &[String], name: &str) -> Vec<String> {
+    let mut current = String::new();
+    let mut out = Vec::new();
+    for s in all {
+        if let Some(rest) = s.trim().strip_prefix("Buffer:") {
+            current = rest.trim().to_owned();
+        } else if current == name {
+            out.push(s.clone());
+        }
+    }
+    out
+}
+
+/// A NUL-terminated option value as text.
+pub(super) fn cstr_lossy(b: &[u8]) -> String {
+    let end = memchr::memchr(0, b).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
 }

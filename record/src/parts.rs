@@ -3,21 +3,13 @@
 use std::path::Path;
 
 use arrow::record_batch::RecordBatch;
+use kreq_ingest::binary::merge::Decoder;
+use kreq_ingest::dataset::{write_events_part, PartFile};
+use kreq_ingest::rows::LostReport;
+use kreq_ingest::rows::BATCH_ROWS;
 use kreq_schemas::writer::MAX_ROW_GROUP_ROWS;
 
-use crate::binary::merge::Decoder;
-use crate::chunk::LostReport;
 use crate::error::Result;
-use crate::part::BATCH_ROWS;
-use crate::sink::write_batches;
-
-/// One part file written.
-#[derive(Debug)]
-pub(crate) struct Written {
-    pub(crate) rows: u64,
-    pub(crate) bytes: u64,
-    pub(crate) time_range: Option<(i64, i64)>,
-}
 
 /// Write `first` and the decoder's next events, up to a row group, as the part file at
 /// `path`, decoding and writing a batch at a time so memory holds one batch, not the part.
@@ -27,10 +19,9 @@ pub(crate) fn write_part(
     first: RecordBatch,
     to: (&Path, i32, &[(String, String)]),
     lost: &mut Vec<LostReport>,
-) -> Result<Written> {
+) -> Result<PartFile> {
     let (path, zstd_level, metadata) = to;
     let mut rows = 0usize;
-    let mut range: Option<(i64, i64)> = None;
     let mut first = Some(first);
     let batches = std::iter::from_fn(|| {
         let events = match first.take() {
@@ -43,23 +34,8 @@ pub(crate) fn write_part(
             }
         };
         rows += events.num_rows();
-        if let Some((lo, hi)) = crate::summary::time_range(&events) {
-            range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
-        }
-        Some(events)
+        Some(Ok::<_, std::convert::Infallible>(events))
     });
-    let schema = kreq_schemas::events::schema();
-    let bytes = write_batches(
-        path,
-        kreq_schemas::table::EVENTS.name,
-        schema,
-        batches,
-        zstd_level,
-        metadata,
-    )?;
-    Ok(Written {
-        rows: rows as u64,
-        bytes,
-        time_range: range,
-    })
+    let written = write_events_part(path, batches, zstd_level, metadata)?;
+    Ok(written.unwrap_or_else(|never| match never {}))
 }

@@ -1,10 +1,10 @@
 //! Setting up a recording's tracefs instance: scope, filters and events; its format files.
 
-use super::instance::Instance;
-use super::profile::EventSpec;
-use super::record::RecordOptions;
-use crate::binary::format::{parse_event_format, FormatRegistry};
 use crate::error::{Error, Result};
+use crate::instance::Instance;
+use crate::options::RecordOptions;
+use crate::profile::EventSpec;
+use kreq_ingest::binary::format::{parse_event_format, FormatRegistry};
 use kreq_schemas::dataset;
 
 /// Save the format files of the recorded events next to the data (`formats.json`).
@@ -71,7 +71,7 @@ pub(super) fn configure(inst: &Instance, opts: &RecordOptions) -> Result<FormatR
     };
     if !opts.pids.is_empty() || !opts.cgroups.is_empty() {
         // Every thread the scope covers now; later ones are followed through their forks.
-        let mut scope = super::scope::scope_tids(&opts.pids, &opts.cgroups)?;
+        let mut scope = crate::scope::scope_tids(&opts.pids, &opts.cgroups)?;
         // Follow children of scoped processes too.
         inst.write("options/event-fork", "1")?;
         // An empty cgroup still scopes: pid 0 matches only the idle task.
@@ -81,7 +81,7 @@ pub(super) fn configure(inst: &Instance, opts: &RecordOptions) -> Result<FormatR
         inst.write("set_event_pid", &list(&scope))?;
         // A thread forked between the scan and that write is in neither: scan again, and add
         // what is new (tasks the kernel added since, through event-fork, stay listed).
-        let again = super::scope::scope_tids(&opts.pids, &opts.cgroups)?;
+        let again = crate::scope::scope_tids(&opts.pids, &opts.cgroups)?;
         let new: Vec<i32> = again
             .into_iter()
             .filter(|t| scope.binary_search(t).is_err())

@@ -1,11 +1,11 @@
 //! The body of an event line: event name and fields.
 //!
 //! Fields are split using the literal separators of the event's print format where kreq knows
-//! it ([`crate::formats`]), so values with spaces (`next_comm=opt cgu.02`) survive; unknown
+//! it ([`crate::text::formats`]), so values with spaces (`next_comm=opt cgu.02`) survive; unknown
 //! events fall back to `key=value` splitting at ` key=` boundaries, or `key: value, ...` lists.
 //! Splitting is lazy: [`Body::fields`] fills a caller-owned buffer, so parsing allocates nothing.
 
-use crate::formats::{self, Template};
+use crate::text::formats::{self, Template};
 
 /// Event name as it appears, normalised to tracefs names by [`EventName::write_to`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,53 @@
+//! trace-cmd `trace.dat` files, version 6 and 7 (zstd or zlib compressed sections).
+//!
+//! Only the parts kreq needs are read: page and event formats, saved command lines, the
+//! clock, uname, per-CPU stats, and each CPU's ring-buffer pages of the first (or named)
+//! buffer. Layout references: trace-cmd's `trace-cmd.dat.v6(5)` and `trace-cmd.dat.v7(5)`.
+
+mod cursor;
+mod file;
+mod v6;
+mod v7;
+
+pub use file::{CpuData, TraceDat, TraceDatError};
+
+use cursor::Cursor;
+
+const MAGIC: &[u8] = b"\x17\x08\x44tracing";
+
+/// True when `head` starts like a trace.dat file.
+pub fn is_tracedat(head: &[u8]) -> bool {
+    head.starts_with(MAGIC)
+}
+
+/// Parse a whole trace.dat held in memory. `buffer` names the instance to read (default:
+/// the first buffer in the file).
+pub fn parse(file: &[u8], buffer: Option<&str>) -> Result<TraceDat, TraceDatError> {
+    let mut c = Cursor::new(file, 0);
+    if !is_tracedat(file) {
+        return Err(c.err("not a trace.dat file (bad magic)"));
+    }
+    c.pos = MAGIC.len();
+    let version: u32 = c.cstr()?.parse().map_err(|_| c.err("bad version string"))?;
+    let endian = c.take(1)?[0];
+    if endian != 0 {
+        return Err(c.err("big-endian trace.dat files are not supported"));
+    }
+    let _long_size = c.take(1)?[0];
+    let page_size = c.u32()? as usize;
+    let mut dat = TraceDat {
+        version,
+        page_size,
+        ..Default::default()
+    };
+    match version {
+        6 => v6::read(&mut dat, file, c.pos, buffer)?,
+        7 => v7::read(&mut dat, file, &mut c, buffer)?,
+        v => {
+            return Err(c.err(format!(
+                "trace.dat version {v} is not supported (6 and 7 are)"
+            )))
+        }
+    }
+    Ok(dat)
+}
