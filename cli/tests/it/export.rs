@@ -197,9 +197,14 @@ fn exports_need_correlation_and_a_matching_request() {
 }
 
 /// The HTML report in headless Chromium: no console output at all (errors, CSP refusals,
-/// failed loads), one waterfall row per span of the chosen request, and a screenshot.
+/// failed loads), one waterfall row per span of the chosen request, and a screenshot. Skips
+/// without chromium unless `KREQ_REQUIRE_TOOLS` is set (`kreq_testkit::skip`; CI sets it).
 #[test]
 fn html_report_renders_in_headless_chromium() {
+    let test = "html_report_renders_in_headless_chromium";
+    if !kreq_testkit::skip::programs(test, &["chromium"], "apt-get install chromium") {
+        return;
+    }
     let ds = correlated();
     let dir = ds.parent().expect("dir").to_owned();
     let id = sql_int(

@@ -81,16 +81,7 @@ fn missing_input_fails_with_its_name() {
 /// are missing and `KREQ_REQUIRE_PYTHON` is unset; CI sets it, so there it cannot skip.
 #[test]
 fn python_readers_open_the_dataset() {
-    let probe = Command::new("python3")
-        .args(["-c", "import pyarrow, duckdb"])
-        .output();
-    let have = probe.as_ref().is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            std::env::var_os("KREQ_REQUIRE_PYTHON").is_none(),
-            "KREQ_REQUIRE_PYTHON is set but python3 cannot import pyarrow and duckdb"
-        );
-        eprintln!("SKIPPED python_readers_open_the_dataset: python3 with pyarrow and duckdb not found (pip install -r requirements-test.txt)");
+    if !kreq_testkit::skip::python("python_readers_open_the_dataset", "pyarrow, duckdb") {
         return;
     }
     let out = tmp("cli-python").join("ds");

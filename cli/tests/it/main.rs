@@ -4,14 +4,7 @@
 mod export;
 mod ingest;
 
-/// Tests that create tracefs instances take this lock: a starting recorder removes instances
-/// left by dead processes, which the kill -9 test must observe itself.
-pub static TRACEFS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Take [`TRACEFS_LOCK`], even if a test that held it panicked.
-pub fn tracefs_lock() -> std::sync::MutexGuard<'static, ()> {
-    TRACEFS_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub use kreq_testkit::tracefs_lock;
 mod record;
 mod sql;
 mod testbed;

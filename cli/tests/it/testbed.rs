@@ -1,6 +1,7 @@
 //! The testbed end to end: nginx -> app -> redis on loopback, recorded by `kreq record`, with
 //! ground truth from the services' own logs. Needs root, tracefs, nginx and redis-server;
-//! skips saying why without them unless `KREQ_REQUIRE_TESTBED` is set (CI sets it).
+//! skips saying why without them unless `KREQ_REQUIRE_TESTBED` is set (`scripts/test` sets it
+//! when `CI=true`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,32 +9,13 @@ use std::process::Command;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Int32Type, Int64Type};
 
-fn have(tool: &str) -> bool {
-    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-        .iter()
-        .any(|d| Path::new(d).join(tool).exists())
-}
-
-/// Whether the testbed can run here (root, nginx, redis-server); says why it skips, and
-/// fails instead when `KREQ_REQUIRE_TESTBED` is set.
-fn testbed_ready(test: &str) -> bool {
-    let missing: Vec<&str> = ["nginx", "redis-server"]
-        .into_iter()
-        .filter(|t| !have(t))
-        .collect();
-    let root_user = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !missing.is_empty() || !root_user {
-        assert!(
-            std::env::var_os("KREQ_REQUIRE_TESTBED").is_none(),
-            "KREQ_REQUIRE_TESTBED is set but the testbed cannot run (missing {missing:?}, root: {root_user})"
-        );
-        eprintln!("SKIPPED {test}: needs root and nginx + redis-server (missing {missing:?})");
-        return false;
-    }
-    true
+/// Whether the testbed can run here: root, nginx, redis-server and the model's own programs
+/// (`extra`). Says why it skips, and fails instead when `KREQ_REQUIRE_TESTBED` is set
+/// (`kreq_testkit::skip`).
+fn testbed_ready(test: &str, extra: &[&str]) -> bool {
+    let mut programs = vec!["nginx", "redis-server"];
+    programs.extend_from_slice(extra);
+    kreq_testkit::skip::testbed(test, &programs)
 }
 
 /// Runs `examples/testbed/testbed.py ARGS`, recording into `DIR/ds` with its truth in
@@ -116,7 +98,7 @@ fn correlate_and_score(
 #[test]
 fn small_testbed_recording_captures_every_request_on_every_tier() {
     let _serial = crate::tracefs_lock();
-    if !testbed_ready("small_testbed_recording") {
+    if !testbed_ready("small_testbed_recording", &[]) {
         return;
     }
     let (dir, log) = run_testbed(
@@ -192,7 +174,7 @@ fn small_testbed_recording_captures_every_request_on_every_tier() {
 #[test]
 fn a_recording_started_under_load_reconstructs_the_requests_inside_it() {
     let _serial = crate::tracefs_lock();
-    if !testbed_ready("late-start testbed") {
+    if !testbed_ready("late-start testbed", &[]) {
         return;
     }
     let (dir, log) = run_testbed(
@@ -250,7 +232,7 @@ fn a_recording_started_under_load_reconstructs_the_requests_inside_it() {
 #[test]
 fn handoff_model_joins_pool_workers_to_the_requests_they_answer() {
     let _serial = crate::tracefs_lock();
-    if !testbed_ready("handoff model testbed") {
+    if !testbed_ready("handoff model testbed", &[]) {
         return;
     }
     let (_, dir) = score_model("handoff", "29080", "0.75");
@@ -312,7 +294,7 @@ fn edges_by(dir: &Path, rule: &str) -> i64 {
 #[test]
 fn asyncio_model_follows_coroutine_steps_across_zero_timeout_waits() {
     let _serial = crate::tracefs_lock();
-    if !testbed_ready("asyncio model testbed") {
+    if !testbed_ready("asyncio model testbed", &[]) {
         return;
     }
     // Recordings of this model score 0.63 to 0.93 (docs/performance.md; the low ones in this
@@ -327,13 +309,9 @@ fn asyncio_model_follows_coroutine_steps_across_zero_timeout_waits() {
 #[test]
 fn eventloop_model_splits_one_pipelined_connection_among_interleaved_requests() {
     let _serial = crate::tracefs_lock();
-    if !testbed_ready("eventloop model testbed") {
+    if !testbed_ready("eventloop model testbed", &["node"]) {
         return;
     }
-    assert!(
-        Command::new("node").arg("--version").output().is_ok(),
-        "the eventloop model needs Node.js (Debian's nodejs; .ci/run installs it)"
-    );
     let (_, dir) = score_model("eventloop", "29280", "0.50");
     assert!(edges_by(&dir, "turn") > 0);
 }
@@ -341,13 +319,9 @@ fn eventloop_model_splits_one_pipelined_connection_among_interleaved_requests() 
 #[test]
 fn java_model_on_a_dual_stack_socket_is_exact() {
     let _serial = crate::tracefs_lock();
-    if !testbed_ready("java model testbed") {
+    if !testbed_ready("java model testbed", &["java", "javac"]) {
         return;
     }
-    assert!(
-        Command::new("javac").arg("-version").output().is_ok(),
-        "the java model needs a JDK (Debian's openjdk-17-jdk-headless; .ci/run installs it)"
-    );
     let (_, dir) = score_model("java", "29380", "0.99");
     // The server socket is IPv6: the kernel names its IPv4 peers ::ffff:127.0.0.1 in
     // tcp_probe, and the request's client must still be found through them.
@@ -361,7 +335,7 @@ fn java_model_on_a_dual_stack_socket_is_exact() {
 #[test]
 fn three_tiers_ending_in_postgresql_are_exact() {
     let _serial = crate::tracefs_lock();
-    if !testbed_ready("pgchain model testbed") {
+    if !testbed_ready("pgchain model testbed", &["pg_ctlcluster", "runuser"]) {
         return;
     }
     let initdb = std::fs::read_dir("/usr/lib/postgresql")
@@ -383,7 +357,7 @@ fn three_tiers_ending_in_postgresql_are_exact() {
 #[test]
 fn nginx_to_an_app_and_redis_over_unix_sockets_is_exact() {
     let _serial = crate::tracefs_lock();
-    if !testbed_ready("unix model testbed") {
+    if !testbed_ready("unix model testbed", &[]) {
         return;
     }
     let (_, dir) = score_model("unix", "29580", "0.99");
@@ -402,13 +376,9 @@ fn nginx_to_an_app_and_redis_over_unix_sockets_is_exact() {
 #[test]
 fn go_model_follows_goroutines_across_threads() {
     let _serial = crate::tracefs_lock();
-    if !testbed_ready("go model testbed") {
+    if !testbed_ready("go model testbed", &["go"]) {
         return;
     }
-    assert!(
-        Command::new("go").arg("version").output().is_ok(),
-        "the go model needs Go (Debian's golang-go; .ci/run installs it)"
-    );
     // Four recordings scored 0.925 to 0.9475 (docs/performance.md); the misses are turn
     // boundaries on the runtime's threads.
     let (_, dir) = score_model("go", "29680", "0.85");

@@ -47,21 +47,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// Whether python3 can import `modules` (comma-separated). When it cannot, the calling test
-/// skips saying why, unless `KREQ_REQUIRE_PYTHON` is set (CI), where it fails instead.
+/// Whether python3 can import `modules` (comma-separated); otherwise the calling test skips
+/// saying why, or fails when `KREQ_REQUIRE_PYTHON` is set (`kreq_testkit::skip`).
 fn python_with(modules: &str, test: &str) -> bool {
-    let probe = std::process::Command::new("python3")
-        .args(["-c", &format!("import {modules}")])
-        .output();
-    if probe.as_ref().is_ok_and(|o| o.status.success()) {
-        return true;
-    }
-    assert!(
-        std::env::var_os("KREQ_REQUIRE_PYTHON").is_none(),
-        "KREQ_REQUIRE_PYTHON is set but python3 cannot import {modules}"
-    );
-    eprintln!(
-        "SKIPPED {test}: python3 cannot import {modules} (pip install -r requirements-test.txt)"
-    );
-    false
+    kreq_testkit::skip::python(test, modules)
 }

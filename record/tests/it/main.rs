@@ -1,1 +1,181 @@
-//! placeholder
+//! The recorder as a library, against the real kernel: needs root and tracefs, and skips
+//! saying why without them unless `KREQ_REQUIRE_TRACEFS` is set (`kreq_testkit::skip`). Each
+//! test holds the tracefs lock, so no two trace at once, in this binary or another.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use arrow::array::{Int64Array, RecordBatch};
+use kreq_record::{record, RecordOptions, Silent};
+use kreq_schemas::dataset::Manifest;
+use kreq_testkit::skip::TRACEFS;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// Every file of `table`, read whole; panics naming a file that is not valid Parquet.
+fn read_table(ds: &Path, table: &str) -> Vec<(String, Vec<RecordBatch>)> {
+    let mut files: Vec<_> = std::fs::read_dir(ds.join(table))
+        .unwrap_or_else(|e| panic!("{table}: {e}"))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).expect("open"))
+                .unwrap_or_else(|e| panic!("{}: not valid parquet: {e}", f.display()))
+                .build()
+                .expect("reader");
+            let batches = r.map(|b| b.expect("batch")).collect();
+            let name = format!("{table}/{}", f.file_name().expect("name").to_string_lossy());
+            (name, batches)
+        })
+        .collect()
+}
+
+/// The Arrow schema of a Parquet file.
+fn file_schema(path: &Path) -> arrow::datatypes::SchemaRef {
+    let file = std::fs::File::open(path).expect("open");
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap_or_else(|e| panic!("{}: not valid parquet: {e}", path.display()))
+        .schema()
+        .clone()
+}
+
+/// A process that makes syscalls for `secs` seconds (reads of /proc, sleeps).
+fn busy(secs: u32) -> Child {
+    Command::new("sh")
+        .args([
+            "-c",
+            &format!("end=$(($(date +%s)+{secs})); while [ $(date +%s) -lt $end ]; do cat /proc/uptime >/dev/null; sleep 0.01; done"),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sh")
+}
+
+/// A recording scoped to one busy process, rotated into several parts: the manifest the
+/// dataset writer keeps agrees with the files (events per part, time range, sortedness, part
+/// list), `lost_events` exists with its schema, and the instance is gone afterwards.
+#[test]
+fn a_recording_writes_parts_and_a_manifest_that_agree() {
+    let _lock = kreq_testkit::tracefs_lock();
+    if !kreq_testkit::skip::tracefs("a_recording_writes_parts_and_a_manifest_that_agree") {
+        return;
+    }
+    let ds = kreq_testkit::scratch(env!("CARGO_TARGET_TMPDIR"), "record-parts").join("ds");
+    let mut child = busy(3);
+    let mut opts = RecordOptions::new(&ds);
+    opts.pids = vec![child.id() as i32];
+    opts.duration = Some(Duration::from_millis(2500));
+    opts.rotate_every = Duration::from_millis(500);
+    let report = record(&opts, &AtomicBool::new(false), &Silent).expect("record");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let m = Manifest::read(&ds).expect("manifest");
+    assert_eq!(
+        m, report.manifest,
+        "the manifest on disk is the one reported"
+    );
+    let parts = read_table(&ds, "events");
+    assert!(
+        parts.len() >= 2,
+        "rotation every 500 ms over 2.5 s: {} parts",
+        parts.len()
+    );
+    let mut total = 0u64;
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    let mut sorted = true;
+    let mut prev_hi = i64::MIN;
+    for (_, batches) in &parts {
+        let ts: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                let c = b.column_by_name("ts_ns").expect("ts_ns");
+                let c = c.as_any().downcast_ref::<Int64Array>().expect("i64");
+                c.values().to_vec()
+            })
+            .collect();
+        total += ts.len() as u64;
+        let (a, b) = (
+            *ts.iter().min().expect("rows"),
+            *ts.iter().max().expect("rows"),
+        );
+        sorted &= prev_hi <= a;
+        prev_hi = prev_hi.max(b);
+        lo = lo.min(a);
+        hi = hi.max(b);
+    }
+    assert!(total > 0, "the busy process made syscalls");
+    assert_eq!(m.events, total, "manifest events = rows in the parts");
+    assert_eq!(
+        m.time_range_ns,
+        Some((lo, hi)),
+        "manifest time range = the parts'"
+    );
+    assert_eq!(m.sorted, sorted, "manifest sortedness = the parts'");
+    let listed: Vec<&String> = m.sources[0].parts.iter().collect();
+    let on_disk: Vec<&String> = parts.iter().map(|(n, _)| n).collect();
+    assert_eq!(listed, on_disk, "the manifest lists exactly the part files");
+    let lost = read_table(&ds, "lost_events");
+    assert_eq!(lost.len(), 1, "one lost_events file");
+    assert_eq!(
+        file_schema(&ds.join(&lost[0].0)).fields(),
+        kreq_schemas::lost_events::schema().fields()
+    );
+    let instance = Path::new(TRACEFS).join("instances").join(&report.instance);
+    assert!(!instance.exists(), "{} is removed", instance.display());
+}
+
+/// A recording that sees no event (its only process sleeps) still leaves every table
+/// readable: one `events` file with the schema and no row, and a manifest of 0 events.
+#[test]
+fn a_recording_of_no_event_keeps_every_table_readable() {
+    let _lock = kreq_testkit::tracefs_lock();
+    if !kreq_testkit::skip::tracefs("a_recording_of_no_event_keeps_every_table_readable") {
+        return;
+    }
+    let ds = kreq_testkit::scratch(env!("CARGO_TARGET_TMPDIR"), "record-empty").join("ds");
+    let mut child = Command::new("sleep").arg("5").spawn().expect("sleep");
+    let mut opts = RecordOptions::new(&ds);
+    opts.pids = vec![child.id() as i32];
+    opts.duration = Some(Duration::from_millis(500));
+    let report = record(&opts, &AtomicBool::new(false), &Silent).expect("record");
+    let _ = child.kill();
+    let _ = child.wait();
+    let m = Manifest::read(&ds).expect("manifest");
+    assert_eq!(m.events, 0);
+    assert_eq!(m.time_range_ns, None);
+    assert!(m.sources[0].parts.is_empty());
+    let events = read_table(&ds, "events");
+    assert_eq!(events.len(), 1, "one schema-only events file");
+    let rows: usize = events[0].1.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(rows, 0);
+    assert_eq!(
+        file_schema(&ds.join(&events[0].0)).fields(),
+        kreq_schemas::events::schema().fields(),
+        "the empty file carries the events schema"
+    );
+    assert_eq!(report.manifest.events, 0);
+}
+
+/// `Instance::add` extends a pid list instead of replacing it (the `--pid` scope's second
+/// scan relies on it).
+#[test]
+fn adding_to_an_instance_pid_list_keeps_what_is_there() {
+    let _lock = kreq_testkit::tracefs_lock();
+    if !kreq_testkit::skip::tracefs("adding_to_an_instance_pid_list_keeps_what_is_there") {
+        return;
+    }
+    let inst = kreq_record::instance::Instance::create(Path::new(TRACEFS)).expect("instance");
+    inst.write("set_event_pid", "1 2").expect("write");
+    inst.add("set_event_pid", "3").expect("add");
+    let listed = inst.read("set_event_pid").expect("read");
+    inst.remove().expect("remove");
+    let mut pids: Vec<&str> = listed.split_whitespace().collect();
+    pids.sort_unstable();
+    assert_eq!(pids, ["1", "2", "3"]);
+}

@@ -1,6 +1,6 @@
 //! `kreq record` against the real kernel: needs root and tracefs. Each test skips, saying
-//! why, when tracefs cannot be written; `KREQ_REQUIRE_TRACEFS=1` (set by CI) makes that a
-//! failure instead.
+//! why, when tracefs cannot be written; `KREQ_REQUIRE_TRACEFS=1` (set by `scripts/test` as
+//! root) makes that a failure instead (`kreq_testkit::skip`).
 
 use std::io::{BufRead, BufReader};
 
@@ -24,24 +24,9 @@ fn tmp(name: &str) -> PathBuf {
     p
 }
 
-/// True when tests may use tracefs; otherwise says why they skip.
+/// True when tests may use tracefs; otherwise says why they skip (`kreq_testkit::skip`).
 fn tracefs_usable(test: &str) -> bool {
-    // `kreq record --cleanup` mounts tracefs when it is not mounted, and fails when it cannot.
-    let mounted = Path::new(TRACEFS).join("instances").is_dir();
-    let ok = mounted
-        || kreq()
-            .args(["record", "--cleanup", "--quiet"])
-            .status()
-            .is_ok_and(|s| s.success())
-            && Path::new(TRACEFS).join("instances").is_dir();
-    if !ok {
-        assert!(
-            std::env::var_os("KREQ_REQUIRE_TRACEFS").is_none(),
-            "KREQ_REQUIRE_TRACEFS is set but tracefs is not usable (root and a writable {TRACEFS} are needed)"
-        );
-        eprintln!("SKIPPED {test}: tracefs at {TRACEFS} is not writable (run as root)");
-    }
-    ok
+    kreq_testkit::skip::tracefs(test)
 }
 
 /// Start the loopback workload (it waits `wait`: seconds, or until that path exists);
@@ -285,22 +270,4 @@ fn readers_are_not_kept_busy_by_their_own_reads() {
         own > 0,
         "the readers' own reads are recorded and left out: {err}"
     );
-}
-
-/// `Instance::add` extends a pid list instead of replacing it (the `--pid` scope's second
-/// scan relies on it).
-#[test]
-fn adding_to_an_instance_pid_list_keeps_what_is_there() {
-    let _serial = crate::tracefs_lock();
-    if !tracefs_usable("adding_to_an_instance_pid_list_keeps_what_is_there") {
-        return;
-    }
-    let inst = kreq_record::instance::Instance::create(Path::new(TRACEFS)).expect("instance");
-    inst.write("set_event_pid", "1 2").expect("write");
-    inst.add("set_event_pid", "3").expect("add");
-    let listed = inst.read("set_event_pid").expect("read");
-    inst.remove().expect("remove");
-    let mut pids: Vec<&str> = listed.split_whitespace().collect();
-    pids.sort_unstable();
-    assert_eq!(pids, ["1", "2", "3"]);
 }

@@ -1,0 +1,29 @@
+//! Test helpers shared by kreq's crates (a dev-dependency only).
+//!
+//! - [`skip`]: one policy for every test that needs something outside Rust (python modules,
+//!   root and tracefs, the testbed's servers, chromium). Without it the test prints
+//!   `SKIPPED <test>: <why>` and passes; when the environment variable of that need is set
+//!   (`scripts/test` sets them where CI provides the need) it fails instead.
+//! - [`tracefs_lock`]: tests that trace hold it, so two never trace at once, across test
+//!   threads and test binaries alike.
+//! - [`scratch`]: a fresh directory under the crate's `CARGO_TARGET_TMPDIR`.
+
+pub mod skip;
+
+mod lock;
+pub use lock::{tracefs_lock, TracefsLock};
+
+use std::path::{Path, PathBuf};
+
+/// A fresh, empty directory `name` under `tmp_root` (pass `env!("CARGO_TARGET_TMPDIR")`).
+pub fn scratch(tmp_root: &str, name: &str) -> PathBuf {
+    let p = Path::new(tmp_root).join(name);
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    p
+}
+
+/// The repository's `testdata/` directory.
+pub fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
+}
