@@ -9,7 +9,7 @@ use datafusion::datasource::listing::{
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{col, SessionConfig, SessionContext};
 use kreq_schemas::dataset as ds;
-use kreq_schemas::table::{self, Table};
+use kreq_schemas::table::{self, Table, Upgrade, CORRELATED};
 
 use crate::optimizer::{DictionaryGroups, IntegerGroups, TopRows};
 use crate::options::KreqOptions;
@@ -76,14 +76,20 @@ pub async fn open_with(
                     .into(),
         });
     }
-    // Schema 3 added the spans' self times; correlation results of older versions lack them.
+    // Correlation results of an older schema may lack columns this kreq reads (`Table::upgrade`).
     let manifest = ds::Manifest::read(path)?;
     let version: u32 = manifest.schema_version.parse().unwrap_or(0);
-    if manifest.correlation.is_some() && version < 3 {
+    let stale = manifest.correlation.is_some().then(|| {
+        CORRELATED.iter().find_map(|t| match t.upgrade(version) {
+            Upgrade::Rewrite(by) => Some(by),
+            Upgrade::None => None,
+        })
+    });
+    if let Some(Some(by)) = stale {
         return Err(Error::Dataset {
             path: path.to_owned(),
             msg: format!(
-                "correlated by an older kreq (schema {}); run `kreq correlate {}` again",
+                "correlated by an older kreq (schema {}); run `{by} {}` again",
                 manifest.schema_version,
                 path.display()
             ),

@@ -41,12 +41,18 @@ pub fn render(batch: &RecordBatch) -> String {
 /// The first `n` lines of a capture, plus every line of the kinds in `extra` (first match each).
 fn sample(text: &[u8], n: usize, extra: &[&str]) -> Vec<u8> {
     let s = String::from_utf8_lossy(text);
-    let mut lines: Vec<&str> = s.lines().take(n).collect();
+    let all: Vec<&str> = s.lines().collect();
+    // Line numbers taken, so a line that is among the first `n` or matches two patterns is
+    // shown once.
+    let mut taken: Vec<usize> = (0..n.min(all.len())).collect();
     for pat in extra {
-        if let Some(l) = s.lines().find(|l| l.contains(pat)) {
-            lines.push(l);
+        if let Some(i) = all.iter().position(|l| l.contains(pat)) {
+            if !taken.contains(&i) {
+                taken.push(i);
+            }
         }
     }
+    let lines: Vec<&str> = taken.iter().map(|&i| all[i]).collect();
     (lines.join("\n") + "\n").into_bytes()
 }
 
