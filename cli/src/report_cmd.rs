@@ -31,7 +31,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         .build()?;
     rt.block_on(async {
         let (ctx, tables) = kreq_query::open(&args.dataset).await?;
-        if !tables.iter().any(|t| t == "spans") {
+        if !tables.iter().any(|t| t == kreq_schemas::table::SPANS.name) {
             bail!(
                 "{}: no correlation results; run `kreq correlate {}` first",
                 args.dataset.display(),

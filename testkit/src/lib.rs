@@ -23,7 +23,12 @@ pub fn scratch(tmp_root: &str, name: &str) -> PathBuf {
     p
 }
 
-/// The repository's `testdata/` directory.
+/// The repository's root directory.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The repository's `testdata/` directory (real captures, `testdata/README.md`).
 pub fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
+    repo().join("testdata")
 }

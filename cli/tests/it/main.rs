@@ -42,15 +42,14 @@ pub fn kreq(args: &[&str]) -> std::process::Output {
         .expect("run kreq")
 }
 
+/// The repository's root directory.
 pub fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    kreq_testkit::repo()
 }
 
+/// A fresh, empty scratch directory `name`.
 pub fn tmp(name: &str) -> std::path::PathBuf {
-    let p = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).expect("tmp");
-    p
+    kreq_testkit::scratch(env!("CARGO_TARGET_TMPDIR"), name)
 }
 
 /// Ingests the bundled capture `testdata/NAME/trace.txt.zst` into a fresh `tmp(dir)/ds`.

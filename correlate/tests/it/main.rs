@@ -7,7 +7,7 @@ use kreq_correlate::eval::{evaluate, read_truth, Score};
 use kreq_ingest::{ingest, IngestOptions, NoProgress};
 
 fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
+    kreq_testkit::testdata()
 }
 
 fn ingested(input: &Path) -> tempfile::TempDir {

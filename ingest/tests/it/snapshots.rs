@@ -1,15 +1,13 @@
 //! Golden snapshots of parsed rows from the real captures in `testdata/`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use kreq_ingest::text::chunk::{parse_chunk, ChunkPos};
 
 pub fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata")
-        .join(rel)
+    kreq_testkit::testdata().join(rel)
 }
 
 pub fn capture(rel: &str) -> Vec<u8> {

@@ -13,7 +13,7 @@ use kreq_correlate::dataset::{correlate, Options};
 use kreq_ingest::{ingest, IngestOptions, NoProgress};
 
 fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
+    kreq_testkit::testdata()
 }
 
 /// A correlated dataset of a bundled capture, built once per test run.

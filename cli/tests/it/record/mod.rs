@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 
 use crate::read_events;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,12 +17,7 @@ fn kreq() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kreq"))
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).expect("tmp");
-    p
-}
+use crate::tmp;
 
 /// True when tests may use tracefs; otherwise says why they skip (`kreq_testkit::skip`).
 fn tracefs_usable(test: &str) -> bool {
