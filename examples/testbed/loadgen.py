@@ -1,8 +1,10 @@
 """Load generator of the kreq testbed: N requests over C keep-alive connections, one thread
-per connection. Logs one JSON line per request: nginx's request id (X-Request-ID response
+per connection (or, with --until, as many as it takes for a file to appear, then --then more).
+Logs one JSON line per request: nginx's request id (X-Request-ID response
 header), the client thread id, CLOCK_MONOTONIC start/end (ns) and status. Prints a summary
 line with requests/s. Bounded in count; loopback only."""
 import argparse
+import os
 import http.client
 import json
 import sys
@@ -15,6 +17,10 @@ p.add_argument("--requests", type=int, required=True)
 p.add_argument("--connections", type=int, default=1)
 p.add_argument("--log", required=True)
 p.add_argument("--id-prefix", default="c", help="prefix of the X-Request-ID the client sends")
+p.add_argument("--until", metavar="PATH",
+               help="keep sending (up to --requests in all) until PATH exists, then send "
+                    "--then more: a recording started meanwhile starts under load")
+p.add_argument("--then", type=int, default=0, help="requests sent after --until's PATH appears")
 args = p.parse_args()
 
 out = []
@@ -22,10 +28,18 @@ errors = []
 lock = threading.Lock()
 
 
-def worker(n, k):
+def worker(n, k, then):
     conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=10)
     mine = []
+    left = None  # requests still to send once --until's path exists
     for i in range(n):
+        if args.until:
+            if left is None and os.path.exists(args.until):
+                left = then
+            if left is not None:
+                if left == 0:
+                    break
+                left -= 1
         path = f"/r/{k}/{i}"
         t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         try:
@@ -49,9 +63,12 @@ def worker(n, k):
         out.extend(mine)
 
 
-per = [args.requests // args.connections + (1 if k < args.requests % args.connections else 0)
-       for k in range(args.connections)]
-threads = [threading.Thread(target=worker, args=(n, k)) for k, n in enumerate(per)]
+def share(total, k):
+    return total // args.connections + (1 if k < total % args.connections else 0)
+
+
+threads = [threading.Thread(target=worker, args=(share(args.requests, k), k, share(args.then, k)))
+           for k in range(args.connections)]
 start = time.monotonic()
 for t in threads:
     t.start()
@@ -63,5 +80,9 @@ with open(args.log, "w") as f:
         f.write(json.dumps(r) + "\n")
 for e in errors[:5]:
     print(f"loadgen: request failed: {e}", file=sys.stderr)
+if args.until and not os.path.exists(args.until):
+    print(f"loadgen: sent all {args.requests} requests before {args.until} appeared",
+          file=sys.stderr)
+    sys.exit(3)
 print(json.dumps({"requests": len(out), "errors": len(errors), "seconds": elapsed,
                   "rps": len(out) / elapsed}), flush=True)

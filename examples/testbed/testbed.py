@@ -45,7 +45,11 @@ p.add_argument("--record-scope", default="",
                help="record only these tiers, comma-separated among nginx, app, redis (kreq record --pid)")
 p.add_argument("--record-after", type=float, default=0.0,
                help="start recording this many seconds after the load began (a running system: "
-                    "connections are open and messages in flight when the recording starts)")
+                    "connections are open and messages in flight when the recording starts); the "
+                    "load then runs until the recorder has started, plus --requests-after requests")
+p.add_argument("--requests-after", type=int, default=1000,
+               help="with --record-after: requests sent once the recorder has started "
+                    "(--requests caps the whole load)")
 p.add_argument("--text-capture", help="instead, capture the same events as trace_pipe text into this file")
 p.add_argument("--kernel-only", action="store_true",
                help="instead, enable the same events in an instance nobody reads (the tracepoints' own cost)")
@@ -174,14 +178,22 @@ def main():
             return None
 
     cpu_before = cpu_s(recorder) if recorder else None
-    load = subprocess.Popen([sys.executable, os.path.join(HERE, "loadgen.py"), "--port", str(args.port),
-                             "--requests", str(args.requests), "--connections", str(args.connections),
-                             "--log", os.path.join(work, "loadgen.jsonl")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    load_cmd = [sys.executable, os.path.join(HERE, "loadgen.py"), "--port", str(args.port),
+                "--requests", str(args.requests), "--connections", str(args.connections),
+                "--log", os.path.join(work, "loadgen.jsonl")]
+    recording = os.path.join(work, "recording-started")
+    if args.record and args.record_after:
+        # The load runs until the recorder has started, then sends --requests-after more, so
+        # the recording starts mid-load however fast the machine is (--requests caps the total).
+        if os.path.exists(recording):
+            os.remove(recording)
+        load_cmd += ["--until", recording, "--then", str(args.requests_after)]
+    load = subprocess.Popen(load_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if args.record and args.record_after:
         time.sleep(args.record_after)
         recorder = start_recorder()
         cpu_before = cpu_s(recorder)
+        open(recording, "w").close()
     out, err = load.communicate()
     cpu_after = cpu_s(recorder) if recorder else None
     if load.returncode != 0:

@@ -179,11 +179,12 @@ fn a_recording_started_under_load_reconstructs_the_requests_inside_it() {
     }
     let (dir, log) = run_testbed(
         "testbed-late",
-        // The load must outlast the recorder's start on a fast machine too: 1500 requests took
-        // 0.45 s at 3300 requests/s and left 82 inside a recording started at 0.4 s.
+        // The load runs until the recorder has started, then sends 1000 more (testbed.py
+        // --requests-after): with a fixed count, 4000 requests at 3900 requests/s were all
+        // sent before a recorder started at 0.3 s was tracing.
         &[
             "--requests",
-            "4000",
+            "20000",
             "--connections",
             "8",
             "--apps",
