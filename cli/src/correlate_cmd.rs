@@ -147,6 +147,10 @@ pub struct EvalArgs {
     /// Print the score as JSON.
     #[arg(long)]
     pub json: bool,
+    /// List every inexact request with segment truth and what failed, in numbers (the JSON
+    /// output always has them under `misses`).
+    #[arg(long)]
+    pub misses: bool,
 }
 
 /// Runs `kreq eval`.
@@ -173,8 +177,14 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
         for (why, n) in &s.failures {
             println!("  {n:5}  {why}");
         }
-        for (id, why) in &s.examples {
-            println!("  e.g. {id}: {why}");
+        if args.misses {
+            for m in &s.misses {
+                println!("  {}: {}: {}", m.request_id, m.why, m.detail);
+            }
+        } else {
+            for (id, why) in &s.examples {
+                println!("  e.g. {id}: {why}");
+            }
         }
         if !s.calibration.is_empty() {
             println!("calibration (links of found requests, by the confidence of their rule):");

@@ -132,8 +132,23 @@ pub struct Score {
     pub failures: std::collections::BTreeMap<String, usize>,
     /// A few failing request ids with their reason.
     pub examples: Vec<(String, String)>,
+    /// Every failing request with segment truth: its id, the reason, and what failed (the
+    /// segment and how much of it was covered, or the span, the other request's segment and
+    /// how far they overlap, times relative to that segment's start).
+    pub misses: Vec<Miss>,
     /// Links of found requests by confidence, and how many were right (see [`Calibration`]).
     pub calibration: Vec<Calibration>,
+}
+
+/// One request that was not exact, with what failed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Miss {
+    /// The true request's id.
+    pub request_id: String,
+    /// The reason, as counted in [`Score::failures`].
+    pub why: String,
+    /// What failed, in numbers.
+    pub detail: String,
 }
 
 /// The links (edges) of one confidence value and how often they were right. With segment
@@ -190,6 +205,15 @@ struct SpanRow {
     end: i64,
     local: Option<(String, u16)>,
     peer: Option<(String, u16)>,
+    /// The thread that ended the span, when not `tid` (a client call's reply read elsewhere).
+    end_tid: Option<i32>,
+}
+
+impl SpanRow {
+    /// The threads the span's work touched: its own, and the one that ended it.
+    fn threads(&self) -> impl Iterator<Item = i32> {
+        std::iter::once(self.tid).chain(self.end_tid.filter(|&t| t != self.tid))
+    }
 }
 
 /// A correlation table of `dataset`; an error saying how to make it when it is missing.
@@ -236,6 +260,7 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
         let lp = c::<UInt16Array>(&b, sp::LOCAL_PORT, dataset)?;
         let pa = c::<DictionaryArray<Int32Type>>(&b, sp::PEER_ADDR, dataset)?;
         let pp = c::<UInt16Array>(&b, sp::PEER_PORT, dataset)?;
+        let end_tid = c::<Int32Array>(&b, sp::END_TID, dataset)?;
         for i in 0..b.num_rows() {
             let local = dict_str(la, i).zip(lp.is_valid(i).then(|| lp.value(i)));
             let peer = dict_str(pa, i).zip(pp.is_valid(i).then(|| pp.value(i)));
@@ -249,6 +274,7 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
                 end: end.value(i),
                 local,
                 peer,
+                end_tid: end_tid.is_valid(i).then(|| end_tid.value(i)),
             };
             if row.kind == "client" {
                 if let (Some(l), Some(p)) = (row.local.clone(), row.peer.clone()) {
@@ -317,6 +343,13 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
                     Some(segs) => check_segments(t, segs, idx, found, &by_thread),
                     None => check(t, found, &owner),
                 };
+                if let (Err(why), Some(segs)) = (&v, &t.segments) {
+                    score.misses.push(Miss {
+                        request_id: t.request_id.clone(),
+                        why: why.clone(),
+                        detail: miss_detail(segs, idx, found, &by_thread, truth),
+                    });
+                }
                 if complete.get(one).copied().unwrap_or(false) {
                     score.complete += 1;
                     score.complete_exact += usize::from(v.is_ok());
@@ -453,22 +486,26 @@ fn link_right(
         }
     };
     let mine = segs.iter().any(|&(g0, g1, o)| o == me && touches(g0, g1));
-    let theirs = segs
-        .iter()
-        .any(|&(g0, g1, o)| o != me && overlaps(s, g0, g1));
+    let theirs = s.threads().any(|tid| {
+        by_thread
+            .get(&tid)
+            .into_iter()
+            .flatten()
+            .any(|&(g0, g1, o)| o != me && overlaps(s, tid, g0, g1))
+    });
     Some(mine && !theirs)
 }
 
-/// Whether span `s` charges another request's segment `[g0, g1]` by more than [`SLACK_NS`].
-/// A client span is a wait for a callee, during which an event loop works on other requests:
-/// its work is the send and the receive at its two ends.
-fn overlaps(s: &SpanRow, g0: i64, g1: i64) -> bool {
+/// Whether span `s` charges another request's segment `[g0, g1]` on thread `tid` by more
+/// than [`SLACK_NS`]. A client span is a wait for a callee, during which an event loop works on
+/// other requests: its work is the send (on its thread) and the receive (on the thread that
+/// read the reply) at its two ends.
+fn overlaps(s: &SpanRow, tid: i32, g0: i64, g1: i64) -> bool {
+    let inside = |t: i64| t > g0 + SLACK_NS && t < g1 - SLACK_NS;
     if s.kind == "client" {
-        [s.start, s.end]
-            .iter()
-            .any(|&t| t > g0 + SLACK_NS && t < g1 - SLACK_NS)
+        (s.tid == tid && inside(s.start)) || (s.end_tid.unwrap_or(s.tid) == tid && inside(s.end))
     } else {
-        s.end.min(g1) - s.start.max(g0) > SLACK_NS
+        s.tid == tid && s.end.min(g1) - s.start.max(g0) > SLACK_NS
     }
 }
 
@@ -502,6 +539,59 @@ fn tally(table: &mut Vec<Calibration>, rule: &str, confidence: f32, right: Optio
 /// the two clocks resolves, and neither counts for its request nor against another.
 fn visible(g: &Segment) -> bool {
     g.t1 - g.t0 >= 2 * SLACK_NS
+}
+
+/// What made a request with segment truth inexact, in numbers: the first segment less than
+/// half covered, else the first span that overlaps another request's segment.
+fn miss_detail(
+    segs: &[Segment],
+    me: usize,
+    spans: &[SpanRow],
+    by_thread: &HashMap<i32, Vec<(i64, i64, usize)>>,
+    truth: &[Truth],
+) -> String {
+    for g in segs.iter().filter(|g| visible(g)) {
+        let mut on: Vec<(i64, i64)> = spans
+            .iter()
+            .filter(|s| s.tid == g.tid)
+            .map(|s| (s.start - SLACK_NS, s.end + SLACK_NS))
+            .collect();
+        let c = covered(g.t0, g.t1, &mut on);
+        if 2 * c < g.t1 - g.t0 {
+            let near: Vec<String> = spans
+                .iter()
+                .filter(|s| s.tid == g.tid)
+                .map(|s| format!("{} {:+}..{:+}", s.kind, s.start - g.t0, s.end - g.t0))
+                .collect();
+            return format!(
+                "{} segment on tid {}, {} ns long, {c} ns covered; spans on that thread (ns from its start): [{}]",
+                g.tier,
+                g.tid,
+                g.t1 - g.t0,
+                near.join(", ")
+            );
+        }
+    }
+    for s in spans {
+        for (tid, &(g0, g1, other)) in s
+            .threads()
+            .flat_map(|t| by_thread.get(&t).into_iter().flatten().map(move |g| (t, g)))
+        {
+            if other != me && overlaps(s, tid, g0, g1) {
+                let id = truth.get(other).map_or("?", |t| t.request_id.as_str());
+                return format!(
+                    "{} span {} on tid {} at {:+}..{:+} ns from the start of {id}'s segment ({} ns long)",
+                    s.kind,
+                    s.id,
+                    s.tid,
+                    s.start - g0,
+                    s.end - g0,
+                    g1 - g0
+                );
+            }
+        }
+    }
+    String::new()
 }
 
 fn check_segments(
@@ -553,11 +643,14 @@ fn check_segments(
         return Err("no backend span".into());
     }
     for s in spans {
-        for &(g0, g1, other) in by_thread.get(&s.tid).into_iter().flatten() {
+        for (tid, &(g0, g1, other)) in s
+            .threads()
+            .flat_map(|t| by_thread.get(&t).into_iter().flatten().map(move |g| (t, g)))
+        {
             if other == me {
                 continue;
             }
-            if overlaps(s, g0, g1) {
+            if overlaps(s, tid, g0, g1) {
                 return Err("span overlaps another request's segment".into());
             }
         }
@@ -586,6 +679,7 @@ mod tests {
             end,
             local: None,
             peer: None,
+            end_tid: None,
         }
     }
 
@@ -687,6 +781,34 @@ mod tests {
         sent_in_theirs[1].start = 250_000;
         assert_eq!(
             check_segments(&t, &mine, 0, &sent_in_theirs, &idx),
+            Err("span overlaps another request's segment".into())
+        );
+    }
+
+    #[test]
+    fn a_call_whose_reply_another_thread_read_is_checked_there() {
+        // A goroutine sent on thread 10, parked, and read the reply on thread 11; meanwhile
+        // thread 10 ran another request's goroutine.
+        let mine = vec![seg(10, 100_000, 150_000), seg(11, 400_000, 450_000)];
+        let theirs = [seg(10, 380_000, 420_000)];
+        let idx = segments_by_thread([&mine[..], &theirs[..]].into_iter());
+        let t = truth(mine.clone());
+        let mut spans = vec![
+            span(10, 10, "server", 100_000, 150_000),
+            span(10, 10, "client", 149_000, 401_000),
+            span(11, 10, "internal", 401_000, 450_000),
+            span(20, 20, "server", 170_000, 180_000),
+        ];
+        for (i, s) in spans.iter_mut().enumerate() {
+            s.id = i as u64 + 1;
+        }
+        spans[3].parent = Some(2);
+        spans[1].end_tid = Some(11);
+        assert_eq!(check_segments(&t, &mine, 0, &spans, &idx), Ok(()));
+        // Without the reading thread, the reply looks read inside the other request's work.
+        spans[1].end_tid = None;
+        assert_eq!(
+            check_segments(&t, &mine, 0, &spans, &idx),
             Err("span overlaps another request's segment".into())
         );
     }

@@ -119,6 +119,9 @@ pub struct Span {
     pub wire: Split,
     /// Events labelled with the span.
     pub events: i64,
+    /// The thread that ended the span, when not `tid` (a call's reply read by another
+    /// thread; see `kreq_schemas::spans::END_TID`).
+    pub end_tid: Option<i32>,
 }
 
 impl Span {

@@ -232,6 +232,7 @@ impl ResultRows {
             i64s(&|i| selfs[i][4]),
             i64s(&|i| selfs[i][5]),
             i64s(&|i| selfs[i][6]),
+            Arc::new(Int32Array::from_iter(all.iter().map(|s| s.end_tid))),
         ];
         let spans_b = RecordBatch::try_new(spans::schema(), cols).map_err(arrow)?;
         // edges

@@ -89,6 +89,11 @@ pub const SELF_BLOCKED_LOCK_NS: &str = "self_blocked_lock_ns";
 /// [`BLOCKED_OTHER_NS`] minus the client children's, fitted to [`SELF_NS`]; for a
 /// client span, the same part of its wire time (see [`SELF_NS`]) (Int64 ns).
 pub const SELF_BLOCKED_OTHER_NS: &str = "self_blocked_other_ns";
+/// The thread that ended the span, when not [`TID`] (Int32, null otherwise): a client call
+/// whose reply another thread read. A Go goroutine parked in a call resumes on whichever OS
+/// thread the scheduler gives it; a pool's reply may be read by another worker. The call's
+/// send was on `tid`, its reply read on `end_tid`, and `tid` was free for other work between.
+pub const END_TID: &str = "end_tid";
 
 use crate::dict;
 
@@ -131,6 +136,7 @@ pub fn schema() -> SchemaRef {
                 i64n(SELF_BLOCKED_DISK_NS),
                 i64n(SELF_BLOCKED_LOCK_NS),
                 i64n(SELF_BLOCKED_OTHER_NS),
+                Field::new(END_TID, DataType::Int32, true),
             ]))
         })
         .clone()

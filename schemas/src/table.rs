@@ -94,7 +94,8 @@ pub const SPANS: Table = Table {
     name: "spans",
     schema: crate::spans::schema,
     sorted_by: None,
-    readable_since: 3,
+    // Schema 5 added `end_tid`.
+    readable_since: 5,
     rewritten_by: "kreq correlate",
 };
 
@@ -128,19 +129,15 @@ mod tests {
     }
 
     #[test]
-    fn correlation_results_older_than_schema_3_must_be_correlated_again() {
+    fn correlation_results_older_than_their_newest_column_are_correlated_again() {
         let current: u32 = crate::SCHEMA_VERSION.parse().expect("version");
         for t in CORRELATED {
-            assert_eq!(
-                t.upgrade(2),
-                Upgrade::Rewrite("kreq correlate"),
-                "{}",
-                t.name
-            );
-            assert_eq!(t.upgrade(3), Upgrade::None, "{}", t.name);
+            let old = t.upgrade(2);
+            assert_eq!(old, Upgrade::Rewrite("kreq correlate"), "{}", t.name);
             assert_eq!(t.upgrade(current), Upgrade::None, "{}", t.name);
         }
+        assert_eq!(REQUESTS.upgrade(3), Upgrade::None);
+        assert_eq!(SPANS.upgrade(4), Upgrade::Rewrite("kreq correlate"));
         assert_eq!(EVENTS.upgrade(1), Upgrade::None);
-        assert_eq!(SPANS.upgrade(0), Upgrade::Rewrite("kreq correlate"));
     }
 }

@@ -156,6 +156,15 @@ impl Engine {
         };
         if let Some(tag) = tag {
             self.extend_span(tag, ev.ts, n, 0);
+            // A reply read by another thread than the one that called (a goroutine resumed on
+            // another OS thread) ends the call there.
+            if let Some(s) = self
+                .spans
+                .get_mut(&tag.span)
+                .filter(|s| s.kind == SpanKind::Client)
+            {
+                s.end_tid = (s.tid != ev.tid).then_some(ev.tid);
+            }
         }
         tag
     }

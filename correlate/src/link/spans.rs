@@ -145,6 +145,7 @@ impl Engine {
                 split_end: split,
                 wire: Split::default(),
                 events: 0,
+                end_tid: None,
             },
         );
         if let Some(r) = self.requests.get_mut(&request) {
