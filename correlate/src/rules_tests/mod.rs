@@ -370,6 +370,7 @@ fn span_time_splits_into_cpu_runnable_and_blocked_network() {
 }
 
 mod event_loops;
+mod goroutines;
 mod handoff;
 mod late_start;
 mod races;

@@ -1,0 +1,48 @@
+//! A call whose reply another thread reads (testbed model `go`: a goroutine parked in a
+//! redis call resumes on whichever OS thread the scheduler gives it; in one recording 19 of
+//! 300 requests read a reply on another thread than the send).
+
+use super::*;
+
+/// Thread 2 of the Go server reads a request on fd 7 and sends a redis call on its pooled
+/// connection (fd 9); redis (tid 4) answers; thread 3 of the same process, where the
+/// goroutine resumed, reads the reply and answers the client on fd 7.
+fn migrated_call(s: &mut Sim) {
+    s.tgids.insert(3, 2);
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.syscall(3, Sys::Wait, 5, 0, &[]);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.send(2, 9, 42000, 16379, 22);
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.recv(4, 11, 16379, 42000, 22);
+    s.send(4, 11, 16379, 42000, 4);
+    s.recv(3, 9, 42000, 16379, 4);
+    s.send(3, 7, INGRESS, 40000, 155);
+}
+
+#[test]
+fn a_reply_read_on_another_thread_ends_the_call_there() {
+    let mut s = Sim::new();
+    migrated_call(&mut s);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 1);
+    let f = &f[0];
+    assert!(f.request.responded);
+    let call = span_on(f, 2, SpanKind::Client).expect("the call, on the sending thread");
+    assert_eq!(call.end_tid, Some(3), "the reply was read on thread 3");
+    assert!(span_on(f, 4, SpanKind::Server).is_some(), "redis span");
+}
+
+#[test]
+fn a_reply_read_on_the_calling_thread_names_no_other() {
+    let mut s = Sim::new();
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.send(2, 9, 42000, 16379, 22);
+    s.recv(4, 11, 16379, 42000, 22);
+    s.send(4, 11, 16379, 42000, 4);
+    s.recv(2, 9, 42000, 16379, 4);
+    s.send(2, 7, INGRESS, 40000, 155);
+    let (f, _) = s.finish();
+    let call = span_on(&f[0], 2, SpanKind::Client).expect("call");
+    assert_eq!(call.end_tid, None);
+}
