@@ -24,7 +24,7 @@ assert pa.types.is_dictionary(s.field("comm").type)
 assert pa.types.is_map(s.field("fields").type)
 assert s.field("sk_addr").type == pa.uint64()
 meta = pq.ParquetFile(pq.ParquetDataset(f"{ds}/events").files[0]).metadata.metadata
-assert meta[b"kreq.schema_version"] == b"4", meta
+assert meta[b"kreq.schema_version"] == b"5", meta
 assert s.field("request_id").type == pa.uint64() and s.field("span_id").type == pa.uint64()
 first = t.slice(0, 1).to_pylist()[0]
 for col, want in expected["first"].items():
@@ -62,6 +62,7 @@ assert req.num_rows == expected["requests"], req.num_rows
 assert req.schema.field("duration_ns").type == pa.int64()
 assert pa.types.is_list(req.schema.field("services").type)
 assert spans.schema.field("cpu_ns").type == pa.int64()
+assert spans.schema.field("end_tid").type == pa.int32()
 assert pa.types.is_dictionary(edges.schema.field("rule").type)
 orphans = con.execute(
     f"select count(*) from read_parquet('{ds}/spans/*.parquet') s anti join "
