@@ -176,6 +176,8 @@ pub struct EventBatchBuilder {
     fields: MapBuilder<StringBuilder, StringBuilder>,
     /// Scratch for rendering binary values.
     text: String,
+    /// Scratch for a `bprint` message.
+    message: String,
     /// Task-state letters from the `sched_switch` format, once seen.
     state_letters: Option<Vec<(u64, String)>>,
     /// Event key of each binary format id seen (formats are fixed for one builder).
@@ -264,6 +266,7 @@ impl EventBatchBuilder {
                 StringBuilder::new(),
             ),
             text: String::new(),
+            message: String::new(),
             state_letters: None,
             format_ids: Vec::new(),
             ip_text: texts::IpTexts::default(),

@@ -139,6 +139,8 @@ impl Recorder {
             cmdlines: &cmdlines,
             tgids: &tgids,
             exclude: &c.own,
+            strings: None,
+            long_size: std::mem::size_of::<libc::c_long>(),
         };
         let mut decoder = Decoder::new(&pages, &ctx);
         self.summary.malformed += decoder.bad_pages.len() as u64;

@@ -8,6 +8,7 @@
 //! | root and a writable tracefs | `KREQ_REQUIRE_TRACEFS` | when run as root |
 //! | the testbed (root, nginx, redis, a model's runtime) | `KREQ_REQUIRE_TESTBED` | when `CI=true` |
 //! | other programs (chromium) | `KREQ_REQUIRE_TOOLS` | when `CI=true` |
+//! | the public traces of other tools (`../shared/traces/external`, or `KREQ_EXTERNAL_TRACES`) | `KREQ_REQUIRE_EXTERNAL` | when the folder is there |
 
 use std::path::Path;
 use std::process::Command;
@@ -92,6 +93,18 @@ pub fn testbed(test: &str, programs: &[&str]) -> bool {
         None
     };
     unless_missing(test, "KREQ_REQUIRE_TESTBED", why)
+}
+
+/// The public trace `name` from other tools' test suites (`SOURCES.md` in that folder says
+/// where each comes from), used in place: `$KREQ_EXTERNAL_TRACES/NAME`, else the
+/// repository's `../shared/traces/external/NAME`. None (the test skips) when it is not there.
+pub fn external(test: &str, name: &str) -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("KREQ_EXTERNAL_TRACES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::repo().join("../shared/traces/external"));
+    let path = dir.join(name);
+    let why = (!path.is_file()).then(|| format!("{} is not there", path.display()));
+    unless_missing(test, "KREQ_REQUIRE_EXTERNAL", why).then_some(path)
 }
 
 /// Every program in `programs` is installed; `install` says how to get them.

@@ -2,8 +2,9 @@
 
 use super::{EventBatchBuilder, EventInfo, RowHead};
 
-use crate::binary::decode::{for_each_field, Value};
+use crate::binary::decode::{for_each_field, int, Value};
 use crate::binary::format::EventFormat;
+use crate::binary::printk::{render, KernelStrings};
 use crate::promote::{slot_for, EventKind, Slot, Typed};
 use crate::text::body::EventName;
 
@@ -39,9 +40,67 @@ fn hex(p: u64, buf: &mut [u8; 18]) -> &str {
     std::str::from_utf8(&buf[..2 + n]).unwrap_or("0x?")
 }
 
+/// What the kernel's strings say about a `print`, `bprint` or `bputs` record.
+#[derive(Clone, Copy)]
+struct KernelMessage<'k> {
+    /// A `bprint` whose message was rendered into the scratch text.
+    rendered: bool,
+    /// The `bprint` format or `bputs` string its pointer names.
+    text: Option<&'k str>,
+    /// The function its `ip` is in.
+    caller: Option<&'k str>,
+}
+
+/// Renders a `bprint` record's message into `msg` and looks up what its pointers name; None
+/// for other events.
+fn kernel_message<'k>(
+    fmt: &EventFormat,
+    rec: &[u8],
+    k: &'k KernelStrings,
+    long_size: usize,
+    msg: &mut String,
+) -> Option<KernelMessage<'k>> {
+    let field = |name: &str| fmt.fields.iter().find(|f| f.name == name);
+    let pointer = |name: &str| field(name).and_then(|f| int(rec, f)).map(|v| v as u64);
+    let caller = pointer("ip").and_then(|ip| k.symbol(ip));
+    let (text, rendered) = match fmt.name.as_str() {
+        "bprint" => {
+            let text = pointer("fmt").and_then(|a| k.format(a));
+            let args = field("buf").and_then(|b| rec.get(b.offset..));
+            let rendered = match (text, args) {
+                (Some(t), Some(args)) => render(t, args, long_size, k, msg).is_ok(),
+                _ => false,
+            };
+            // trace-cmd prints the message without its final newline.
+            if msg.ends_with('\n') {
+                msg.pop();
+            }
+            (text, rendered)
+        }
+        "bputs" => (pointer("str").and_then(|a| k.format(a)), false),
+        "print" => (None, false),
+        _ => return None,
+    };
+    Some(KernelMessage {
+        rendered,
+        text,
+        caller,
+    })
+}
+
 impl EventBatchBuilder {
     /// Append one binary record of event `fmt` (its bytes after the common fields included).
-    pub fn append_binary(&mut self, head: &RowHead<'_>, fmt: &EventFormat, rec: &[u8]) {
+    /// With the kernel's strings (and `sizeof(long)`), a `bprint` record's `buf` is its
+    /// rendered message and `fmt` its format, a `bputs` record's `str` its text, and `print`,
+    /// `bprint` and `bputs` gain `caller`, the function their `ip` is in (what `trace-cmd
+    /// report` prints before the message).
+    pub fn append_binary(
+        &mut self,
+        head: &RowHead<'_>,
+        fmt: &EventFormat,
+        rec: &[u8],
+        strings: Option<(&KernelStrings, usize)>,
+    ) {
         use std::fmt::Write;
         self.append_head(head);
         let event = match self.format_ids.get(usize::from(fmt.id)).copied().flatten() {
@@ -66,12 +125,21 @@ impl EventBatchBuilder {
             self.state_letters = Some(symbols).filter(|s| !s.is_empty());
         }
         let letters = self.state_letters.as_deref();
+        let mut msg = std::mem::take(&mut self.message);
+        msg.clear();
+        let kernel =
+            strings.and_then(|(k, long_size)| kernel_message(fmt, rec, k, long_size, &mut msg));
         let mut i = 0;
         let mut digits = itoa::Buffer::new();
         let mut hex_buf = [0u8; 18];
         let ips = &mut self.ip_text;
         let states = &mut self.state_text;
         for_each_field(fmt, letters, rec, |key, value| {
+            let value = match (&kernel, key) {
+                (Some(m), "buf") if m.rendered => Value::Text(msg.as_str()),
+                (Some(m), "fmt" | "str") => m.text.map_or(value, Value::Text),
+                _ => value,
+            };
             let slot = info.bin_slot(i, key);
             i += 1;
             let promoted = match value {
@@ -109,7 +177,13 @@ impl EventBatchBuilder {
                 any = true;
             }
         });
+        if let Some(caller) = kernel.and_then(|m| m.caller) {
+            self.fields.keys().append_value("caller");
+            self.fields.values().append_value(caller);
+            any = true;
+        }
         self.text = text;
+        self.message = msg;
         let _ = self.fields.append(any);
         self.append_typed(&typed);
     }

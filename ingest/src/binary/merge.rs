@@ -6,6 +6,7 @@ use super::comms::Comms;
 use super::decode::int;
 use super::format::{EventFormat, FormatRegistry, PageHeader};
 use super::page::PageError;
+use super::printk::KernelStrings;
 use super::streams::{self, Streams};
 use crate::batch::{EventBatchBuilder, RowHead};
 use crate::rows::{Flags, IrqContext};
@@ -37,6 +38,11 @@ pub struct DecodeContext<'a> {
     /// Threads whose events are left out, with scheduler events that name them (the
     /// recorder's own threads; empty for a trace.dat). A short list: it is scanned per event.
     pub exclude: &'a [i32],
+    /// `trace_printk` formats and symbols, to render `bprint`/`bputs` messages (None: kept
+    /// as the raw pointer and bytes).
+    pub strings: Option<&'a KernelStrings>,
+    /// `sizeof(long)` on the traced machine (how `bprint` arguments are packed).
+    pub long_size: usize,
 }
 
 /// Decoded rows and what was found wrong on the way.
@@ -232,10 +238,10 @@ fn append(
     };
     match h.format {
         Some(f) => {
-            b.append_binary(&row, f, rec);
+            b.append_binary(&row, f, rec, ctx.strings.map(|s| (s, ctx.long_size)));
             comms.learn(f, rec);
         }
-        None => b.append_binary(&row, &unknown_format(h.id), rec),
+        None => b.append_binary(&row, &unknown_format(h.id), rec, None),
     }
 }
 

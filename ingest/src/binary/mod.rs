@@ -5,5 +5,6 @@ pub mod decode;
 pub mod format;
 pub mod merge;
 pub mod page;
+pub mod printk;
 pub mod stats;
 mod streams;

@@ -5,6 +5,7 @@ use hashbrown::HashMap;
 
 use crate::binary::format::{FormatRegistry, PageHeader};
 use crate::binary::merge::{CpuPages, DecodeContext, DecodedStream, Decoder};
+use crate::binary::printk::KernelStrings;
 
 /// Why a trace.dat file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,10 @@ pub struct TraceDat {
     pub buffer: String,
     /// Per-CPU data of that buffer.
     pub cpus: Vec<CpuData>,
+    /// `trace_printk` formats and function symbols (the printk and kallsyms sections).
+    pub strings: KernelStrings,
+    /// `sizeof(long)` on the traced machine.
+    pub long_size: usize,
 }
 
 impl TraceDat {
@@ -87,6 +92,8 @@ impl TraceDat {
             cmdlines: &self.cmdlines,
             tgids: NO_TGIDS.get_or_init(HashMap::new),
             exclude,
+            strings: Some(&self.strings).filter(|s| !s.is_empty()),
+            long_size: self.long_size,
         }
     }
 }

@@ -33,11 +33,12 @@ pub fn parse(file: &[u8], buffer: Option<&str>) -> Result<TraceDat, TraceDatErro
     if endian != 0 {
         return Err(c.err("big-endian trace.dat files are not supported"));
     }
-    let _long_size = c.take(1)?[0];
+    let long_size = usize::from(c.take(1)?[0]);
     let page_size = c.u32()? as usize;
     let mut dat = TraceDat {
         version,
         page_size,
+        long_size,
         ..Default::default()
     };
     match version {

@@ -19,9 +19,11 @@ pub(super) fn read(
     read_ftrace_formats(dat, &mut c)?;
     read_event_formats(dat, &mut c)?;
     let kallsyms = c.u32()? as usize;
-    c.take(kallsyms)?;
+    dat.strings
+        .add_kallsyms(&String::from_utf8_lossy(c.take(kallsyms)?));
     let printk = c.u32()? as usize;
-    c.take(printk)?;
+    dat.strings
+        .add_printk(&String::from_utf8_lossy(c.take(printk)?));
     let cmdlines = c.u64()? as usize;
     let text = c.sized_text(cmdlines)?;
     read_cmdlines(dat, text);

@@ -53,6 +53,16 @@ pub(super) fn read(
             16 => read_header_info(dat, &mut s)?,
             17 => read_ftrace_formats(dat, &mut s)?,
             18 => read_event_formats(dat, &mut s)?,
+            19 => {
+                let size = s.u32()? as usize;
+                dat.strings
+                    .add_kallsyms(&String::from_utf8_lossy(s.take(size)?));
+            }
+            20 => {
+                let size = s.u32()? as usize;
+                dat.strings
+                    .add_printk(&String::from_utf8_lossy(s.take(size)?));
+            }
             21 => {
                 let size = s.u64()? as usize;
                 read_cmdlines(dat, s.sized_text(size)?);

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use kreq_ingest::binary::merge::{self, CpuPages};
 use kreq_ingest::text::chunk::{parse_chunk, ChunkPos};
@@ -446,4 +446,89 @@ fn many_cpus_and_pages_out_of_time_order_merge_into_time_order() {
         assert!(t.windows(2).all(|w| w[0] <= w[1]), "{name}: time order");
         assert_eq!(r, rows, "{name}: the same rows");
     }
+}
+
+/// `print` and `bprint` messages of `lisa_example_rtapp_trace.dat` (LISA's test trace, an
+/// arm64 kernel's `trace_printk` instrumentation of the scheduler) render as `trace-cmd report`
+/// 3.1.6 renders them (`derived_lisa_example_rtapp.tracecmd316-report.txt.zst`): the function
+/// the `ip` is in, then the message. 6242 `bprint` records pack their arguments as the
+/// kernel's `vbin_printf` does; their formats come from the file's printk section and the
+/// functions from its kallsyms section.
+#[test]
+fn print_and_bprint_messages_render_as_trace_cmd_report_does() {
+    let test = "print_and_bprint_messages_render_as_trace_cmd_report_does";
+    let (Some(dat), Some(report)) = (
+        kreq_testkit::skip::external(test, "lisa_example_rtapp_trace.dat"),
+        kreq_testkit::skip::external(
+            test,
+            "derived_lisa_example_rtapp.tracecmd316-report.txt.zst",
+        ),
+    ) else {
+        return;
+    };
+    let file = std::fs::read(&dat).expect("trace.dat");
+    let dat = tracedat::parse(&file, None).expect("parse");
+    let mut ours: Vec<String> = Vec::new();
+    for chunk in dat.decode(1 << 16).chunks {
+        let b = &chunk.events;
+        let event = b.column_by_name(events::EVENT).expect("event");
+        let fields = b.column_by_name(events::FIELDS).expect("fields");
+        let opts = FormatOptions::default();
+        let ev = ArrayFormatter::try_new(event.as_ref(), &opts).expect("fmt");
+        let map = fields
+            .as_any()
+            .downcast_ref::<arrow::array::MapArray>()
+            .expect("map");
+        for r in 0..b.num_rows() {
+            let name = ev.value(r).to_string();
+            if name != "print" && name != "bprint" {
+                continue;
+            }
+            let entry = map.value(r);
+            let keys = entry
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>();
+            let vals = entry
+                .column(1)
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>();
+            let (keys, vals) = (keys.expect("keys"), vals.expect("values"));
+            let get = |k: &str| {
+                (0..keys.len())
+                    .find(|&i| keys.value(i) == k)
+                    .map(|i| vals.value(i).to_owned())
+                    .unwrap_or_default()
+            };
+            ours.push(format!("{name}: {}: {}", get("caller"), get("buf")));
+        }
+    }
+    let text = zstd::decode_all(std::fs::File::open(report).expect("report")).expect("zstd");
+    let text = String::from_utf8_lossy(&text);
+    let mut theirs: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("]")?;
+            let (_, rest) = rest.split_once(": ")?;
+            let (event, msg) = rest.split_once(':')?;
+            matches!(event, "print" | "bprint").then(|| format!("{event}: {}", msg.trim_start()))
+        })
+        .collect();
+    ours.sort();
+    theirs.sort();
+    assert_eq!(
+        theirs.iter().filter(|l| l.starts_with("bprint")).count(),
+        6242
+    );
+    assert_eq!(ours.len(), theirs.len());
+    let differ: Vec<_> = ours
+        .iter()
+        .zip(&theirs)
+        .filter(|(a, b)| a != b)
+        .take(3)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "first differences (kreq, trace-cmd): {differ:?}"
+    );
 }
