@@ -9,6 +9,7 @@ use kreq_schemas::dataset::SourceSummary;
 use crate::error::{Error, Result};
 use crate::rows::ParsedChunk;
 use crate::tracedat;
+use crate::wrapped::{self, Wrapper};
 
 /// An opened input: its (decompressed) bytes, and its size when that is known up front.
 pub struct Opened {
@@ -17,8 +18,10 @@ pub struct Opened {
     /// Size in bytes of an uncompressed regular file; None for stdin and compressed input.
     pub size: Option<u64>,
     /// The first bytes (up to 64 KiB) of an uncompressed input, enough to tell its format;
-    /// empty for compressed input.
+    /// empty for compressed or wrapped input.
     pub head: Vec<u8>,
+    /// The file the text was wrapped in (systrace HTML, `atrace -z`), now unwrapped.
+    pub wrapper: Option<Wrapper>,
 }
 
 impl std::fmt::Debug for Opened {
@@ -30,8 +33,48 @@ impl std::fmt::Debug for Opened {
 }
 
 /// Open `path` (`-` is stdin), decompressing zstd or gzip when the content starts with their
-/// magic bytes, whatever the file name says.
+/// magic bytes, whatever the file name says, then taking the text out of a systrace HTML page
+/// or an `atrace -z` stream ([`crate::wrapped`]).
 pub fn open(path: &Path) -> io::Result<Opened> {
+    let opened = open_compressed(path)?;
+    let (mut reader, peeked) = match opened.reader {
+        r if !opened.head.is_empty() => {
+            let wrapper = wrapped::detect(&opened.head);
+            (BufReader::with_capacity(1 << 20, r), wrapper)
+        }
+        r => {
+            let mut b = BufReader::with_capacity(1 << 20, r);
+            // A compressed input that fails at once is left for the chunker to report.
+            let wrapper = b.fill_buf().ok().and_then(wrapped::detect);
+            (b, wrapper)
+        }
+    };
+    let Some(wrapper) = peeked else {
+        return Ok(Opened {
+            reader: Box::new(reader),
+            ..opened_without_reader(opened.size, opened.head)
+        });
+    };
+    let _ = reader.fill_buf();
+    Ok(Opened {
+        reader: wrapped::unwrap(wrapper, Box::new(reader))?,
+        size: None,
+        head: Vec::new(),
+        wrapper: Some(wrapper),
+    })
+}
+
+fn opened_without_reader(size: Option<u64>, head: Vec<u8>) -> Opened {
+    Opened {
+        reader: Box::new(io::empty()),
+        size,
+        head,
+        wrapper: None,
+    }
+}
+
+/// [`open`] before unwrapping: the decompressed bytes.
+fn open_compressed(path: &Path) -> io::Result<Opened> {
     let (raw, len): (Box<dyn Read + Send>, Option<u64>) = if path.as_os_str() == "-" {
         (Box::new(io::stdin()), None)
     } else {
@@ -46,6 +89,7 @@ pub fn open(path: &Path) -> io::Result<Opened> {
             reader: Box::new(zstd::Decoder::with_buffer(buf)?),
             size: None,
             head: Vec::new(),
+            wrapper: None,
         }
     } else if head.starts_with(&[0x1f, 0x8b]) {
         Opened {
@@ -55,12 +99,14 @@ pub fn open(path: &Path) -> io::Result<Opened> {
             )),
             size: None,
             head: Vec::new(),
+            wrapper: None,
         }
     } else {
         Opened {
             head: head[..head.len().min(1 << 16)].to_vec(),
             reader: Box::new(buf),
             size: len,
+            wrapper: None,
         }
     })
 }

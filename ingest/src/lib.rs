@@ -29,6 +29,7 @@ mod summary;
 pub mod text;
 pub mod tracedat;
 mod worker;
+pub mod wrapped;
 
 pub use error::{Error, Result};
 pub use options::{IngestOptions, IngestReport, NoProgress, Progress};

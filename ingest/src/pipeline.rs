@@ -155,7 +155,11 @@ pub fn ingest(
                     break;
                 }
                 if offset == 0 {
-                    sources[source].format = detect_format(&data).into();
+                    let inner = detect_format(&data);
+                    sources[source].format = match input.wrapper {
+                        Some(w) => format!("{}+{inner}", w.as_str()),
+                        None => inner.into(),
+                    };
                 }
                 let len = data.len() as u64;
                 sources[source].bytes += len;

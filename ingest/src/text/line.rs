@@ -66,6 +66,9 @@ pub fn parse_line<'a>(line: &'a str) -> Line<'a> {
         b'#' => return Line::Ignored,
         b'C' if line[first..].starts_with("CPU:") => return parse_cpu_line(&line[first..]),
         b'c' if line[first..].starts_with("cpus=") => return Line::Ignored,
+        // trace-cmd report's header: `version = 6`, and `CPU 3 is empty` for each idle CPU.
+        b'v' if is_version_line(&line[first..]) => return Line::Ignored,
+        b'C' if is_empty_cpu_line(&line[first..]) => return Line::Ignored,
         _ => {}
     }
     match parse_event(line) {
@@ -74,7 +77,20 @@ pub fn parse_line<'a>(line: &'a str) -> Line<'a> {
     }
 }
 
-/// `CPU:N [LOST M EVENTS]`, `CPU:N [M EVENTS DROPPED]`, `CPU N is empty` and the like.
+/// `version = N`, the first line of `trace-cmd report`.
+fn is_version_line(s: &str) -> bool {
+    s.strip_prefix("version = ")
+        .is_some_and(|v| !v.is_empty() && v.trim_end().bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// `CPU N is empty`, which `trace-cmd report` prints for a CPU with no event.
+fn is_empty_cpu_line(s: &str) -> bool {
+    s.strip_prefix("CPU ")
+        .and_then(|r| r.trim_end().strip_suffix(" is empty"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// `CPU:N [LOST M EVENTS]`, `CPU:N [M EVENTS DROPPED]` and the like.
 fn parse_cpu_line(s: &str) -> Line<'_> {
     let rest = &s[4..];
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
@@ -137,6 +153,19 @@ fn parse_event(line: &str) -> Result<EventLine<'_>, &'static str> {
     if !b[pos..tok_end].ends_with(b":") {
         flags = Some(parse_flags(&b[pos..tok_end]).ok_or("bad flags")?);
         pos = skip_spaces(b, tok_end);
+    } else if b.get(pos).is_some_and(|c| !c.is_ascii_digit()) {
+        // Flags joined to the timestamp (`....316.196720:`, `d...316.196740:` in atrace output
+        // Perfetto parses): 4 flag characters when a timestamp follows them, else 5.
+        let tok = &b[pos..tok_end - 1];
+        let joined = [4, 5].into_iter().find_map(|n| {
+            let ts = tok.get(n..).filter(|t| t.first().is_some_and(u8::is_ascii_digit))?;
+            parse_ts(ts)?;
+            Some((n, parse_flags(&tok[..n])?))
+        });
+        if let Some((n, f)) = joined {
+            flags = Some(f);
+            pos += n;
+        }
     }
     let ts_end = pos + b[pos..].iter().take_while(|&&c| c != b':').count();
     if ts_end >= b.len() {

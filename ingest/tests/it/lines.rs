@@ -268,3 +268,25 @@ fn crlf_line_endings() {
     let e = event("            bash-1  [000] ..... 1.000001: sys_close -> 0x0\r");
     assert_eq!(field(&e, "ret").as_deref(), Some("0x0"));
 }
+
+/// Perfetto's atrace test inputs (`perfetto_difftests_inline.extracted.systrace`) join the
+/// flags to the timestamp; the flags are the first 4 characters when a timestamp follows.
+#[test]
+fn flags_joined_to_the_timestamp() {
+    let e = event("kworker/u16:1-77    (   77) [004] ....316.196720: tracing_mark_write: B|77|no_gap_after_dots");
+    assert_eq!((e.comm, e.tid, e.cpu), ("kworker/u16:1", 77, 4));
+    assert_eq!(e.ts_ns, 316_196_720_000);
+    let e = event("test-process-123    (  123) [002] d...316.196740: tracing_mark_write: B|123|x");
+    assert_eq!(e.ts_ns, 316_196_740_000);
+    assert!(e.flags.expect("flags").irqs_off);
+}
+
+/// `trace-cmd report` starts with `version = 6` and lists `CPU N is empty` (trappy's and
+/// LISA's text traces); neither is an event nor malformed.
+#[test]
+fn trace_cmd_report_header_lines_are_ignored() {
+    for l in ["version = 6", "CPU 0 is empty", "CPU 12 is empty", "cpus=4"] {
+        assert_eq!(parse_line(l), Line::Ignored, "{l}");
+    }
+    assert!(matches!(parse_line("version = six"), Line::Malformed(_)));
+}

@@ -411,3 +411,66 @@ fn a_real_capture_with_a_late_line_streams_in_time_order() {
         .expect("the late event is kept");
     assert!(at < 21913, "it moved back to its time, row {at}");
 }
+
+/// Systrace HTML (trace-data blocks, the legacy JavaScript string, inside zstd too) and
+/// `atrace -z` are unwrapped like compressed input: each gives the same `events` as the
+/// plain text its `SOURCES.md` says it holds (the `.extracted` file next to it), with no
+/// line of the wrapper counted as malformed. The files are other tools' public traces, used
+/// in place.
+#[test]
+fn wrapped_systrace_and_atrace_give_the_events_of_the_text_inside() {
+    let test = "wrapped_systrace_and_atrace_give_the_events_of_the_text_inside";
+    let pairs = [
+        (
+            "catapult_android_systrace.html.zst",
+            "catapult_android_systrace.extracted.txt.zst",
+        ),
+        (
+            "catapult_trivial_systrace.html",
+            "catapult_trivial_systrace.extracted.txt",
+        ),
+        (
+            "trappy_trace_legacy_systrace.html",
+            "trappy_trace_legacy_systrace.extracted.txt",
+        ),
+        (
+            "trappy_trace_surfaceflinger.html",
+            "trappy_trace_surfaceflinger.extracted.txt",
+        ),
+        (
+            "catapult_compressed_atrace_data.txt",
+            "catapult_compressed_atrace_data.extracted.txt",
+        ),
+    ];
+    for (wrapped, plain) in pairs {
+        let (Some(w), Some(p)) = (
+            kreq_testkit::skip::external(test, wrapped),
+            kreq_testkit::skip::external(test, plain),
+        ) else {
+            return;
+        };
+        let run = |input: &PathBuf, name: &str| {
+            let out = tmp(&format!("wrapped-{name}"));
+            let mut opts = IngestOptions::new(&out);
+            opts.threads = 1;
+            let report = ingest(std::slice::from_ref(input), &opts, &NoProgress)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            (report, read_table(&out.join("events")))
+        };
+        let (wr, we) = run(&w, wrapped);
+        let (pr, pe) = run(&p, plain);
+        assert!(pr.manifest.events > 0, "{plain}");
+        assert_eq!(wr.manifest.events, pr.manifest.events, "{wrapped}");
+        assert_eq!(
+            wr.manifest.sources[0].malformed, 0,
+            "{wrapped}: {:?}",
+            wr.malformed
+        );
+        assert_eq!(we, pe, "{wrapped}: the same rows as {plain}");
+        let format = &wr.manifest.sources[0].format;
+        assert!(
+            format.starts_with("systrace-html+") || format.starts_with("atrace-z+"),
+            "{wrapped}: {format}"
+        );
+    }
+}
