@@ -8,7 +8,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::batch::EventBatchBuilder;
 use crate::rows::{LostReport, MalformedLine, ParsedChunk};
-use crate::text::line::{parse_line, Line};
+use crate::text::line::{parse_line, EventLine, Line};
 
 /// Where a chunk sits in its input, for line numbers and byte offsets in reports.
 #[derive(Debug, Clone, Copy, Default)]
@@ -89,8 +89,15 @@ impl ChunkParser {
         while start < bytes.len() {
             let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
             let line = &text[start..end];
+            let mut end = end;
             match parse_line(line) {
-                Line::Event(ev) => {
+                Line::Event(mut ev) => {
+                    // A print whose message holds newlines goes on over the lines after it.
+                    if let Some((joined, to, lines)) = continued(text, start, end, &mut scratch) {
+                        ev = joined;
+                        end = to;
+                        self.line_no += lines;
+                    }
                     self.last_ts = Some(ev.ts_ns);
                     self.counter_clock |= !ev.ts_is_ns;
                     self.builder.append(&ev, &mut scratch);
@@ -142,6 +149,55 @@ impl ChunkParser {
             counter_clock: self.counter_clock,
         }
     }
+}
+
+/// The event at `text[start..end]` joined with the lines after it that continue its message:
+/// lines that are neither events nor anything else kreq reads, after an event whose body is
+/// one free-text field (`print`/`tracing_mark_write` `buf`, a lone `payload`). Returns the
+/// joined event, where it ends and how many lines it took beyond the first; None when the
+/// next line does not continue it. A line with a `[` in its first 64 bytes is taken for an
+/// event line without parsing it, so ordinary traces pay nothing.
+fn continued<'t>(
+    text: &'t str,
+    start: usize,
+    end: usize,
+    scratch: &mut Vec<(&'t str, &'t str)>,
+) -> Option<(EventLine<'t>, usize, u64)> {
+    let bytes = text.as_bytes();
+    let mut to = end;
+    let mut lines = 0;
+    while to + 1 < bytes.len() {
+        let next = to + 1;
+        let window = &bytes[next..bytes.len().min(next + 64)];
+        let head = memchr::memchr(b'\n', window).map_or(window, |i| &window[..i]);
+        if head.is_empty() || memchr::memchr(b'[', head).is_some() {
+            break;
+        }
+        let next_end = memchr::memchr(b'\n', &bytes[next..]).map_or(bytes.len(), |i| next + i);
+        if !matches!(parse_line(&text[next..next_end]), Line::Malformed(_)) {
+            break;
+        }
+        to = next_end;
+        lines += 1;
+    }
+    if lines == 0 {
+        return None;
+    }
+    let free_text = |ev: &EventLine<'t>, scratch: &mut Vec<(&'t str, &'t str)>| {
+        scratch.clear();
+        ev.body.fields(scratch);
+        matches!(scratch.as_slice(), [("buf" | "payload", _)])
+    };
+    let Line::Event(first) = parse_line(&text[start..end]) else {
+        return None;
+    };
+    if !free_text(&first, scratch) {
+        return None;
+    }
+    let Line::Event(joined) = parse_line(&text[start..to]) else {
+        return None;
+    };
+    free_text(&joined, scratch).then_some((joined, to, lines))
 }
 
 /// The times of an events batch (its first column); empty if it has none.

@@ -158,7 +158,9 @@ fn parse_event(line: &str) -> Result<EventLine<'_>, &'static str> {
         // Perfetto parses): 4 flag characters when a timestamp follows them, else 5.
         let tok = &b[pos..tok_end - 1];
         let joined = [4, 5].into_iter().find_map(|n| {
-            let ts = tok.get(n..).filter(|t| t.first().is_some_and(u8::is_ascii_digit))?;
+            let ts = tok
+                .get(n..)
+                .filter(|t| t.first().is_some_and(u8::is_ascii_digit))?;
             parse_ts(ts)?;
             Some((n, parse_flags(&tok[..n])?))
         });

@@ -290,3 +290,39 @@ fn trace_cmd_report_header_lines_are_ignored() {
     }
     assert!(matches!(parse_line("version = six"), Line::Malformed(_)));
 }
+
+/// A print whose message holds newlines (`perfetto_bad_print.systrace`) goes on over the
+/// lines after it; they join its payload instead of counting as malformed. A line that is
+/// not an event after an event with named fields is still malformed.
+#[test]
+fn a_print_message_continues_over_the_lines_after_it() {
+    let text = "           <...>-882   (  882) [003] .... 10852.771186: event: event: abc xyz =0x34 clk id = 019\n\
+                some = 000, other = 0x4\n\
+                xyz = 0x0 abc = 0x0\n  surfaceflinger-598   (  598) [004] .... 10852.771242: tracing_mark_write: B|598|some event\n\
+                <idle>-0 [000] d..2. 10852.771300: sched_switch: prev_comm=a prev_pid=1 prev_prio=120 prev_state=S ==> next_comm=b next_pid=2 next_prio=120\n\
+                not an event\n";
+    let pos = kreq_ingest::text::chunk::ChunkPos {
+        first_line: 1,
+        offset: 0,
+    };
+    let parsed = kreq_ingest::text::chunk::parse_chunk(text.as_bytes(), pos).expect("parse");
+    assert_eq!(parsed.events.num_rows(), 3);
+    assert_eq!(parsed.lines, 6);
+    assert_eq!(parsed.malformed_count, 1, "{:?}", parsed.malformed);
+    assert_eq!(
+        parsed.malformed[0].line, 6,
+        "line numbers count the joined lines"
+    );
+    let fields = parsed.events.column_by_name("fields").expect("fields");
+    let shown = arrow::util::display::ArrayFormatter::try_new(
+        fields.as_ref(),
+        &arrow::util::display::FormatOptions::default(),
+    )
+    .expect("fmt")
+    .value(0)
+    .to_string();
+    assert!(
+        shown.contains("clk id = 019\nsome = 000, other = 0x4\nxyz = 0x0 abc = 0x0"),
+        "{shown}"
+    );
+}
