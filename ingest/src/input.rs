@@ -36,41 +36,31 @@ impl std::fmt::Debug for Opened {
 /// magic bytes, whatever the file name says, then taking the text out of a systrace HTML page
 /// or an `atrace -z` stream ([`crate::wrapped`]).
 pub fn open(path: &Path) -> io::Result<Opened> {
-    let opened = open_compressed(path)?;
-    let (mut reader, peeked) = match opened.reader {
-        r if !opened.head.is_empty() => {
-            let wrapper = wrapped::detect(&opened.head);
-            (BufReader::with_capacity(1 << 20, r), wrapper)
-        }
-        r => {
-            let mut b = BufReader::with_capacity(1 << 20, r);
-            // A compressed input that fails at once is left for the chunker to report.
-            let wrapper = b.fill_buf().ok().and_then(wrapped::detect);
-            (b, wrapper)
-        }
+    let Opened {
+        reader, size, head, ..
+    } = open_compressed(path)?;
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let wrapper = if head.is_empty() {
+        // Compressed: look at the decompressed bytes. An input that fails at once is left
+        // for the chunker to report (with where it stopped).
+        reader.fill_buf().ok().and_then(wrapped::detect)
+    } else {
+        wrapped::detect(&head)
     };
-    let Some(wrapper) = peeked else {
-        return Ok(Opened {
+    Ok(match wrapper {
+        None => Opened {
             reader: Box::new(reader),
-            ..opened_without_reader(opened.size, opened.head)
-        });
-    };
-    let _ = reader.fill_buf();
-    Ok(Opened {
-        reader: wrapped::unwrap(wrapper, Box::new(reader))?,
-        size: None,
-        head: Vec::new(),
-        wrapper: Some(wrapper),
+            size,
+            head,
+            wrapper: None,
+        },
+        Some(w) => Opened {
+            reader: wrapped::unwrap(w, Box::new(reader))?,
+            size: None,
+            head: Vec::new(),
+            wrapper: Some(w),
+        },
     })
-}
-
-fn opened_without_reader(size: Option<u64>, head: Vec<u8>) -> Opened {
-    Opened {
-        reader: Box::new(io::empty()),
-        size,
-        head,
-        wrapper: None,
-    }
 }
 
 /// [`open`] before unwrapping: the decompressed bytes.
