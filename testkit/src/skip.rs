@@ -8,7 +8,7 @@
 //! | root and a writable tracefs | `KREQ_REQUIRE_TRACEFS` | when run as root |
 //! | the testbed (root, nginx, redis, a model's runtime) | `KREQ_REQUIRE_TESTBED` | when `CI=true` |
 //! | other programs (chromium) | `KREQ_REQUIRE_TOOLS` | when `CI=true` |
-//! | the public traces of other tools (`../shared/traces/external`, or `KREQ_EXTERNAL_TRACES`) | `KREQ_REQUIRE_EXTERNAL` | when the folder is there |
+//! | the public traces of other tools (`KREQ_EXTERNAL_TRACES`, else `../shared/traces/external`) | `KREQ_REQUIRE_EXTERNAL` | when it finds them (`../shared` or `/work/shared`) |
 
 use std::path::Path;
 use std::process::Command;
