@@ -710,21 +710,32 @@ mod tests {
         }
     }
 
+    /// `spans` numbered from 1, the last one (the backend's server span) a child of span
+    /// `parent`.
+    fn numbered(mut spans: Vec<SpanRow>, parent: u64) -> Vec<SpanRow> {
+        for (i, s) in spans.iter_mut().enumerate() {
+            s.id = i as u64 + 1;
+        }
+        if let Some(last) = spans.last_mut() {
+            last.parent = Some(parent);
+        }
+        spans
+    }
+
     #[test]
     fn a_request_is_exact_when_it_covers_its_segments_and_touches_no_other() {
         let mine = vec![seg(10, 100_000, 200_000), seg(11, 150_000, 400_000)];
         let theirs = [seg(10, 210_000, 300_000)];
         let idx = segments_by_thread([&mine[..], &theirs[..]].into_iter());
         let t = truth(mine.clone());
-        let mut good = vec![
-            span(10, 10, "server", 100_000, 190_000),
-            span(11, 10, "internal", 160_000, 390_000),
-            span(20, 20, "server", 170_000, 180_000),
-        ];
-        for (i, s) in good.iter_mut().enumerate() {
-            s.id = i as u64 + 1;
-        }
-        good[2].parent = Some(2);
+        let good = numbered(
+            vec![
+                span(10, 10, "server", 100_000, 190_000),
+                span(11, 10, "internal", 160_000, 390_000),
+                span(20, 20, "server", 170_000, 180_000),
+            ],
+            2,
+        );
         assert_eq!(check_segments(&t, &mine, 0, &good, &idx), Ok(()));
         // The acceptor's span stretched over the next request's segment on its thread.
         let mut long = good.clone();
@@ -765,17 +776,16 @@ mod tests {
         let theirs = [seg(10, 200_000, 300_000)];
         let idx = segments_by_thread([&mine[..], &theirs[..]].into_iter());
         let t = truth(mine.clone());
-        let mut spans = vec![
-            span(10, 10, "server", 100_000, 150_000),
-            // An event loop's call: sent in our first segment, its reply read after theirs.
-            span(10, 10, "client", 149_000, 350_000),
-            span(10, 10, "internal", 350_000, 450_000),
-            span(20, 20, "server", 170_000, 180_000),
-        ];
-        for (i, s) in spans.iter_mut().enumerate() {
-            s.id = i as u64 + 1;
-        }
-        spans[3].parent = Some(2);
+        let spans = numbered(
+            vec![
+                span(10, 10, "server", 100_000, 150_000),
+                // An event loop's call: sent in our first segment, its reply read after theirs.
+                span(10, 10, "client", 149_000, 350_000),
+                span(10, 10, "internal", 350_000, 450_000),
+                span(20, 20, "server", 170_000, 180_000),
+            ],
+            2,
+        );
         assert_eq!(check_segments(&t, &mine, 0, &spans, &idx), Ok(()));
         let mut sent_in_theirs = spans.clone();
         sent_in_theirs[1].start = 250_000;
@@ -793,16 +803,15 @@ mod tests {
         let theirs = [seg(10, 380_000, 420_000)];
         let idx = segments_by_thread([&mine[..], &theirs[..]].into_iter());
         let t = truth(mine.clone());
-        let mut spans = vec![
-            span(10, 10, "server", 100_000, 150_000),
-            span(10, 10, "client", 149_000, 401_000),
-            span(11, 10, "internal", 401_000, 450_000),
-            span(20, 20, "server", 170_000, 180_000),
-        ];
-        for (i, s) in spans.iter_mut().enumerate() {
-            s.id = i as u64 + 1;
-        }
-        spans[3].parent = Some(2);
+        let mut spans = numbered(
+            vec![
+                span(10, 10, "server", 100_000, 150_000),
+                span(10, 10, "client", 149_000, 401_000),
+                span(11, 10, "internal", 401_000, 450_000),
+                span(20, 20, "server", 170_000, 180_000),
+            ],
+            2,
+        );
         spans[1].end_tid = Some(11);
         assert_eq!(check_segments(&t, &mine, 0, &spans, &idx), Ok(()));
         // Without the reading thread, the reply looks read inside the other request's work.

@@ -175,8 +175,12 @@ fn readers_wake_in_batches_set_by_buffer_percent() {
     let dir = tmp("rec-wake");
     // (wakeups, pages, events, spliced pages) for one 2 s recording of the same workload.
     let run = |name: &str, percent: &str, buffer_kb: &str| -> (u64, u64, u64, u64) {
-        let (mut child, pid) = workload("0.3", 20_000);
-        let out = kreq()
+        // The workload starts once the recorder says it records: a fixed delay let a slow
+        // start (a cold 500 MB debug binary) miss the whole workload (18 events).
+        let go = dir.join(format!("{name}.go"));
+        let _ = std::fs::remove_file(&go);
+        let (mut child, pid) = workload(go.to_str().unwrap_or(""), 20_000);
+        let mut rec = kreq()
             .args([
                 "record",
                 "-o",
@@ -192,8 +196,19 @@ fn readers_wake_in_batches_set_by_buffer_percent() {
                 buffer_kb,
                 "--json",
             ])
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("kreq record");
+        let mut first = String::new();
+        let mut stderr = BufReader::new(rec.stderr.take().expect("stderr"));
+        stderr.read_line(&mut first).expect("started line");
+        assert!(first.starts_with("recording"), "{first}");
+        std::fs::write(&go, "").expect("go");
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+        let mut out = rec.wait_with_output().expect("kreq record");
+        out.stderr = (first + &rest).into_bytes();
         let _ = child.kill();
         let _ = child.wait();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
