@@ -26,7 +26,7 @@ pub(crate) fn parts_of(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Every batch of every part of the table directory `dir`. For small tables (results,
-/// lost events) and tests; events are streamed with [`crate::input::PartReader`].
+/// lost events) and tests; events are streamed with `PartReader`.
 pub fn read_table(dir: &Path) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     for p in parts_of(dir)? {

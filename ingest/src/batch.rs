@@ -136,7 +136,7 @@ impl EventNames {
     }
 }
 
-/// Accumulates events and produces a [`RecordBatch`] in the `events` schema.
+/// Accumulates events and produces a [`RecordBatch`](arrow::record_batch::RecordBatch) in the `events` schema.
 #[derive(Debug)]
 pub struct EventBatchBuilder {
     ts: Vec<i64>,

@@ -18,7 +18,7 @@ macro_rules! latency_sql {
     };
 }
 
-/// See [`latency_sql`]: the numbers behind the "Requests" section, unformatted.
+/// See `latency_sql`: the numbers behind the "Requests" section, unformatted.
 pub const LATENCY: &str = latency_sql!();
 
 /// The report's sections: title and query (`{top}` is replaced by the row limit).

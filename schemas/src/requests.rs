@@ -33,7 +33,7 @@ pub const END_NS: &str = "end_ns";
 pub const DURATION_NS: &str = "duration_ns";
 /// Whether a response was sent back at the ingress (Boolean).
 pub const RESPONDED: &str = "responded";
-/// Distinct process names the request touched, in order of first touch (List<Utf8>).
+/// Distinct process names the request touched, in order of first touch (`List<Utf8>`).
 pub const SERVICES: &str = "services";
 /// Number of spans (UInt32).
 pub const SPAN_COUNT: &str = "span_count";

@@ -42,7 +42,7 @@ const UNSORTED_TEXT: &[&str] = &[
 ///
 /// Every file is zstd-compressed, carries page-level statistics (min/max per page, so time
 /// filters prune pages as well as row groups; not for the `fields` map and the text columns in
-/// [`UNSORTED_TEXT`], where they would prune nothing), declares itself sorted by `ts_ns` when it is an
+/// `UNSORTED_TEXT`, where they would prune nothing), declares itself sorted by `ts_ns` when it is an
 /// `events` file (writers sort each file; see [`sorted_by_time`]), and stores
 /// [`SCHEMA_VERSION`], the table name and `extra` in its metadata.
 pub fn properties(table: &str, zstd_level: i32, extra: &[(String, String)]) -> WriterProperties {
