@@ -114,7 +114,7 @@ pub struct Span {
     /// Thread time counters at `end`.
     pub split_end: Split,
     /// Client spans: what the threads at the two ends did while the call's bytes were on
-    /// their way (see the correlation crate's wire time): the callee's thread from the first byte
+    /// their way (docs/correlation.md, wire time): the callee's thread from the first byte
     /// sent to its read, the caller's from the callee's last reply byte to the caller's read.
     pub wire: Split,
     /// Events labelled with the span.
