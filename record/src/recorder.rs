@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use hashbrown::HashMap;
 use kreq_ingest::binary::format::{FormatRegistry, PageHeader};
 use kreq_ingest::binary::merge::{CpuPages, DecodeContext, Decoder};
+use kreq_ingest::binary::printk::KernelStrings;
 use kreq_ingest::dataset::{file_metadata, part_name, part_path, DatasetWriter};
 use kreq_ingest::rows::LostReport;
 use kreq_ingest::rows::BATCH_ROWS;
@@ -47,6 +48,9 @@ pub(crate) struct Recorder {
     summary: SourceSummary,
     meta: Vec<(String, String)>,
     writer: DatasetWriter,
+    /// `trace_printk` formats and kernel symbols, read when the profile has `ftrace` events
+    /// (`print`, `bprint`, `bputs`), so their rows read as in a trace.dat.
+    strings: Option<KernelStrings>,
 }
 
 impl Recorder {
@@ -74,6 +78,11 @@ impl Recorder {
         m.host = host;
         m.boot_id = Some(boot_id.trim().to_owned()).filter(|b| !b.is_empty());
         m.epoch_offset_ns = epoch_offset_ns(&opts.clock);
+        let strings = opts
+            .events
+            .iter()
+            .any(|e| e.group == "ftrace")
+            .then(|| kernel_strings(root));
         Self {
             root: root.to_owned(),
             pending: vec![Vec::new(); capture.cpus.len()],
@@ -89,6 +98,7 @@ impl Recorder {
             },
             meta,
             writer,
+            strings,
         }
     }
 
@@ -139,7 +149,7 @@ impl Recorder {
             cmdlines: &cmdlines,
             tgids: &tgids,
             exclude: &c.own,
-            strings: None,
+            strings: self.strings.as_ref(),
             long_size: std::mem::size_of::<libc::c_long>(),
         };
         let mut decoder = Decoder::new(&pages, &ctx);
@@ -188,6 +198,20 @@ impl Recorder {
             own_events: self.own_events,
         })
     }
+}
+
+/// The kernel's `trace_printk` formats (tracefs `printk_formats`) and symbols
+/// (`/proc/kallsyms`, which shows addresses to root). Either may be unreadable: rows then keep
+/// what it would have named raw.
+fn kernel_strings(root: &std::path::Path) -> KernelStrings {
+    let mut k = KernelStrings::default();
+    if let Ok(text) = read_file(&root.join("printk_formats")) {
+        k.add_printk(&text);
+    }
+    if let Ok(text) = std::fs::read_to_string("/proc/kallsyms") {
+        k.add_kallsyms(&text);
+    }
+    k
 }
 
 /// `A B` lines of saved_cmdlines / saved_tgids.

@@ -106,7 +106,12 @@ pub(super) fn configure(inst: &Instance, opts: &RecordOptions) -> Result<FormatR
         formats.insert(
             parse_event_format(&text, &ev.group).map_err(|e| Error::Tracefs(e.to_string()))?,
         );
-        inst.write(&format!("{rel}/enable"), "1")?;
+        // `ftrace` events (`print`, `bprint`, `bputs`) have no switch: the kernel records them
+        // whenever their source fires (a `trace_marker` write, `trace_printk`), and refuses a
+        // write to their `enable`. Their format is still needed to decode them.
+        if ev.group != "ftrace" {
+            inst.write(&format!("{rel}/enable"), "1")?;
+        }
     }
     Ok(formats)
 }

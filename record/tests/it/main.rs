@@ -179,3 +179,71 @@ fn adding_to_an_instance_pid_list_keeps_what_is_there() {
     pids.sort_unstable();
     assert_eq!(pids, ["1", "2", "3"]);
 }
+
+/// Writes `text` to the instance's `trace_marker` from another process (the recorder's own
+/// threads' events are left out) once tracing has started.
+struct Marker(&'static str);
+
+impl kreq_record::RecordObserver for Marker {
+    fn started(&self, name: &str) {
+        let marker = Path::new(TRACEFS)
+            .join("instances")
+            .join(name)
+            .join("trace_marker");
+        let status = Command::new("sh")
+            .args([
+                "-c",
+                &format!("printf %s '{}' > {}", self.0, marker.display()),
+            ])
+            .status()
+            .expect("sh");
+        assert!(status.success());
+    }
+}
+
+/// With `ftrace:print` in the profile, a recording's `print` rows read as a trace.dat's do:
+/// the message in `buf` and `caller`, the function the event's `ip` is in, from
+/// `/proc/kallsyms` (`tracing_mark_write` for a `trace_marker` write).
+#[test]
+fn a_recorded_print_names_its_caller() {
+    let _lock = kreq_testkit::tracefs_lock();
+    if !kreq_testkit::skip::tracefs("a_recorded_print_names_its_caller") {
+        return;
+    }
+    let ds = kreq_testkit::scratch(env!("CARGO_TARGET_TMPDIR"), "record-print").join("ds");
+    let mut opts = RecordOptions::new(&ds);
+    opts.events.push(kreq_record::profile::EventSpec {
+        group: "ftrace".into(),
+        name: "print".into(),
+        filter: None,
+    });
+    opts.duration = Some(Duration::from_millis(800));
+    record(&opts, &AtomicBool::new(false), &Marker("kreq marker 42")).expect("record");
+    let mut found = Vec::new();
+    for (_, batches) in read_table(&ds, "events") {
+        for b in batches {
+            let event = b.column_by_name("event").expect("event");
+            let fields = b.column_by_name("fields").expect("fields");
+            let opts = arrow::util::display::FormatOptions::default();
+            let ev =
+                arrow::util::display::ArrayFormatter::try_new(event.as_ref(), &opts).expect("fmt");
+            let fi =
+                arrow::util::display::ArrayFormatter::try_new(fields.as_ref(), &opts).expect("fmt");
+            for r in 0..b.num_rows() {
+                if ev.value(r).to_string() == "print" {
+                    found.push(fi.value(r).to_string());
+                }
+            }
+        }
+    }
+    let ours: Vec<&String> = found
+        .iter()
+        .filter(|f| f.contains("kreq marker 42"))
+        .collect();
+    assert_eq!(ours.len(), 1, "print rows: {found:?}");
+    assert!(
+        ours[0].contains("caller: tracing_mark_write"),
+        "{}",
+        ours[0]
+    );
+}
