@@ -35,7 +35,9 @@ pub const PROFILE_SYSCALLS: &[&str] = &[
     "futex",
 ];
 
-/// Non-syscall events of the default profile: scheduler (switches, wakeups, fork, exit) and
+/// Non-syscall events of the default profile: scheduler (switches, wakeups, fork, exit),
+/// `task_rename` (an `exec` or `prctl(PR_SET_NAME)` renames the task; without it the new name
+/// shows only from the task's next switch on), and
 /// `sched_waking`, which fires in the waker's context (a `sched_wakeup` of a thread woken onto
 /// an idle CPU fires there, in the idle task, and loses the waker), and
 /// the socket and TCP events that tie a syscall to a socket and a 4-tuple. Per-packet device
@@ -48,6 +50,7 @@ pub const PROFILE_EVENTS: &[&str] = &[
     "sched:sched_wakeup_new",
     "sched:sched_process_fork",
     "sched:sched_process_exit",
+    "task:task_rename",
     "sock:sock_send_length",
     "sock:sock_recv_length",
     "sock:inet_sock_set_state",

@@ -247,3 +247,78 @@ fn a_recorded_print_names_its_caller() {
         ours[0]
     );
 }
+
+/// A thread that renames itself (`prctl(PR_SET_NAME)`, as `exec` and Java or Go runtimes do)
+/// and goes on making syscalls has the new name on its next rows, not only after its next
+/// switch: the default profile has `task_rename`.
+#[test]
+fn a_renamed_thread_has_its_new_name_at_once() {
+    let _lock = kreq_testkit::tracefs_lock();
+    if !kreq_testkit::skip::tracefs("a_renamed_thread_has_its_new_name_at_once") {
+        return;
+    }
+    let ds = kreq_testkit::scratch(env!("CARGO_TARGET_TMPDIR"), "record-rename").join("ds");
+    let go = ds.with_file_name("go");
+    // Waits for `go`, renames itself, then reads /dev/null in a tight loop (no sleep, so
+    // nothing switches it out on purpose before the reads).
+    let script = format!(
+        "import ctypes, os, time\n\
+         while not os.path.exists({go:?}): time.sleep(0.01)\n\
+         ctypes.CDLL(None).prctl(15, b'kreq-renamed', 0, 0, 0)\n\
+         fd = os.open('/dev/null', os.O_RDONLY)\n\
+         for _ in range(200): os.read(fd, 1)\n",
+        go = go.display().to_string()
+    );
+    let mut child = Command::new("python3")
+        .args(["-c", &script])
+        .spawn()
+        .expect("python3");
+    let mut opts = RecordOptions::new(&ds);
+    opts.pids = vec![child.id() as i32];
+    opts.duration = Some(Duration::from_millis(1500));
+    struct Go(std::path::PathBuf);
+    impl kreq_record::RecordObserver for Go {
+        fn started(&self, _name: &str) {
+            std::fs::write(&self.0, "").expect("go");
+        }
+    }
+    record(&opts, &AtomicBool::new(false), &Go(go)).expect("record");
+    let _ = child.wait();
+    let mut rows: Vec<(i64, String, String)> = Vec::new();
+    let fmt = arrow::util::display::FormatOptions::default();
+    for (_, batches) in read_table(&ds, "events") {
+        for b in batches {
+            let col = |n: &str| {
+                arrow::util::display::ArrayFormatter::try_new(
+                    b.column_by_name(n).expect("column").as_ref(),
+                    &fmt,
+                )
+                .expect("fmt")
+            };
+            let (ts, comm, event) = (col("ts_ns"), col("comm"), col("event"));
+            for r in 0..b.num_rows() {
+                rows.push((
+                    ts.value(r).to_string().parse().expect("ts"),
+                    comm.value(r).to_string(),
+                    event.value(r).to_string(),
+                ));
+            }
+        }
+    }
+    rows.sort();
+    let renamed = rows
+        .iter()
+        .position(|(_, _, e)| e == "task_rename")
+        .expect("a task_rename event");
+    let reads: Vec<&String> = rows[renamed + 1..]
+        .iter()
+        .filter(|(_, _, e)| e == "sys_enter_read")
+        .map(|(_, c, _)| c)
+        .collect();
+    assert!(reads.len() >= 100, "{} reads after the rename", reads.len());
+    assert!(
+        reads.iter().all(|c| *c == "kreq-renamed"),
+        "names after the rename: {:?}",
+        reads.iter().collect::<std::collections::BTreeSet<_>>()
+    );
+}
