@@ -284,6 +284,7 @@ fn a_renamed_thread_has_its_new_name_at_once() {
     }
     record(&opts, &AtomicBool::new(false), &Go(go)).expect("record");
     let _ = child.wait();
+    let pid = child.id().to_string();
     let mut rows: Vec<(i64, String, String)> = Vec::new();
     let fmt = arrow::util::display::FormatOptions::default();
     for (_, batches) in read_table(&ds, "events") {
@@ -295,8 +296,12 @@ fn a_renamed_thread_has_its_new_name_at_once() {
                 )
                 .expect("fmt")
             };
-            let (ts, comm, event) = (col("ts_ns"), col("comm"), col("event"));
+            let (ts, tid, comm, event) = (col("ts_ns"), col("tid"), col("comm"), col("event"));
             for r in 0..b.num_rows() {
+                // Only the renamed thread's rows (its children are in the scope too).
+                if tid.value(r).to_string() != pid {
+                    continue;
+                }
                 rows.push((
                     ts.value(r).to_string().parse().expect("ts"),
                     comm.value(r).to_string(),
@@ -309,7 +314,7 @@ fn a_renamed_thread_has_its_new_name_at_once() {
     let renamed = rows
         .iter()
         .position(|(_, _, e)| e == "task_rename")
-        .expect("a task_rename event");
+        .expect("a task_rename event of the thread");
     let reads: Vec<&String> = rows[renamed + 1..]
         .iter()
         .filter(|(_, _, e)| e == "sys_enter_read")
