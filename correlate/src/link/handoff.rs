@@ -221,8 +221,12 @@ impl Engine {
         let rx = self.canon(rx);
         let mut cur = self.current(tid).map(|c| self.canon(c));
         // A stretch joins the request it answers; a server downstream of a stretch (redis
-        // answering the worker's call) answers the stretch itself.
-        if let Some(c) = cur.filter(|&c| self.owns_stretch(tid) && c.request != rx.request) {
+        // answering the worker's call) answers the stretch itself. The thread that answers
+        // may not be the one the stretch began on: a goroutine whose call's reply another
+        // thread read goes on there (it took the stretch as its current work at that read).
+        if let Some(c) = cur
+            .filter(|&c| (self.owns_stretch(tid) || self.is_pending(c)) && c.request != rx.request)
+        {
             cur = self.place(c, rx, Rule::Handoff, at);
         }
         let reader = self.spans.get(&rx.span).map(|s| s.tid);

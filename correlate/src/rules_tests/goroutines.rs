@@ -46,3 +46,28 @@ fn a_reply_read_on_the_calling_thread_names_no_other() {
     let call = span_on(&f[0], 2, SpanKind::Client).expect("call");
     assert_eq!(call.end_tid, None);
 }
+
+/// The Go model's first requests (CI run of 2026-12-05, 189 of 200 exact): a goroutine read
+/// its request on thread 2, then resumed on thread 3, which had served nothing and made its
+/// redis call there; the reply was read on thread 4, which answered the client. The call made
+/// on thread 3 opened a stretch; it joins the request when thread 4, which went on with it
+/// at the reply, answers.
+#[test]
+fn a_stretch_continued_on_another_thread_joins_the_request_answered_there() {
+    let mut s = Sim::new();
+    s.tgids.insert(3, 2);
+    s.tgids.insert(4, 2);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.send(3, 9, 42000, 16379, 22);
+    s.recv(5, 11, 16379, 42000, 22);
+    s.send(5, 11, 16379, 42000, 4);
+    s.recv(4, 9, 42000, 16379, 4);
+    s.send(4, 7, INGRESS, 40000, 155);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 1, "the stretch is not a request of its own");
+    let f = &f[0];
+    assert!(f.request.responded);
+    let call = span_on(f, 3, SpanKind::Client).expect("thread 3's call is the request's");
+    assert_eq!(call.end_tid, Some(4));
+    assert!(span_on(f, 5, SpanKind::Server).is_some(), "redis span");
+}
