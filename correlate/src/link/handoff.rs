@@ -61,6 +61,21 @@ impl Engine {
         })
     }
 
+    /// Whether `tid` goes on with stretch `c` begun by another thread of its own process (a
+    /// goroutine that resumed on `tid` at its call's reply).
+    pub(crate) fn continues_stretch(&self, tid: i32, c: Tag) -> bool {
+        if !self.is_pending(c) {
+            return false;
+        }
+        let owner = self
+            .requests
+            .get(&c.request)
+            .and_then(|r| self.spans.get(&r.root))
+            .and_then(|s| s.pid);
+        let mine = self.threads.get(&tid).and_then(|t| t.tgid);
+        owner.is_some() && owner == mine
+    }
+
     /// Opens a stretch on `tid` under a new placeholder request and makes it the thread's
     /// current work; what a wakeup handed the thread is kept as the fallback.
     pub(crate) fn open_stretch(&mut self, tid: i32) -> Option<Tag> {
@@ -223,10 +238,11 @@ impl Engine {
         // A stretch joins the request it answers; a server downstream of a stretch (redis
         // answering the worker's call) answers the stretch itself. The thread that answers
         // may not be the one the stretch began on: a goroutine whose call's reply another
-        // thread read goes on there (it took the stretch as its current work at that read).
-        if let Some(c) = cur
-            .filter(|&c| (self.owns_stretch(tid) || self.is_pending(c)) && c.request != rx.request)
-        {
+        // thread of its process read goes on there (it took the stretch as its current work
+        // at that read). Another process's thread never continues it.
+        if let Some(c) = cur.filter(|&c| {
+            (self.owns_stretch(tid) || self.continues_stretch(tid, c)) && c.request != rx.request
+        }) {
             cur = self.place(c, rx, Rule::Handoff, at);
         }
         let reader = self.spans.get(&rx.span).map(|s| s.tid);
