@@ -486,14 +486,38 @@ fn link_right(
         }
     };
     let mine = segs.iter().any(|&(g0, g1, o)| o == me && touches(g0, g1));
-    let theirs = s.threads().any(|tid| {
+    Some(mine && other_segment(s, me, by_thread).is_none())
+}
+
+/// The first segment of another request than `me` that span `s` overlaps, on any thread its
+/// work touched: `(start, end, that request's index)`.
+fn other_segment(
+    s: &SpanRow,
+    me: usize,
+    by_thread: &HashMap<i32, Vec<(i64, i64, usize)>>,
+) -> Option<(i64, i64, usize)> {
+    s.threads().find_map(|tid| {
         by_thread
             .get(&tid)
             .into_iter()
             .flatten()
-            .any(|&(g0, g1, o)| o != me && overlaps(s, tid, g0, g1))
-    });
-    Some(mine && !theirs)
+            .find(|&&(g0, g1, o)| o != me && overlaps(s, tid, g0, g1))
+            .copied()
+    })
+}
+
+/// The first scored segment that `spans` cover less than half of on its thread, with how
+/// much they cover.
+fn uncovered<'g>(segs: &'g [Segment], spans: &[SpanRow]) -> Option<(&'g Segment, i64)> {
+    segs.iter().filter(|g| visible(g)).find_map(|g| {
+        let mut on: Vec<(i64, i64)> = spans
+            .iter()
+            .filter(|s| s.tid == g.tid)
+            .map(|s| (s.start - SLACK_NS, s.end + SLACK_NS))
+            .collect();
+        let c = covered(g.t0, g.t1, &mut on);
+        (2 * c < g.t1 - g.t0).then_some((g, c))
+    })
 }
 
 /// Whether span `s` charges another request's segment `[g0, g1]` on thread `tid` by more
@@ -550,48 +574,36 @@ fn miss_detail(
     by_thread: &HashMap<i32, Vec<(i64, i64, usize)>>,
     truth: &[Truth],
 ) -> String {
-    for g in segs.iter().filter(|g| visible(g)) {
-        let mut on: Vec<(i64, i64)> = spans
+    if let Some((g, c)) = uncovered(segs, spans) {
+        let near: Vec<String> = spans
             .iter()
             .filter(|s| s.tid == g.tid)
-            .map(|s| (s.start - SLACK_NS, s.end + SLACK_NS))
+            .map(|s| format!("{} {:+}..{:+}", s.kind, s.start - g.t0, s.end - g.t0))
             .collect();
-        let c = covered(g.t0, g.t1, &mut on);
-        if 2 * c < g.t1 - g.t0 {
-            let near: Vec<String> = spans
-                .iter()
-                .filter(|s| s.tid == g.tid)
-                .map(|s| format!("{} {:+}..{:+}", s.kind, s.start - g.t0, s.end - g.t0))
-                .collect();
-            return format!(
-                "{} segment on tid {}, {} ns long, {c} ns covered; spans on that thread (ns from its start): [{}]",
-                g.tier,
-                g.tid,
-                g.t1 - g.t0,
-                near.join(", ")
-            );
-        }
+        return format!(
+            "{} segment on tid {}, {} ns long, {c} ns covered; spans on that thread (ns from its start): [{}]",
+            g.tier,
+            g.tid,
+            g.t1 - g.t0,
+            near.join(", ")
+        );
     }
-    for s in spans {
-        for (tid, &(g0, g1, other)) in s
-            .threads()
-            .flat_map(|t| by_thread.get(&t).into_iter().flatten().map(move |g| (t, g)))
-        {
-            if other != me && overlaps(s, tid, g0, g1) {
-                let id = truth.get(other).map_or("?", |t| t.request_id.as_str());
-                return format!(
-                    "{} span {} on tid {} at {:+}..{:+} ns from the start of {id}'s segment ({} ns long)",
-                    s.kind,
-                    s.id,
-                    s.tid,
-                    s.start - g0,
-                    s.end - g0,
-                    g1 - g0
-                );
-            }
-        }
-    }
-    String::new()
+    let hit = spans
+        .iter()
+        .find_map(|s| Some((s, other_segment(s, me, by_thread)?)));
+    let Some((s, (g0, g1, other))) = hit else {
+        return String::new();
+    };
+    let id = truth.get(other).map_or("?", |t| t.request_id.as_str());
+    format!(
+        "{} span {} on tid {} at {:+}..{:+} ns from the start of {id}'s segment ({} ns long)",
+        s.kind,
+        s.id,
+        s.tid,
+        s.start - g0,
+        s.end - g0,
+        g1 - g0
+    )
 }
 
 fn check_segments(
@@ -604,15 +616,8 @@ fn check_segments(
     let Some(first) = segs.iter().min_by_key(|g| g.t0) else {
         return Err("truth has no segments".into());
     };
-    for g in segs.iter().filter(|g| visible(g)) {
-        let mut on: Vec<(i64, i64)> = spans
-            .iter()
-            .filter(|s| s.tid == g.tid)
-            .map(|s| (s.start - SLACK_NS, s.end + SLACK_NS))
-            .collect();
-        if 2 * covered(g.t0, g.t1, &mut on) < g.t1 - g.t0 {
-            return Err(format!("{} segment not covered", g.tier));
-        }
+    if let Some((g, _)) = uncovered(segs, spans) {
+        return Err(format!("{} segment not covered", g.tier));
     }
     if !spans
         .iter()
@@ -642,18 +647,11 @@ fn check_segments(
     {
         return Err("no backend span".into());
     }
-    for s in spans {
-        for (tid, &(g0, g1, other)) in s
-            .threads()
-            .flat_map(|t| by_thread.get(&t).into_iter().flatten().map(move |g| (t, g)))
-        {
-            if other == me {
-                continue;
-            }
-            if overlaps(s, tid, g0, g1) {
-                return Err("span overlaps another request's segment".into());
-            }
-        }
+    if spans
+        .iter()
+        .any(|s| other_segment(s, me, by_thread).is_some())
+    {
+        return Err("span overlaps another request's segment".into());
     }
     Ok(())
 }

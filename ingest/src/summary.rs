@@ -41,31 +41,27 @@ pub(crate) fn finish(
     let mut parts_sorted_whole = 0;
     let mut last_ts_of_source: Vec<Option<i64>> = vec![None; sources.len()];
     let mut counter = false;
-    for d in &results {
+    for d in results {
         let s = &mut sources[d.source];
         s.events += d.file.rows;
         s.lost_reports += d.parsed.lost.len() as u64;
         s.malformed += d.parsed.malformed_count;
-        s.parts.extend(d.part.clone());
+        s.parts.extend(d.part);
         writer.add_part(&d.file);
         parts_sorted_whole += u64::from(d.sorted_whole);
         counter |= d.parsed.counter_clock;
         // A report between two events is timed by the event before it, across parts.
         let last = last_ts_of_source[d.source];
-        let lost = d.parsed.lost.iter().map(|r| LostReport {
+        let lost = d.parsed.lost.into_iter().map(|r| LostReport {
             ts_ns: r.ts_ns.or(last),
-            ..r.clone()
+            ..r
         });
         writer.add_lost(&names[d.source], lost);
         if d.parsed.last_ts.is_some() {
             last_ts_of_source[d.source] = d.parsed.last_ts;
         }
-        malformed.extend(
-            d.parsed
-                .malformed
-                .iter()
-                .map(|m| (names[d.source].clone(), m.clone())),
-        );
+        let name = &names[d.source];
+        malformed.extend(d.parsed.malformed.into_iter().map(|m| (name.clone(), m)));
     }
     if opts.trace_clock.is_none() {
         if let Some(c) = sources.iter().find_map(|s| s.clock.clone()) {

@@ -20,6 +20,19 @@ fn migrated_call(s: &mut Sim) {
     s.send(3, 7, INGRESS, 40000, 155);
 }
 
+/// A request read on fd 7 by `threads[0]`, a redis call sent on the pooled connection (fd 9)
+/// by `threads[1]`, answered by `redis`, its reply read by `threads[2]`, which answers the
+/// client.
+fn request_with_call(s: &mut Sim, threads: [i32; 3], redis: i32) {
+    let [reader, caller, answerer] = threads;
+    s.recv(reader, 7, INGRESS, 40000, 73);
+    s.send(caller, 9, 42000, 16379, 22);
+    s.recv(redis, 11, 16379, 42000, 22);
+    s.send(redis, 11, 16379, 42000, 4);
+    s.recv(answerer, 9, 42000, 16379, 4);
+    s.send(answerer, 7, INGRESS, 40000, 155);
+}
+
 #[test]
 fn a_reply_read_on_another_thread_ends_the_call_there() {
     let mut s = Sim::new();
@@ -36,12 +49,7 @@ fn a_reply_read_on_another_thread_ends_the_call_there() {
 #[test]
 fn a_reply_read_on_the_calling_thread_names_no_other() {
     let mut s = Sim::new();
-    s.recv(2, 7, INGRESS, 40000, 73);
-    s.send(2, 9, 42000, 16379, 22);
-    s.recv(4, 11, 16379, 42000, 22);
-    s.send(4, 11, 16379, 42000, 4);
-    s.recv(2, 9, 42000, 16379, 4);
-    s.send(2, 7, INGRESS, 40000, 155);
+    request_with_call(&mut s, [2, 2, 2], 4);
     let (f, _) = s.finish();
     let call = span_on(&f[0], 2, SpanKind::Client).expect("call");
     assert_eq!(call.end_tid, None);
@@ -57,12 +65,7 @@ fn a_stretch_continued_on_another_thread_joins_the_request_answered_there() {
     let mut s = Sim::new();
     s.tgids.insert(3, 2);
     s.tgids.insert(4, 2);
-    s.recv(2, 7, INGRESS, 40000, 73);
-    s.send(3, 9, 42000, 16379, 22);
-    s.recv(5, 11, 16379, 42000, 22);
-    s.send(5, 11, 16379, 42000, 4);
-    s.recv(4, 9, 42000, 16379, 4);
-    s.send(4, 7, INGRESS, 40000, 155);
+    request_with_call(&mut s, [2, 3, 4], 5);
     let (f, _) = s.finish();
     assert_eq!(f.len(), 1, "the stretch is not a request of its own");
     let f = &f[0];

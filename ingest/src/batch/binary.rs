@@ -60,6 +60,10 @@ fn kernel_message<'k>(
     long_size: usize,
     msg: &mut String,
 ) -> Option<KernelMessage<'k>> {
+    // Every other event leaves here before any field lookup: this runs for every record.
+    if !matches!(fmt.name.as_str(), "bprint" | "bputs" | "print") {
+        return None;
+    }
     let field = |name: &str| fmt.fields.iter().find(|f| f.name == name);
     let pointer = |name: &str| field(name).and_then(|f| int(rec, f)).map(|v| v as u64);
     let caller = pointer("ip").and_then(|ip| k.symbol(ip));
@@ -78,8 +82,7 @@ fn kernel_message<'k>(
             (text, rendered)
         }
         "bputs" => (pointer("str").and_then(|a| k.format(a)), false),
-        "print" => (None, false),
-        _ => return None,
+        _ => (None, false),
     };
     Some(KernelMessage {
         rendered,

@@ -239,12 +239,7 @@ impl DatasetWriter {
     /// Write the `lost_events` table, a schema-only `events` file when no part holds a row
     /// (so the table stays readable), and the manifest. `metadata` goes on both files.
     pub fn finish(mut self, metadata: &[(String, String)]) -> Result<Finished> {
-        let rows: Vec<(&str, LostReport)> = self
-            .lost
-            .iter()
-            .map(|(s, r)| (s.as_str(), r.clone()))
-            .collect();
-        let batch = lost_events_batch(&rows)?;
+        let batch = lost_events_batch(&self.lost)?;
         let path = dataset::part_path(&self.dir, LOST_EVENTS.name, 0);
         self.bytes += write_table(&path, LOST_EVENTS.name, &batch, self.zstd_level, metadata)?;
         if self.manifest.events == 0 {

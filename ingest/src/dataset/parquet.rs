@@ -44,7 +44,7 @@ pub fn write_batches(
 }
 
 /// Build the `lost_events` batch; `reports` pairs each report with its source name.
-pub fn lost_events_batch(reports: &[(&str, LostReport)]) -> Result<RecordBatch> {
+pub fn lost_events_batch(reports: &[(String, LostReport)]) -> Result<RecordBatch> {
     let mut kinds = Interner::default();
     let mut sources = Interner::default();
     let kind_keys: Int32Array = reports

@@ -93,7 +93,9 @@ impl ChunkParser {
             match parse_line(line) {
                 Line::Event(mut ev) => {
                     // A print whose message holds newlines goes on over the lines after it.
-                    if let Some((joined, to, lines)) = continued(text, start, end, &mut scratch) {
+                    if let Some((joined, to, lines)) =
+                        continued(text, &ev, start, end, &mut scratch)
+                    {
                         ev = joined;
                         end = to;
                         self.line_no += lines;
@@ -151,7 +153,7 @@ impl ChunkParser {
     }
 }
 
-/// The event at `text[start..end]` joined with the lines after it that continue its message:
+/// The event `first`, parsed from `text[start..end]`, joined with the lines after it that continue its message:
 /// lines that are neither events nor anything else kreq reads, after an event whose body is
 /// one free-text field (`print`/`tracing_mark_write` `buf`, a lone `payload`). Returns the
 /// joined event, where it ends and how many lines it took beyond the first; None when the
@@ -159,6 +161,7 @@ impl ChunkParser {
 /// event line without parsing it, so ordinary traces pay nothing.
 fn continued<'t>(
     text: &'t str,
+    first: &EventLine<'t>,
     start: usize,
     end: usize,
     scratch: &mut Vec<(&'t str, &'t str)>,
@@ -188,10 +191,7 @@ fn continued<'t>(
         ev.body.fields(scratch);
         matches!(scratch.as_slice(), [("buf" | "payload", _)])
     };
-    let Line::Event(first) = parse_line(&text[start..end]) else {
-        return None;
-    };
-    if !free_text(&first, scratch) {
+    if !free_text(first, scratch) {
         return None;
     }
     let Line::Event(joined) = parse_line(&text[start..to]) else {

@@ -35,6 +35,27 @@ fn read_table(ds: &Path, table: &str) -> Vec<(String, Vec<RecordBatch>)> {
         .collect()
 }
 
+/// Every `events` row as the text of `columns`, in file order.
+fn event_rows(ds: &Path, columns: &[&str]) -> Vec<Vec<String>> {
+    let opts = arrow::util::display::FormatOptions::default();
+    let mut out = Vec::new();
+    for (_, batches) in read_table(ds, "events") {
+        for b in batches {
+            let cols: Vec<_> = columns
+                .iter()
+                .map(|c| {
+                    let col = b.column_by_name(c).expect("column");
+                    arrow::util::display::ArrayFormatter::try_new(col.as_ref(), &opts).expect("fmt")
+                })
+                .collect();
+            out.extend(
+                (0..b.num_rows()).map(|r| cols.iter().map(|f| f.value(r).to_string()).collect()),
+            );
+        }
+    }
+    out
+}
+
 /// The Arrow schema of a Parquet file.
 fn file_schema(path: &Path) -> arrow::datatypes::SchemaRef {
     let file = std::fs::File::open(path).expect("open");
@@ -219,23 +240,11 @@ fn a_recorded_print_names_its_caller() {
     });
     opts.duration = Some(Duration::from_millis(800));
     record(&opts, &AtomicBool::new(false), &Marker("kreq marker 42")).expect("record");
-    let mut found = Vec::new();
-    for (_, batches) in read_table(&ds, "events") {
-        for b in batches {
-            let event = b.column_by_name("event").expect("event");
-            let fields = b.column_by_name("fields").expect("fields");
-            let opts = arrow::util::display::FormatOptions::default();
-            let ev =
-                arrow::util::display::ArrayFormatter::try_new(event.as_ref(), &opts).expect("fmt");
-            let fi =
-                arrow::util::display::ArrayFormatter::try_new(fields.as_ref(), &opts).expect("fmt");
-            for r in 0..b.num_rows() {
-                if ev.value(r).to_string() == "print" {
-                    found.push(fi.value(r).to_string());
-                }
-            }
-        }
-    }
+    let found: Vec<String> = event_rows(&ds, &["event", "fields"])
+        .into_iter()
+        .filter(|r| r[0] == "print")
+        .map(|r| r[1].clone())
+        .collect();
     let ours: Vec<&String> = found
         .iter()
         .filter(|f| f.contains("kreq marker 42"))
@@ -286,38 +295,22 @@ fn a_renamed_thread_has_its_new_name_at_once() {
     record(&opts, &AtomicBool::new(false), &Go(go)).expect("record");
     let _ = child.wait();
     let pid = child.id().to_string();
-    let mut rows: Vec<(i64, String, String)> = Vec::new();
-    let fmt = arrow::util::display::FormatOptions::default();
-    for (_, batches) in read_table(&ds, "events") {
-        for b in batches {
-            let col = |n: &str| {
-                arrow::util::display::ArrayFormatter::try_new(
-                    b.column_by_name(n).expect("column").as_ref(),
-                    &fmt,
-                )
-                .expect("fmt")
-            };
-            let (ts, tid, comm) = (col("ts_ns"), col("tid"), col("comm"));
-            let (event, fields) = (col("event"), col("fields"));
-            for r in 0..b.num_rows() {
-                // Only the renamed thread's rows (its children are in the scope too).
-                if tid.value(r).to_string() != pid {
-                    continue;
-                }
-                let mut event = event.value(r).to_string();
-                // `python3` may be a shell shim that execs Python, and exec renames too: mark
-                // the rename this test makes.
-                if event == "task_rename" && fields.value(r).to_string().contains("kreq-renamed") {
-                    event = "our_rename".into();
-                }
-                rows.push((
-                    ts.value(r).to_string().parse().expect("ts"),
-                    comm.value(r).to_string(),
-                    event,
-                ));
-            }
-        }
-    }
+    // Only the renamed thread's rows (its children are in the scope too). `python3` may be a
+    // shell shim that execs Python, and exec renames too: mark the rename this test makes.
+    let mut rows: Vec<(i64, String, String)> =
+        event_rows(&ds, &["ts_ns", "tid", "comm", "event", "fields"])
+            .into_iter()
+            .filter(|r| r[1] == pid)
+            .map(|r| {
+                let ours = r[3] == "task_rename" && r[4].contains("kreq-renamed");
+                let event = if ours {
+                    "our_rename".to_owned()
+                } else {
+                    r[3].clone()
+                };
+                (r[0].parse().expect("ts"), r[2].clone(), event)
+            })
+            .collect();
     rows.sort();
     let renamed = rows
         .iter()
