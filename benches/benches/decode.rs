@@ -22,10 +22,10 @@ fn bench(c: &mut Criterion) {
         .iter()
         .map(|c| c.events.num_rows())
         .sum();
-    let bytes: usize = dat.cpus.iter().map(|c| c.pages.len()).sum();
+    let bytes: u64 = dat.cpus.iter().map(|c| c.size).sum();
     for (unit, tp) in [
         ("events", Throughput::Elements(events as u64)),
-        ("bytes", Throughput::Bytes(bytes as u64)),
+        ("bytes", Throughput::Bytes(bytes)),
     ] {
         let mut g = c.benchmark_group(format!("decode_{unit}"));
         g.sample_size(30).measurement_time(Duration::from_secs(5));

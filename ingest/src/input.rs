@@ -218,34 +218,53 @@ pub fn count_lines(chunk: &[u8]) -> u64 {
     n + u64::from(!chunk.is_empty() && !chunk.ends_with(b"\n"))
 }
 
-/// Read the rest of a trace.dat input and decode it into chunks of rows.
-pub(crate) fn read_tracedat<R: std::io::Read>(
+/// Read the rest of a trace.dat input that is not a file on disk (stdin, compressed) into
+/// memory.
+pub(crate) fn read_rest<R: std::io::Read>(
     path: &std::path::Path,
     mut data: Vec<u8>,
     chunker: &mut Chunker<R>,
-    summary: &mut SourceSummary,
-    send: &mut dyn FnMut(ParsedChunk) -> bool,
-) -> Result<()> {
+) -> Result<tracedat::DatBytes> {
     while let Some(more) = chunker.next_chunk().map_err(|e| Error::io(path, e))? {
         data.extend_from_slice(&more);
     }
-    summary.bytes = data.len() as u64;
-    summary.format = format!("trace.dat v{}", data.get(10).map_or('?', |&b| b as char));
+    Ok(tracedat::DatBytes::Memory(data))
+}
+
+/// Decode a trace.dat into chunks of rows. A file on disk is read in place: pages are read
+/// and decompressed as the merge reaches them.
+pub(crate) fn read_tracedat(
+    path: &std::path::Path,
+    bytes: tracedat::DatBytes,
+    summary: &mut SourceSummary,
+    send: &mut dyn FnMut(ParsedChunk) -> bool,
+) -> Result<()> {
+    summary.bytes = bytes.len();
+    let version = bytes.read_at(10, 1).ok().map_or('?', |b| b[0] as char);
+    summary.format = format!("trace.dat v{version}");
     let dat_err = |e| Error::TraceDat {
         path: path.to_owned(),
         source: e,
     };
-    let dat = tracedat::parse(&data, None).map_err(dat_err)?;
-    drop(data);
+    let dat = tracedat::read(bytes, None).map_err(dat_err)?;
     summary.clock = dat.clock.clone();
     summary.uname = dat.uname.clone();
     let mut stats = Some(crate::binary::stats::lost_from_stats(&dat.cpu_stats));
+    let unreadable = |cpu: u16, e: crate::binary::source::SourceError| {
+        dat_err(tracedat::TraceDatError {
+            offset: e.offset,
+            reason: format!("cpu {cpu}: {}", e.reason),
+        })
+    };
     dat.decode_with(|decoder| {
         if let Some((cpu, page, e)) = decoder.bad_pages.first() {
             return Err(dat_err(tracedat::TraceDatError {
                 offset: 0,
                 reason: format!("cpu {cpu} page {page}: {e}"),
             }));
+        }
+        if let Some((cpu, e)) = decoder.source_errors().into_iter().next() {
+            return Err(unreadable(cpu, e));
         }
         // Chunks go to the workers as they are decoded; the job queue's bound keeps only a
         // few in memory.
@@ -255,7 +274,11 @@ pub(crate) fn read_tracedat<R: std::io::Read>(
                 break;
             }
         }
-        Ok(())
+        // A run that could not be read the second time (the file changed under us).
+        match decoder.source_errors().into_iter().next() {
+            Some((cpu, e)) => Err(unreadable(cpu, e)),
+            None => Ok(()),
+        }
     })
 }
 

@@ -15,7 +15,7 @@ use kreq_schemas::dataset::SourceSummary;
 
 use crate::dataset::DatasetWriter;
 use crate::error::{Error, Result};
-use crate::input::{chunk_size, open, read_tracedat, Chunker};
+use crate::input::{chunk_size, open, read_rest, read_tracedat, Chunker};
 use crate::options::{IngestOptions, IngestReport, Progress};
 use crate::summary::{finish, number_lines};
 use crate::text::detect_format;
@@ -95,7 +95,28 @@ pub fn ingest(
                     break;
                 }
             };
-            if let Some(size) = input.size.filter(|_| !is_tracedat(&input.head)) {
+            if input.size.is_some() && is_tracedat(&input.head) {
+                // A trace.dat on disk: read in place.
+                let bytes = std::fs::File::open(path)
+                    .and_then(crate::tracedat::DatBytes::file)
+                    .map_err(|e| Error::io(path, e));
+                let mut sent_all = true;
+                let mut to_workers = |parsed| {
+                    sent_all = send(&mut seq, source, Payload::Decoded(parsed));
+                    sent_all
+                };
+                let read = bytes
+                    .and_then(|b| read_tracedat(path, b, &mut sources[source], &mut to_workers));
+                if let Err(e) = read {
+                    first_error = Some(e);
+                    break 'inputs;
+                }
+                if !sent_all {
+                    break 'inputs;
+                }
+                continue;
+            }
+            if let Some(size) = input.size {
                 // A regular text file: each worker reads its own byte range.
                 if !input.head.is_empty() {
                     sources[source].format = detect_format(&input.head).into();
@@ -144,7 +165,8 @@ pub fn ingest(
                         sent_all
                     };
                     let summary = &mut sources[source];
-                    let read = read_tracedat(path, data, &mut chunker, summary, &mut to_workers);
+                    let read = read_rest(path, data, &mut chunker)
+                        .and_then(|b| read_tracedat(path, b, summary, &mut to_workers));
                     if let Err(e) = read {
                         first_error = Some(e);
                         break 'inputs;

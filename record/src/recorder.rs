@@ -172,6 +172,7 @@ impl Recorder {
             }
         }
         self.own_events += decoder.excluded;
+        drop(decoder);
         self.summary.lost_reports += lost.len() as u64;
         self.add_lost(lost);
         for runs in &mut self.pending {

@@ -7,20 +7,11 @@ use super::decode::int;
 use super::format::{EventFormat, FormatRegistry, PageHeader};
 use super::page::PageError;
 use super::printk::KernelStrings;
+pub use super::source::{CpuPages, PageRuns, SourceError};
 use super::streams::{self, Streams};
 use crate::batch::{EventBatchBuilder, RowHead};
 use crate::rows::{Flags, IrqContext};
 use crate::rows::{LostReport, ParsedChunk};
-
-/// One CPU's ring-buffer pages, in time order: runs of whole `page_size` pages, so that a
-/// recorder can hand over the buffers it read into without copying them together.
-#[derive(Debug, Clone)]
-pub struct CpuPages<'a> {
-    /// CPU number.
-    pub cpu: u16,
-    /// The pages, `page_size` bytes each, concatenated within each run.
-    pub runs: Vec<&'a [u8]>,
-}
 
 /// What the decoder needs besides the pages.
 #[derive(Debug)]
@@ -52,10 +43,12 @@ pub struct DecodedStream {
     pub chunks: Vec<ParsedChunk>,
     /// Pages that could not be decoded: `(cpu, page index, error)`.
     pub bad_pages: Vec<(u16, usize, PageError)>,
+    /// Runs of pages that could not be read: `(cpu, error)`.
+    pub source_errors: Vec<(u16, SourceError)>,
 }
 
 /// Decode and merge per-CPU pages by timestamp into chunks of at most `rows` rows.
-pub fn decode(cpus: &[CpuPages<'_>], ctx: &DecodeContext<'_>, rows: usize) -> DecodedStream {
+pub fn decode<R: PageRuns>(cpus: &[R], ctx: &DecodeContext<'_>, rows: usize) -> DecodedStream {
     let mut decoder = Decoder::new(cpus, ctx);
     let mut chunks = Vec::new();
     while let Some(chunk) = decoder.next_chunk(rows) {
@@ -63,6 +56,7 @@ pub fn decode(cpus: &[CpuPages<'_>], ctx: &DecodeContext<'_>, rows: usize) -> De
     }
     DecodedStream {
         chunks,
+        source_errors: decoder.source_errors(),
         bad_pages: decoder.bad_pages,
     }
 }
@@ -81,6 +75,8 @@ pub struct Decoder<'a> {
     pub bad_pages: Vec<(u16, usize, PageError)>,
     /// Events left out because of [`DecodeContext::exclude`].
     pub excluded: u64,
+    /// Runs the first pass could not read: `(cpu, error)`.
+    scan_errors: Vec<(u16, SourceError)>,
 }
 
 impl std::fmt::Debug for Decoder<'_> {
@@ -94,33 +90,48 @@ impl std::fmt::Debug for Decoder<'_> {
 
 impl<'a> Decoder<'a> {
     /// Check every CPU's pages (finding lost-event marks and bad pages) and set up the merge.
-    pub fn new(cpus: &[CpuPages<'a>], ctx: &'a DecodeContext<'a>) -> Self {
+    pub fn new<R: PageRuns>(cpus: &'a [R], ctx: &'a DecodeContext<'a>) -> Self {
         let mut bad_pages = Vec::new();
+        let mut scan_errors = Vec::new();
         let mut lost = Vec::new();
         let mut in_order = Vec::with_capacity(cpus.len());
         let size = ctx.page_size.max(1);
-        let pages: Vec<Vec<&'a [u8]>> = cpus
-            .iter()
-            .map(|c| c.runs.iter().flat_map(|r| r.chunks(size)).collect())
-            .collect();
-        for (c, p) in cpus.iter().zip(&pages) {
-            let s = streams::scan(c.cpu, p, &ctx.page_header);
-            lost.extend(s.lost);
-            bad_pages.extend(s.bad.into_iter().map(|(n, e)| (c.cpu, n, e)));
-            in_order.push(s.in_order);
+        for c in cpus {
+            match streams::scan(c, size, &ctx.page_header) {
+                Ok(s) => {
+                    lost.extend(s.lost);
+                    bad_pages.extend(s.bad.into_iter().map(|(n, e)| (c.cpu(), n, e)));
+                    in_order.push(s.in_order);
+                }
+                Err(e) => {
+                    scan_errors.push((c.cpu(), e));
+                    in_order.push(true);
+                }
+            }
         }
         lost.sort_by_key(|l| l.ts_ns);
+        let refs: Vec<&'a R> = cpus.iter().collect();
         Self {
-            cpus: cpus.iter().map(|c| c.cpu).collect(),
+            cpus: cpus.iter().map(|c| c.cpu()).collect(),
             ctx,
-            streams: Streams::new(pages, &in_order, ctx.page_header),
+            streams: Streams::new(&refs, &in_order, ctx.page_header, size),
             comms: Comms::new(ctx.cmdlines),
             lost: lost.into_iter().peekable(),
             builder: EventBatchBuilder::new(),
             last_ts: None,
             bad_pages,
             excluded: 0,
+            scan_errors,
         }
+    }
+
+    /// Runs of pages that could not be read, by the first pass or while decoding: `(cpu,
+    /// error)`. A decoder with any has left out the rest of those CPUs' pages.
+    pub fn source_errors(&self) -> Vec<(u16, SourceError)> {
+        let streamed = self.streams.errors.iter();
+        (self.scan_errors.iter().cloned())
+            .chain(streamed.map(|(i, e)| (self.cpus[*i], e.clone())))
+            .collect()
     }
 
     /// The next (at most) `rows` events in time order, with the lost-event reports up to the

@@ -6,5 +6,6 @@ pub mod format;
 pub mod merge;
 pub mod page;
 pub mod printk;
+pub mod source;
 pub mod stats;
 mod streams;

@@ -101,61 +101,74 @@ impl<'a> Iterator for Records<'a> {
     type Item = Result<(u64, &'a [u8]), PageError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let header = u32_at(self.data, self.pos)?;
-            let type_len = header & 0x1f;
-            let delta = u64::from(header >> 5);
-            let body = self.pos + 4;
-            match type_len {
-                29 => {
-                    // Padding: with a zero delta it fills the rest of the page.
-                    if delta == 0 {
-                        self.pos = self.data.len();
-                        return None;
-                    }
-                    let Some(len) = u32_at(self.data, body) else {
-                        return Some(Err(PageError("truncated padding")));
-                    };
-                    self.pos = body + len as usize;
+        let data = self.data;
+        next_record(data, &mut self.pos, &mut self.ts)
+            .map(|r| r.map(|(ts, range)| (ts, &data[range])))
+    }
+}
+
+/// The record of `data` (a page's event data) at `*pos`, moving `*pos` past it and `*ts` to its
+/// time: `(time, byte range in data)`. [`Records`] is this over a borrowed page; a reader that
+/// replaces its buffer as it goes keeps the two numbers instead of a borrow.
+pub fn next_record(
+    data: &[u8],
+    pos: &mut usize,
+    ts: &mut u64,
+) -> Option<Result<(u64, std::ops::Range<usize>), PageError>> {
+    loop {
+        let header = u32_at(data, *pos)?;
+        let type_len = header & 0x1f;
+        let delta = u64::from(header >> 5);
+        let body = *pos + 4;
+        match type_len {
+            29 => {
+                // Padding: with a zero delta it fills the rest of the page.
+                if delta == 0 {
+                    *pos = data.len();
+                    return None;
                 }
-                30 => {
-                    let Some(ext) = u32_at(self.data, body) else {
-                        return Some(Err(PageError("truncated time extend")));
-                    };
-                    self.ts += delta + (u64::from(ext) << TS_BITS);
-                    self.pos = body + 4;
+                let Some(len) = u32_at(data, body) else {
+                    return Some(Err(PageError("truncated padding")));
+                };
+                *pos = body + len as usize;
+            }
+            30 => {
+                let Some(ext) = u32_at(data, body) else {
+                    return Some(Err(PageError("truncated time extend")));
+                };
+                *ts += delta + (u64::from(ext) << TS_BITS);
+                *pos = body + 4;
+            }
+            31 => {
+                let Some(ext) = u32_at(data, body) else {
+                    return Some(Err(PageError("truncated time stamp")));
+                };
+                // Absolute stamps hold the low 59 bits; keep the current upper bits.
+                let abs = delta + (u64::from(ext) << TS_BITS);
+                *ts = (*ts & !((1 << 59) - 1)) | abs;
+                *pos = body + 4;
+            }
+            0 => {
+                let Some(len) = u32_at(data, body) else {
+                    return Some(Err(PageError("truncated record length")));
+                };
+                let len = (len as usize).saturating_sub(4);
+                let start = body + 4;
+                if data.get(start..start + len).is_none() {
+                    return Some(Err(PageError("record beyond page data")));
                 }
-                31 => {
-                    let Some(ext) = u32_at(self.data, body) else {
-                        return Some(Err(PageError("truncated time stamp")));
-                    };
-                    // Absolute stamps hold the low 59 bits; keep the current upper bits.
-                    let abs = delta + (u64::from(ext) << TS_BITS);
-                    self.ts = (self.ts & !((1 << 59) - 1)) | abs;
-                    self.pos = body + 4;
+                *ts += delta;
+                *pos = start + ((len + 3) & !3);
+                return Some(Ok((*ts, start..start + len)));
+            }
+            n => {
+                let len = n as usize * 4;
+                if data.get(body..body + len).is_none() {
+                    return Some(Err(PageError("record beyond page data")));
                 }
-                0 => {
-                    let Some(len) = u32_at(self.data, body) else {
-                        return Some(Err(PageError("truncated record length")));
-                    };
-                    let len = (len as usize).saturating_sub(4);
-                    let start = body + 4;
-                    let Some(rec) = self.data.get(start..start + len) else {
-                        return Some(Err(PageError("record beyond page data")));
-                    };
-                    self.ts += delta;
-                    self.pos = start + ((len + 3) & !3);
-                    return Some(Ok((self.ts, rec)));
-                }
-                n => {
-                    let len = n as usize * 4;
-                    let Some(rec) = self.data.get(body..body + len) else {
-                        return Some(Err(PageError("record beyond page data")));
-                    };
-                    self.ts += delta;
-                    self.pos = body + len;
-                    return Some(Ok((self.ts, rec)));
-                }
+                *ts += delta;
+                *pos = body + len;
+                return Some(Ok((*ts, body..body + len)));
             }
         }
     }

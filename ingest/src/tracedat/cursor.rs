@@ -1,10 +1,14 @@
 //! Reading trace.dat bytes: a cursor that reports file offsets in its errors, compressed
 //! sections, and the header, format and command-line sections that versions 6 and 7 share.
 
-use std::io::Read;
-
-use super::file::{TraceDat, TraceDatError};
+use super::bytes::{decompress, Codec, DatBytes};
+use super::error::TraceDatError;
+use super::file::TraceDat;
 use crate::binary::format::{parse_event_format, PageHeader};
+
+/// How the errors of a cursor that ran out of bytes start: a header read from the start of a
+/// file is read again with more of the file.
+pub(super) const TRUNCATED: &str = "truncated";
 
 /// Bytes read in order; errors name the file offset.
 pub(super) struct Cursor<'a> {
@@ -31,7 +35,7 @@ impl<'a> Cursor<'a> {
         let s = self
             .b
             .get(self.pos..self.pos.saturating_add(n))
-            .ok_or_else(|| self.err(format!("truncated: wanted {n} bytes")))?;
+            .ok_or_else(|| self.err(format!("{TRUNCATED}: wanted {n} bytes")))?;
         self.pos += n;
         Ok(s)
     }
@@ -52,7 +56,8 @@ impl<'a> Cursor<'a> {
     }
     pub(super) fn cstr(&mut self) -> Result<&'a str, TraceDatError> {
         let rest = &self.b[self.pos.min(self.b.len())..];
-        let end = memchr::memchr(0, rest).ok_or_else(|| self.err("unterminated string"))?;
+        let end = memchr::memchr(0, rest)
+            .ok_or_else(|| self.err(format!("{TRUNCATED}: unterminated string")))?;
         let s = std::str::from_utf8(&rest[..end]).map_err(|_| self.err("string is not UTF-8"))?;
         self.pos += end + 1;
         Ok(s)
@@ -63,81 +68,25 @@ impl<'a> Cursor<'a> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Codec {
-    None,
-    Zstd,
-    Zlib,
-}
-
-pub(super) fn decompress(
-    codec: Codec,
-    data: &[u8],
-    size: usize,
-    at: u64,
-) -> Result<Vec<u8>, TraceDatError> {
-    let mut out = Vec::with_capacity(size);
-    let res = match codec {
-        Codec::None => {
-            out.extend_from_slice(data);
-            Ok(0)
-        }
-        Codec::Zstd => {
-            zstd::stream::read::Decoder::new(data).and_then(|mut d| d.read_to_end(&mut out))
-        }
-        Codec::Zlib => flate2::read::ZlibDecoder::new(data).read_to_end(&mut out),
-    };
-    res.map_err(|e| TraceDatError {
-        offset: at,
-        reason: format!("decompressing: {e}"),
-    })?;
-    Ok(out)
-}
-
 /// A v7 section's content at `off`, decompressed when flagged.
-pub(super) fn section(file: &[u8], off: u64, codec: Codec) -> Result<Vec<u8>, TraceDatError> {
-    let mut c = Cursor::new(file, 0);
-    c.pos = usize::try_from(off).map_err(|_| c.err("section offset out of range"))?;
+pub(super) fn section(bytes: &DatBytes, off: u64, codec: Codec) -> Result<Vec<u8>, TraceDatError> {
+    let head = bytes.read_at(off, 16)?;
+    let mut c = Cursor::new(&head, off);
     let _id = c.u16()?;
     let flags = c.u16()?;
     let _string = c.u32()?;
-    let size = c.u64()? as usize;
-    let at = c.pos as u64;
+    let size = c.u64()?;
+    let at = off + 16;
     if flags & 1 != 0 {
-        let csize = c.u32()? as usize;
-        let usize_ = c.u32()? as usize;
-        let data = c.take(csize)?;
-        decompress(codec, data, usize_, at)
+        let sizes = bytes.read_at(at, 8)?;
+        let mut s = Cursor::new(&sizes, at);
+        let (csize, usize_) = (s.u32()? as usize, s.u32()? as usize);
+        let data = bytes.read_at(at + 8, csize)?;
+        decompress(codec, &data, usize_, at)
     } else {
-        Ok(c.take(size)?.to_vec())
+        let size = usize::try_from(size).map_err(|_| c.err("section size out of range"))?;
+        Ok(bytes.read_at(at, size)?.into_owned())
     }
-}
-
-/// One CPU's flyrecord data: raw pages, or zstd/zlib chunks of pages.
-pub(super) fn cpu_pages(
-    file: &[u8],
-    off: u64,
-    size: usize,
-    codec: Codec,
-) -> Result<Vec<u8>, TraceDatError> {
-    let mut c = Cursor::new(file, 0);
-    c.pos = usize::try_from(off).map_err(|_| c.err("cpu data offset out of range"))?;
-    if codec == Codec::None {
-        return Ok(c.take(size)?.to_vec());
-    }
-    if size == 0 {
-        return Ok(Vec::new());
-    }
-    let chunks = c.u32()?;
-    let mut out = Vec::new();
-    for _ in 0..chunks {
-        let csize = c.u32()? as usize;
-        let usize_ = c.u32()? as usize;
-        let at = c.pos as u64;
-        let data = c.take(csize)?;
-        out.extend(decompress(codec, data, usize_, at)?);
-    }
-    Ok(out)
 }
 
 pub(super) fn read_header_info(

@@ -4,14 +4,18 @@
 //! clock, uname, per-CPU stats, and each CPU's ring-buffer pages of the first (or named)
 //! buffer. Layout references: trace-cmd's `trace-cmd.dat.v6(5)` and `trace-cmd.dat.v7(5)`.
 
+mod bytes;
 mod cursor;
+mod error;
 mod file;
 mod v6;
 mod v7;
 
-pub use file::{CpuData, TraceDat, TraceDatError};
+pub use bytes::DatBytes;
+pub use error::TraceDatError;
+pub use file::{CpuData, CpuRegion, DatCpu, TraceDat};
 
-use cursor::Cursor;
+use cursor::{Cursor, TRUNCATED};
 
 const MAGIC: &[u8] = b"\x17\x08\x44tracing";
 
@@ -20,11 +24,40 @@ pub fn is_tracedat(head: &[u8]) -> bool {
     head.starts_with(MAGIC)
 }
 
-/// Parse a whole trace.dat held in memory. `buffer` names the instance to read (default:
-/// the first buffer in the file).
+/// Parse a whole trace.dat held in memory (a copy is kept). `buffer` names the instance to
+/// read (default: the first buffer in the file).
 pub fn parse(file: &[u8], buffer: Option<&str>) -> Result<TraceDat, TraceDatError> {
-    let mut c = Cursor::new(file, 0);
-    if !is_tracedat(file) {
+    read(DatBytes::Memory(file.to_vec()), buffer)
+}
+
+/// Bytes of a file's start read first for its header; a v6 header (formats, kallsyms, printk
+/// formats, saved command lines) that is longer is read again with four times as much.
+const FIRST_HEAD: u64 = 1 << 20;
+
+/// Read a trace.dat's header and where its pages are. Pages are read later, as a decoder
+/// reaches them ([`TraceDat::decode_with`]). `buffer` names the instance to read (default: the
+/// first buffer in the file).
+pub fn read(bytes: DatBytes, buffer: Option<&str>) -> Result<TraceDat, TraceDatError> {
+    let mut want = FIRST_HEAD;
+    loop {
+        let head = bytes.prefix(want)?;
+        let whole = head.len() as u64 == bytes.len();
+        match header(&head, &bytes, buffer) {
+            Ok(mut dat) => {
+                drop(head);
+                dat.bytes = bytes;
+                return Ok(dat);
+            }
+            Err(e) if !whole && e.reason.starts_with(TRUNCATED) => want *= 4,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Parse the header in `head`, the first bytes of `bytes`.
+fn header(head: &[u8], bytes: &DatBytes, buffer: Option<&str>) -> Result<TraceDat, TraceDatError> {
+    let mut c = Cursor::new(head, 0);
+    if !is_tracedat(head) {
         return Err(c.err("not a trace.dat file (bad magic)"));
     }
     c.pos = MAGIC.len();
@@ -42,8 +75,8 @@ pub fn parse(file: &[u8], buffer: Option<&str>) -> Result<TraceDat, TraceDatErro
         ..Default::default()
     };
     match version {
-        6 => v6::read(&mut dat, file, c.pos, buffer)?,
-        7 => v7::read(&mut dat, file, &mut c, buffer)?,
+        6 => v6::read(&mut dat, head, bytes, c.pos, buffer)?,
+        7 => v7::read(&mut dat, bytes, &mut c, buffer)?,
         v => {
             return Err(c.err(format!(
                 "trace.dat version {v} is not supported (6 and 7 are)"

@@ -1,19 +1,23 @@
 //! trace.dat version 6: one uncompressed header, options, then per-CPU page data.
 
+use super::bytes::DatBytes;
 use super::cursor::{
     cstr_lossy, read_cmdlines, read_event_formats, read_ftrace_formats, read_header_info,
     selected_clock, stats_of_buffer, Cursor as DatCursor,
 };
-use super::file::{CpuData, TraceDat, TraceDatError};
+use super::error::TraceDatError;
+use super::file::{CpuRegion, TraceDat};
 
-/// Read a v6 file; `pos` is just after the page size.
+/// Read a v6 file's header from `head` (the file's first bytes; an error that says
+/// `truncated` asks for more); `pos` is just after the page size.
 pub(super) fn read(
     dat: &mut TraceDat,
-    file: &[u8],
+    head: &[u8],
+    bytes: &DatBytes,
     pos: usize,
     want: Option<&str>,
 ) -> Result<(), TraceDatError> {
-    let mut c = DatCursor::new(file, 0);
+    let mut c = DatCursor::new(head, 0);
     c.pos = pos;
     read_header_info(dat, &mut c)?;
     read_ftrace_formats(dat, &mut c)?;
@@ -55,42 +59,50 @@ pub(super) fn read(
     if kind != b"flyrecord\0" {
         return Err(c.err("only flyrecord data is supported (not latency text)"));
     }
+    let top = c.offset();
     // The top-level buffer's CPU table follows; instance buffers point at their own tables.
-    let table = match buffers.iter().find(|(n, _)| want.is_none_or(|w| w == n)) {
-        Some((name, off)) if want.is_some() || ncpus_at_top_is_empty(file, c.pos, ncpus) => {
+    let mut table = top;
+    if let Some((name, off)) = buffers.iter().find(|(n, _)| want.is_none_or(|w| w == n)) {
+        if want.is_some() || cpu_table(bytes, top, ncpus)?.iter().all(|r| r.size == 0) {
             dat.buffer = name.clone();
-            *off as usize
+            table = *off;
         }
-        _ => c.pos,
-    };
+    }
     // An instance buffer's offset points at its own `flyrecord\0` and CPU table.
-    let mut t = DatCursor::new(file, 0);
-    t.pos = table;
-    if file.get(table..table + 10) == Some(b"flyrecord\0") {
-        t.pos += 10;
+    if table != top && bytes.read_at(table, 10).ok().as_deref() == Some(b"flyrecord\0") {
+        table += 10;
     }
     dat.cpu_stats = stats_of_buffer(&dat.cpu_stats, &dat.buffer);
-    for cpu in 0..ncpus {
-        let off = t.u64()? as usize;
-        let size = t.u64()? as usize;
-        let mut d = DatCursor::new(file, 0);
-        d.pos = off;
-        let pages = d.take(size)?.to_vec();
-        dat.cpus.push(CpuData {
-            cpu: cpu as u32,
-            pages,
-        });
+    for r in cpu_table(bytes, table, ncpus)? {
+        if r.offset
+            .checked_add(r.size)
+            .is_none_or(|end| end > bytes.len())
+        {
+            return Err(TraceDatError {
+                offset: r.offset,
+                reason: format!("cpu {} data runs past the end of the file", r.cpu),
+            });
+        }
+        dat.cpus.push(r);
     }
     Ok(())
 }
 
-/// True when the top-level buffer holds no data (every CPU size is zero), as after
-/// `trace-cmd extract -B INSTANCE`.
-fn ncpus_at_top_is_empty(file: &[u8], pos: usize, ncpus: usize) -> bool {
-    let mut t = DatCursor::new(file, 0);
-    t.pos = pos;
-    (0..ncpus).all(|_| {
-        let _ = t.u64();
-        t.u64().map_or(true, |s| s == 0)
-    })
+/// The CPU table at `at`: per CPU, `u64` offset and `u64` size.
+fn cpu_table(bytes: &DatBytes, at: u64, ncpus: usize) -> Result<Vec<CpuRegion>, TraceDatError> {
+    let len = ncpus.checked_mul(16).ok_or_else(|| TraceDatError {
+        offset: at,
+        reason: format!("{ncpus} CPUs"),
+    })?;
+    let table = bytes.read_at(at, len)?;
+    let mut t = DatCursor::new(&table, at);
+    (0..ncpus)
+        .map(|cpu| {
+            Ok(CpuRegion {
+                cpu: cpu as u32,
+                offset: t.u64()?,
+                size: t.u64()?,
+            })
+        })
+        .collect()
 }

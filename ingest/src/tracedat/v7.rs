@@ -1,15 +1,18 @@
 //! trace.dat version 7: options and page data in sections, each optionally compressed.
 
+use super::bytes::{Codec, DatBytes};
 use super::cursor::{
-    cpu_pages, cstr_lossy, read_cmdlines, read_event_formats, read_ftrace_formats,
-    read_header_info, section, selected_clock, stats_of_buffer, Codec, Cursor,
+    cstr_lossy, read_cmdlines, read_event_formats, read_ftrace_formats, read_header_info, section,
+    selected_clock, stats_of_buffer, Cursor,
 };
-use super::file::{CpuData, TraceDat, TraceDatError};
+use super::error::TraceDatError;
+use super::file::{CpuRegion, TraceDat};
 
-/// Read a v7 file; `c` is just after the page size.
+/// Read a v7 file's header and sections; `c` is over the file's first bytes, just after the
+/// page size.
 pub(super) fn read(
     dat: &mut TraceDat,
-    file: &[u8],
+    file: &DatBytes,
     c: &mut Cursor<'_>,
     want: Option<&str>,
 ) -> Result<(), TraceDatError> {
@@ -20,6 +23,7 @@ pub(super) fn read(
         other => return Err(c.err(format!("unsupported compression {other}"))),
     };
     let _codec_version = c.cstr()?;
+    dat.codec = codec;
     let mut next = c.u64()?;
     let mut buffers = Vec::new();
     let mut section_offsets = Vec::new();
@@ -97,10 +101,15 @@ pub(super) fn read(
     }
     for _ in 0..ncpus {
         let cpu = b.u32()?;
-        let off = b.u64()?;
-        let size = b.u64()? as usize;
-        let pages = cpu_pages(file, off, size, codec)?;
-        dat.cpus.push(CpuData { cpu, pages });
+        let offset = b.u64()?;
+        let size = b.u64()?;
+        if offset.checked_add(size).is_none_or(|end| end > file.len()) {
+            return Err(TraceDatError {
+                offset,
+                reason: format!("cpu {cpu} data runs past the end of the file"),
+            });
+        }
+        dat.cpus.push(CpuRegion { cpu, offset, size });
     }
     Ok(())
 }

@@ -210,11 +210,13 @@ fn version_6_and_7_zstd_and_zlib_give_the_same_dataset() {
 /// order, and every lost-event report, as decoding all at once.
 #[test]
 fn small_chunks_decode_the_same_rows_as_one() {
-    let mut dat = bundled_tracedat();
+    let dat = bundled_tracedat();
+    let mut cpus = dat.read_pages().expect("pages");
     // Lost reports fall between chunks.
-    flag_missed_events(&mut dat, &[2, 5, 9]);
-    let whole = dat.decode(1 << 20);
-    let small = dat.decode(1000);
+    flag_missed_events(&dat, &mut cpus, &[2, 5, 9]);
+    let (pages, ctx) = (in_memory(&cpus), dat.context(&[]));
+    let whole = merge::decode(&pages, &ctx, 1 << 20);
+    let small = merge::decode(&pages, &ctx, 1000);
     assert!(small.chunks.len() > 3, "{} chunks", small.chunks.len());
     assert!(small.chunks[..small.chunks.len() - 1]
         .iter()
@@ -235,11 +237,16 @@ fn bundled_tracedat() -> tracedat::TraceDat {
     tracedat::parse(&file, None).expect("parse trace.dat")
 }
 
+/// Pages read into memory, for a decoder.
+fn in_memory(cpus: &[tracedat::CpuData]) -> Vec<CpuPages<'_>> {
+    cpus.iter().map(tracedat::CpuData::as_pages).collect()
+}
+
 /// The recording lost nothing: flag "events were missed before this page" (bit 31 of the
 /// little-endian commit word) on `pages` of each CPU.
-fn flag_missed_events(dat: &mut tracedat::TraceDat, pages: &[usize]) {
+fn flag_missed_events(dat: &tracedat::TraceDat, cpus: &mut [tracedat::CpuData], pages: &[usize]) {
     let (size, commit) = (dat.page_size, dat.page_header.commit_offset);
-    for cpu in &mut dat.cpus {
+    for cpu in cpus {
         for page in pages {
             if let Some(b) = cpu.pages.get_mut(page * size + commit + 3) {
                 *b |= 0x80;
@@ -270,21 +277,21 @@ fn rows_text(b: &RecordBatch) -> Vec<String> {
 /// pages into) decode to the same rows, lost-event reports and bad pages as one run.
 #[test]
 fn pages_in_runs_decode_as_one_run() {
-    let mut dat = bundled_tracedat();
-    flag_missed_events(&mut dat, &[2, 9]);
+    let dat = bundled_tracedat();
+    let mut cpus = dat.read_pages().expect("pages");
+    flag_missed_events(&dat, &mut cpus, &[2, 9]);
     // Page 6 claims more data than a page holds.
     let (size, commit) = (dat.page_size, dat.page_header.commit_offset);
-    for cpu in &mut dat.cpus {
+    for cpu in &mut cpus {
         let at = 6 * size + commit;
         if let Some(b) = cpu.pages.get_mut(at..at + 4) {
             b.copy_from_slice(&(2 * size as u32).to_le_bytes());
         }
     }
     let ctx = dat.context(&[]);
-    let one = dat.cpu_pages();
+    let one = in_memory(&cpus);
     // Runs of 1, 2, 3, ... pages.
-    let split: Vec<CpuPages<'_>> = dat
-        .cpus
+    let split: Vec<CpuPages<'_>> = cpus
         .iter()
         .map(|c| {
             let (mut runs, mut rest, mut n) = (Vec::new(), c.pages.as_slice(), 1);
@@ -321,7 +328,7 @@ fn pages_in_runs_decode_as_one_run() {
 #[test]
 fn excluded_threads_and_scheduler_events_naming_them_are_left_out() {
     let dat = bundled_tracedat();
-    let cpus = dat.cpu_pages();
+    let cpus = dat.cpu_sources();
     let decode = |exclude: &[i32]| {
         let ctx = dat.context(exclude);
         let mut d = merge::Decoder::new(&cpus, &ctx);
@@ -409,14 +416,14 @@ fn many_cpus_and_pages_out_of_time_order_merge_into_time_order() {
         rows.sort();
         (ts, rows)
     };
-    let (ts, rows) = ts_and_rows(&dat.cpu_pages());
+    let data = dat.read_pages().expect("pages");
+    let (ts, rows) = ts_and_rows(&in_memory(&data));
     assert!(ts.windows(2).all(|w| w[0] <= w[1]));
     fn pages(c: &tracedat::CpuData, size: usize) -> Vec<&[u8]> {
         c.pages.chunks(size).collect()
     }
     // Each CPU's pages dealt round-robin to 5 streams: 10 in all.
-    let many: Vec<CpuPages<'_>> = dat
-        .cpus
+    let many: Vec<CpuPages<'_>> = data
         .iter()
         .flat_map(|c| {
             let p = pages(c, size);
@@ -427,8 +434,7 @@ fn many_cpus_and_pages_out_of_time_order_merge_into_time_order() {
         })
         .collect();
     // CPU 0's pages 2 and 3 swapped.
-    let swapped: Vec<CpuPages<'_>> = dat
-        .cpus
+    let swapped: Vec<CpuPages<'_>> = data
         .iter()
         .map(|c| {
             let mut runs = pages(c, size);
@@ -531,4 +537,101 @@ fn print_and_bprint_messages_render_as_trace_cmd_report_does() {
         differ.is_empty(),
         "first differences (kreq, trace-cmd): {differ:?}"
     );
+}
+
+/// Every row of a decode, as text, and its lost-event reports.
+fn decoded(dat: &tracedat::TraceDat) -> (Vec<String>, Vec<kreq_ingest::rows::LostReport>) {
+    let d = dat.decode(1 << 20);
+    assert!(d.bad_pages.is_empty() && d.source_errors.is_empty());
+    let rows = d.chunks.iter().flat_map(|c| rows_text(&c.events)).collect();
+    (rows, d.chunks.into_iter().flat_map(|c| c.lost).collect())
+}
+
+/// The bundled recording as an uncompressed v6 file on disk (`trace-v6.dat.zst` unpacked), for
+/// the test named `test`.
+fn bundled_v6_file(test: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("v6-unpacked");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join(format!("{test}-{}.dat", std::process::id()));
+    let packed = std::fs::read(testdata("t0-tracecmd/trace-v6.dat.zst")).expect("v6");
+    std::fs::write(&path, zstd::decode_all(packed.as_slice()).expect("zstd")).expect("write");
+    path
+}
+
+/// A trace.dat on disk is read in place, its pages as the decoder reaches them, and decodes to
+/// the rows of the same file held in memory: the bundled recording as v7-zstd and as v6, and
+/// LISA's v6 file (an arm64 board's, 8 CPUs).
+#[test]
+fn a_file_read_in_place_decodes_as_in_memory() {
+    let test = "a_file_read_in_place_decodes_as_in_memory";
+    let v6 = bundled_v6_file(test);
+    let mut files = vec![testdata("t0-tracecmd/trace.dat"), v6.clone()];
+    files.extend(kreq_testkit::skip::external(
+        test,
+        "lisa_example_rtapp_trace.dat",
+    ));
+    for f in files {
+        let bytes = std::fs::read(&f).expect("read");
+        let in_memory = decoded(&tracedat::parse(&bytes, None).expect("parse"));
+        let file = std::fs::File::open(&f).expect("open");
+        let on_disk = tracedat::DatBytes::file(file).expect("size");
+        let on_disk = tracedat::read(on_disk, None).expect("read in place");
+        assert!(
+            in_memory.0.len() > 7000,
+            "{}: {}",
+            f.display(),
+            in_memory.0.len()
+        );
+        // Runs of 3 pages: many run boundaries fall inside the merge.
+        let size = on_disk.page_size;
+        assert_eq!(
+            in_memory,
+            decoded(&on_disk.with_run_bytes(3 * size)),
+            "{}",
+            f.display()
+        );
+    }
+    let _ = std::fs::remove_file(v6);
+}
+
+/// The decoder holds one run of pages per CPU, never a CPU's whole data: uncompressed pages
+/// (the bundled recording as v6) come in runs of at most the run size, compressed ones (as
+/// v7-zstd) one decompressed chunk at a time.
+#[test]
+fn pages_are_read_in_bounded_runs() {
+    use kreq_ingest::binary::merge::PageRuns;
+    let v6 = bundled_v6_file("pages_are_read_in_bounded_runs");
+    let cap = 64 << 10;
+    for (f, cap) in [(testdata("t0-tracecmd/trace.dat"), 0), (v6.clone(), cap)] {
+        let file = std::fs::File::open(&f).expect("open");
+        let dat =
+            tracedat::read(tracedat::DatBytes::file(file).expect("size"), None).expect("read");
+        let dat = if cap > 0 {
+            dat.with_run_bytes(cap)
+        } else {
+            dat
+        };
+        let mut several = 0;
+        for cpu in dat.cpu_sources() {
+            let runs: Vec<usize> = cpu.runs().map(|r| r.expect("run").len()).collect();
+            let (total, largest) = (runs.iter().sum::<usize>(), runs.iter().max().copied());
+            assert!(
+                runs.iter().all(|r| r % dat.page_size == 0),
+                "whole pages: {runs:?}"
+            );
+            if cap > 0 {
+                assert!(largest.unwrap_or(0) <= cap, "{}: {runs:?}", f.display());
+            }
+            if runs.len() > 1 {
+                several += 1;
+                assert!(largest.unwrap_or(0) < total);
+            }
+        }
+        assert!(
+            several > 0,
+            "{}: no CPU came in more than one run",
+            f.display()
+        );
+    }
+    let _ = std::fs::remove_file(v6);
 }
