@@ -1,13 +1,14 @@
 //! `kreq ingest`.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use kreq_ingest::{IngestOptions, Progress};
+use kreq_warehouse::{Partition, Staging, Warehouse};
 
 /// Arguments of `kreq ingest`.
 #[derive(Debug, Args)]
@@ -16,8 +17,22 @@ pub struct IngestArgs {
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Dataset directory to write.
-    #[arg(short, long)]
-    output: PathBuf,
+    #[arg(
+        short,
+        long,
+        required_unless_present = "warehouse",
+        conflicts_with = "warehouse"
+    )]
+    output: Option<PathBuf>,
+    /// Append to a warehouse instead (made when missing): the events go to
+    /// `TABLE/host=H/date=D/` as one batch named by the inputs' contents, visible whole once
+    /// complete; ingesting the same inputs again replaces that batch.
+    #[arg(long, value_name = "DIR")]
+    warehouse: Option<PathBuf>,
+    /// Date partition (YYYY-MM-DD) of a warehouse batch (default: the UTC date of the first
+    /// event when the recording knows wall-clock time, else of the first input's mtime).
+    #[arg(long, requires = "warehouse")]
+    date: Option<String>,
     /// Fail on the first malformed line (default: count, show a few, skip).
     #[arg(long)]
     strict: bool,
@@ -37,7 +52,8 @@ pub struct IngestArgs {
     /// Kernel release of the traced machine, stored in the metadata.
     #[arg(long)]
     kernel: Option<String>,
-    /// Host name of the traced machine, stored in the metadata.
+    /// Host name of the traced machine, stored in the metadata and, with --warehouse, the
+    /// host partition (default: the host the recording names).
     #[arg(long)]
     host: Option<String>,
     /// Replace an existing dataset at the output path.
@@ -66,7 +82,16 @@ pub fn run(args: IngestArgs) -> Result<()> {
     if args.chunk_mib == 0 {
         bail!("--chunk-mib must be at least 1");
     }
-    let mut opts = IngestOptions::new(&args.output);
+    let staging = match &args.warehouse {
+        Some(dir) => Some(stage(dir, &args.inputs)?),
+        None => None,
+    };
+    let output = match (&staging, &args.output) {
+        (Some((_, s)), _) => s.dir().to_owned(),
+        (None, Some(o)) => o.clone(),
+        (None, None) => bail!("give --output or --warehouse"),
+    };
+    let mut opts = IngestOptions::new(&output);
     if let Some(t) = args.threads {
         opts.threads = t.max(1);
     }
@@ -76,7 +101,7 @@ pub fn run(args: IngestArgs) -> Result<()> {
     opts.trace_clock = args.clock.clone();
     opts.kernel = args.kernel.clone();
     opts.host = args.host.clone();
-    opts.force = args.force;
+    opts.force = args.force || staging.is_some();
 
     let total: u64 = args
         .inputs
@@ -99,7 +124,7 @@ pub fn run(args: IngestArgs) -> Result<()> {
     let progress = Bar(bar);
     let started = Instant::now();
     let report = kreq_ingest::ingest(&args.inputs, &opts, &progress)
-        .with_context(|| format!("ingesting into {}", args.output.display()))?;
+        .with_context(|| format!("ingesting into {}", output.display()))?;
     progress.0.finish_and_clear();
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     let m = &report.manifest;
@@ -108,7 +133,7 @@ pub fn run(args: IngestArgs) -> Result<()> {
     let lost_reports: u64 = m.sources.iter().map(|s| s.lost_reports).sum();
     if args.json {
         let summary = serde_json::json!({
-            "dataset": args.output.display().to_string(),
+            "dataset": output.display().to_string(),
             "seconds": secs,
             "events": m.events,
             "lost_events": m.lost_events,
@@ -143,8 +168,9 @@ pub fn run(args: IngestArgs) -> Result<()> {
             bytes as f64 / 1e6 / secs,
         );
         eprintln!(
-            "wrote {} ({:.1} MB parquet, {:.2} bytes/event, clock {})",
-            args.output.display(),
+            "{} {} ({:.1} MB parquet, {:.2} bytes/event, clock {})",
+            if staging.is_some() { "staged" } else { "wrote" },
+            output.display(),
             report.parquet_bytes as f64 / 1e6,
             report.parquet_bytes as f64 / (m.events.max(1)) as f64,
             m.trace_clock,
@@ -169,13 +195,56 @@ pub fn run(args: IngestArgs) -> Result<()> {
             );
         }
     }
+    let mut written = output.display().to_string();
+    if let Some((wh, staged)) = staging {
+        let to = partition(&args, m)?;
+        let batch = staged.batch().to_owned();
+        let done = wh
+            .commit(staged, &to, &crate::warehouse_cmd::pause_before_swap)
+            .with_context(|| format!("committing to {}", wh.root().display()))?;
+        written = format!(
+            "{} (host={} date={})",
+            wh.root().display(),
+            to.host,
+            to.date
+        );
+        if !args.quiet && !args.json {
+            eprintln!(
+                "committed batch {batch} to {written}: {} files added, {} replaced, {} kept",
+                done.added, done.replaced, done.kept
+            );
+        }
+    }
     if let Some((path, at, cause)) = report.truncated.first() {
         return Err(crate::truncated::TruncatedInput(format!(
             "{path}: the input ends early after {at} bytes of whole lines ({cause}); every \
-             event before the cut is in {} (its manifest says `truncated_at`)",
-            args.output.display()
+             event before the cut is in {written} (its manifest says `truncated_at`)"
         ))
         .into());
     }
     Ok(())
+}
+
+/// The warehouse at `dir` and a staging dataset for the batch of `inputs`.
+fn stage(dir: &Path, inputs: &[PathBuf]) -> Result<(Warehouse, Staging)> {
+    if inputs.iter().any(|p| p.as_os_str() == "-") {
+        bail!("a warehouse batch is named by its input files' contents: stdin (-) cannot be one");
+    }
+    let wh = Warehouse::create_or_open(dir)?;
+    let batch = kreq_warehouse::batch_id(inputs)?;
+    let staged = wh.stage(&batch)?;
+    Ok((wh, staged))
+}
+
+/// The host and date partition of a batch: as given, else from the recording.
+fn partition(args: &IngestArgs, m: &kreq_schemas::dataset::Manifest) -> Result<Partition> {
+    let host = match args.host.clone().or_else(|| m.host.clone()) {
+        Some(h) => h,
+        None => bail!("the input does not name its host: give --host"),
+    };
+    let date = match &args.date {
+        Some(d) => d.clone(),
+        None => crate::warehouse_cmd::recording_date(m, &args.inputs)?,
+    };
+    Ok(Partition { host, date })
 }

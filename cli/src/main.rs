@@ -8,6 +8,7 @@ mod record_cmd;
 mod report_cmd;
 mod sql_cmd;
 mod truncated;
+mod warehouse_cmd;
 
 use std::process::ExitCode;
 

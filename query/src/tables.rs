@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
@@ -10,6 +11,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{col, SessionConfig, SessionContext};
 use kreq_schemas::dataset as ds;
 use kreq_schemas::table::{self, Table, Upgrade, CORRELATED};
+use kreq_schemas::warehouse as wh;
 
 use crate::optimizer::{DictionaryGroups, IntegerGroups, TopRows};
 use crate::options::KreqOptions;
@@ -49,6 +51,16 @@ const FEW_CORE_DEFAULTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Whether any partition below a warehouse table holds a part.
+fn has_parts_below(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.filter_map(|e| e.ok()).any(|e| {
+            let p = e.path();
+            p.is_dir() && (has_parts(&p) || has_parts_below(&p))
+        })
+    })
+}
+
 fn has_parts(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|rd| {
         rd.filter_map(|e| e.ok())
@@ -68,7 +80,8 @@ pub async fn open_with(
     path: &Path,
     settings: &[(String, String)],
 ) -> Result<(SessionContext, Vec<String>)> {
-    if !path.join(ds::MANIFEST).exists() {
+    let warehouse = wh::is_warehouse(path);
+    if !warehouse && !path.join(ds::MANIFEST).exists() {
         return Err(Error::Dataset {
             path: path.to_owned(),
             msg:
@@ -77,7 +90,11 @@ pub async fn open_with(
         });
     }
     // Correlation results of an older schema may lack columns this kreq reads (`Table::upgrade`).
-    let manifest = ds::Manifest::read(path)?;
+    // A warehouse is of this kreq's schema (`kreq_warehouse` refuses another).
+    let manifest = match warehouse {
+        true => ds::Manifest::default(),
+        false => ds::Manifest::read(path)?,
+    };
     let version: u32 = manifest.schema_version.parse().unwrap_or(0);
     let stale = manifest.correlation.is_some().then(|| {
         CORRELATED.iter().find_map(|t| match t.upgrade(version) {
@@ -125,13 +142,26 @@ pub async fn open_with(
     let mut found = Vec::new();
     // Every table a dataset can have; their SQL names are their names.
     for t in table::ALL {
+        // A warehouse's table is a symlink into its current snapshot: resolving it here pins
+        // the session to that snapshot.
         let dir = t.dir(path);
-        if !has_parts(&dir) {
+        let present = match warehouse {
+            true => has_parts_below(&dir),
+            false => has_parts(&dir),
+        };
+        if !present {
             continue;
         }
         let url = ListingTableUrl::parse(format!("{}/", dir.canonicalize()?.display()))?;
         let mut listing = ListingOptions::new(Arc::new(SchemaOrderedParquet::default()))
             .with_file_extension(".parquet");
+        if warehouse {
+            // Hive partitions: `host=H/date=D/`, pruned by filters on these columns.
+            listing = listing.with_table_partition_cols(vec![
+                (wh::HOST.to_owned(), DataType::Utf8),
+                (wh::DATE.to_owned(), DataType::Utf8),
+            ]);
+        }
         if let Some(key) = t.sorted_by {
             // The writers sort these parts (events by time).
             listing = listing.with_file_sort_order(vec![vec![col(key).sort(true, false)]]);

@@ -17,6 +17,7 @@ pub mod lost_events;
 pub mod requests;
 pub mod spans;
 pub mod table;
+pub mod warehouse;
 pub mod writer;
 
 /// Version of the on-disk schema, stored in every file's metadata under [`SCHEMA_VERSION_KEY`].

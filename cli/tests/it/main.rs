@@ -8,6 +8,7 @@ pub use kreq_testkit::tracefs_lock;
 mod record;
 mod sql;
 mod testbed;
+mod warehouse;
 
 /// The `events` table of a dataset, every part file read in name order. Panics, naming the
 /// file, on any part that is not valid Parquet.

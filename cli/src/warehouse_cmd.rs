@@ -1,0 +1,38 @@
+//! What `kreq ingest --warehouse` and `kreq record --warehouse` share: a batch's date, and the
+//! test hook that stops a commit before its swap.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use kreq_schemas::dataset::Manifest;
+use kreq_schemas::warehouse::utc_date;
+
+/// The UTC date of a recording: of its first event when it knows wall-clock time (a live
+/// recording's `epoch_offset_ns`), else of the first input's modification time.
+pub fn recording_date(m: &Manifest, inputs: &[PathBuf]) -> Result<String> {
+    if let (Some(offset), Some((first, _))) = (m.epoch_offset_ns, m.time_range_ns) {
+        return Ok(utc_date((first + offset).div_euclid(1_000_000_000)));
+    }
+    let first = inputs.first().context("no input")?;
+    let modified = std::fs::metadata(first)
+        .and_then(|md| md.modified())
+        .with_context(|| format!("{}: modification time", first.display()))?;
+    let secs = match modified.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    Ok(utc_date(secs))
+}
+
+/// With `KREQ_TEST_PAUSE_BEFORE_SWAP=SECONDS`, say so on stderr and wait that long once a
+/// commit's snapshot is complete and before it becomes visible: the warehouse tests kill a
+/// batch there.
+pub fn pause_before_swap() {
+    if let Some(secs) = std::env::var("KREQ_TEST_PAUSE_BEFORE_SWAP")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+    {
+        eprintln!("kreq: paused before the warehouse swap");
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+    }
+}

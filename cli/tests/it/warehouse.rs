@@ -1,0 +1,232 @@
+//! `kreq ingest --warehouse`: Hive partitions by host and date, read by `kreq sql`, pyarrow and
+//! DuckDB; batches that replace themselves when run again and that leave nothing visible when
+//! killed.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::{kreq, root, tmp};
+
+fn capture(name: &str) -> PathBuf {
+    root().join("testdata").join(name).join("trace.txt.zst")
+}
+
+/// `kreq ingest INPUT --warehouse W --host HOST --date DATE`, which must succeed.
+fn ingest(w: &Path, name: &str, host: &str, date: &str) {
+    let input = capture(name);
+    let o = kreq(&[
+        "ingest",
+        input.to_str().expect("utf8"),
+        "--warehouse",
+        w.to_str().expect("utf8"),
+        "--host",
+        host,
+        "--date",
+        date,
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// `kreq sql` output rows (CSV lines after the header).
+fn sql(ds: &Path, query: &str) -> Vec<String> {
+    let o = kreq(&["sql", ds.to_str().expect("utf8"), query]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Events of a capture ingested on its own.
+fn events_alone(name: &str) -> u64 {
+    let ds = crate::ingest_capture(name, &format!("wh-alone-{name}"));
+    sql(&ds, "select count(*) from events")[0]
+        .parse()
+        .expect("count")
+}
+
+/// What a reader of the warehouse sees: every file of the current snapshot (path relative to
+/// it, and size).
+fn visible(w: &Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let current = w.join("current").canonicalize().expect("current");
+    let mut todo = vec![current.clone()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(&current).expect("rel").display().to_string();
+                out.insert(rel, e.metadata().expect("meta").len());
+            }
+        }
+    }
+    out
+}
+
+/// Two hosts on one day and one host on another: `kreq sql` sees each batch's events under
+/// its `host` and `date`, as many as the capture ingested alone, and a filter on the partition
+/// columns selects them; pyarrow and DuckDB read the same layout with Hive partitioning.
+#[test]
+fn hosts_and_days_are_hive_partitions_read_by_kreq_pyarrow_and_duckdb() {
+    let w = tmp("wh-partitions").join("w");
+    ingest(&w, "s1-c1", "web-1", "2026-12-01");
+    ingest(&w, "s2-c4", "web-2", "2026-12-01");
+    ingest(&w, "s3-c8-2apps", "web-1", "2026-12-02");
+    let (a, b, c) = (
+        events_alone("s1-c1"),
+        events_alone("s2-c4"),
+        events_alone("s3-c8-2apps"),
+    );
+    let rows = sql(
+        &w,
+        "select host, date, count(*) from events group by host, date order by host, date",
+    );
+    assert_eq!(
+        rows,
+        [
+            format!("web-1,2026-12-01,{a}"),
+            format!("web-1,2026-12-02,{c}"),
+            format!("web-2,2026-12-01,{b}"),
+        ]
+    );
+    assert_eq!(
+        sql(
+            &w,
+            "select count(*) from events where host = 'web-1' and date = '2026-12-02'"
+        ),
+        [c.to_string()]
+    );
+    let test = "hosts_and_days_are_hive_partitions_read_by_kreq_pyarrow_and_duckdb";
+    if !kreq_testkit::skip::python(test, "pyarrow, duckdb") {
+        return;
+    }
+    let script = r#"
+import sys, pyarrow.dataset as ds, duckdb
+w = sys.argv[1]
+t = ds.dataset(w + "/events", partitioning="hive", format="parquet").to_table()
+for r in sorted(t.group_by(["host", "date"]).aggregate([("ts_ns", "count")]).to_pylist(), key=lambda r: (r["host"], r["date"])):
+    print("pyarrow", r["host"], r["date"], r["ts_ns_count"])
+q = "select host, cast(date as varchar), count(*) from read_parquet('%s/events/*/*/*.parquet', hive_partitioning=true) group by all order by 1, 2" % w
+for h, d, n in duckdb.sql(q).fetchall():
+    print("duckdb", h, d, n)
+"#;
+    let o = Command::new("python3")
+        .args(["-c", script, w.to_str().expect("utf8")])
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want: Vec<String> = ["pyarrow", "duckdb"]
+        .iter()
+        .flat_map(|r| {
+            [
+                format!("{r} web-1 2026-12-01 {a}"),
+                format!("{r} web-1 2026-12-02 {c}"),
+                format!("{r} web-2 2026-12-01 {b}"),
+            ]
+        })
+        .collect();
+    let got: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// Ingesting the same input again replaces its batch: the warehouse holds the same files, of
+/// the same sizes, and the same rows. Given another host, the batch moves there.
+#[test]
+fn ingesting_the_same_input_again_replaces_its_batch() {
+    let w = tmp("wh-again").join("w");
+    ingest(&w, "s1-c1", "web-1", "2026-12-01");
+    ingest(&w, "s2-c4", "web-2", "2026-12-01");
+    let once = visible(&w);
+    let counts = "select host, count(*) from events group by host order by host";
+    let rows = sql(&w, counts);
+    ingest(&w, "s1-c1", "web-1", "2026-12-01");
+    assert_eq!(visible(&w), once);
+    assert_eq!(sql(&w, counts), rows);
+    ingest(&w, "s1-c1", "web-3", "2026-12-01");
+    let moved = sql(&w, counts);
+    assert_eq!(moved.len(), 2, "{moved:?}");
+    assert!(moved[0].starts_with("web-2,") && moved[1].starts_with("web-3,"));
+    assert_eq!(
+        moved[1].split(',').nth(1),
+        rows[0].split(',').nth(1),
+        "web-1's events moved to web-3"
+    );
+}
+
+/// A batch killed at any point leaves what readers see as it was: killed with its snapshot
+/// complete just before the swap, and killed after 0 to 300 ms of ingest. The next batch
+/// commits normally and clears what the killed ones left.
+#[test]
+fn a_killed_batch_leaves_the_warehouse_as_it_was() {
+    let w = tmp("wh-killed").join("w");
+    ingest(&w, "s1-c1", "web-1", "2026-12-01");
+    let before = visible(&w);
+    let rows = sql(&w, "select host, count(*) from events group by host");
+    let start = |pause: bool| {
+        let input = capture("s2-c4");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kreq"));
+        cmd.args(["ingest", input.to_str().expect("utf8"), "--warehouse"])
+            .arg(&w)
+            .args(["--host", "web-2", "--date", "2026-12-01"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if pause {
+            cmd.env("KREQ_TEST_PAUSE_BEFORE_SWAP", "60");
+        }
+        cmd.spawn().expect("spawn kreq")
+    };
+    // Stopped with the new snapshot complete, before `current` moves.
+    let mut child = start(true);
+    let stderr = child.stderr.take().expect("stderr");
+    let paused = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("paused before the warehouse swap"));
+    assert!(paused, "the batch never reached its swap");
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    assert_eq!(visible(&w), before, "killed before the swap");
+    assert_eq!(
+        sql(&w, "select host, count(*) from events group by host"),
+        rows
+    );
+    // Killed at points spread over the ingest (which takes about 100-200 ms here).
+    let mut finished = 0;
+    for ms in [0, 5, 20, 50, 100, 300] {
+        let mut child = start(false);
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let _ = child.kill();
+        let status = child.wait().expect("wait");
+        let now = visible(&w);
+        if status.success() {
+            finished += 1;
+            assert!(
+                now.len() > before.len(),
+                "{ms} ms: a finished batch is visible"
+            );
+        } else {
+            assert_eq!(now, before, "{ms} ms: a killed batch is not visible");
+        }
+        if status.success() {
+            break;
+        }
+    }
+    assert!(finished <= 1);
+    ingest(&w, "s2-c4", "web-2", "2026-12-01");
+    let snapshots = std::fs::read_dir(w.join(".snapshots"))
+        .expect("snapshots")
+        .count();
+    assert!(snapshots <= 2, "{snapshots} snapshots left");
+    let staging = std::fs::read_dir(w.join("_staging")).map_or(0, |d| d.count());
+    assert_eq!(staging, 0, "staging left by killed batches");
+    assert_eq!(sql(&w, "select count(distinct host) from events"), ["2"]);
+}
