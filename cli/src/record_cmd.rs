@@ -13,8 +13,19 @@ use kreq_record::{instance, profile};
 #[derive(Debug, Args)]
 pub struct RecordArgs {
     /// Dataset directory to write.
-    #[arg(short, long, required_unless_present = "cleanup")]
+    #[arg(short, long, required_unless_present_any = ["cleanup", "warehouse"], conflicts_with = "warehouse")]
     output: Option<PathBuf>,
+    /// Append the recording to a warehouse instead (made when missing), as one batch in
+    /// `TABLE/host=H/date=D/`, visible once the recording ends.
+    #[arg(long, value_name = "DIR")]
+    warehouse: Option<PathBuf>,
+    /// Host partition of a warehouse batch (default: this machine's host name).
+    #[arg(long, requires = "warehouse")]
+    host: Option<String>,
+    /// Date partition (YYYY-MM-DD) of a warehouse batch (default: the UTC date the recording
+    /// started).
+    #[arg(long, requires = "warehouse")]
+    date: Option<String>,
     /// Extra event to record, as GROUP:NAME or GROUP:* (repeatable), e.g. sched:sched_migrate_task.
     #[arg(short, long = "event")]
     events: Vec<String>,
@@ -80,8 +91,21 @@ pub fn run(args: RecordArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let Some(output) = args.output.clone() else {
-        bail!("--output is required");
+    let staging = match &args.warehouse {
+        Some(dir) => {
+            let wh = kreq_warehouse::Warehouse::create_or_open(dir)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let staged = wh.stage(&format!("rec-{now}-{}", std::process::id()))?;
+            Some((wh, staged))
+        }
+        None => None,
+    };
+    let output = match (&staging, &args.output) {
+        (Some((_, s)), _) => s.dir().to_owned(),
+        (None, Some(o)) => o.clone(),
+        (None, None) => bail!("--output or --warehouse is required"),
     };
     let mut opts = kreq_record::RecordOptions::new(&output);
     if args.no_default_events {
@@ -126,7 +150,7 @@ pub fn run(args: RecordArgs) -> Result<()> {
     opts.rotate_every = Duration::from_secs_f64(args.rotate_secs.max(0.1));
     opts.wake_percent = args.wake_percent;
     opts.max_wait = Duration::from_millis(args.max_wait_ms.max(1));
-    opts.force = args.force;
+    opts.force = args.force || staging.is_some();
 
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
@@ -193,6 +217,31 @@ pub fn run(args: RecordArgs) -> Result<()> {
                 String::new()
             }
         );
+    }
+    if let Some((wh, staged)) = staging {
+        let m = &report.manifest;
+        let host = match args.host.clone().or_else(|| m.host.clone()) {
+            Some(h) => h,
+            None => bail!("this machine's host name is unknown: give --host"),
+        };
+        let date = match &args.date {
+            Some(d) => d.clone(),
+            None => crate::warehouse_cmd::recording_date(m, &[])?,
+        };
+        let batch = staged.batch().to_owned();
+        let to = kreq_warehouse::Partition { host, date };
+        let done = wh
+            .commit(staged, &to, &crate::warehouse_cmd::pause_before_swap)
+            .with_context(|| format!("committing to {}", wh.root().display()))?;
+        if !args.quiet && !args.json {
+            eprintln!(
+                "committed batch {batch} to {} (host={} date={}): {} files",
+                wh.root().display(),
+                to.host,
+                to.date,
+                done.added
+            );
+        }
     }
     Ok(())
 }

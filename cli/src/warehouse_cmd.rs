@@ -8,15 +8,18 @@ use kreq_schemas::dataset::Manifest;
 use kreq_schemas::warehouse::utc_date;
 
 /// The UTC date of a recording: of its first event when it knows wall-clock time (a live
-/// recording's `epoch_offset_ns`), else of the first input's modification time.
+/// recording's `epoch_offset_ns`), else of the first input's modification time (today, for a
+/// live recording without inputs).
 pub fn recording_date(m: &Manifest, inputs: &[PathBuf]) -> Result<String> {
     if let (Some(offset), Some((first, _))) = (m.epoch_offset_ns, m.time_range_ns) {
         return Ok(utc_date((first + offset).div_euclid(1_000_000_000)));
     }
-    let first = inputs.first().context("no input")?;
-    let modified = std::fs::metadata(first)
-        .and_then(|md| md.modified())
-        .with_context(|| format!("{}: modification time", first.display()))?;
+    let modified = match inputs.first() {
+        Some(first) => std::fs::metadata(first)
+            .and_then(|md| md.modified())
+            .with_context(|| format!("{}: modification time", first.display()))?,
+        None => std::time::SystemTime::now(),
+    };
     let secs = match modified.duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => d.as_secs() as i64,
         Err(e) => -(e.duration().as_secs() as i64),

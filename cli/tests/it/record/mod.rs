@@ -281,3 +281,52 @@ fn readers_are_not_kept_busy_by_their_own_reads() {
         "the readers' own reads are recorded and left out: {err}"
     );
 }
+
+/// `kreq record --warehouse` commits the recording as one batch under this machine's host
+/// name (or `--host`) and the UTC date it was recorded on; a second recording adds a batch.
+#[test]
+fn a_recording_commits_to_a_warehouse_under_its_host_and_date() {
+    let _serial = crate::tracefs_lock();
+    let test = "a_recording_commits_to_a_warehouse_under_its_host_and_date";
+    if !tracefs_usable(test) {
+        return;
+    }
+    let w = tmp("rec-warehouse").join("w");
+    let today = kreq_schemas::warehouse::utc_date(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64,
+    );
+    for _ in 0..2 {
+        let o = kreq()
+            .args([
+                "record",
+                "--duration",
+                "0.5",
+                "--quiet",
+                "--host",
+                "rec-host",
+            ])
+            .arg("--warehouse")
+            .arg(&w)
+            .output()
+            .expect("kreq record");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = crate::kreq(&[
+        "sql",
+        w.to_str().expect("utf8"),
+        "select host, date, count(*) > 0 from events group by host, date",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        out.lines().nth(1),
+        Some(format!("rec-host,{today},true").as_str())
+    );
+    let batches = std::fs::read_dir(w.join("current/batches"))
+        .expect("batches")
+        .count();
+    assert_eq!(batches, 2);
+}
