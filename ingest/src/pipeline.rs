@@ -205,6 +205,9 @@ pub fn ingest(
     }
     results.sort_by_key(|d| d.seq);
     number_lines(&mut results, &mut sources);
+    // An input with no event at all is refused as not a trace (naming its format) before
+    // `--strict` would name its first unparsed line.
+    let writer = refuse_empty_sources(writer, &results, &sources)?;
     if opts.strict {
         let first = results
             .iter()
@@ -219,7 +222,6 @@ pub fn ingest(
             });
         }
     }
-    let writer = refuse_empty_sources(writer, &results, &sources)?;
     let mut report = finish(writer, results, sources, opts, clock)?;
     report.truncated = truncated;
     Ok(report)
@@ -244,13 +246,19 @@ fn refuse_empty_sources(
     };
     writer.discard(results.iter().filter_map(|d| d.part.clone()));
     let s = &sources[i];
+    let format = match s.format.as_str() {
+        "" => "none".to_owned(),
+        crate::text::LATENCY => "the latency tracers' text (irqsoff, wakeup, ...), which kreq \
+            does not decode: record events instead (trace-cmd record -e, kreq record)"
+            .to_owned(),
+        crate::text::FUNCTION_GRAPH => "the function_graph tracer's text, which kreq does not \
+            decode: record its funcgraph_entry/funcgraph_exit events with trace-cmd instead"
+            .to_owned(),
+        f => f.to_owned(),
+    };
     Err(Error::NotATrace {
         path: s.path.clone(),
-        format: if s.format.is_empty() {
-            "none".to_owned()
-        } else {
-            s.format.clone()
-        },
+        format,
         lines: s.lines,
         malformed: malformed[i],
     })

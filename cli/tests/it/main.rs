@@ -1,6 +1,7 @@
 //! Integration tests of the `kreq` binary: CLI behaviour and the Parquet contract with real
 //! Python readers.
 
+mod corpus;
 mod export;
 mod ingest;
 

@@ -12,6 +12,14 @@ const COMMIT_MASK: u64 = (1 << 27) - 1;
 const MISSING_EVENTS: u64 = 1 << 31;
 const MISSING_STORED: u64 = 1 << 30;
 const TS_BITS: u32 = 27;
+/// A time past 2^63 ns (292 years; `ts_ns` is an i64): only a corrupt page says so (fuzzing
+/// found one whose base time plus a delta overflowed).
+const OVERFLOW: &str = "time stamp beyond 2^63 ns";
+
+/// `ts` moved on by `by`, None past 2^63 ns.
+fn advance(ts: u64, by: u64) -> Option<u64> {
+    ts.checked_add(by).filter(|&t| t <= i64::MAX as u64)
+}
 
 /// What a page says about events lost before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +144,10 @@ pub fn next_record(
                 let Some(ext) = u32_at(data, body) else {
                     return Some(Err(PageError("truncated time extend")));
                 };
-                *ts += delta + (u64::from(ext) << TS_BITS);
+                let Some(t) = advance(*ts, delta + (u64::from(ext) << TS_BITS)) else {
+                    return Some(Err(PageError(OVERFLOW)));
+                };
+                *ts = t;
                 *pos = body + 4;
             }
             31 => {
@@ -157,7 +168,10 @@ pub fn next_record(
                 if data.get(start..start + len).is_none() {
                     return Some(Err(PageError("record beyond page data")));
                 }
-                *ts += delta;
+                let Some(t) = advance(*ts, delta) else {
+                    return Some(Err(PageError(OVERFLOW)));
+                };
+                *ts = t;
                 *pos = start + ((len + 3) & !3);
                 return Some(Ok((*ts, start..start + len)));
             }
@@ -166,10 +180,36 @@ pub fn next_record(
                 if data.get(body..body + len).is_none() {
                     return Some(Err(PageError("record beyond page data")));
                 }
-                *ts += delta;
+                let Some(t) = advance(*ts, delta) else {
+                    return Some(Err(PageError(OVERFLOW)));
+                };
+                *ts = t;
                 *pos = body + len;
                 return Some(Ok((*ts, body..body + len)));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record's time past 2^63 ns is an error of the page, not a panic or a negative
+    /// `ts_ns` (the fuzz target `tracedat` found a page whose base time overflowed).
+    #[test]
+    fn a_time_past_2_pow_63_is_a_page_error() {
+        // One 4-byte record (type_len 1) with delta 5.
+        let mut data = (1u32 | (5 << 5)).to_le_bytes().to_vec();
+        data.extend_from_slice(&[0; 4]);
+        for (base, ok) in [
+            (1000, true),
+            (i64::MAX as u64 - 2, false),
+            (u64::MAX - 1, false),
+        ] {
+            let (mut pos, mut ts) = (0, base);
+            let r = next_record(&data, &mut pos, &mut ts).expect("a record");
+            assert_eq!(r.is_ok(), ok, "base {base}: {r:?}");
         }
     }
 }
