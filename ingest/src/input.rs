@@ -258,9 +258,14 @@ pub(crate) fn read_tracedat(
     };
     dat.decode_with(|decoder| {
         if let Some((cpu, page, e)) = decoder.bad_pages.first() {
+            let compressed = if dat.compressed() {
+                " (of the compressed data there)"
+            } else {
+                ""
+            };
             return Err(dat_err(tracedat::TraceDatError {
-                offset: 0,
-                reason: format!("cpu {cpu} page {page}: {e}"),
+                offset: dat.page_offset(*cpu, *page),
+                reason: format!("cpu {cpu} page {page}{compressed}: {e}"),
             }));
         }
         if let Some((cpu, e)) = decoder.source_errors().into_iter().next() {

@@ -120,6 +120,23 @@ impl TraceDat {
             .collect()
     }
 
+    /// The file offset of page `page` of CPU `cpu`: where it is in an uncompressed file; for
+    /// a compressed one, where that CPU's compressed data starts.
+    pub fn page_offset(&self, cpu: u16, page: usize) -> u64 {
+        let Some(r) = self.cpus.iter().find(|r| r.cpu == u32::from(cpu)) else {
+            return 0;
+        };
+        match self.codec {
+            Codec::None => r.offset + (page * self.page_size) as u64,
+            _ => r.offset,
+        }
+    }
+
+    /// Whether the pages are compressed (a v7 file with zstd or zlib).
+    pub fn compressed(&self) -> bool {
+        self.codec != Codec::None
+    }
+
     /// Every CPU's pages read into memory (for tests that alter pages).
     pub fn read_pages(&self) -> Result<Vec<CpuData>, SourceError> {
         self.cpu_sources()
