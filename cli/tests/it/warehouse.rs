@@ -230,3 +230,59 @@ fn a_killed_batch_leaves_the_warehouse_as_it_was() {
     assert_eq!(staging, 0, "staging left by killed batches");
     assert_eq!(sql(&w, "select count(distinct host) from events"), ["2"]);
 }
+
+/// Spark (pyspark on the JDK) reads the same warehouse with its own Hive partition discovery
+/// and gives kreq's answers: rows and summed times per host and day, events per type on one
+/// host, lost-event reports. It reads `ts_ns` as a long and the unsigned 64-bit ids as
+/// decimal(20,0).
+#[test]
+fn spark_reads_the_warehouse_with_kreq_answers() {
+    let test = "spark_reads_the_warehouse_with_kreq_answers";
+    if !kreq_testkit::skip::python(test, "pyspark")
+        || !kreq_testkit::skip::programs(test, &["java"], "apt-get install openjdk-17-jdk-headless")
+    {
+        return;
+    }
+    let w = tmp("wh-spark").join("w");
+    ingest(&w, "s1-c1", "web-1", "2026-12-01");
+    ingest(&w, "s2-c4", "web-2", "2026-12-01");
+    ingest(&w, "s3-c8-2apps", "web-1", "2026-12-02");
+    let queries = [
+        "select host, cast(date as string) as day, count(*), sum(ts_ns) from events group by host, date order by host, day",
+        "select event, count(*) from events where host = 'web-2' group by event order by event",
+        "select host, count(*) from lost_events group by host order by host",
+    ];
+    let script = r#"
+import sys
+from pyspark.sql import SparkSession
+spark = (SparkSession.builder.master("local[1]").appName("kreq-test")
+         .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
+         .getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+w = sys.argv[1]
+spark.read.parquet(w + "/events").createOrReplaceTempView("events")
+spark.read.parquet(w + "/lost_events").createOrReplaceTempView("lost_events")
+for q in sys.argv[2:]:
+    print("query")
+    for r in spark.sql(q).collect():
+        print(",".join(str(v) for v in r))
+spark.stop()
+"#;
+    let o = Command::new("python3")
+        .args(["-c", script, w.to_str().expect("utf8")])
+        .args(queries)
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let spark = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut want = String::new();
+    for q in queries {
+        want.push_str("query\n");
+        for row in sql(&w, q) {
+            want.push_str(&row);
+            want.push('\n');
+        }
+    }
+    assert!(want.lines().count() > 10, "{want}");
+    assert_eq!(spark, want);
+}
