@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use kreq_correlate::dataset::{correlate, Options};
 use kreq_correlate::eval;
@@ -11,8 +11,16 @@ use kreq_correlate::eval;
 /// Arguments of `kreq correlate`.
 #[derive(Debug, Args)]
 pub struct CorrelateArgs {
-    /// Dataset directory (from `kreq ingest` or `kreq record`); results are added to it.
+    /// Dataset directory (from `kreq ingest` or `kreq record`); results are added to it. A
+    /// warehouse: each of its batches (one host's recording) is correlated on its own and
+    /// committed again with its results.
     pub dataset: PathBuf,
+    /// In a warehouse, only the batches of this date (YYYY-MM-DD).
+    #[arg(long)]
+    pub date: Option<String>,
+    /// In a warehouse, only the batches of this host.
+    #[arg(long)]
+    pub host: Option<String>,
     /// Where requests enter (`ADDR:PORT`, `[V6]:PORT`, or `:PORT` for any address); repeat
     /// for several. Default: the server endpoints whose clients serve nothing in the trace.
     #[arg(long)]
@@ -73,10 +81,20 @@ fn summary_json(s: &kreq_correlate::dataset::Summary, secs: f64) -> serde_json::
 
 /// Runs `kreq correlate`.
 pub fn run(args: CorrelateArgs) -> Result<()> {
+    if kreq_schemas::warehouse::is_warehouse(&args.dataset) {
+        return run_warehouse(args);
+    }
+    if args.date.is_some() || args.host.is_some() {
+        bail!(
+            "--date and --host select batches of a warehouse; {} is a dataset",
+            args.dataset.display()
+        );
+    }
     let t0 = Instant::now();
     let opts = Options {
         ingress: args.ingress,
         linger_ns: 0,
+        first_id: 1,
     };
     let s = correlate(&args.dataset, &opts)?;
     let secs = t0.elapsed().as_secs_f64();
@@ -130,6 +148,60 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
         peak_rss_mib().map_or("?".into(), |m| m.to_string())
     );
     print_digest(&s.digest);
+    Ok(())
+}
+
+/// `kreq correlate WAREHOUSE`: every selected batch in turn, each independent of the others
+/// (its own recording, its own id range), committed again with its spans, requests and
+/// labelled events.
+fn run_warehouse(args: CorrelateArgs) -> Result<()> {
+    let wh = kreq_warehouse::Warehouse::open(&args.dataset)?;
+    let chosen: Vec<_> = wh
+        .batches()?
+        .into_iter()
+        .filter(|b| args.date.as_ref().is_none_or(|d| *d == b.date))
+        .filter(|b| args.host.as_ref().is_none_or(|h| *h == b.host))
+        .collect();
+    if chosen.is_empty() {
+        bail!("{}: no batch matches", args.dataset.display());
+    }
+    let mut out = Vec::new();
+    for b in &chosen {
+        let t0 = Instant::now();
+        let staged = wh.checkout(b)?;
+        let opts = Options {
+            ingress: args.ingress.clone(),
+            linger_ns: 0,
+            first_id: staged.id_base().unwrap_or(1),
+        };
+        let s = correlate(staged.dir(), &opts).with_context(|| {
+            format!(
+                "correlating batch {} (host={} date={})",
+                b.id, b.host, b.date
+            )
+        })?;
+        let to = kreq_warehouse::Partition {
+            host: b.host.clone(),
+            date: b.date.clone(),
+        };
+        wh.commit(staged, &to, &crate::warehouse_cmd::pause_before_swap)?;
+        let secs = t0.elapsed().as_secs_f64();
+        if args.json {
+            let mut v = summary_json(&s, secs);
+            v["batch"] = b.id.clone().into();
+            v["host"] = b.host.clone().into();
+            v["date"] = b.date.clone().into();
+            out.push(v);
+        } else if !args.quiet {
+            eprintln!(
+                "host={} date={} batch {}: {} events, {} requests ({} incomplete), {} spans in {secs:.2}s",
+                b.host, b.date, b.id, s.stats.events, s.stats.requests, s.incomplete, s.stats.spans
+            );
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::Value::Array(out));
+    }
     Ok(())
 }
 

@@ -33,6 +33,8 @@ pub struct Options {
     pub ingress: Vec<String>,
     /// A responded request is finished after this much idle trace time (ns); 0 for the default.
     pub linger_ns: i64,
+    /// First request and span id (0 or 1: from 1); see [`crate::engine::Config::first_id`].
+    pub first_id: u64,
 }
 
 /// What a correlation run did.
@@ -186,6 +188,7 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
     let mut losses = read_losses(dataset)?;
     let mut cfg = Config {
         ingress,
+        first_id: opts.first_id.max(1),
         ..Config::default()
     };
     if opts.linger_ns > 0 {

@@ -34,6 +34,9 @@ pub struct Config {
     pub ingress: Vec<Ingress>,
     /// A responded request is finished once nothing touched it for this long (ns).
     pub linger_ns: i64,
+    /// The first request and span id handed out (ids count up from it). A warehouse gives
+    /// each batch its own range, so that ids are unique across hosts and recordings.
+    pub first_id: u64,
 }
 
 impl Default for Config {
@@ -41,6 +44,7 @@ impl Default for Config {
         Config {
             ingress: Vec::new(),
             linger_ns: 200_000_000,
+            first_id: 1,
         }
     }
 }
@@ -268,6 +272,7 @@ pub(crate) struct Pending {
 impl Engine {
     /// A correlator with settings `cfg`.
     pub fn new(cfg: Config) -> Engine {
+        let cfg_first_id = cfg.first_id.max(1);
         Engine {
             cfg,
             threads: HashMap::new(),
@@ -286,7 +291,7 @@ impl Engine {
             requests: HashMap::new(),
             spans: HashMap::new(),
             finished: Vec::new(),
-            next_id: 1,
+            next_id: cfg_first_id,
             now: i64::MIN,
             stats: Stats::default(),
             pending: HashMap::new(),

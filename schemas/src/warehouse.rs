@@ -64,7 +64,15 @@ pub struct BatchRecord {
     pub files: Vec<String>,
     /// The batch's dataset manifest (its inputs, clock, counts).
     pub manifest: Manifest,
+    /// The first request and span id of its correlation ([`ID_RANGE`] ids per batch), once
+    /// correlated: ids are unique across the warehouse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_base: Option<u64>,
 }
+
+/// Request and span ids each batch's correlation may hand out: 2^40, so that 2^23 batches fit
+/// below 2^63 (readers that take ids as signed 64-bit numbers see them positive).
+pub const ID_RANGE: u64 = 1 << 40;
 
 /// True when `dir` is a warehouse.
 pub fn is_warehouse(dir: &Path) -> bool {

@@ -38,6 +38,7 @@ pub struct Warehouse {
 pub struct Staging {
     dir: PathBuf,
     batch: String,
+    id_base: Option<u64>,
 }
 
 impl Staging {
@@ -49,6 +50,12 @@ impl Staging {
     /// The batch id.
     pub fn batch(&self) -> &str {
         &self.batch
+    }
+
+    /// The first request and span id a correlation of this batch hands out, when it is
+    /// correlated (recorded with the batch).
+    pub fn id_base(&self) -> Option<u64> {
+        self.id_base
     }
 }
 
@@ -170,7 +177,43 @@ impl Warehouse {
         Ok(Staging {
             dir,
             batch: batch.to_owned(),
+            id_base: None,
         })
+    }
+
+    /// A staging dataset holding committed batch `record`'s events and lost events (hard
+    /// links: its files are never written in place, only replaced) and its manifest, to be
+    /// correlated and committed again as the same batch. Its id range is the batch's own, or a
+    /// new one past every other batch's.
+    pub fn checkout(&self, record: &BatchRecord) -> Result<Staging> {
+        let mut staged = self.stage(&record.id)?;
+        let current = self.current()?;
+        for t in [table::EVENTS, table::LOST_EVENTS] {
+            let dir = t.dir(&staged.dir);
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+            let prefix = format!("{}/", t.name);
+            let files = record.files.iter().filter(|f| f.starts_with(&prefix));
+            for (seq, f) in files.enumerate() {
+                let to = kreq_schemas::dataset::part_path(&staged.dir, t.name, seq as u64);
+                fs::hard_link(current.join(f), &to).map_err(io(&to))?;
+            }
+        }
+        let mut manifest = record.manifest.clone();
+        manifest.correlation = None;
+        manifest
+            .write(&staged.dir)
+            .map_err(io(staged.dir.join(MANIFEST)))?;
+        staged.id_base = Some(match record.id_base {
+            Some(b) => b,
+            None => self.next_id_base()?,
+        });
+        Ok(staged)
+    }
+
+    /// An id range no committed batch holds.
+    fn next_id_base(&self) -> Result<u64> {
+        let top = self.batches()?.iter().filter_map(|b| b.id_base).max();
+        Ok(top.map_or(layout::ID_RANGE, |b| b + layout::ID_RANGE))
     }
 
     /// The visible snapshot's directory.
@@ -287,6 +330,7 @@ impl Warehouse {
             date: to.date.clone(),
             files,
             manifest,
+            id_base: staged.id_base,
         };
         let record_path = next.join(&own_record);
         let text = serde_json::to_string_pretty(&record).map_err(|source| Error::Json {

@@ -286,3 +286,81 @@ spark.stop()
     assert!(want.lines().count() > 10, "{want}");
     assert_eq!(spark, want);
 }
+
+/// `kreq correlate W` correlates each batch on its own, as its capture alone: the same
+/// requests and spans per host, in id ranges that do not overlap, so the views join across
+/// hosts without mixing them; correlating again changes nothing.
+#[test]
+fn a_warehouse_correlates_each_batch_as_its_capture_alone() {
+    let w = tmp("wh-correlate").join("w");
+    ingest(&w, "s1-c1", "web-1", "2026-12-01");
+    ingest(&w, "s2-c4", "web-2", "2026-12-01");
+    let o = kreq(&["correlate", w.to_str().expect("utf8"), "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut alone = Vec::new();
+    for (name, host) in [("s1-c1", "web-1"), ("s2-c4", "web-2")] {
+        let ds = crate::ingest_capture(name, &format!("wh-correlate-alone-{name}"));
+        let o = kreq(&["correlate", ds.to_str().expect("utf8"), "--quiet"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let r = sql(&ds, "select count(*) from requests")[0].clone();
+        let s = sql(&ds, "select count(*) from spans")[0].clone();
+        let l = sql(
+            &ds,
+            "select count(*) from events where request_id is not null",
+        )[0]
+        .clone();
+        alone.push(format!("{host},{r},{s},{l}"));
+    }
+    assert!(alone.iter().all(|a| !a.contains(",0,")), "{alone:?}");
+    let per_host = "select r.host, r.n, s.n, e.n from \
+        (select host, count(*) n from requests group by host) r \
+        join (select host, count(*) n from spans group by host) s on r.host = s.host \
+        join (select host, count(*) n from events where request_id is not null group by host) e \
+        on r.host = e.host order by r.host";
+    assert_eq!(sql(&w, per_host), alone);
+    // Id ranges apart: no request id of one host is another's.
+    let ranges = sql(
+        &w,
+        "select host, min(request_id), max(request_id) from requests group by host order by host",
+    );
+    let bounds: Vec<(u64, u64)> = ranges
+        .iter()
+        .map(|l| {
+            let v: Vec<u64> = l
+                .split(',')
+                .skip(1)
+                .map(|x| x.parse().expect("id"))
+                .collect();
+            (v[0], v[1])
+        })
+        .collect();
+    assert!(
+        bounds[0].1 < bounds[1].0 || bounds[1].1 < bounds[0].0,
+        "{ranges:?}"
+    );
+    // The views join spans to their requests across the warehouse.
+    let total: u64 = alone
+        .iter()
+        .map(|a| a.split(',').nth(1).expect("n").parse::<u64>().expect("n"))
+        .sum();
+    assert_eq!(
+        sql(&w, "select count(*) from slowest_requests"),
+        [total.to_string()]
+    );
+    // Correlating again: the same files and the same rows (the Parquet bytes of the results
+    // may differ: rows of equal keys come in hash order).
+    let contents = || {
+        let files: Vec<String> = visible(&w).into_keys().collect();
+        let rows = [
+            "select host, count(*), sum(request_id), sum(duration_ns) from requests group by host order by host",
+            "select host, count(*), sum(span_id), sum(request_id), sum(self_ns) from spans group by host order by host",
+            "select host, count(*), sum(request_id), sum(span_id) from events group by host order by host",
+        ]
+        .map(|q| sql(&w, q));
+        (files, rows)
+    };
+    let before = contents();
+    let o = kreq(&["correlate", w.to_str().expect("utf8"), "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(contents(), before, "correlating again");
+}
