@@ -23,11 +23,14 @@ impl Engine {
             .entry((tuple.remote, tuple.local))
             .or_default()
             .recv(n, ev.ts);
-        let taken = crate::stream::Taken {
+        let mut taken = crate::stream::Taken {
             tag: taken.tag.map(|t| self.canon(t)),
             rest: taken.rest.iter().map(|&t| self.canon(t)).collect(),
             ..taken
         };
+        if taken.tag.is_none() && taken.unseen > 0 && b.unix.is_some() {
+            taken.tag = self.unix_send_in_flight(ev, tuple);
+        }
         self.stats.unseen_bytes += taken.unseen;
         self.stats.mixed_reads += u64::from(taken.mixed);
         let sock = self.sock(tuple, tgid, b.fd);

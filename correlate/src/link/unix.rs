@@ -25,7 +25,8 @@
 //! the kernel reuses socket addresses.
 
 use crate::engine::{Bracket, Engine, UnixSend};
-use crate::event::Tuple;
+use crate::event::{Event, Sys, Tuple};
+use crate::stream::Tag;
 
 /// How many unpaired senders are kept: a unix socket's first message is read within
 /// microseconds; a sender whose bytes nobody reads (its peer is not traced) must not grow.
@@ -101,6 +102,32 @@ impl Engine {
                 remote: u.end,
             },
         );
+    }
+
+    /// What a read of bytes nobody was seen sending on unix connection `tuple` (the reader's
+    /// view) carries, when the send is still in flight: a thread inside a send on the other
+    /// end that woke this reader. A unix send queues its bytes on the peer and wakes the reader
+    /// before it returns, and `sock_send_length` fires only on return; a reader woken onto the
+    /// other CPU can read first (the testbed model `unix` in a CI run: nginx's `writev` woke
+    /// the app's reader, which read the 87 bytes 5.8 µs before the `writev` recorded its
+    /// length). The send's tag is fixed now, so that the send, when it returns, carries the
+    /// same one and pays the bytes this read owes.
+    pub(crate) fn unix_send_in_flight(&mut self, ev: &Event, tuple: Tuple) -> Option<Tag> {
+        let sender = Tuple {
+            local: tuple.remote,
+            remote: tuple.local,
+        };
+        let (tid, fd, start) = self.threads.iter().find_map(|(&tid, t)| {
+            let b = t.bracket.as_ref()?;
+            let on_peer =
+                b.fd.and_then(|fd| self.fds.get(&(t.tgid.unwrap_or(tid), fd)));
+            (b.sys == Some(Sys::Send)
+                && b.woke == Some(ev.tid)
+                && b.probed == 0
+                && on_peer == Some(&sender))
+            .then_some((tid, b.fd, b.start))
+        })?;
+        self.send_tag(tid, sender, start, fd)
     }
 
     /// `connect` of (process `tgid`, `fd`) returned with no TCP state change; it woke `woke`.

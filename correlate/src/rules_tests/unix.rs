@@ -127,3 +127,44 @@ fn an_accepted_connection_pairs_with_the_connect_that_woke_the_acceptor() {
         );
     }
 }
+
+#[test]
+fn a_read_before_the_waking_send_returns_takes_that_sends_request() {
+    // A CI recording of the testbed model `unix` (kept as `model-unix-failed-12470`): nginx's
+    // `writev` (tid 2) woke the app's reader (tid 3) on the other CPU, which read the 87
+    // bytes 5.8 µs before the `writev` recorded its `sock_send_length`. The connection is
+    // known from an earlier request, whose reply the app sent.
+    let mut s = Sim::new();
+    // The first request pairs the sockets the usual way.
+    s.send(1, 3, 40000, INGRESS, 73);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    unix_send(&mut s, 2, 8, 0xa, 87, Some(3));
+    unix_recv(&mut s, 3, 5, 0xb, 87);
+    unix_send(&mut s, 3, 5, 0xb, 112, Some(2));
+    unix_recv(&mut s, 2, 8, 0xa, 112);
+    s.send(2, 7, INGRESS, 40000, 155);
+    // The second: the read completes inside the send.
+    s.send(1, 4, 40001, INGRESS, 73);
+    s.recv(2, 10, INGRESS, 40001, 73);
+    let mut enter = s.ev(2, Kind::Enter(Sys::Send));
+    enter.fd = Some(8);
+    s.push(enter);
+    let mut wake = s.ev(2, Kind::Wakeup);
+    wake.wake_tid = Some(3);
+    s.push(wake);
+    unix_recv(&mut s, 3, 5, 0xb, 87);
+    let len = unix_len(&mut s, 2, Kind::SockSend, 0xa, 87);
+    s.push(len);
+    let mut exit = s.ev(2, Kind::Exit(Sys::Send));
+    exit.ret = Some(87);
+    s.push(exit);
+    unix_send(&mut s, 3, 5, 0xb, 112, Some(2));
+    unix_recv(&mut s, 2, 8, 0xa, 112);
+    s.send(2, 10, INGRESS, 40001, 155);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 2);
+    for r in &f {
+        let app = span_on(r, 3, SpanKind::Server).expect("the app's span");
+        assert_eq!((app.bytes_in, app.bytes_out), (87, 112), "{:?}", rules(r));
+    }
+}
