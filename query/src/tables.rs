@@ -176,6 +176,6 @@ pub async fn open_with(
     let has = |t: Table| found.iter().any(|f| f == t.name);
     let correlated = has(table::SPANS) && has(table::REQUESTS) && has(table::EVENTS);
     let lost = has(table::LOST_EVENTS);
-    views::register(&ctx, lost, correlated).await?;
+    views::register(&ctx, lost, correlated, warehouse).await?;
     Ok((ctx, found))
 }

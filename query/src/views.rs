@@ -10,6 +10,8 @@
 //! | `hotspot_threads` | service and thread | self time spent on the slowest 1% of requests, and its share of their total duration |
 //! | `hotspot_syscalls` | service, thread, syscall | calls and time inside syscalls made for the slowest 1% of requests (from their span's start: a read that waited for the request to arrive does not count) |
 //! | `lost_summary` | CPU and kind of report | lost-event reports, events lost, time range |
+//! | `cross_host_calls` | call from one warehouse host to another | the caller's client span matched to the request it started on the callee's host, and the bounds each puts on the two hosts' clock offset (warehouses only) |
+//! | `clock_offsets` | pair of hosts | the callee's clock minus the caller's: bounds from every call both ways, their midpoint and half-width (warehouses only) |
 //!
 //! Example: `SELECT service, sum(self_ns) FROM request_breakdown GROUP BY service`.
 
@@ -92,15 +94,70 @@ pub const LOST_SUMMARY: (&str, &str) = (
      FROM lost_events GROUP BY cpu, kind",
 );
 
+/// Calls that cross hosts of a warehouse. Each host is correlated on its own: the caller's
+/// host sees a client span to a peer it did not trace, the callee's host a request that starts
+/// at its ingress. The two are one call when their connections mirror each other (the client's
+/// local address and port are the server's peer, and the other way round) and they are the
+/// same message on it (the k-th call on the connection on both sides). The callee read the
+/// request after the caller sent it, and the caller read the reply after the callee sent it:
+/// with θ the callee's clock minus the caller's, `received - sent >= θ >= answered - replied`,
+/// the bounds NTP takes from one exchange. `clock_offsets` intersects them over every call.
+pub const WAREHOUSE_VIEWS: &[(&str, &str)] = &[
+    (
+        "cross_host_calls",
+        "WITH c AS (
+            SELECT host, request_id, span_id, start_ns, end_ns,
+                   local_addr, local_port, peer_addr, peer_port,
+                   row_number() OVER (PARTITION BY host, local_addr, local_port, peer_addr,
+                                      peer_port ORDER BY start_ns) AS k
+            FROM spans WHERE kind = 'client'),
+         s AS (
+            SELECT s.host, s.request_id, s.span_id, s.start_ns, s.end_ns,
+                   s.local_addr, s.local_port, s.peer_addr, s.peer_port,
+                   row_number() OVER (PARTITION BY s.host, s.local_addr, s.local_port,
+                                      s.peer_addr, s.peer_port ORDER BY s.start_ns) AS k
+            FROM spans s JOIN requests r ON s.span_id = r.root_span_id
+            WHERE s.kind = 'server')
+         SELECT c.host AS client_host, s.host AS server_host,
+                c.request_id AS client_request_id, c.span_id AS client_span_id,
+                s.request_id AS server_request_id, s.span_id AS server_span_id,
+                c.start_ns AS sent_ns, c.end_ns AS replied_ns,
+                s.start_ns AS received_ns, s.end_ns AS answered_ns,
+                s.end_ns - c.end_ns AS offset_min_ns,
+                s.start_ns - c.start_ns AS offset_max_ns
+         FROM c JOIN s
+           ON c.local_addr = s.peer_addr AND c.local_port = s.peer_port
+          AND c.peer_addr = s.local_addr AND c.peer_port = s.local_port
+          AND c.k = s.k AND c.host <> s.host",
+    ),
+    (
+        "clock_offsets",
+        "SELECT client_host, server_host, count(*) AS calls,
+                max(offset_min_ns) AS offset_min_ns, min(offset_max_ns) AS offset_max_ns,
+                (max(offset_min_ns) + min(offset_max_ns)) / 2 AS offset_ns,
+                (min(offset_max_ns) - max(offset_min_ns)) / 2 AS uncertainty_ns
+         FROM cross_host_calls GROUP BY client_host, server_host",
+    ),
+];
+
 /// Registers the views: `lost_summary` when there is a `lost_events` table, the others when
-/// the dataset is correlated (`events`, `spans`, `requests`).
-pub async fn register(ctx: &SessionContext, lost: bool, correlated: bool) -> Result<()> {
+/// the dataset is correlated (`events`, `spans`, `requests`), and [`WAREHOUSE_VIEWS`] when it
+/// is a correlated warehouse.
+pub async fn register(
+    ctx: &SessionContext,
+    lost: bool,
+    correlated: bool,
+    warehouse: bool,
+) -> Result<()> {
     let mut views: Vec<(&str, &str)> = Vec::new();
     if lost {
         views.push(LOST_SUMMARY);
     }
     if correlated {
         views.extend_from_slice(VIEWS);
+    }
+    if correlated && warehouse {
+        views.extend_from_slice(WAREHOUSE_VIEWS);
     }
     for (name, sql) in views {
         ctx.sql(&format!("CREATE VIEW {name} AS {sql}")).await?;

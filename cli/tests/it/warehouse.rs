@@ -364,3 +364,125 @@ fn a_warehouse_correlates_each_batch_as_its_capture_alone() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(contents(), before, "correlating again");
 }
+
+/// Splits a dataset's events into two hosts' batches of a warehouse: `back` holds the
+/// processes `back_tgids` and every row of no process or another one, `front` the rest; the
+/// back host's clock reads `shift_ns` ahead (a test-only transformation: two hosts' recordings
+/// of one exchange with a known clock offset).
+fn split_into_two_hosts(ds: &Path, w: &Path, back_tgids: &[i32], shift_ns: i64) {
+    use arrow::array::{Array, BooleanArray, Int32Array, Int64Array};
+    use kreq_schemas::{events, table};
+    let wh = kreq_warehouse::Warehouse::create_or_open(w).expect("warehouse");
+    let part = ds.join("events/part-000000.parquet");
+    let file = std::fs::File::open(&part).expect("part");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet");
+    let metadata: Vec<(String, String)> = reader
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| {
+            kv.iter()
+                .filter_map(|e| Some((e.key.clone(), e.value.clone()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let batches: Vec<arrow::array::RecordBatch> = reader
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch"))
+        .collect();
+    for (host, back) in [("front", false), ("back", true)] {
+        let staged = wh.stage(&format!("split-{host}")).expect("stage");
+        std::fs::create_dir_all(staged.dir().join("events")).expect("dir");
+        let mut out = Vec::new();
+        for b in &batches {
+            let tgid = b
+                .column_by_name(events::TGID)
+                .expect("tgid")
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .expect("i32");
+            let known = |t: Option<i32>| {
+                t.is_some_and(|t| [24541, 24542, 24600].contains(&t) || back_tgids.contains(&t))
+            };
+            let keep: BooleanArray = tgid
+                .iter()
+                .map(|t| Some(!known(t) || (back == t.is_some_and(|t| back_tgids.contains(&t)))))
+                .collect();
+            let mut kept = arrow::compute::filter_record_batch(b, &keep).expect("filter");
+            if back {
+                let ts = kept
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .expect("ts");
+                let shifted: Int64Array = ts.iter().map(|t| t.map(|t| t + shift_ns)).collect();
+                let mut cols = kept.columns().to_vec();
+                cols[0] = std::sync::Arc::new(shifted);
+                kept = arrow::array::RecordBatch::try_new(kept.schema(), cols).expect("batch");
+            }
+            assert!(kept.num_rows() > 0 || b.num_rows() == 0);
+            out.push(Ok::<_, std::convert::Infallible>(kept));
+        }
+        kreq_schemas::writer::write_parquet(
+            &staged.dir().join("events/part-000000.parquet"),
+            table::EVENTS.name,
+            events::schema(),
+            out,
+            3,
+            &metadata,
+        )
+        .expect("write");
+        let manifest = kreq_schemas::dataset::Manifest::read(ds).expect("manifest");
+        manifest.write(staged.dir()).expect("write manifest");
+        let to = kreq_warehouse::Partition {
+            host: host.into(),
+            date: "2026-12-01".into(),
+        };
+        wh.commit(staged, &to, &|| {}).expect("commit");
+    }
+}
+
+/// A request that crosses hosts: the bundled capture `s2-c4` (load -> nginx -> app -> redis on
+/// one machine) split into a front host (nginx and the load generator) and a back host (the app
+/// and redis) whose clock reads 123.456789 ms ahead, each correlated on its own. Every one of
+/// nginx's 300 calls to the app is matched to the request it started on the back host, and the
+/// clock offset the calls bound contains the shift, its midpoint within the stated
+/// uncertainty (under 1 ms: a loopback call's round trip).
+#[test]
+fn calls_across_hosts_are_matched_and_bound_the_clock_offset() {
+    let ds = crate::ingest_capture("s2-c4", "wh-crosshost-ds");
+    let w = tmp("wh-crosshost").join("w");
+    let shift: i64 = 123_456_789;
+    split_into_two_hosts(&ds, &w, &[24544, 24532], shift);
+    let o = kreq(&["correlate", w.to_str().expect("utf8"), "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        sql(
+            &w,
+            "select host, count(*) from requests group by host order by host"
+        ),
+        ["back,300", "front,300"]
+    );
+    assert_eq!(
+        sql(
+            &w,
+            "select client_host, server_host, count(*), count(distinct client_request_id), \
+             count(distinct server_request_id) from cross_host_calls group by 1, 2"
+        ),
+        ["front,back,300,300,300"]
+    );
+    let row = sql(
+        &w,
+        "select offset_min_ns, offset_max_ns, offset_ns, uncertainty_ns, calls \
+         from clock_offsets where client_host = 'front'",
+    );
+    let v: Vec<i64> = row[0]
+        .split(',')
+        .map(|x| x.parse().expect("number"))
+        .collect();
+    let (lo, hi, mid, err) = (v[0], v[1], v[2], v[3]);
+    assert!(lo <= shift && shift <= hi, "{row:?}");
+    assert!((mid - shift).abs() <= err && err < 1_000_000, "{row:?}");
+}
