@@ -77,6 +77,14 @@ impl Progress for Bar {
 
 /// Runs `kreq export`.
 pub fn run(args: ExportArgs) -> Result<()> {
+    if kreq_schemas::warehouse::is_warehouse(&args.dataset) {
+        bail!(
+            "{}: a warehouse; kreq export reads one dataset (one host's recording, with its own \
+             clock and trace-id salt), and a warehouse holds many: query it with `kreq sql` or \
+             `kreq report`",
+            args.dataset.display()
+        );
+    }
     let manifest = Manifest::read(&args.dataset)
         .with_context(|| format!("{}: not a kreq dataset", args.dataset.display()))?;
     if manifest.correlation.is_none() {
