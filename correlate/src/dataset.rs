@@ -349,6 +349,17 @@ fn rewrite_part(p: &Path, req: &[u64], span: &[u64]) -> Result<()> {
                         msg: format!("events part lacks column `{name}`"),
                     })?,
             };
+            // A part rewritten by another tool may name the parts of a type differently: the
+            // `fields` map as pyarrow writes it (`key_value`, `key`, `value`, the Parquet
+            // spec's names) rather than as arrow-rs does (`entries`, `keys`, `values`).
+            let c = if c.data_type() == f.data_type() {
+                c
+            } else {
+                arrow::compute::cast(&c, f.data_type()).map_err(|source| Error::Arrow {
+                    path: p.to_owned(),
+                    source,
+                })?
+            };
             cols.push(c);
         }
         offset += n;

@@ -123,6 +123,39 @@ fn python_readers_open_the_dataset() {
     );
 }
 
+/// A notebook that reads a part with pyarrow and writes it back (filtering rows, say) writes
+/// the `fields` map with the Parquet spec's names (`key_value`, `key`, `value`), not arrow-rs'
+/// (`entries`, `keys`, `values`): kreq still correlates and queries it, with the requests of
+/// the original.
+#[test]
+fn a_part_written_back_by_pyarrow_still_correlates() {
+    let test = "a_part_written_back_by_pyarrow_still_correlates";
+    if !kreq_testkit::skip::python(test, "pyarrow") {
+        return;
+    }
+    let ds = crate::ingest_capture("s1-c1", "cli-pyarrow-rewrite");
+    let part = ds.join("events/part-000000.parquet");
+    let script = "import sys, pyarrow.parquet as pq\n\
+                  t = pq.read_table(sys.argv[1])\n\
+                  pq.write_table(t, sys.argv[1], compression='zstd')\n\
+                  print(pq.read_schema(sys.argv[1]).field('fields').type)";
+    let o = Command::new("python3")
+        .args(["-c", script, part.to_str().unwrap_or("")])
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = kreq(&["correlate", ds.to_str().unwrap_or(""), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["requests"], 100);
+    let o = kreq(&[
+        "sql",
+        ds.to_str().unwrap_or(""),
+        "select count(*) from events where fields is not null",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// Input that is not a trace (random bytes, prose) is refused by name with a non-zero exit,
 /// and leaves no dataset behind; a good input along with it does not make it pass.
 #[test]
