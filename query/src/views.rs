@@ -12,6 +12,7 @@
 //! | `lost_summary` | CPU and kind of report | lost-event reports, events lost, time range |
 //! | `cross_host_calls` | call from one warehouse host to another | the caller's client span matched to the request it started on the callee's host, and the bounds each puts on the two hosts' clock offset (warehouses only) |
 //! | `clock_offsets` | pair of hosts | the callee's clock minus the caller's: bounds from every call both ways, their midpoint and half-width (warehouses only) |
+//! | `stitched_spans` | span | every span with `global_request_id` (the calling host's request, for a request another host started) and its times on the calling host's clock (warehouses only; one level of calls) |
 //!
 //! Example: `SELECT service, sum(self_ns) FROM request_breakdown GROUP BY service`.
 
@@ -137,6 +138,20 @@ pub const WAREHOUSE_VIEWS: &[(&str, &str)] = &[
                 (max(offset_min_ns) + min(offset_max_ns)) / 2 AS offset_ns,
                 (min(offset_max_ns) - max(offset_min_ns)) / 2 AS uncertainty_ns
          FROM cross_host_calls GROUP BY client_host, server_host",
+    ),
+    (
+        "stitched_spans",
+        // One level: a request started by a call from another host joins the caller's
+        // request, and its times move onto the caller's clock. A chain of three hosts needs
+        // this applied twice.
+        "SELECT sp.*,
+                COALESCE(x.client_request_id, sp.request_id) AS global_request_id,
+                COALESCE(x.client_host, sp.host) AS global_host,
+                sp.start_ns - COALESCE(o.offset_ns, 0) AS aligned_start_ns,
+                sp.end_ns - COALESCE(o.offset_ns, 0) AS aligned_end_ns
+         FROM spans sp
+         LEFT JOIN cross_host_calls x ON sp.request_id = x.server_request_id
+         LEFT JOIN clock_offsets o ON o.server_host = sp.host AND o.client_host = x.client_host",
     ),
 ];
 

@@ -447,9 +447,10 @@ fn split_into_two_hosts(ds: &Path, w: &Path, back_tgids: &[i32], shift_ns: i64) 
 /// A request that crosses hosts: the bundled capture `s2-c4` (load -> nginx -> app -> redis on
 /// one machine) split into a front host (nginx and the load generator) and a back host (the app
 /// and redis) whose clock reads 123.456789 ms ahead, each correlated on its own. Every one of
-/// nginx's 300 calls to the app is matched to the request it started on the back host, and the
+/// nginx's 300 calls to the app is matched to the request it started on the back host, the
 /// clock offset the calls bound contains the shift, its midpoint within the stated
-/// uncertainty (under 1 ms: a loopback call's round trip).
+/// uncertainty (under 1 ms: a loopback call's round trip), and the stitched spans put both
+/// hosts' work under the front host's requests on its clock.
 #[test]
 fn calls_across_hosts_are_matched_and_bound_the_clock_offset() {
     let ds = crate::ingest_capture("s2-c4", "wh-crosshost-ds");
@@ -485,4 +486,20 @@ fn calls_across_hosts_are_matched_and_bound_the_clock_offset() {
     let (lo, hi, mid, err) = (v[0], v[1], v[2], v[3]);
     assert!(lo <= shift && shift <= hi, "{row:?}");
     assert!((mid - shift).abs() <= err && err < 1_000_000, "{row:?}");
+    // Stitched: every span of both hosts belongs to one of the front host's 300 requests, and
+    // each call's server span, on the caller's clock, lies inside the call.
+    assert_eq!(
+        sql(
+            &w,
+            "select global_host, count(distinct global_request_id), count(distinct host)              from stitched_spans group by global_host"
+        ),
+        ["front,300,2"]
+    );
+    assert_eq!(
+        sql(
+            &w,
+            "select count(*) from stitched_spans s join cross_host_calls x              on s.span_id = x.server_span_id              where s.aligned_start_ns >= x.sent_ns and s.aligned_end_ns <= x.replied_ns"
+        ),
+        ["300"]
+    );
 }
