@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 p = argparse.ArgumentParser()
 p.add_argument("--port", type=int, required=True)
+p.add_argument("--bind", default="127.0.0.1", help="address to listen on")
 p.add_argument("--redis", type=int, default=16379)
 p.add_argument("--log", required=True)
 p.add_argument("--spin", type=int, default=2000, help="CPU spin iterations per request")
@@ -103,4 +104,4 @@ class Handler(BaseHTTPRequestHandler):
 
 
 ThreadingHTTPServer.daemon_threads = True
-ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
+ThreadingHTTPServer((args.bind, args.port), Handler).serve_forever()
