@@ -26,6 +26,10 @@ pub struct RecordArgs {
     /// started).
     #[arg(long, requires = "warehouse")]
     date: Option<String>,
+    /// Tests only: add this to every recorded time (two recordings of one machine standing for
+    /// two hosts whose clocks differ).
+    #[arg(long, hide = true, default_value_t = 0, allow_hyphen_values = true)]
+    test_shift_ns: i64,
     /// Extra event to record, as GROUP:NAME or GROUP:* (repeatable), e.g. sched:sched_migrate_task.
     #[arg(short, long = "event")]
     events: Vec<String>,
@@ -151,6 +155,7 @@ pub fn run(args: RecordArgs) -> Result<()> {
     opts.wake_percent = args.wake_percent;
     opts.max_wait = Duration::from_millis(args.max_wait_ms.max(1));
     opts.force = args.force || staging.is_some();
+    opts.test_shift_ns = args.test_shift_ns;
 
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;

@@ -5,8 +5,9 @@ veth pair, each recorded by its own `kreq record --pid ... --warehouse W --host 
     front (netns, 10.213.0.1): loadgen -> nginx (:18080)  --veth-->
     back  (netns, 10.213.0.2): app.py (:18081) -> redis-server (127.0.0.1:16379 in back)
 
-Both recorders trace the same kernel with the same clock: the hosts' true clock offset is 0,
-and the warehouse views must find it within their stated uncertainty. Ground truth as in
+Both recorders trace the same kernel with the same clock; `--shift-back-ns N` has the back
+host's recorder add N to its times (`kreq record --test-shift-ns`), so that the hosts' clock
+offset is a known N, which the warehouse views must find within their stated uncertainty. Ground truth as in
 testbed.py (loadgen, nginx's access log, the app's own log, written after the load).
 
     python3 examples/testbed/twohosts.py --requests 200 --warehouse W --truth truth.jsonl
@@ -34,6 +35,7 @@ p.add_argument("--requests", type=int, default=200)
 p.add_argument("--connections", type=int, default=4)
 p.add_argument("--warehouse", required=True, help="warehouse both hosts' recordings go to")
 p.add_argument("--date", default="2026-12-05", help="their date partition")
+p.add_argument("--shift-back-ns", type=int, default=0, help="the back host's clock reads this far ahead")
 p.add_argument("--truth", help="write ground truth here (jsonl)")
 p.add_argument("--kreq", default=os.environ.get("KREQ_BIN", os.path.join(ROOT, "target", "debug", "kreq")))
 p.add_argument("--workdir", help="keep logs and configs here (default: a temporary directory)")
@@ -115,9 +117,11 @@ def main():
     wait_port("front", "127.0.0.1", 18080)
     # `ip netns exec` execs the command: the pids are the servers' own.
     scope = {"front": [nginx.pid], "back": [app.pid, redis.pid]}
+    shift = {"front": 0, "back": args.shift_back_ns}
     recorders = {
         h: procs.start_recorder([args.kreq, "record", "--warehouse", args.warehouse, "--host", h,
-                                 "--date", args.date] + [f"--pid={p}" for p in pids], f"twohosts {h}")
+                                 "--date", args.date, f"--test-shift-ns={shift[h]}"]
+                                + [f"--pid={p}" for p in pids], f"twohosts {h}")
         for h, pids in scope.items()
     }
     time.sleep(0.5)

@@ -43,6 +43,9 @@ pub struct RecordOptions {
     pub background_encode: bool,
     /// Replace an existing dataset.
     pub force: bool,
+    /// Added to every recorded time: 0, except in the two-host testbed, where two recordings
+    /// of one machine stand for two hosts whose clocks are this far apart.
+    pub test_shift_ns: i64,
 }
 
 impl RecordOptions {
@@ -63,6 +66,7 @@ impl RecordOptions {
             zstd_level: kreq_schemas::writer::DEFAULT_ZSTD_LEVEL,
             background_encode: true,
             force: false,
+            test_shift_ns: 0,
         }
     }
 }

@@ -51,6 +51,8 @@ pub(crate) struct Recorder {
     /// `trace_printk` formats and kernel symbols, read when the profile has `ftrace` events
     /// (`print`, `bprint`, `bputs`), so their rows read as in a trace.dat.
     strings: Option<KernelStrings>,
+    /// [`RecordOptions::test_shift_ns`].
+    ts_shift_ns: i64,
 }
 
 impl Recorder {
@@ -99,6 +101,7 @@ impl Recorder {
             meta,
             writer,
             strings,
+            ts_shift_ns: opts.test_shift_ns,
         }
     }
 
@@ -151,6 +154,7 @@ impl Recorder {
             exclude: &c.own,
             strings: self.strings.as_ref(),
             long_size: std::mem::size_of::<libc::c_long>(),
+            ts_shift_ns: self.ts_shift_ns,
         };
         let mut decoder = Decoder::new(&pages, &ctx);
         self.summary.malformed += decoder.bad_pages.len() as u64;

@@ -410,9 +410,10 @@ fn sql_rows(at: &Path, query: &str) -> Vec<Vec<String>> {
 
 /// Two hosts: nginx and the load in one network namespace, the app and redis in another,
 /// joined by a veth pair; each host recorded by its own `kreq record --pid ... --warehouse`
-/// and correlated on its own (`examples/testbed/twohosts.py`). Every call from the front host
-/// is matched to the request it started on the back host; the clock offset the calls bound
-/// contains the true one (0: one kernel, one clock) within under 1 ms; and, against the apps'
+/// and correlated on its own (`examples/testbed/twohosts.py`), the back host's times moved
+/// 7.654321 ms ahead (`kreq record --test-shift-ns`). Every call from the front host is matched
+/// to the request it started on the back host; the clock offset the calls bound contains the
+/// shift, with a half-width under 1 ms; and, against the apps'
 /// own logs, at least 99% of requests are exact across the hosts: on the back host, the
 /// request whose spans on the thread the app logged overlap its handler (and only it), as
 /// `kreq eval` scores this truth on one host, stitches to the one front request that lies
@@ -430,7 +431,7 @@ fn two_hosts_in_network_namespaces_are_stitched_and_their_clocks_bounded() {
     let (w, truth) = (dir.join("w"), dir.join("truth.jsonl"));
     let out = Command::new("python3")
         .arg(root.join("examples/testbed/twohosts.py"))
-        .args(["--requests", "200"])
+        .args(["--requests", "200", "--shift-back-ns", "7654321"])
         .arg("--warehouse")
         .arg(&w)
         .arg("--truth")
@@ -466,13 +467,18 @@ fn two_hosts_in_network_namespaces_are_stitched_and_their_clocks_bounded() {
         "select offset_min_ns, offset_max_ns, uncertainty_ns from clock_offsets",
     )[0];
     let off: Vec<i64> = off.iter().map(|v| v.parse().expect("ns")).collect();
-    assert!(off[0] <= 0 && 0 <= off[1] && off[2] < 1_000_000, "{off:?}");
+    let shift = 7_654_321;
+    assert!(
+        off[0] <= shift && shift <= off[1] && off[2] < 1_000_000,
+        "{off:?}"
+    );
     // Exactness against the apps' logs, as `kreq eval` scores one host: the spans of one
     // request on the thread the app logged cover at least half of its handler.
     let back: Vec<(i64, i64, i64, String)> = sql_rows(
         &w,
-        "select tid, start_ns, end_ns, cast(global_request_id as varchar) from stitched_spans \
-         where host = 'back'",
+        // On the front host's clock (the apps log true time; the front host's is it).
+        "select tid, aligned_start_ns, aligned_end_ns, cast(global_request_id as varchar) \
+         from stitched_spans where host = 'back'",
     )
     .into_iter()
     .map(|r| {

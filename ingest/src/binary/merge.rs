@@ -34,6 +34,9 @@ pub struct DecodeContext<'a> {
     pub strings: Option<&'a KernelStrings>,
     /// `sizeof(long)` on the traced machine (how `bprint` arguments are packed).
     pub long_size: usize,
+    /// Added to every time decoded: 0, except in tests that need two recordings of one
+    /// machine to read as two hosts whose clocks are this far apart.
+    pub ts_shift_ns: i64,
 }
 
 /// Decoded rows and what was found wrong on the way.
@@ -109,6 +112,9 @@ impl<'a> Decoder<'a> {
                 }
             }
         }
+        for l in &mut lost {
+            l.ts_ns = l.ts_ns.map(|t| t + ctx.ts_shift_ns);
+        }
         lost.sort_by_key(|l| l.ts_ns);
         let refs: Vec<&'a R> = cpus.iter().collect();
         Self {
@@ -140,14 +146,16 @@ impl<'a> Decoder<'a> {
         let mut chunk_lost = Vec::new();
         self.builder.reserve(rows.min(1 << 16));
         while self.builder.len() < rows {
-            let Some((i, ts, rec)) = self.streams.next() else {
+            let Some((i, raw_ts, rec)) = self.streams.next() else {
                 chunk_lost.extend(self.lost.by_ref());
                 break;
             };
+            // Times are below 2^63 ns (`page::next_record` refuses others).
+            let ts = raw_ts as i64 + self.ctx.ts_shift_ns;
             while self
                 .lost
                 .peek()
-                .is_some_and(|l: &LostReport| l.ts_ns.is_none_or(|t| t <= ts as i64))
+                .is_some_and(|l: &LostReport| l.ts_ns.is_none_or(|t| t <= ts))
             {
                 chunk_lost.extend(self.lost.next());
             }
@@ -168,7 +176,7 @@ impl<'a> Decoder<'a> {
                     rec,
                 );
             }
-            self.last_ts = Some(ts as i64);
+            self.last_ts = Some(ts);
         }
         if self.builder.is_empty() && chunk_lost.is_empty() {
             return None;
@@ -235,12 +243,12 @@ fn append(
     comms: &mut Comms<'_>,
     ctx: &DecodeContext<'_>,
     cpu: u16,
-    ts: u64,
+    ts: i64,
     h: &Head<'_>,
     rec: &[u8],
 ) {
     let row = RowHead {
-        ts_ns: ts as i64,
+        ts_ns: ts,
         cpu,
         tid: h.tid,
         tgid: ctx.tgids.get(&h.tid).copied(),

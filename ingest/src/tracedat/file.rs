@@ -167,6 +167,7 @@ impl TraceDat {
             exclude,
             strings: Some(&self.strings).filter(|s| !s.is_empty()),
             long_size: self.long_size,
+            ts_shift_ns: 0,
         }
     }
 }
