@@ -26,10 +26,10 @@ pub const VIEWS: &[(&str, &str)] = &[
         "hops",
         // The self times are computed by `kreq correlate` (the spans schema defines them).
         "SELECT request_id, span_id,
-                CASE WHEN kind = 'client' THEN '(network)' ELSE CAST(comm AS VARCHAR) END
+                CASE WHEN kind = 'client' THEN '(network)' ELSE CAST(comm AS STRING) END
                   AS service,
                 tid,
-                CASE WHEN kind = 'client' THEN 'network' ELSE CAST(kind AS VARCHAR) END AS kind,
+                CASE WHEN kind = 'client' THEN 'network' ELSE CAST(kind AS STRING) END AS kind,
                 self_ns, self_cpu_ns AS cpu_ns, self_runnable_ns AS runnable_ns,
                 self_blocked_network_ns AS blocked_network_ns,
                 self_blocked_disk_ns AS blocked_disk_ns,

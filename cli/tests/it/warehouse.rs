@@ -231,10 +231,11 @@ fn a_killed_batch_leaves_the_warehouse_as_it_was() {
     assert_eq!(sql(&w, "select count(distinct host) from events"), ["2"]);
 }
 
-/// Spark (pyspark on the JDK) reads the same warehouse with its own Hive partition discovery
-/// and gives kreq's answers: rows and summed times per host and day, events per type on one
-/// host, lost-event reports. It reads `ts_ns` as a long and the unsigned 64-bit ids as
-/// decimal(20,0).
+/// Spark (pyspark on the JDK) reads the same warehouse, correlated, with its own Hive partition
+/// discovery, runs kreq's analysis views from their very definitions, and gives kreq's
+/// answers: rows and summed times per host and day, events per type on one host, lost-event
+/// reports, and the views' requests, per-service self time and syscall hot spots. It reads
+/// `ts_ns` as a long and the unsigned 64-bit ids as decimal(20,0).
 #[test]
 fn spark_reads_the_warehouse_with_kreq_answers() {
     let test = "spark_reads_the_warehouse_with_kreq_answers";
@@ -247,22 +248,33 @@ fn spark_reads_the_warehouse_with_kreq_answers() {
     ingest(&w, "s1-c1", "web-1", "2026-12-01");
     ingest(&w, "s2-c4", "web-2", "2026-12-01");
     ingest(&w, "s3-c8-2apps", "web-1", "2026-12-02");
+    let o = kreq(&["correlate", w.to_str().expect("utf8"), "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let views: Vec<(&str, &str)> = kreq_query::views::VIEWS.to_vec();
+    let views_file = w.with_file_name("views.json");
+    std::fs::write(&views_file, serde_json::to_vec(&views).expect("json")).expect("views");
     let queries = [
         "select host, cast(date as string) as day, count(*), sum(ts_ns) from events group by host, date order by host, day",
         "select event, count(*) from events where host = 'web-2' group by event order by event",
         "select host, count(*) from lost_events group by host order by host",
+        "select count(*), sum(duration_ns), sum(span_count) from slowest_requests",
+        "select service, sum(self_ns), sum(cpu_ns) from hops group by service order by service",
+        "select count(*), sum(calls), sum(total_ns) from hotspot_syscalls",
+        "select count(*) from request_breakdown",
     ];
     let script = r#"
-import sys
+import json, sys
 from pyspark.sql import SparkSession
 spark = (SparkSession.builder.master("local[1]").appName("kreq-test")
          .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
          .getOrCreate())
 spark.sparkContext.setLogLevel("ERROR")
 w = sys.argv[1]
-spark.read.parquet(w + "/events").createOrReplaceTempView("events")
-spark.read.parquet(w + "/lost_events").createOrReplaceTempView("lost_events")
-for q in sys.argv[2:]:
+for t in ["events", "lost_events", "spans", "requests"]:
+    spark.read.parquet(w + "/" + t).createOrReplaceTempView(t)
+for name, sql in json.load(open(sys.argv[2])):
+    spark.sql("CREATE OR REPLACE TEMP VIEW " + name + " AS " + sql)
+for q in sys.argv[3:]:
     print("query")
     for r in spark.sql(q).collect():
         print(",".join(str(v) for v in r))
@@ -270,6 +282,7 @@ spark.stop()
 "#;
     let o = Command::new("python3")
         .args(["-c", script, w.to_str().expect("utf8")])
+        .arg(&views_file)
         .args(queries)
         .output()
         .expect("python3");
