@@ -27,7 +27,16 @@ pub(super) fn read(
     let mut next = c.u64()?;
     let mut buffers = Vec::new();
     let mut section_offsets = Vec::new();
+    // Options sections are chained by offset; a chain that comes back to a section it has
+    // read would loop for ever (the tracedat fuzz target made one).
+    let mut seen = std::collections::HashSet::new();
     while next != 0 {
+        if !seen.insert(next) {
+            return Err(TraceDatError {
+                offset: next,
+                reason: "the options sections form a loop".into(),
+            });
+        }
         let opts = section(file, next, codec)?;
         let mut o = Cursor::new(&opts, next);
         next = 0;

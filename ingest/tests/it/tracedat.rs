@@ -635,3 +635,31 @@ fn pages_are_read_in_bounded_runs() {
     }
     let _ = std::fs::remove_file(v6);
 }
+
+/// Inputs the `tracedat` fuzz target found (`testdata/fuzz/`): each is refused with an error
+/// that names its offset, neither panicking nor growing without bound. One has a page whose
+/// base time plus a delta passes 2^64 ns; the other chains its options sections into a loop.
+#[test]
+fn inputs_the_fuzzer_found_are_refused_with_their_offset() {
+    for (name, want) in [
+        ("tracedat-time-overflow.dat", "time stamp beyond 2^63 ns"),
+        (
+            "tracedat-options-loop.dat",
+            "the options sections form a loop",
+        ),
+    ] {
+        let bytes = std::fs::read(testdata(&format!("fuzz/{name}"))).expect("input");
+        let err = match tracedat::parse(&bytes, None) {
+            Err(e) => e.to_string(),
+            Ok(dat) => {
+                let d = dat.decode(1 << 16);
+                let (cpu, page, e) = d.bad_pages.first().expect("a bad page");
+                format!(
+                    "cpu {cpu} page {page}: {e} at {}",
+                    dat.page_offset(*cpu, *page)
+                )
+            }
+        };
+        assert!(err.contains(want), "{name}: {err}");
+    }
+}
