@@ -224,7 +224,10 @@ pub fn task_state_with(bits: u64, letters: Option<&[(u64, String)]>, out: &mut S
 /// preempted (the bit above the highest letter).
 pub fn task_state(bits: u64, letters: &[(u64, &str)], out: &mut String) {
     let top = letters.iter().map(|(b, _)| *b).max().unwrap_or(0x80);
-    let state = bits & ((top << 1) - 1);
+    // Every bit up to the highest letter's (a format from a file may list any bits, even 0
+    // or the top bit: the tracedat fuzz target found both).
+    let state = bits & u64::MAX.checked_shr(top.leading_zeros()).unwrap_or(0);
+    let preempted = top.checked_shl(1).filter(|&p| p > top).unwrap_or(0);
     if state == 0 {
         out.push('R');
     } else {
@@ -239,7 +242,7 @@ pub fn task_state(bits: u64, letters: &[(u64, &str)], out: &mut String) {
             }
         }
     }
-    if bits & (top << 1) != 0 {
+    if bits & preempted != 0 {
         out.push('+');
     }
 }
@@ -289,5 +292,23 @@ mod tests {
         let mut rec = vec![0u8; 16];
         rec.extend_from_slice(b"TRACE_MARKER_START\n\0\0\0");
         assert_eq!(field_text(&rec, buf), Some("TRACE_MARKER_START"));
+    }
+
+    /// The kernel's letters: `S`, `D|W`-style joins, `R` for no bit, `+` for the bit above the
+    /// highest letter; and letter tables a corrupt format may give (a letter at bit 0, one at
+    /// the top bit: the tracedat fuzz target found both) print without overflowing.
+    #[test]
+    fn task_states_print_as_the_kernel_prints_them_whatever_the_letters() {
+        let show = |bits: u64, letters: &[(u64, &str)]| {
+            let mut s = String::new();
+            task_state(bits, letters, &mut s);
+            s
+        };
+        assert_eq!(show(0x1, &DEFAULT_STATE_LETTERS), "S");
+        assert_eq!(show(0x0, &DEFAULT_STATE_LETTERS), "R");
+        assert_eq!(show(0x100, &DEFAULT_STATE_LETTERS), "R+");
+        assert_eq!(show(0x3, &DEFAULT_STATE_LETTERS), "S|D");
+        assert_eq!(show(0x1, &[(0, "Z")]), "R");
+        assert_eq!(show(u64::MAX, &[(1 << 63, "T")]), "T");
     }
 }
