@@ -153,7 +153,8 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
 
 /// `kreq correlate WAREHOUSE`: every selected batch in turn, each independent of the others
 /// (its own recording, its own id range), committed again with its spans, requests and
-/// labelled events.
+/// labelled events; then the clock offsets between hosts that call each other (the
+/// `clock_offsets` view), for a nightly job's log.
 fn run_warehouse(args: CorrelateArgs) -> Result<()> {
     let wh = kreq_warehouse::Warehouse::open(&args.dataset)?;
     let chosen: Vec<_> = wh
@@ -199,10 +200,62 @@ fn run_warehouse(args: CorrelateArgs) -> Result<()> {
             );
         }
     }
+    let offsets = clock_offsets(&args.dataset)?;
     if args.json {
-        println!("{}", serde_json::Value::Array(out));
+        println!(
+            "{}",
+            serde_json::json!({"batches": out, "clock_offsets": offsets})
+        );
+    } else if !args.quiet {
+        for o in &offsets {
+            let s = |k: &str| o[k].as_str().unwrap_or("").to_owned();
+            eprintln!(
+                "clock of {} minus {}: {} ± {} ns ({} calls between them)",
+                s("server_host"),
+                s("client_host"),
+                o["offset_ns"],
+                o["uncertainty_ns"],
+                o["calls"]
+            );
+        }
     }
     Ok(())
+}
+
+/// The warehouse's `clock_offsets` view, one JSON object per pair of hosts that call each
+/// other (none when no call crosses hosts).
+fn clock_offsets(w: &std::path::Path) -> Result<Vec<serde_json::Value>> {
+    use datafusion::arrow::util::display::array_value_to_string;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let (ctx, _) = kreq_query::tables::open(w).await?;
+        if !ctx.table_exist("clock_offsets")? {
+            return Ok(Vec::new());
+        }
+        let batches = ctx
+            .sql(
+                "SELECT CAST(client_host AS STRING) AS client_host, \
+                        CAST(server_host AS STRING) AS server_host, calls, offset_ns, \
+                        uncertainty_ns FROM clock_offsets ORDER BY client_host, server_host",
+            )
+            .await?
+            .collect()
+            .await?;
+        let mut out = Vec::new();
+        for b in &batches {
+            for row in 0..b.num_rows() {
+                let s = |i: usize| array_value_to_string(b.column(i), row).unwrap_or_default();
+                let n = |i: usize| s(i).parse::<i64>().unwrap_or(0);
+                out.push(serde_json::json!({
+                    "client_host": s(0), "server_host": s(1), "calls": n(2),
+                    "offset_ns": n(3), "uncertainty_ns": n(4),
+                }));
+            }
+        }
+        Ok(out)
+    })
 }
 
 /// Arguments of `kreq eval`.

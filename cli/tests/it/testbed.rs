@@ -448,7 +448,7 @@ fn two_hosts_in_network_namespaces_are_stitched_and_their_clocks_bounded() {
     let corr = Command::new(env!("CARGO_BIN_EXE_kreq"))
         .arg("correlate")
         .arg(&w)
-        .arg("--quiet")
+        .arg("--json")
         .output()
         .expect("kreq correlate");
     assert!(
@@ -456,6 +456,10 @@ fn two_hosts_in_network_namespaces_are_stitched_and_their_clocks_bounded() {
         "{}",
         String::from_utf8_lossy(&corr.stderr)
     );
+    // `kreq correlate` reports the offset it finds, as the view gives it.
+    let summary: serde_json::Value = serde_json::from_slice(&corr.stdout).expect("json");
+    let reported = &summary["clock_offsets"][0];
+    assert_eq!(reported["server_host"], "back", "{summary}");
     let calls = sql_rows(
         &w,
         "select client_host, server_host, count(*), count(distinct client_request_id), \
@@ -472,6 +476,7 @@ fn two_hosts_in_network_namespaces_are_stitched_and_their_clocks_bounded() {
         off[0] <= shift && shift <= off[1] && off[2] < 1_000_000,
         "{off:?}"
     );
+    assert_eq!(reported["uncertainty_ns"], off[2], "{summary}");
     // Exactness against the apps' logs, as `kreq eval` scores one host: the spans of one
     // request on the thread the app logged cover at least half of its handler.
     let back: Vec<(i64, i64, i64, String)> = sql_rows(
