@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use kreq_ingest::{IngestOptions, Progress};
-use kreq_warehouse::{Partition, Staging, Warehouse};
+use kreq_warehouse::{Staging, Warehouse};
 
 /// Arguments of `kreq ingest`.
 #[derive(Debug, Args)]
@@ -197,11 +197,9 @@ pub fn run(args: IngestArgs) -> Result<()> {
     }
     let mut written = output.display().to_string();
     if let Some((wh, staged)) = staging {
-        let to = partition(&args, m)?;
         let batch = staged.batch().to_owned();
-        let done = wh
-            .commit(staged, &to, &crate::warehouse_cmd::pause_before_swap)
-            .with_context(|| format!("committing to {}", wh.root().display()))?;
+        let (host, date) = (args.host.clone(), args.date.clone());
+        let (to, done) = crate::warehouse_cmd::commit(&wh, staged, host, date, m, &args.inputs)?;
         written = format!(
             "{} (host={} date={})",
             wh.root().display(),
@@ -234,17 +232,4 @@ fn stage(dir: &Path, inputs: &[PathBuf]) -> Result<(Warehouse, Staging)> {
     let batch = kreq_warehouse::batch_id(inputs)?;
     let staged = wh.stage(&batch)?;
     Ok((wh, staged))
-}
-
-/// The host and date partition of a batch: as given, else from the recording.
-fn partition(args: &IngestArgs, m: &kreq_schemas::dataset::Manifest) -> Result<Partition> {
-    let host = match args.host.clone().or_else(|| m.host.clone()) {
-        Some(h) => h,
-        None => bail!("the input does not name its host: give --host"),
-    };
-    let date = match &args.date {
-        Some(d) => d.clone(),
-        None => crate::warehouse_cmd::recording_date(m, &args.inputs)?,
-    };
-    Ok(Partition { host, date })
 }

@@ -224,20 +224,10 @@ pub fn run(args: RecordArgs) -> Result<()> {
         );
     }
     if let Some((wh, staged)) = staging {
-        let m = &report.manifest;
-        let host = match args.host.clone().or_else(|| m.host.clone()) {
-            Some(h) => h,
-            None => bail!("this machine's host name is unknown: give --host"),
-        };
-        let date = match &args.date {
-            Some(d) => d.clone(),
-            None => crate::warehouse_cmd::recording_date(m, &[])?,
-        };
         let batch = staged.batch().to_owned();
-        let to = kreq_warehouse::Partition { host, date };
-        let done = wh
-            .commit(staged, &to, &crate::warehouse_cmd::pause_before_swap)
-            .with_context(|| format!("committing to {}", wh.root().display()))?;
+        let (host, date) = (args.host.clone(), args.date.clone());
+        let (to, done) =
+            crate::warehouse_cmd::commit(&wh, staged, host, date, &report.manifest, &[])?;
         if !args.quiet && !args.json {
             eprintln!(
                 "committed batch {batch} to {} (host={} date={}): {} files",

@@ -1,11 +1,37 @@
-//! What `kreq ingest --warehouse` and `kreq record --warehouse` share: a batch's date, and the
-//! test hook that stops a commit before its swap.
+//! What `kreq ingest --warehouse` and `kreq record --warehouse` share: a batch's partition,
+//! its commit, and the test hook that stops a commit before its swap.
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use kreq_schemas::dataset::Manifest;
 use kreq_schemas::warehouse::utc_date;
+use kreq_warehouse::{CommitReport, Partition, Staging, Warehouse};
+
+/// Commit the staged batch, written with manifest `m` from `inputs` (none for a live
+/// recording), to the partition of `host` and `date`, each defaulting to what the recording
+/// says (its host name; [`recording_date`]).
+pub fn commit(
+    wh: &Warehouse,
+    staged: Staging,
+    host: Option<String>,
+    date: Option<String>,
+    m: &Manifest,
+    inputs: &[PathBuf],
+) -> Result<(Partition, CommitReport)> {
+    let Some(host) = host.or_else(|| m.host.clone()) else {
+        bail!("the recording does not name its host: give --host");
+    };
+    let date = match date {
+        Some(d) => d,
+        None => recording_date(m, inputs)?,
+    };
+    let to = Partition { host, date };
+    let done = wh
+        .commit(staged, &to, &pause_before_swap)
+        .with_context(|| format!("committing to {}", wh.root().display()))?;
+    Ok((to, done))
+}
 
 /// The UTC date of a recording: of its first event when it knows wall-clock time (a live
 /// recording's `epoch_offset_ns`), else of the first input's modification time (today, for a

@@ -231,14 +231,15 @@ pub(crate) fn read_rest<R: std::io::Read>(
     Ok(tracedat::DatBytes::Memory(data))
 }
 
-/// Decode a trace.dat into chunks of rows. A file on disk is read in place: pages are read
-/// and decompressed as the merge reaches them.
+/// Decode a trace.dat into chunks of rows, handed to `send`; false when `send` refused one
+/// (the workers are gone). A file on disk is read in place: pages are read and decompressed
+/// as the merge reaches them.
 pub(crate) fn read_tracedat(
     path: &std::path::Path,
     bytes: tracedat::DatBytes,
     summary: &mut SourceSummary,
     send: &mut dyn FnMut(ParsedChunk) -> bool,
-) -> Result<()> {
+) -> Result<bool> {
     summary.bytes = bytes.len();
     let version = bytes.read_at(10, 1).ok().map_or('?', |b| b[0] as char);
     summary.format = format!("trace.dat v{version}");
@@ -276,13 +277,13 @@ pub(crate) fn read_tracedat(
         while let Some(mut chunk) = decoder.next_chunk(TRACEDAT_PART_ROWS) {
             chunk.lost.extend(stats.take().into_iter().flatten());
             if !send(chunk) {
-                break;
+                return Ok(false);
             }
         }
         // A run that could not be read the second time (the file changed under us).
         match decoder.source_errors().into_iter().next() {
             Some((cpu, e)) => Err(unreadable(cpu, e)),
-            None => Ok(()),
+            None => Ok(true),
         }
     })
 }

@@ -97,24 +97,19 @@ pub fn ingest(
             };
             if input.size.is_some() && is_tracedat(&input.head) {
                 // A trace.dat on disk: read in place.
-                let bytes = std::fs::File::open(path)
+                let mut to_workers = |parsed| send(&mut seq, source, Payload::Decoded(parsed));
+                let read = std::fs::File::open(path)
                     .and_then(crate::tracedat::DatBytes::file)
-                    .map_err(|e| Error::io(path, e));
-                let mut sent_all = true;
-                let mut to_workers = |parsed| {
-                    sent_all = send(&mut seq, source, Payload::Decoded(parsed));
-                    sent_all
-                };
-                let read = bytes
+                    .map_err(|e| Error::io(path, e))
                     .and_then(|b| read_tracedat(path, b, &mut sources[source], &mut to_workers));
-                if let Err(e) = read {
-                    first_error = Some(e);
-                    break 'inputs;
+                match read {
+                    Ok(true) => continue,
+                    Ok(false) => break 'inputs,
+                    Err(e) => {
+                        first_error = Some(e);
+                        break 'inputs;
+                    }
                 }
-                if !sent_all {
-                    break 'inputs;
-                }
-                continue;
             }
             if let Some(size) = input.size {
                 // A regular text file: each worker reads its own byte range.
@@ -159,22 +154,19 @@ pub fn ingest(
                     }
                 };
                 if offset == 0 && is_tracedat(&data) {
-                    let mut sent_all = true;
-                    let mut to_workers = |parsed| {
-                        sent_all = send(&mut seq, source, Payload::Decoded(parsed));
-                        sent_all
-                    };
+                    // A trace.dat from stdin or inside zstd/gzip: read into memory first.
+                    let mut to_workers = |parsed| send(&mut seq, source, Payload::Decoded(parsed));
                     let summary = &mut sources[source];
                     let read = read_rest(path, data, &mut chunker)
                         .and_then(|b| read_tracedat(path, b, summary, &mut to_workers));
-                    if let Err(e) = read {
-                        first_error = Some(e);
-                        break 'inputs;
+                    match read {
+                        Ok(true) => break,
+                        Ok(false) => break 'inputs,
+                        Err(e) => {
+                            first_error = Some(e);
+                            break 'inputs;
+                        }
                     }
-                    if !sent_all {
-                        break 'inputs;
-                    }
-                    break;
                 }
                 if offset == 0 {
                     let inner = detect_format(&data);

@@ -32,3 +32,29 @@ pub fn repo() -> PathBuf {
 pub fn testdata() -> PathBuf {
     repo().join("testdata")
 }
+
+/// Wrapped inputs of the public trace corpus ([`skip::external`]) and the plain text its
+/// `SOURCES.md` says each holds: systrace HTML (with trace-data blocks, with the legacy
+/// JavaScript string, inside zstd) and `atrace -z`.
+pub const WRAPPED_TRACES: &[(&str, &str)] = &[
+    (
+        "catapult_android_systrace.html.zst",
+        "catapult_android_systrace.extracted.txt.zst",
+    ),
+    (
+        "catapult_compressed_atrace_data.txt",
+        "catapult_compressed_atrace_data.extracted.txt",
+    ),
+    (
+        "catapult_trivial_systrace.html",
+        "catapult_trivial_systrace.extracted.txt",
+    ),
+    (
+        "trappy_trace_legacy_systrace.html",
+        "trappy_trace_legacy_systrace.extracted.txt",
+    ),
+    (
+        "trappy_trace_surfaceflinger.html",
+        "trappy_trace_surfaceflinger.extracted.txt",
+    ),
+];

@@ -7,39 +7,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use crate::{kreq, tmp};
+use crate::{kreq, sql, tmp};
 
 /// Inputs kreq refuses, with the format the refusal names.
 const REFUSED: &[(&str, &str)] = &[("linux_doc_ftrace_rst_latency_and_graph.txt", "latency")];
 
-/// Wrapped inputs (systrace HTML, JavaScript string, `atrace -z`) and the plain text their
-/// `SOURCES.md` entry says they hold: counted by that text.
-const WRAPPED: &[(&str, &str)] = &[
-    (
-        "catapult_android_systrace.html.zst",
-        "catapult_android_systrace.extracted.txt.zst",
-    ),
-    (
-        "catapult_android_systrace_jsstring.txt",
-        "catapult_android_systrace_jsstring.extracted.txt",
-    ),
-    (
-        "catapult_compressed_atrace_data.txt",
-        "catapult_compressed_atrace_data.extracted.txt",
-    ),
-    (
-        "catapult_trivial_systrace.html",
-        "catapult_trivial_systrace.extracted.txt",
-    ),
-    (
-        "trappy_trace_legacy_systrace.html",
-        "trappy_trace_legacy_systrace.extracted.txt",
-    ),
-    (
-        "trappy_trace_surfaceflinger.html",
-        "trappy_trace_surfaceflinger.extracted.txt",
-    ),
-];
+/// A systrace's legacy JavaScript string on its own, and the text it holds.
+const JSSTRING: (&str, &str) = (
+    "catapult_android_systrace_jsstring.txt",
+    "catapult_android_systrace_jsstring.extracted.txt",
+);
 
 /// An event line as every text form prints it, read without kreq's parser: a `[CPU]` field,
 /// then (after flags, with or without a space) `SECONDS.FRACTION: NAME` (`NAME:` for events,
@@ -77,17 +54,6 @@ fn independent(text: &str) -> (u64, Option<(i64, i64)>) {
         range = Some(range.map_or((us, us), |(a, b)| (a.min(us), b.max(us))));
     }
     (n, range)
-}
-
-/// `kreq sql` rows as CSV lines (after the header).
-fn sql(ds: &Path, q: &str) -> Vec<String> {
-    let o = kreq(&["sql", ds.to_str().expect("utf8"), q]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .skip(1)
-        .map(str::to_owned)
-        .collect()
 }
 
 #[test]
@@ -172,8 +138,11 @@ fn every_public_trace_ingests_with_the_events_it_holds_or_is_refused_by_name() {
             assert_eq!(kreq_by_name, by_name, "{name}: events by name");
             independent(&report)
         } else {
-            let counted_as = WRAPPED
+            // Wrapped inputs, and the JavaScript string of a systrace read as plain lines:
+            // counted by the plain text `SOURCES.md` says they hold.
+            let counted_as = kreq_testkit::WRAPPED_TRACES
                 .iter()
+                .chain(&[JSSTRING])
                 .find(|(w, _)| w == name)
                 .map_or(name.as_str(), |(_, plain)| plain);
             independent(&text_of(&dir.join(counted_as)))

@@ -44,6 +44,23 @@ pub fn kreq(args: &[&str]) -> std::process::Output {
         .expect("run kreq")
 }
 
+/// `kreq sql AT QUERY` (a dataset or a warehouse), which must succeed: its rows as CSV lines,
+/// after the header.
+pub fn sql(at: &std::path::Path, query: &str) -> Vec<String> {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_kreq"))
+        .arg("sql")
+        .arg(at)
+        .arg(query)
+        .output()
+        .expect("run kreq sql");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The repository's root directory.
 pub fn root() -> std::path::PathBuf {
     kreq_testkit::repo()

@@ -390,20 +390,8 @@ fn go_model_follows_goroutines_across_threads() {
 
 /// Rows of `query` on `at` (a dataset or warehouse), split at commas.
 fn sql_rows(at: &Path, query: &str) -> Vec<Vec<String>> {
-    let out = Command::new(env!("CARGO_BIN_EXE_kreq"))
-        .arg("sql")
-        .arg(at)
-        .arg(query)
-        .output()
-        .expect("kreq sql");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .skip(1)
+    crate::sql(at, query)
+        .iter()
         .map(|l| l.split(',').map(str::to_owned).collect())
         .collect()
 }

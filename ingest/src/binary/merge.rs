@@ -116,11 +116,10 @@ impl<'a> Decoder<'a> {
             l.ts_ns = l.ts_ns.map(|t| t + ctx.ts_shift_ns);
         }
         lost.sort_by_key(|l| l.ts_ns);
-        let refs: Vec<&'a R> = cpus.iter().collect();
         Self {
             cpus: cpus.iter().map(|c| c.cpu()).collect(),
             ctx,
-            streams: Streams::new(&refs, &in_order, ctx.page_header, size),
+            streams: Streams::new(cpus, &in_order, ctx.page_header, size),
             comms: Comms::new(ctx.cmdlines),
             lost: lost.into_iter().peekable(),
             builder: EventBatchBuilder::new(),

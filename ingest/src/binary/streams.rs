@@ -224,8 +224,8 @@ impl<'a> Streams<'a> {
     const SCAN_MAX: usize = 8;
 
     /// Streams over each CPU's pages; `in_order[i]` is [`Scan::in_order`] of CPU `i`.
-    pub(super) fn new<R: PageRuns + ?Sized>(
-        cpus: &[&'a R],
+    pub(super) fn new<R: PageRuns>(
+        cpus: &'a [R],
         in_order: &[bool],
         header: PageHeader,
         page_size: usize,

@@ -420,29 +420,7 @@ fn a_real_capture_with_a_late_line_streams_in_time_order() {
 #[test]
 fn wrapped_systrace_and_atrace_give_the_events_of_the_text_inside() {
     let test = "wrapped_systrace_and_atrace_give_the_events_of_the_text_inside";
-    let pairs = [
-        (
-            "catapult_android_systrace.html.zst",
-            "catapult_android_systrace.extracted.txt.zst",
-        ),
-        (
-            "catapult_trivial_systrace.html",
-            "catapult_trivial_systrace.extracted.txt",
-        ),
-        (
-            "trappy_trace_legacy_systrace.html",
-            "trappy_trace_legacy_systrace.extracted.txt",
-        ),
-        (
-            "trappy_trace_surfaceflinger.html",
-            "trappy_trace_surfaceflinger.extracted.txt",
-        ),
-        (
-            "catapult_compressed_atrace_data.txt",
-            "catapult_compressed_atrace_data.extracted.txt",
-        ),
-    ];
-    for (wrapped, plain) in pairs {
+    for &(wrapped, plain) in kreq_testkit::WRAPPED_TRACES {
         let (Some(w), Some(p)) = (
             kreq_testkit::skip::external(test, wrapped),
             kreq_testkit::skip::external(test, plain),
