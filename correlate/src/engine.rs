@@ -243,6 +243,11 @@ pub struct Engine {
     pub(crate) unix_connects: std::collections::VecDeque<(i32, i64, Option<i32>)>,
     /// Accepted fds and the `connect`ed (process, fd) at the other end.
     pub(crate) unix_peer_fd: HashMap<(i32, i64), (i32, i64)>,
+    /// (process, fd) accepted while the acceptor was busy -> the `connect` a first-in,
+    /// first-out listen queue would give it: a tie-break only ([`Engine::unix_accepted`]).
+    pub(crate) unix_peer_guess: HashMap<(i32, i64), (i32, i64)>,
+    /// Listening (process, fd)s that accepted a `connect` that woke them: unix listeners.
+    pub(crate) unix_listeners: std::collections::HashSet<(i32, i64)>,
     pub(crate) requests: HashMap<u64, Request>,
     pub(crate) spans: HashMap<u64, Span>,
     pub(crate) finished: Vec<Finished>,
@@ -288,6 +293,8 @@ impl Engine {
             unix_sks: HashMap::new(),
             unix_connects: Default::default(),
             unix_peer_fd: HashMap::new(),
+            unix_peer_guess: HashMap::new(),
+            unix_listeners: Default::default(),
             requests: HashMap::new(),
             spans: HashMap::new(),
             finished: Vec::new(),

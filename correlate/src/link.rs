@@ -208,7 +208,7 @@ impl Engine {
                     self.role_hints.insert((tgid, fd), role);
                     self.fds.remove(&(tgid, fd));
                     if sys == Sys::Accept {
-                        self.unix_accepted(tgid, ev.tid, fd);
+                        self.unix_accepted(tgid, ev.tid, b.fd, fd);
                     } else if !b.tcp_state && (ret == 0 || ret == -115) {
                         // 0, or EINPROGRESS: a connect with no TCP state change may be a
                         // unix socket's.

@@ -168,3 +168,63 @@ fn a_read_before_the_waking_send_returns_takes_that_sends_request() {
         assert_eq!((app.bytes_in, app.bytes_out), (87, 112), "{:?}", rules(r));
     }
 }
+
+#[test]
+fn a_busy_acceptors_connections_break_length_ties_in_listen_queue_order() {
+    // CI recordings of the testbed model `unix` (kept as `model-unix-failed-21094` and
+    // `-20437`): nginx (threads 2, 3, 4 of one process) opens three upstream connections.
+    // The first wakes the app's acceptor (tid 5), which is then busy while the other two
+    // queue, so their connects wake nobody; nginx also accepts a TCP client meanwhile. The
+    // app accepts fds 20, 21, 22 and starts a thread for each; the thread on 22 reads first,
+    // and all three requests are 109 bytes, none of whose writes woke its reader.
+    let mut s = Sim::new();
+    for (tid, tgid) in [(3, 2), (4, 2), (6, 5), (7, 5), (8, 5)] {
+        s.tgids.insert(tid, tgid);
+    }
+    for (tid, fd, port) in [(2, 7, 40000u16), (3, 11, 40001), (4, 12, 40002)] {
+        s.send(1, 3 + i64::from(port - 40000), port, INGRESS, 73);
+        s.recv(tid, fd, INGRESS, port, 73);
+    }
+    for (tid, fd, wakes) in [(2, 8, Some(5)), (3, 9, None), (4, 10, None)] {
+        let inner: Vec<Event> = wakes
+            .map(|w| {
+                let mut e = s.ev(tid, Kind::Wakeup);
+                e.wake_tid = Some(w);
+                e
+            })
+            .into_iter()
+            .collect();
+        s.syscall(tid, Sys::Connect, fd, 0, &inner);
+    }
+    s.syscall(2, Sys::Accept, 4, 30, &[]); // nginx's TCP listener: takes no unix connect
+    for accepted in [20, 21, 22] {
+        s.syscall(5, Sys::Accept, 3, accepted, &[]);
+    }
+    unix_send(&mut s, 2, 8, 0xa, 109, None);
+    unix_send(&mut s, 3, 9, 0xb, 109, None);
+    unix_send(&mut s, 4, 10, 0xe, 109, None);
+    for (app, fd, sk) in [(8, 22, 0xf), (7, 21, 0xd), (6, 20, 0xc)] {
+        unix_recv(&mut s, app, fd, sk, 109);
+        unix_send(&mut s, app, fd, sk, 112, None);
+    }
+    for (tid, fd, sk, ingress, port) in [
+        (2, 8, 0xa, 7, 40000u16),
+        (3, 9, 0xb, 11, 40001),
+        (4, 10, 0xe, 12, 40002),
+    ] {
+        unix_recv(&mut s, tid, fd, sk, 112);
+        s.send(tid, ingress, INGRESS, port, 155);
+    }
+    let (f, _) = s.finish();
+    for (port, app) in [(40000u16, 6), (40001, 7), (40002, 8)] {
+        let r = f
+            .iter()
+            .find(|r| r.request.ingress.remote.port == port)
+            .expect("request");
+        assert!(
+            span_on(r, app, SpanKind::Server).is_some(),
+            "request {port} is served by thread {app}: {:?}",
+            rules(r)
+        );
+    }
+}
