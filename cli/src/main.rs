@@ -1,5 +1,6 @@
 //! The `kreq` command line.
 
+mod cluster_cmd;
 mod correlate_cmd;
 mod export_cmd;
 mod ingest_cmd;
@@ -46,6 +47,8 @@ enum Command {
     Report(report_cmd::ReportArgs),
     /// Export requests as Perfetto (Chrome trace JSON) or OTLP JSON.
     Export(export_cmd::ExportArgs),
+    /// Run a Ballista scheduler or executor for `kreq sql --cluster` (cargo feature `cluster`).
+    Cluster(cluster_cmd::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Sql(args) => sql_cmd::run(args),
         Command::Report(args) => report_cmd::run(args),
         Command::Export(args) => export_cmd::run(args),
+        Command::Cluster(args) => cluster_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

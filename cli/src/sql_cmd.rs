@@ -33,6 +33,10 @@ pub struct SqlArgs {
     /// another engine, such as DuckDB) and exit.
     #[arg(long)]
     pub views_json: bool,
+    /// Plan and run on the Ballista cluster whose scheduler is at df://HOST:PORT (`kreq
+    /// cluster`; cargo feature `cluster`). Its executors must read the dataset at this path.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
 }
 
 fn parse_setting(s: &str) -> Result<(String, String), String> {
@@ -58,12 +62,31 @@ pub fn run(args: SqlArgs) -> Result<()> {
     }
     let rt = runtime()?;
     rt.block_on(async {
-        let (ctx, tables) = kreq_query::open_with(&args.dataset, &args.settings).await?;
-        match &args.query {
+        let (ctx, tables) = open(&args).await?;
+        let done = match &args.query {
             Some(q) => one(&ctx, q, &args).await,
             None => shell(&ctx, &tables, &args).await,
+        };
+        match &args.cluster {
+            Some(url) => done.with_context(|| format!("on the Ballista cluster at {url}")),
+            None => done,
         }
     })
+}
+
+async fn open(args: &SqlArgs) -> Result<(SessionContext, Vec<String>)> {
+    let Some(url) = &args.cluster else {
+        return Ok(kreq_query::open_with(&args.dataset, &args.settings).await?);
+    };
+    #[cfg(feature = "cluster")]
+    {
+        let remote = kreq_cluster::remote(url)?;
+        Ok(kreq_query::open_remote(&args.dataset, &args.settings, &remote).await?)
+    }
+    #[cfg(not(feature = "cluster"))]
+    {
+        anyhow::bail!("--cluster {url}: {}", crate::cluster_cmd::NOT_BUILT)
+    }
 }
 
 fn default_format(to_file: bool) -> Format {

@@ -18,7 +18,7 @@ pub mod udf;
 pub mod views;
 
 pub use error::{Error, Result};
-pub use tables::{open, open_with};
+pub use tables::{open, open_remote, open_with, Remote};
 
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;

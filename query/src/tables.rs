@@ -4,10 +4,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{col, SessionConfig, SessionContext};
 use kreq_schemas::dataset as ds;
 use kreq_schemas::table::{self, Table, Upgrade, CORRELATED};
@@ -80,6 +82,32 @@ pub async fn open_with(
     path: &Path,
     settings: &[(String, String)],
 ) -> Result<(SessionContext, Vec<String>)> {
+    open_session(path, settings, None).await
+}
+
+/// Turns a session's state into one whose plans run elsewhere (a cluster's scheduler).
+pub type Remote<'a> = &'a dyn Fn(SessionState) -> datafusion::error::Result<SessionState>;
+
+/// [`open_with`] for a session whose plans `remote` sends to a cluster (`kreq-cluster`).
+///
+/// What a cluster cannot decode stays out: the tables use DataFusion's own `ParquetFormat`
+/// (protobuf knows no other), and kreq's optimizer rules are left off, since
+/// `DictionaryGroups`' functions hold one query's codes in this process's memory. Both only
+/// change speed: `SchemaOrderedParquet` guards against file sort orders that kreq wrote
+/// before schema 4, and such datasets are refused here.
+pub async fn open_remote(
+    path: &Path,
+    settings: &[(String, String)],
+    remote: Remote<'_>,
+) -> Result<(SessionContext, Vec<String>)> {
+    open_session(path, settings, Some(remote)).await
+}
+
+async fn open_session(
+    path: &Path,
+    settings: &[(String, String)],
+    remote: Option<Remote<'_>>,
+) -> Result<(SessionContext, Vec<String>)> {
     let warehouse = wh::is_warehouse(path);
     if !warehouse && !path.join(ds::MANIFEST).exists() {
         return Err(Error::Dataset {
@@ -102,6 +130,16 @@ pub async fn open_with(
             Upgrade::None => None,
         })
     });
+    if remote.is_some() && !warehouse && version < 4 {
+        return Err(Error::Dataset {
+            path: path.to_owned(),
+            msg: format!(
+                "written by an older kreq (schema {}), whose files declare sort orders they \
+                 lack; a cluster reads them as declared, so ingest it again to query it there",
+                manifest.schema_version
+            ),
+        });
+    }
     if let Some(Some(by)) = stale {
         return Err(Error::Dataset {
             path: path.to_owned(),
@@ -130,14 +168,21 @@ pub async fn open_with(
     for (key, value) in settings {
         opts.set(key, value)?;
     }
-    let state = SessionStateBuilder::new()
+    let builder = SessionStateBuilder::new()
         .with_config(config)
-        .with_default_features()
-        .with_physical_optimizer_rule(Arc::new(IntegerGroups))
-        .build();
-    let ctx = SessionContext::new_with_state(state);
-    ctx.add_optimizer_rule(Arc::new(DictionaryGroups));
-    ctx.add_optimizer_rule(Arc::new(TopRows));
+        .with_default_features();
+    let ctx = match remote {
+        None => {
+            let state = builder
+                .with_physical_optimizer_rule(Arc::new(IntegerGroups))
+                .build();
+            let ctx = SessionContext::new_with_state(state);
+            ctx.add_optimizer_rule(Arc::new(DictionaryGroups));
+            ctx.add_optimizer_rule(Arc::new(TopRows));
+            ctx
+        }
+        Some(remote) => SessionContext::new_with_state(remote(builder.build())?),
+    };
     udf::register(&ctx);
     let mut found = Vec::new();
     // Every table a dataset can have; their SQL names are their names.
@@ -153,8 +198,11 @@ pub async fn open_with(
             continue;
         }
         let url = ListingTableUrl::parse(format!("{}/", dir.canonicalize()?.display()))?;
-        let mut listing = ListingOptions::new(Arc::new(SchemaOrderedParquet::default()))
-            .with_file_extension(".parquet");
+        let format: Arc<dyn FileFormat> = match remote {
+            None => Arc::new(SchemaOrderedParquet::default()),
+            Some(_) => Arc::new(ParquetFormat::default()),
+        };
+        let mut listing = ListingOptions::new(format).with_file_extension(".parquet");
         if warehouse {
             // Hive partitions: `host=H/date=D/`, pruned by filters on these columns.
             listing = listing.with_table_partition_cols(vec![

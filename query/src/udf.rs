@@ -126,11 +126,20 @@ fn udf(
     ))
 }
 
+/// kreq's UDFs, for sessions built elsewhere (a cluster's scheduler and executors).
+pub fn all() -> Vec<ScalarUDF> {
+    vec![
+        udf("fmt_duration", 1, DataType::Utf8, fmt_duration),
+        udf("fmt_endpoint", 2, DataType::Utf8, fmt_endpoint),
+        udf("field", 2, DataType::Utf8, field),
+    ]
+}
+
 /// Registers the UDFs with a session.
 pub fn register(ctx: &SessionContext) {
-    ctx.register_udf(udf("fmt_duration", 1, DataType::Utf8, fmt_duration));
-    ctx.register_udf(udf("fmt_endpoint", 2, DataType::Utf8, fmt_endpoint));
-    ctx.register_udf(udf("field", 2, DataType::Utf8, field));
+    for f in all() {
+        ctx.register_udf(f);
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! | the testbed (root, nginx, redis, a model's runtime) | `KREQ_REQUIRE_TESTBED` | when `CI=true` |
 //! | other programs (chromium) | `KREQ_REQUIRE_TOOLS` | when `CI=true` |
 //! | the public traces of other tools (`KREQ_EXTERNAL_TRACES`, else `../shared/traces/external`) | `KREQ_REQUIRE_EXTERNAL` | when it finds them (`../shared` or `/work/shared`) |
+//! | kreq built with the cargo feature `cluster` (Ballista) | `KREQ_REQUIRE_CLUSTER` | always (it builds with `--features kreq/cluster`) |
 
 use std::path::Path;
 use std::process::Command;

@@ -227,24 +227,11 @@ fn spark_reads_the_warehouse_with_kreq_answers() {
     {
         return;
     }
-    let w = tmp("wh-spark").join("w");
-    ingest(&w, "s1-c1", "web-1", "2026-12-01");
-    ingest(&w, "s2-c4", "web-2", "2026-12-01");
-    ingest(&w, "s3-c8-2apps", "web-1", "2026-12-02");
-    let o = kreq(&["correlate", w.to_str().expect("utf8"), "--quiet"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let w = correlated_warehouse("wh-spark");
     let views: Vec<(&str, &str)> = kreq_query::views::VIEWS.to_vec();
     let views_file = w.with_file_name("views.json");
     std::fs::write(&views_file, serde_json::to_vec(&views).expect("json")).expect("views");
-    let queries = [
-        "select host, cast(date as string) as day, count(*), sum(ts_ns) from events group by host, date order by host, day",
-        "select event, count(*) from events where host = 'web-2' group by event order by event",
-        "select host, count(*) from lost_events group by host order by host",
-        "select count(*), sum(duration_ns), sum(span_count) from slowest_requests",
-        "select service, sum(self_ns), sum(cpu_ns) from hops group by service order by service",
-        "select count(*), sum(calls), sum(total_ns) from hotspot_syscalls",
-        "select count(*) from request_breakdown",
-    ];
+    let queries = &ENGINE_QUERIES[..7];
     let script = r#"
 import json, sys
 from pyspark.sql import SparkSession
@@ -271,16 +258,164 @@ spark.stop()
         .expect("python3");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let spark = String::from_utf8_lossy(&o.stdout).into_owned();
-    let mut want = String::new();
-    for q in queries {
-        want.push_str("query\n");
-        for row in sql(&w, q) {
-            want.push_str(&row);
-            want.push('\n');
-        }
-    }
+    let want = answers(queries, |q| sql(&w, q));
     assert!(want.lines().count() > 10, "{want}");
     assert_eq!(spark, want);
+}
+
+/// Three captures on two hosts and two days, correlated: the warehouse the other engines read.
+fn correlated_warehouse(name: &str) -> PathBuf {
+    let w = tmp(name).join("w");
+    ingest(&w, "s1-c1", "web-1", "2026-12-01");
+    ingest(&w, "s2-c4", "web-2", "2026-12-01");
+    ingest(&w, "s3-c8-2apps", "web-1", "2026-12-02");
+    let o = kreq(&["correlate", w.to_str().expect("utf8"), "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w
+}
+
+/// Queries another engine must answer as `kreq sql` does: partitions, raw tables and kreq's
+/// views (the first seven are plain SQL that Spark runs too; the rest call kreq's UDFs).
+const ENGINE_QUERIES: [&str; 10] = [
+    "select host, cast(date as string) as day, count(*), sum(ts_ns) from events group by host, date order by host, day",
+    "select event, count(*) from events where host = 'web-2' group by event order by event",
+    "select host, count(*) from lost_events group by host order by host",
+    "select count(*), sum(duration_ns), sum(span_count) from slowest_requests",
+    "select service, sum(self_ns), sum(cpu_ns) from hops group by service order by service",
+    "select count(*), sum(calls), sum(total_ns) from hotspot_syscalls",
+    "select count(*) from request_breakdown",
+    "select host, fmt_duration(max(duration_ns)), fmt_duration(sum(duration_ns)) from requests group by host order by host",
+    "select request_id, fmt_duration(duration_ns), span_count, critical_service from slowest_requests order by duration_ns desc, request_id limit 5",
+    "select count(*) from cross_host_calls",
+];
+
+/// Each query's rows, each block headed by a line `query`.
+fn answers(queries: &[&str], run: impl Fn(&str) -> Vec<String>) -> String {
+    let mut out = String::new();
+    for q in queries {
+        out.push_str("query\n");
+        for row in run(q) {
+            out.push_str(&row);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Apache Ballista runs kreq's SQL: `kreq cluster scheduler` and `kreq cluster executor` start
+/// Ballista's own scheduler and executor processes (with kreq's functions registered), and
+/// `kreq sql --cluster` plans every query on them, with the answers of `kreq sql` on the same
+/// warehouse, views and UDFs included. The executor must have written every query's stage
+/// output to its work directory, so the answers cannot have come from the client alone.
+#[test]
+fn ballista_runs_kreq_sql_with_local_answers() {
+    let test = "ballista_runs_kreq_sql_with_local_answers";
+    let missing = (!cfg!(feature = "cluster")).then(|| {
+        "kreq was built without the cargo feature `cluster` (cargo test --features kreq/cluster)"
+            .to_owned()
+    });
+    if !kreq_testkit::skip::unless_missing(test, "KREQ_REQUIRE_CLUSTER", missing) {
+        return;
+    }
+    let w = correlated_warehouse("wh-ballista");
+    let work = w.with_file_name("executor");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let (sched, flight, grpc) = (free_port(), free_port(), free_port());
+    let bin = env!("CARGO_BIN_EXE_kreq");
+    let _scheduler = Running(
+        Command::new(bin)
+            .args([
+                "cluster",
+                "scheduler",
+                "--bind",
+                &format!("127.0.0.1:{sched}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("scheduler"),
+    );
+    let _executor = Running(
+        Command::new(bin)
+            .args([
+                "cluster",
+                "executor",
+                "--scheduler",
+                &format!("127.0.0.1:{sched}"),
+            ])
+            .args([
+                "--port",
+                &flight.to_string(),
+                "--grpc-port",
+                &grpc.to_string(),
+            ])
+            .args(["--concurrent-tasks", "2", "--work-dir"])
+            .arg(&work)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("executor"),
+    );
+    let url = format!("df://127.0.0.1:{sched}");
+    let remote = |q: &str| {
+        Command::new(bin)
+            .args(["sql", "--cluster", &url])
+            .arg(&w)
+            .arg(q)
+            .output()
+            .expect("kreq sql --cluster")
+    };
+    // The executor registers with the scheduler within a few seconds of starting.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let o = remote("select count(*) from requests");
+        if o.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cluster never answered: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let on_cluster = answers(&ENGINE_QUERIES, |q| {
+        let o = remote(q);
+        assert!(
+            o.status.success(),
+            "{q}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .skip(1)
+            .map(str::to_owned)
+            .collect()
+    });
+    let want = answers(&ENGINE_QUERIES, |q| sql(&w, q));
+    assert!(want.lines().count() > 20, "{want}");
+    assert_eq!(on_cluster, want);
+    let jobs = std::fs::read_dir(&work).expect("work dir").count();
+    assert!(
+        jobs > ENGINE_QUERIES.len(),
+        "{jobs} jobs in the executor's work dir"
+    );
 }
 
 /// `kreq correlate W` correlates each batch on its own, as its capture alone: the same
