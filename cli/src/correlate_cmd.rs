@@ -31,6 +31,11 @@ pub struct CorrelateArgs {
     /// Print the summary as one JSON object on stdout instead of text on stderr.
     #[arg(long)]
     pub json: bool,
+    /// In a warehouse, correlate no batch: only compute the clock offsets between hosts from
+    /// the correlated batches and record them (a nightly job's step after correlating each
+    /// host on its own).
+    #[arg(long, conflicts_with_all = ["date", "host", "ingress"])]
+    pub offsets_only: bool,
 }
 
 /// The summary of a correlation run as JSON: what the text summary says, for scripts.
@@ -84,9 +89,9 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
     if kreq_schemas::warehouse::is_warehouse(&args.dataset) {
         return run_warehouse(args);
     }
-    if args.date.is_some() || args.host.is_some() {
+    if args.date.is_some() || args.host.is_some() || args.offsets_only {
         bail!(
-            "--date and --host select batches of a warehouse; {} is a dataset",
+            "--date, --host and --offsets-only are for a warehouse; {} is a dataset",
             args.dataset.display()
         );
     }
@@ -163,9 +168,14 @@ fn run_warehouse(args: CorrelateArgs) -> Result<()> {
         .filter(|b| args.date.as_ref().is_none_or(|d| *d == b.date))
         .filter(|b| args.host.as_ref().is_none_or(|h| *h == b.host))
         .collect();
-    if chosen.is_empty() {
+    if chosen.is_empty() && !args.offsets_only {
         bail!("{}: no batch matches", args.dataset.display());
     }
+    let chosen = if args.offsets_only {
+        Vec::new()
+    } else {
+        chosen
+    };
     let mut out = Vec::new();
     for b in &chosen {
         let t0 = Instant::now();
@@ -201,6 +211,7 @@ fn run_warehouse(args: CorrelateArgs) -> Result<()> {
         }
     }
     let offsets = clock_offsets(&args.dataset)?;
+    wh.record_clock_offsets(&offsets)?;
     if args.json {
         println!(
             "{}",
@@ -208,23 +219,18 @@ fn run_warehouse(args: CorrelateArgs) -> Result<()> {
         );
     } else if !args.quiet {
         for o in &offsets {
-            let s = |k: &str| o[k].as_str().unwrap_or("").to_owned();
             eprintln!(
                 "clock of {} minus {}: {} ± {} ns ({} calls between them)",
-                s("server_host"),
-                s("client_host"),
-                o["offset_ns"],
-                o["uncertainty_ns"],
-                o["calls"]
+                o.server_host, o.client_host, o.offset_ns, o.uncertainty_ns, o.calls
             );
         }
     }
     Ok(())
 }
 
-/// The warehouse's `clock_offsets` view, one JSON object per pair of hosts that call each
-/// other (none when no call crosses hosts).
-fn clock_offsets(w: &std::path::Path) -> Result<Vec<serde_json::Value>> {
+/// The warehouse's `clock_offsets` view, one row per pair of hosts that call each other
+/// (none when no call crosses hosts).
+fn clock_offsets(w: &std::path::Path) -> Result<Vec<kreq_schemas::warehouse::ClockOffset>> {
     use datafusion::arrow::util::display::array_value_to_string;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -237,8 +243,9 @@ fn clock_offsets(w: &std::path::Path) -> Result<Vec<serde_json::Value>> {
         let batches = ctx
             .sql(
                 "SELECT CAST(client_host AS STRING) AS client_host, \
-                        CAST(server_host AS STRING) AS server_host, calls, offset_ns, \
-                        uncertainty_ns FROM clock_offsets ORDER BY client_host, server_host",
+                        CAST(server_host AS STRING) AS server_host, calls, offset_min_ns, \
+                        offset_max_ns, offset_ns, uncertainty_ns \
+                 FROM clock_offsets ORDER BY client_host, server_host",
             )
             .await?
             .collect()
@@ -246,12 +253,21 @@ fn clock_offsets(w: &std::path::Path) -> Result<Vec<serde_json::Value>> {
         let mut out = Vec::new();
         for b in &batches {
             for row in 0..b.num_rows() {
-                let s = |i: usize| array_value_to_string(b.column(i), row).unwrap_or_default();
-                let n = |i: usize| s(i).parse::<i64>().unwrap_or(0);
-                out.push(serde_json::json!({
-                    "client_host": s(0), "server_host": s(1), "calls": n(2),
-                    "offset_ns": n(3), "uncertainty_ns": n(4),
-                }));
+                let s = |i: usize| array_value_to_string(b.column(i), row);
+                let n = |i: usize| -> Result<i64> {
+                    let v = s(i)?;
+                    v.parse()
+                        .with_context(|| format!("clock_offsets: {v:?} is not a number"))
+                };
+                out.push(kreq_schemas::warehouse::ClockOffset {
+                    client_host: s(0)?,
+                    server_host: s(1)?,
+                    calls: n(2)?,
+                    offset_min_ns: n(3)?,
+                    offset_max_ns: n(4)?,
+                    offset_ns: n(5)?,
+                    uncertainty_ns: n(6)?,
+                });
             }
         }
         Ok(out)

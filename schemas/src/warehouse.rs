@@ -8,6 +8,7 @@
 //!   current -> .snapshots/000007          the visible snapshot; a commit swaps this symlink
 //!   .snapshots/000007/events/host=H/date=YYYY-MM-DD/part-BATCH-000000.parquet
 //!   .snapshots/000007/batches/BATCH.json  what each batch holds ([`BatchRecord`])
+//!   .snapshots/000007/clock_offsets.json  hosts' clock offsets, from `kreq correlate` ([`ClockOffset`])
 //!   _staging/BATCH-PID/                   a batch being written: a plain dataset
 //! ```
 //! A batch (one `kreq ingest`, one recording) is written as a dataset under `_staging`, then
@@ -68,6 +69,34 @@ pub struct BatchRecord {
     /// correlated: ids are unique across the warehouse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_base: Option<u64>,
+}
+
+/// File, inside a snapshot, of the clock offsets between hosts that call each other: a JSON
+/// array of [`ClockOffset`], written by `kreq correlate WAREHOUSE` from the `clock_offsets`
+/// view once its batches are correlated. A later commit carries it into its snapshot as it
+/// is; the next `kreq correlate` writes it again from the data then visible.
+pub const CLOCK_OFFSETS: &str = "clock_offsets.json";
+
+/// The clock of `server_host` minus the clock of `client_host`, bounded by the calls between
+/// them: each call's request was received after it was sent, and its reply read after it was
+/// answered, so `offset_min_ns <= θ <= offset_max_ns` (as NTP bounds an offset).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockOffset {
+    /// The calling host.
+    pub client_host: String,
+    /// The called host.
+    pub server_host: String,
+    /// Calls matched between them.
+    pub calls: i64,
+    /// Largest lower bound over the calls.
+    pub offset_min_ns: i64,
+    /// Smallest upper bound over the calls.
+    pub offset_max_ns: i64,
+    /// Midpoint of the bounds: subtract it from `server_host`'s times to put them on
+    /// `client_host`'s clock.
+    pub offset_ns: i64,
+    /// Half the bounds' width.
+    pub uncertainty_ns: i64,
 }
 
 /// Request and span ids each batch's correlation may hand out: 2^40, so that 2^23 batches fit

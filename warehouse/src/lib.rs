@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use kreq_schemas::dataset::{Manifest, MANIFEST};
 use kreq_schemas::table;
-use kreq_schemas::warehouse::{self as layout, BatchRecord, Marker};
+use kreq_schemas::warehouse::{self as layout, BatchRecord, ClockOffset, Marker};
 
 pub use error::{Error, Result};
 
@@ -257,14 +257,7 @@ impl Warehouse {
                 rule: "YYYY-MM-DD",
             });
         }
-        let lock_path = self.root.join(".lock");
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
-        lock.lock().map_err(io(&lock_path))?;
+        let _lock = self.lock()?;
         self.remove_abandoned_staging();
         let batch = staged.batch.clone();
         let current = self.current()?;
@@ -361,6 +354,43 @@ impl Warehouse {
             replaced,
             kept,
         })
+    }
+
+    /// The warehouse's exclusive lock, held until the file is dropped.
+    fn lock(&self) -> Result<fs::File> {
+        let lock_path = self.root.join(".lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        lock.lock().map_err(io(&lock_path))?;
+        Ok(lock)
+    }
+
+    /// Record the hosts' clock offsets in the current snapshot ([`layout::CLOCK_OFFSETS`]),
+    /// replacing any recorded before, in one `rename` under the lock.
+    pub fn record_clock_offsets(&self, offsets: &[ClockOffset]) -> Result<()> {
+        let _lock = self.lock()?;
+        let path = self.current()?.join(layout::CLOCK_OFFSETS);
+        let text = serde_json::to_string_pretty(offsets).map_err(|source| Error::Json {
+            path: path.clone(),
+            source,
+        })?;
+        write_atomic(&path, text.as_bytes())
+    }
+
+    /// The clock offsets recorded in the current snapshot (none before a correlation).
+    pub fn clock_offsets(&self) -> Result<Vec<ClockOffset>> {
+        let path = self.current()?.join(layout::CLOCK_OFFSETS);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| Error::Json { path, source })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io(&path)(e)),
+        }
     }
 
     /// Remove staging directories whose writer is gone (killed batches).

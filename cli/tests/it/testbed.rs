@@ -448,6 +448,14 @@ fn two_hosts_in_network_namespaces_are_stitched_and_their_clocks_bounded() {
     let summary: serde_json::Value = serde_json::from_slice(&corr.stdout).expect("json");
     let reported = &summary["clock_offsets"][0];
     assert_eq!(reported["server_host"], "back", "{summary}");
+    let recorded: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.join("current").join("clock_offsets.json")).expect("recorded offsets"),
+    )
+    .expect("json");
+    assert_eq!(
+        recorded, summary["clock_offsets"],
+        "recorded in the warehouse as reported"
+    );
     let calls = sql_rows(
         &w,
         "select client_host, server_host, count(*), count(distinct client_request_id), \

@@ -617,6 +617,36 @@ fn calls_across_hosts_are_matched_and_bound_the_clock_offset() {
     let (lo, hi, mid, err) = (v[0], v[1], v[2], v[3]);
     assert!(lo <= shift && shift <= hi, "{row:?}");
     assert!((mid - shift).abs() <= err && err < 1_000_000, "{row:?}");
+    // `kreq correlate` recorded the same bounds in the warehouse.
+    let recorded: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.join("current").join("clock_offsets.json")).expect("recorded offsets"),
+    )
+    .expect("json");
+    let r = &recorded[0];
+    assert_eq!(
+        (&r["client_host"], &r["server_host"]),
+        (&"front".into(), &"back".into())
+    );
+    let keys = [
+        "offset_min_ns",
+        "offset_max_ns",
+        "offset_ns",
+        "uncertainty_ns",
+        "calls",
+    ];
+    let got: Vec<i64> = keys.iter().map(|k| r[k].as_i64().expect(k)).collect();
+    assert_eq!(got, v, "{recorded}");
+    // A nightly job's stitching step computes them again without correlating any batch.
+    let o = kreq(&[
+        "correlate",
+        w.to_str().expect("utf8"),
+        "--offsets-only",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let again: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(again["batches"], serde_json::json!([]));
+    assert_eq!(again["clock_offsets"], recorded);
     // Stitched: every span of both hosts belongs to one of the front host's 300 requests, and
     // each call's server span, on the caller's clock, lies inside the call.
     assert_eq!(
