@@ -277,7 +277,9 @@ fn clock_offsets(w: &std::path::Path) -> Result<Vec<kreq_schemas::warehouse::Clo
 /// Arguments of `kreq eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A correlated dataset.
+    /// A correlated dataset, or a correlated warehouse: its requests are scored across hosts,
+    /// each call's callee spans under the caller's request on the caller's clock (the
+    /// `stitched_spans` view).
     pub dataset: PathBuf,
     /// Ground truth, JSON lines (format: see `kreq_correlate::eval`).
     #[arg(long)]
@@ -297,7 +299,13 @@ pub struct EvalArgs {
 /// Runs `kreq eval`.
 pub fn run_eval(args: EvalArgs) -> Result<()> {
     let truth = eval::read_truth(&args.truth)?;
-    let s = eval::evaluate(&args.dataset, &truth)?;
+    let s = if kreq_schemas::warehouse::is_warehouse(&args.dataset) {
+        let stitched = Scratch::new("eval")?;
+        stitched_dataset(&args.dataset, &stitched.0)?;
+        eval::evaluate(&stitched.0, &truth)?
+    } else {
+        eval::evaluate(&args.dataset, &truth)?
+    };
     if args.json {
         println!("{}", serde_json::to_string(&s)?);
     } else {
@@ -354,6 +362,108 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A scratch directory in the system's temporary directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> Result<Scratch> {
+        let dir = std::env::temp_dir().join(format!("kreq-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes into `out` the dataset `kreq eval` scores for a warehouse: every span with its
+/// caller's request id and times on the caller's clock (`stitched_spans`), the requests no
+/// other host's call started, and the links, under those ids. Columns keep the types of
+/// kreq's schemas, so the dataset reads as one host's.
+fn stitched_dataset(w: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    use kreq_schemas::{edges, requests, spans};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let (ctx, _) = kreq_query::tables::open(w).await?;
+        if !ctx.table_exist("stitched_spans")? {
+            bail!(
+                "{}: not correlated; run `kreq correlate` on it first",
+                w.display()
+            );
+        }
+        let select = |schema: datafusion::arrow::datatypes::SchemaRef, rename: &[(&str, &str)]| {
+            schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    let name = f.name().as_str();
+                    let from = rename.iter().find(|r| r.0 == name).map_or(name, |r| r.1);
+                    format!("arrow_cast({from}, '{}') AS \"{name}\"", f.data_type())
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let started_elsewhere = "SELECT server_request_id FROM cross_host_calls";
+        let tables = [
+            (
+                "spans",
+                format!(
+                    "SELECT {} FROM stitched_spans",
+                    select(
+                        spans::schema(),
+                        &[
+                            (spans::REQUEST_ID, "global_request_id"),
+                            (spans::START_NS, "aligned_start_ns"),
+                            (spans::END_NS, "aligned_end_ns"),
+                        ],
+                    )
+                ),
+            ),
+            (
+                "requests",
+                format!(
+                    "SELECT {} FROM requests WHERE request_id NOT IN ({started_elsewhere})",
+                    select(requests::schema(), &[])
+                ),
+            ),
+            (
+                "edges",
+                format!(
+                    "SELECT {} FROM edges e LEFT JOIN cross_host_calls x \
+                     ON e.request_id = x.server_request_id",
+                    select(
+                        edges::schema(),
+                        &[(
+                            edges::REQUEST_ID,
+                            "COALESCE(x.client_request_id, e.request_id)"
+                        )],
+                    )
+                ),
+            ),
+        ];
+        for (table, query) in tables {
+            let dir = out.join(table);
+            std::fs::create_dir_all(&dir)?;
+            let file = dir.join("part-0.parquet");
+            ctx.sql(&format!(
+                "COPY ({query}) TO '{}' STORED AS PARQUET",
+                file.display()
+            ))
+            .await?
+            .collect()
+            .await
+            .with_context(|| format!("stitching {table} of {}", w.display()))?;
+        }
+        Ok(())
+    })
 }
 
 /// Peak resident memory of this process (VmHWM), in MiB.

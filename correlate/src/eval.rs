@@ -12,7 +12,9 @@
 //! generator thread, `nginx_pid` the front-end worker (single-threaded, so also its tid),
 //! `app_pid`/`app_tid` the application thread and `app_t0`/`app_t1` its handler; an optional
 //! `worker_tid` is a pool thread the handler handed its backend calls to, whose spans then
-//! belong to the request too. Other keys are ignored.
+//! belong to the request too. An optional `client_port` is the client's local port, which
+//! finds the request when the client was not traced (a recording made with `--pid` of the
+//! servers only, as on the two-host testbed). Other keys are ignored.
 //!
 //! Segment truth (`examples/testbed/models.py`) replaces the per-tier keys with `segments`,
 //! every interval a thread of the application worked on the request, as the application
@@ -27,7 +29,7 @@
 //!
 //! # Score
 //! A true request is *found* when one correlated request was started by its client thread
-//! within its client interval. It is *exact* when that request has a front-end span on
+//! within its client interval (by its client port, when no request names the client thread). It is *exact* when that request has a front-end span on
 //! `nginx_pid`, an application span on `app_tid` inside the handler interval, at least one
 //! backend span, and no span of anything else: every application span is on `app_tid` and
 //! overlaps the handler, every other span is a backend server span on a connection whose
@@ -70,6 +72,9 @@ pub struct Truth {
     pub request_id: String,
     /// Load-generator thread.
     pub client_tid: i32,
+    /// The load generator's local port, if it logged it.
+    #[serde(default)]
+    pub client_port: Option<u16>,
     /// Client start (ns).
     pub client_t0: i64,
     /// Client end (ns).
@@ -285,12 +290,14 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
         }
     }
     let mut by_client: HashMap<i32, Vec<(i64, u64)>> = HashMap::new();
+    let mut by_port: HashMap<u16, Vec<(i64, u64)>> = HashMap::new();
     let mut complete: HashMap<u64, bool> = HashMap::new();
     let mut correlated = 0;
     for b in read_results(dataset, kreq_schemas::table::REQUESTS.name)? {
         let id = c::<UInt64Array>(&b, rq::REQUEST_ID, dataset)?;
         let ct = c::<Int32Array>(&b, rq::CLIENT_TID, dataset)?;
         let st = c::<Int64Array>(&b, rq::START_NS, dataset)?;
+        let cp = c::<UInt16Array>(&b, rq::CLIENT_PORT, dataset)?;
         let done = c::<arrow::array::BooleanArray>(&b, rq::COMPLETE, dataset)?;
         for i in 0..b.num_rows() {
             correlated += 1;
@@ -298,6 +305,11 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
             if ct.is_valid(i) {
                 by_client
                     .entry(ct.value(i))
+                    .or_default()
+                    .push((st.value(i), id.value(i)));
+            } else if cp.is_valid(i) {
+                by_port
+                    .entry(cp.value(i))
                     .or_default()
                     .push((st.value(i), id.value(i)));
             }
@@ -325,8 +337,12 @@ pub fn evaluate(dataset: &Path, truth: &[Truth]) -> Result<Score> {
         ..Default::default()
     };
     for (idx, t) in truth.iter().enumerate() {
-        let cands: Vec<u64> = by_client
-            .get(&t.client_tid)
+        let started = by_client.get(&t.client_tid).or_else(|| {
+            t.client_port
+                .filter(|_| by_client.is_empty())
+                .and_then(|p| by_port.get(&p))
+        });
+        let cands: Vec<u64> = started
             .map(|v| {
                 v.iter()
                     .filter(|(s, _)| *s >= t.client_t0 - SLACK_NS && *s <= t.client_t1 + SLACK_NS)
@@ -685,6 +701,7 @@ mod tests {
         Truth {
             request_id: "r".into(),
             client_tid: 1,
+            client_port: None,
             client_t0: 0,
             client_t1: 1_000_000,
             nginx_pid: None,

@@ -45,6 +45,8 @@ def worker(n, k, then):
         try:
             # Model apps without nginx echo this id; nginx replaces it with its own.
             conn.request("GET", path, headers={"X-Request-ID": f"{args.id_prefix}{k}-{i}"})
+            # The connection's port finds the request where the client is not traced.
+            port = conn.sock.getsockname()[1]
             resp = conn.getresponse()
             resp.read()
         except (OSError, http.client.HTTPException) as e:
@@ -56,7 +58,8 @@ def worker(n, k, then):
             continue
         t1 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         mine.append({"path": path, "request_id": resp.getheader("X-Request-ID", ""),
-                     "client_tid": threading.get_native_id(), "client_t0": t0, "client_t1": t1,
+                     "client_tid": threading.get_native_id(), "client_port": port,
+                     "client_t0": t0, "client_t1": t1,
                      "status": resp.status})
     conn.close()
     with lock:

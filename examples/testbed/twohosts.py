@@ -83,6 +83,10 @@ def wait_port(host, addr, port, timeout=15.0):
 
 def merge_truth(path):
     client = [json.loads(l) for l in open(os.path.join(work, "loadgen.jsonl"))]
+    nginx = {}
+    for line in open(os.path.join(work, "nginx-access.log")):
+        rid, pid, conn, _ = line.split()
+        nginx[rid] = (int(pid), int(conn))
     app = {}
     for line in open(os.path.join(work, "app.jsonl")):
         r = json.loads(line)
@@ -90,8 +94,11 @@ def merge_truth(path):
     with open(path, "w") as f:
         for c in sorted(client, key=lambda r: r["client_t0"]):
             a = app.get(c["request_id"], {})
+            pid, conn = nginx.get(c["request_id"], (None, None))
             f.write(json.dumps({"request_id": c["request_id"], "client_tid": c["client_tid"],
+                                "client_port": c["client_port"],
                                 "client_t0": c["client_t0"], "client_t1": c["client_t1"],
+                                "nginx_pid": pid, "nginx_conn": conn,
                                 "app_pid": a.get("app_pid"), "app_tid": a.get("app_tid"),
                                 "app_t0": a.get("app_t0"), "app_t1": a.get("app_t1"),
                                 "status": c["status"]}) + "\n")
