@@ -20,8 +20,16 @@ pub enum ExportFormat {
 /// Arguments of `kreq export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// A correlated dataset (`kreq correlate` has run).
+    /// A correlated dataset (`kreq correlate` has run), or a correlated warehouse with
+    /// `--host` (and `--date` when the host has several days).
     pub dataset: PathBuf,
+    /// In a warehouse, the host whose requests to export (one recording: its own clock and
+    /// trace-id salt).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// In a warehouse, the day (YYYY-MM-DD).
+    #[arg(long)]
+    pub date: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum)]
     pub format: ExportFormat,
@@ -77,15 +85,48 @@ impl Progress for Bar {
 
 /// Runs `kreq export`.
 pub fn run(args: ExportArgs) -> Result<()> {
-    if kreq_schemas::warehouse::is_warehouse(&args.dataset) {
-        bail!(
-            "{}: a warehouse; kreq export reads one dataset (one host's recording, with its own \
-             clock and trace-id salt), and a warehouse holds many: query it with `kreq sql` or \
-             `kreq report`",
-            args.dataset.display()
-        );
+    if !kreq_schemas::warehouse::is_warehouse(&args.dataset) {
+        if args.host.is_some() || args.date.is_some() {
+            bail!(
+                "--host and --date select a batch of a warehouse; {} is a dataset",
+                args.dataset.display()
+            );
+        }
+        return export(&args.dataset, &args);
     }
-    let manifest = Manifest::read(&args.dataset)
+    // A warehouse: one batch (one host's recording, with its own clock and trace-id salt),
+    // read as the dataset it was.
+    let wh = kreq_warehouse::Warehouse::open(&args.dataset)?;
+    let batches: Vec<_> = wh
+        .batches()?
+        .into_iter()
+        .filter(|b| args.host.as_ref().is_none_or(|h| *h == b.host))
+        .filter(|b| args.date.as_ref().is_none_or(|d| *d == b.date))
+        .collect();
+    let [batch] = batches.as_slice() else {
+        let found: Vec<String> = batches
+            .iter()
+            .map(|b| format!("host={} date={}", b.host, b.date))
+            .collect();
+        bail!(
+            "{}: a warehouse; kreq export reads one host's recording, and {} batches match{}: \
+             choose one with --host and --date",
+            args.dataset.display(),
+            batches.len(),
+            if found.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", found.join(", "))
+            }
+        );
+    };
+    let staged = wh.dataset_of(batch)?;
+    export(staged.dir(), &args)
+}
+
+/// Exports from the dataset at `dir` (`args.dataset` itself, or one batch of it).
+fn export(dir: &Path, args: &ExportArgs) -> Result<()> {
+    let manifest = Manifest::read(dir)
         .with_context(|| format!("{}: not a kreq dataset", args.dataset.display()))?;
     if manifest.correlation.is_none() {
         bail!(
@@ -107,7 +148,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let selected = rt.block_on(async {
-        let (ctx, _) = kreq_query::open(&args.dataset).await?;
+        let (ctx, _) = kreq_query::open(dir).await?;
         export::load(&ctx, &sel).await
     })?;
     for id in &args.requests {

@@ -210,6 +210,30 @@ impl Warehouse {
         Ok(staged)
     }
 
+    /// A staging dataset holding every file of committed batch `record` (hard links) and its
+    /// manifest as committed: one host's recording as a plain dataset, for tools that read one
+    /// (`kreq export`). Removed when dropped.
+    pub fn dataset_of(&self, record: &BatchRecord) -> Result<Staging> {
+        let staged = self.stage(&record.id)?;
+        let current = self.current()?;
+        for t in table::ALL {
+            let prefix = format!("{}/", t.name);
+            let files = record.files.iter().filter(|f| f.starts_with(&prefix));
+            for (seq, f) in files.enumerate() {
+                let to = kreq_schemas::dataset::part_path(&staged.dir, t.name, seq as u64);
+                if let Some(dir) = to.parent() {
+                    fs::create_dir_all(dir).map_err(io(dir))?;
+                }
+                fs::hard_link(current.join(f), &to).map_err(io(&to))?;
+            }
+        }
+        record
+            .manifest
+            .write(&staged.dir)
+            .map_err(io(staged.dir.join(MANIFEST)))?;
+        Ok(staged)
+    }
+
     /// An id range no committed batch holds.
     fn next_id_base(&self) -> Result<u64> {
         let top = self.batches()?.iter().filter_map(|b| b.id_base).max();

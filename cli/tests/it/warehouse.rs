@@ -664,3 +664,47 @@ fn calls_across_hosts_are_matched_and_bound_the_clock_offset() {
         ["300"]
     );
 }
+
+/// `kreq export` reads one host's recording of a warehouse, chosen with `--host` (and
+/// `--date`), as the dataset it was: the same slices, arrows and tracks as exporting the
+/// capture correlated alone. Without a choice among several batches it names them.
+#[test]
+fn export_reads_one_hosts_batch_of_a_warehouse() {
+    let w = correlated_warehouse("wh-export");
+    let ws = w.to_str().expect("utf8");
+    let out = w.with_file_name("web-2.json");
+    let summary = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let e = String::from_utf8_lossy(&o.stderr).into_owned();
+        e.split_once(": ")
+            .map(|(_, s)| s.to_owned())
+            .expect("summary")
+    };
+    let os = out.to_str().expect("utf8");
+    let from_warehouse = summary(kreq(&[
+        "export", ws, "--host", "web-2", "-f", "perfetto", "-o", os,
+    ]));
+    let alone = crate::correlated_capture("s2-c4", "wh-export-alone");
+    let alone_out = w.with_file_name("alone.json");
+    let from_dataset = summary(kreq(&[
+        "export",
+        alone.to_str().expect("utf8"),
+        "-f",
+        "perfetto",
+        "-o",
+        alone_out.to_str().expect("utf8"),
+    ]));
+    assert!(from_dataset.contains("slices"), "{from_dataset}");
+    assert_eq!(from_warehouse, from_dataset);
+    let o = kreq(&["export", ws, "--host", "web-1", "-f", "otlp", "-o", os]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("2 batches match")
+            && err.contains("date=2026-12-01")
+            && err.contains("date=2026-12-02"),
+        "{err}"
+    );
+    let staging = std::fs::read_dir(w.join("_staging")).map_or(0, |d| d.count());
+    assert_eq!(staging, 0, "export left its batch's dataset behind");
+}
