@@ -12,7 +12,7 @@
 //! | `lost_summary` | CPU and kind of report | lost-event reports, events lost, time range |
 //! | `cross_host_calls` | call from one warehouse host to another | the caller's client span matched to the request it started on the callee's host, and the bounds each puts on the two hosts' clock offset (warehouses only) |
 //! | `clock_offsets` | pair of hosts | the callee's clock minus the caller's: bounds from every call both ways, their midpoint and half-width (warehouses only) |
-//! | `stitched_spans` | span | every span with `global_request_id` (the calling host's request, for a request another host started) and its times on the calling host's clock (warehouses only; one level of calls) |
+//! | `stitched_spans` | span | every span with `global_request_id` (the request of the first host in its chain of calls, for a request another host started) and its times on that host's clock (warehouses only; chains of up to four hosts) |
 //!
 //! Example: `SELECT service, sum(self_ns) FROM request_breakdown GROUP BY service`.
 
@@ -135,23 +135,34 @@ pub const WAREHOUSE_VIEWS: &[(&str, &str)] = &[
         "clock_offsets",
         "SELECT client_host, server_host, count(*) AS calls,
                 max(offset_min_ns) AS offset_min_ns, min(offset_max_ns) AS offset_max_ns,
-                (max(offset_min_ns) + min(offset_max_ns)) / 2 AS offset_ns,
-                (min(offset_max_ns) - max(offset_min_ns)) / 2 AS uncertainty_ns
+                CAST((max(offset_min_ns) + min(offset_max_ns)) / 2 AS BIGINT) AS offset_ns,
+                CAST((min(offset_max_ns) - max(offset_min_ns)) / 2 AS BIGINT) AS uncertainty_ns
          FROM cross_host_calls GROUP BY client_host, server_host",
     ),
     (
         "stitched_spans",
-        // One level: a request started by a call from another host joins the caller's
-        // request, and its times move onto the caller's clock. A chain of three hosts needs
-        // this applied twice.
+        // A request started by a call from another host joins the caller's request, whose
+        // own caller's, and so on up the chain (x1, x2, x3: up to four hosts, front to back),
+        // and its times move onto the first host's clock: each hop's offset (callee minus
+        // caller) is taken off in turn. SQL has no loop that every engine runs (Spark's
+        // recursive CTEs differ from DataFusion's), hence a fixed depth.
         "SELECT sp.*,
-                COALESCE(x.client_request_id, sp.request_id) AS global_request_id,
-                COALESCE(x.client_host, sp.host) AS global_host,
-                sp.start_ns - COALESCE(o.offset_ns, 0) AS aligned_start_ns,
-                sp.end_ns - COALESCE(o.offset_ns, 0) AS aligned_end_ns
+                COALESCE(x3.client_request_id, x2.client_request_id, x1.client_request_id,
+                         sp.request_id) AS global_request_id,
+                COALESCE(x3.client_host, x2.client_host, x1.client_host, sp.host) AS global_host,
+                sp.start_ns - COALESCE(o1.offset_ns, 0) - COALESCE(o2.offset_ns, 0)
+                    - COALESCE(o3.offset_ns, 0) AS aligned_start_ns,
+                sp.end_ns - COALESCE(o1.offset_ns, 0) - COALESCE(o2.offset_ns, 0)
+                    - COALESCE(o3.offset_ns, 0) AS aligned_end_ns
          FROM spans sp
-         LEFT JOIN cross_host_calls x ON sp.request_id = x.server_request_id
-         LEFT JOIN clock_offsets o ON o.server_host = sp.host AND o.client_host = x.client_host",
+         LEFT JOIN cross_host_calls x1 ON sp.request_id = x1.server_request_id
+         LEFT JOIN clock_offsets o1 ON o1.server_host = sp.host AND o1.client_host = x1.client_host
+         LEFT JOIN cross_host_calls x2 ON x1.client_request_id = x2.server_request_id
+         LEFT JOIN clock_offsets o2
+           ON o2.server_host = x1.client_host AND o2.client_host = x2.client_host
+         LEFT JOIN cross_host_calls x3 ON x2.client_request_id = x3.server_request_id
+         LEFT JOIN clock_offsets o3
+           ON o3.server_host = x2.client_host AND o3.client_host = x3.client_host",
     ),
 ];
 
