@@ -156,6 +156,10 @@ pub async fn executor(opts: ExecutorOptions) -> Result<()> {
         grpc_port: opts.grpc_port,
         work_dir: opts.work_dir.map(|d| d.display().to_string()),
         vcores: opts.concurrent_tasks,
+        // Wait for a scheduler that is still starting instead of exiting: with Ballista's
+        // default (0, one try) an executor started with its scheduler exited with "Could not
+        // connect to scheduler" in 3 of 4 runs of kreq's Ballista test.
+        scheduler_connect_timeout_seconds: 60,
         override_config_producer: Some(Arc::new(config)),
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&state))),
         ..Default::default()
