@@ -162,20 +162,13 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
 /// `clock_offsets` view), for a nightly job's log.
 fn run_warehouse(args: CorrelateArgs) -> Result<()> {
     let wh = kreq_warehouse::Warehouse::open(&args.dataset)?;
-    let chosen: Vec<_> = wh
-        .batches()?
-        .into_iter()
-        .filter(|b| args.date.as_ref().is_none_or(|d| *d == b.date))
-        .filter(|b| args.host.as_ref().is_none_or(|h| *h == b.host))
-        .collect();
+    let chosen = match args.offsets_only {
+        true => Vec::new(),
+        false => wh.batches_of(args.host.as_deref(), args.date.as_deref())?,
+    };
     if chosen.is_empty() && !args.offsets_only {
         bail!("{}: no batch matches", args.dataset.display());
     }
-    let chosen = if args.offsets_only {
-        Vec::new()
-    } else {
-        chosen
-    };
     let mut out = Vec::new();
     for b in &chosen {
         let t0 = Instant::now();

@@ -97,12 +97,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     // A warehouse: one batch (one host's recording, with its own clock and trace-id salt),
     // read as the dataset it was.
     let wh = kreq_warehouse::Warehouse::open(&args.dataset)?;
-    let batches: Vec<_> = wh
-        .batches()?
-        .into_iter()
-        .filter(|b| args.host.as_ref().is_none_or(|h| *h == b.host))
-        .filter(|b| args.date.as_ref().is_none_or(|d| *d == b.date))
-        .collect();
+    let batches = wh.batches_of(args.host.as_deref(), args.date.as_deref())?;
     let [batch] = batches.as_slice() else {
         let found: Vec<String> = batches
             .iter()

@@ -158,7 +158,9 @@ pub async fn executor(opts: ExecutorOptions) -> Result<()> {
         vcores: opts.concurrent_tasks,
         // Wait for a scheduler that is still starting instead of exiting: with Ballista's
         // default (0, one try) an executor started with its scheduler exited with "Could not
-        // connect to scheduler" in 3 of 4 runs of kreq's Ballista test.
+        // connect to scheduler" in 3 of 4 runs of kreq's Ballista test. Any other value makes
+        // Ballista 55 retry every 0.5 s with no end (its deadline check measures the age of a
+        // fresh `Instant`): an executor with no scheduler still waited after 75 s.
         scheduler_connect_timeout_seconds: 60,
         override_config_producer: Some(Arc::new(config)),
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&state))),

@@ -29,9 +29,10 @@
 //!
 //! # Score
 //! A true request is *found* when one correlated request was started by its client thread
-//! within its client interval (by its client port, when no request names the client thread). It is *exact* when that request has a front-end span on
-//! `nginx_pid`, an application span on `app_tid` inside the handler interval, at least one
-//! backend span, and no span of anything else: every application span is on `app_tid` and
+//! within its client interval (by its client port, when no request names the client thread).
+//! It is *exact* when that request has a front-end span on `nginx_pid`, an application span
+//! on `app_tid` inside the handler interval, at least one backend span, and no span of
+//! anything else: every application span is on `app_tid` and
 //! overlaps the handler, every other span is a backend server span on a connection whose
 //! client end is `app_tid` (taken from the physical thread of the client spans on that
 //! connection), and every span lies within the client interval.

@@ -68,6 +68,17 @@ http {{
     return path
 
 
+def nginx_truth(work):
+    """The truth log of `nginx_conf(..., truth_log=True)`: request id -> (worker pid, connection
+    number)."""
+    import os
+    out = {}
+    for line in open(os.path.join(work, "nginx-access.log")):
+        rid, pid, conn, _ = line.split()
+        out[rid] = (int(pid), int(conn))
+    return out
+
+
 def start_recorder(cmd, who):
     """Starts `kreq record` (`cmd`) and returns once it says it records; `who` names the
     driver in the error when it does not start."""

@@ -114,10 +114,7 @@ def nginx_conf():
 
 def merge_truth(path):
     client = [json.loads(l) for l in open(os.path.join(work, "loadgen.jsonl"))]
-    nginx = {}
-    for line in open(os.path.join(work, "nginx-access.log")):
-        rid, pid, conn, _ = line.split()
-        nginx[rid] = (int(pid), int(conn))
+    nginx = procs.nginx_truth(work)
     app = {}
     for i in range(args.apps):
         for line in open(os.path.join(work, f"app{i}.jsonl")):

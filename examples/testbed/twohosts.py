@@ -83,10 +83,7 @@ def wait_port(host, addr, port, timeout=15.0):
 
 def merge_truth(path):
     client = [json.loads(l) for l in open(os.path.join(work, "loadgen.jsonl"))]
-    nginx = {}
-    for line in open(os.path.join(work, "nginx-access.log")):
-        rid, pid, conn, _ = line.split()
-        nginx[rid] = (int(pid), int(conn))
+    nginx = procs.nginx_truth(work)
     app = {}
     for line in open(os.path.join(work, "app.jsonl")):
         r = json.loads(line)

@@ -186,23 +186,9 @@ impl Warehouse {
     /// correlated and committed again as the same batch. Its id range is the batch's own, or a
     /// new one past every other batch's.
     pub fn checkout(&self, record: &BatchRecord) -> Result<Staging> {
-        let mut staged = self.stage(&record.id)?;
-        let current = self.current()?;
-        for t in [table::EVENTS, table::LOST_EVENTS] {
-            let dir = t.dir(&staged.dir);
-            fs::create_dir_all(&dir).map_err(io(&dir))?;
-            let prefix = format!("{}/", t.name);
-            let files = record.files.iter().filter(|f| f.starts_with(&prefix));
-            for (seq, f) in files.enumerate() {
-                let to = kreq_schemas::dataset::part_path(&staged.dir, t.name, seq as u64);
-                fs::hard_link(current.join(f), &to).map_err(io(&to))?;
-            }
-        }
         let mut manifest = record.manifest.clone();
         manifest.correlation = None;
-        manifest
-            .write(&staged.dir)
-            .map_err(io(staged.dir.join(MANIFEST)))?;
+        let mut staged = self.linked(record, &[table::EVENTS, table::LOST_EVENTS], &manifest)?;
         staged.id_base = Some(match record.id_base {
             Some(b) => b,
             None => self.next_id_base()?,
@@ -214,21 +200,30 @@ impl Warehouse {
     /// manifest as committed: one host's recording as a plain dataset, for tools that read one
     /// (`kreq export`). Removed when dropped.
     pub fn dataset_of(&self, record: &BatchRecord) -> Result<Staging> {
+        self.linked(record, &table::ALL, &record.manifest)
+    }
+
+    /// A staging dataset of batch `record`'s files of `tables` (hard links, renumbered as a
+    /// dataset's parts) and `manifest`.
+    fn linked(
+        &self,
+        record: &BatchRecord,
+        tables: &[table::Table],
+        manifest: &Manifest,
+    ) -> Result<Staging> {
         let staged = self.stage(&record.id)?;
         let current = self.current()?;
-        for t in table::ALL {
+        for t in tables {
+            let dir = t.dir(&staged.dir);
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
             let prefix = format!("{}/", t.name);
             let files = record.files.iter().filter(|f| f.starts_with(&prefix));
             for (seq, f) in files.enumerate() {
                 let to = kreq_schemas::dataset::part_path(&staged.dir, t.name, seq as u64);
-                if let Some(dir) = to.parent() {
-                    fs::create_dir_all(dir).map_err(io(dir))?;
-                }
                 fs::hard_link(current.join(f), &to).map_err(io(&to))?;
             }
         }
-        record
-            .manifest
+        manifest
             .write(&staged.dir)
             .map_err(io(staged.dir.join(MANIFEST)))?;
         Ok(staged)
@@ -261,6 +256,14 @@ impl Warehouse {
             }
         }
         out.sort_by(|a: &BatchRecord, b| (&a.host, &a.date, &a.id).cmp(&(&b.host, &b.date, &b.id)));
+        Ok(out)
+    }
+
+    /// The committed batches of `host` and `date` (any, where `None`), in [`Self::batches`]'
+    /// order.
+    pub fn batches_of(&self, host: Option<&str>, date: Option<&str>) -> Result<Vec<BatchRecord>> {
+        let mut out = self.batches()?;
+        out.retain(|b| host.is_none_or(|h| h == b.host) && date.is_none_or(|d| d == b.date));
         Ok(out)
     }
 
@@ -403,18 +406,6 @@ impl Warehouse {
             source,
         })?;
         write_atomic(&path, text.as_bytes())
-    }
-
-    /// The clock offsets recorded in the current snapshot (none before a correlation).
-    pub fn clock_offsets(&self) -> Result<Vec<ClockOffset>> {
-        let path = self.current()?.join(layout::CLOCK_OFFSETS);
-        match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|source| Error::Json { path, source })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(io(&path)(e)),
-        }
     }
 
     /// Remove staging directories whose writer is gone (killed batches).

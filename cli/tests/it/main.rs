@@ -53,7 +53,17 @@ pub fn sql(at: &std::path::Path, query: &str) -> Vec<String> {
         .arg(query)
         .output()
         .expect("run kreq sql");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    csv_rows(&o, query)
+}
+
+/// The rows a `kreq sql` run (`what`) printed as CSV lines, after the header; it must have
+/// succeeded.
+pub fn csv_rows(o: &std::process::Output, what: &str) -> Vec<String> {
+    assert!(
+        o.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .skip(1)

@@ -401,11 +401,10 @@ fn sql_rows(at: &Path, query: &str) -> Vec<Vec<String>> {
 /// and correlated on its own (`examples/testbed/twohosts.py`), the back host's times moved
 /// 7.654321 ms ahead (`kreq record --test-shift-ns`). Every call from the front host is matched
 /// to the request it started on the back host; the clock offset the calls bound contains the
-/// shift, with a half-width under 1 ms; and, against the apps'
-/// own logs, at least 99% of requests are exact across the hosts: on the back host, the
-/// request whose spans on the thread the app logged overlap its handler (and only it), as
-/// `kreq eval` scores this truth on one host, stitches to the one front request that lies
-/// within the client's call, no two requests sharing one.
+/// shift, with a half-width under 1 ms, and `kreq correlate` records it as it reports it; and,
+/// against the apps' own logs, `kreq eval` on the warehouse finds at least 99% of requests
+/// exact across the hosts (the back host's spans under the front host's requests, on its
+/// clock).
 #[test]
 fn two_hosts_in_network_namespaces_are_stitched_and_their_clocks_bounded() {
     let _serial = crate::tracefs_lock();
@@ -416,7 +415,8 @@ fn two_hosts_in_network_namespaces_are_stitched_and_their_clocks_bounded() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("twohosts");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let (w, truth) = (dir.join("w"), dir.join("truth.jsonl"));
+    // `ds` and `truth.jsonl`, as `correlate_and_score` takes them.
+    let (w, truth) = (dir.join("ds"), dir.join("truth.jsonl"));
     let out = Command::new("python3")
         .arg(root.join("examples/testbed/twohosts.py"))
         .args(["--requests", "200", "--shift-back-ns", "7654321"])
@@ -433,19 +433,11 @@ fn two_hosts_in_network_namespaces_are_stitched_and_their_clocks_bounded() {
     let log =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
-    let corr = Command::new(env!("CARGO_BIN_EXE_kreq"))
-        .arg("correlate")
-        .arg(&w)
-        .arg("--json")
-        .output()
-        .expect("kreq correlate");
-    assert!(
-        corr.status.success(),
-        "{}",
-        String::from_utf8_lossy(&corr.stderr)
-    );
+    // Exactness against the apps' logs: `kreq eval` on the warehouse scores each request
+    // across the hosts, found by the load generator's port since the client was not traced.
+    let (corr_log, score) = correlate_and_score(&dir, "twohosts-failed", &log, "0.99");
     // `kreq correlate` reports the offset it finds, as the view gives it.
-    let summary: serde_json::Value = serde_json::from_slice(&corr.stdout).expect("json");
+    let summary: serde_json::Value = serde_json::from_str(&corr_log).expect("json");
     let reported = &summary["clock_offsets"][0];
     assert_eq!(reported["server_host"], "back", "{summary}");
     let recorded: serde_json::Value = serde_json::from_slice(
@@ -473,19 +465,7 @@ fn two_hosts_in_network_namespaces_are_stitched_and_their_clocks_bounded() {
         "{off:?}"
     );
     assert_eq!(reported["uncertainty_ns"], off[2], "{summary}");
-    // Exactness against the apps' logs: `kreq eval` on the warehouse scores each request
-    // across the hosts (the back host's spans under the front host's requests, on its clock),
-    // found by the load generator's port since the client was not traced.
-    let o = Command::new(env!("CARGO_BIN_EXE_kreq"))
-        .arg("eval")
-        .arg(&w)
-        .arg("--truth")
-        .arg(&truth)
-        .arg("--json")
-        .output()
-        .expect("kreq eval");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let score: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let score: serde_json::Value = serde_json::from_str(score.trim()).expect("json");
     let (n, exact) = (score["sent"].as_u64(), score["exact"].as_u64());
     eprintln!("two hosts: {exact:?} of {n:?} exact; clock offset bounds {off:?}");
     assert_eq!(n, Some(200), "truth lines: {score}");

@@ -436,22 +436,12 @@ fn ballista_runs_kreq_sql_with_local_answers() {
     eprintln!("ballista: the cluster answered on try {tries}");
     // A query Ballista does not finish (docs/warehouse.md, "Known limit") fails the test
     // after two minutes instead of holding the suite.
-    let remote = |q: &str| {
-        within(&w, q, 120).unwrap_or_else(|| panic!("{q}: the cluster did not answer in 120 s"))
+    let remote = |at: &Path, q: &str| {
+        let o = within(at, q, 120)
+            .unwrap_or_else(|| panic!("{q}: the cluster did not answer in 120 s"));
+        crate::csv_rows(&o, q)
     };
-    let on_cluster = answers(&ENGINE_QUERIES, |q| {
-        let o = remote(q);
-        assert!(
-            o.status.success(),
-            "{q}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .skip(1)
-            .map(str::to_owned)
-            .collect()
-    });
+    let on_cluster = answers(&ENGINE_QUERIES, |q| remote(&w, q));
     let want = answers(&ENGINE_QUERIES, |q| sql(&w, q));
     assert!(want.lines().count() > 20, "{want}");
     assert_eq!(on_cluster, want);
@@ -461,40 +451,14 @@ fn ballista_runs_kreq_sql_with_local_answers() {
         "{jobs} jobs in the executor's work dir"
     );
     // Calls across a chain of three hosts: the offsets and the stitched times.
-    let ds = crate::ingest_capture("s2-c4", "wh-ballista-chain-ds");
-    let chain = tmp("wh-ballista-chain").join("w");
-    split_into_hosts(
-        &ds,
-        &chain,
-        &[
-            ("front", &[], 0),
-            ("app", &[24544], 123_456_789),
-            ("cache", &[24532], -45_678_901),
-        ],
-    );
-    let o = kreq(&["correlate", chain.to_str().expect("utf8"), "--quiet"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let chain = chain_of_three_hosts("wh-ballista-chain");
     let chain_queries = [
         "select client_host, server_host, calls, offset_ns, uncertainty_ns from clock_offsets order by client_host",
         ALIGNED_QUERY,
     ];
-    let on_chain = |q: &str| {
-        let o = within(&chain, q, 120)
-            .unwrap_or_else(|| panic!("{q}: the cluster did not answer in 120 s"));
-        assert!(
-            o.status.success(),
-            "{q}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .skip(1)
-            .map(str::to_owned)
-            .collect()
-    };
     let want = answers(&chain_queries, |q| sql(&chain, q));
     assert_eq!(want.lines().count(), 5, "{want}");
-    assert_eq!(answers(&chain_queries, on_chain), want);
+    assert_eq!(answers(&chain_queries, |q| remote(&chain, q)), want);
 }
 
 /// `kreq correlate W` correlates each batch on its own, as its capture alone: the same
@@ -795,26 +759,37 @@ fn export_reads_one_hosts_batch_of_a_warehouse() {
     assert_eq!(staging, 0, "export left its batch's dataset behind");
 }
 
+/// The app's and redis' clock shifts in [`chain_of_three_hosts`].
+const APP_SHIFT_NS: i64 = 123_456_789;
+const CACHE_SHIFT_NS: i64 = -45_678_901;
+
+/// `s2-c4` split into a correlated warehouse of three hosts: `front` (the load generator and
+/// nginx), `app` ([`APP_SHIFT_NS`] ahead) and `cache` (redis, [`CACHE_SHIFT_NS`]).
+fn chain_of_three_hosts(name: &str) -> PathBuf {
+    let ds = crate::ingest_capture("s2-c4", &format!("{name}-ds"));
+    let w = tmp(name).join("w");
+    split_into_hosts(
+        &ds,
+        &w,
+        &[
+            ("front", &[], 0),
+            ("app", &[24544], APP_SHIFT_NS),
+            ("cache", &[24532], CACHE_SHIFT_NS),
+        ],
+    );
+    let o = kreq(&["correlate", w.to_str().expect("utf8"), "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w
+}
+
 /// A chain of three hosts (load generator and nginx; the app; redis), each clock off by its
 /// own shift: both pairs' offsets are bounded around their true values, and `stitched_spans`
 /// puts every span of the three hosts under the front host's 300 requests, on its clock, each
 /// redis command inside the app's call that sent it.
 #[test]
 fn a_chain_of_three_hosts_is_stitched_onto_the_first_hosts_clock() {
-    let ds = crate::ingest_capture("s2-c4", "wh-chain-ds");
-    let w = tmp("wh-chain").join("w");
-    let (app_shift, cache_shift): (i64, i64) = (123_456_789, -45_678_901);
-    split_into_hosts(
-        &ds,
-        &w,
-        &[
-            ("front", &[], 0),
-            ("app", &[24544], app_shift),
-            ("cache", &[24532], cache_shift),
-        ],
-    );
-    let o = kreq(&["correlate", w.to_str().expect("utf8"), "--quiet"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let w = chain_of_three_hosts("wh-chain");
+    let (app_shift, cache_shift) = (APP_SHIFT_NS, CACHE_SHIFT_NS);
     let redis_calls = sql(
         &w,
         "select count(*) from spans where host = 'app' and kind = 'client'",

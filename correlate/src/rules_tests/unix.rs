@@ -37,6 +37,21 @@ fn unix_recv(s: &mut Sim, tid: i32, fd: i64, sk: u64, n: i64) {
     s.syscall(tid, Sys::Recv, fd, n, &[e]);
 }
 
+/// Each request, by its client's port, has a server span on the app thread given for it.
+fn assert_served_by(f: &[Finished], by: &[(u16, i32)]) {
+    for &(port, app) in by {
+        let r = f
+            .iter()
+            .find(|r| r.request.ingress.remote.port == port)
+            .expect("request");
+        assert!(
+            span_on(r, app, SpanKind::Server).is_some(),
+            "request {port} is served by thread {app}: {:?}",
+            rules(r)
+        );
+    }
+}
+
 #[test]
 fn a_unix_sockets_peer_is_the_socket_its_write_woke_a_reader_on() {
     // The front end (tid 2) forwards the request on unix socket 0xa; the app's thread (tid
@@ -116,16 +131,7 @@ fn an_accepted_connection_pairs_with_the_connect_that_woke_the_acceptor() {
     s.send(2, 7, INGRESS, 40000, 155);
     s.send(3, 10, INGRESS, 40001, 155);
     let (f, _) = s.finish();
-    for (port, app) in [(40000u16, 6), (40001, 7)] {
-        let r = f
-            .iter()
-            .find(|r| r.request.ingress.remote.port == port)
-            .expect("request");
-        assert!(
-            span_on(r, app, SpanKind::Server).is_some(),
-            "request {port} is served by thread {app}"
-        );
-    }
+    assert_served_by(&f, &[(40000, 6), (40001, 7)]);
 }
 
 #[test]
@@ -216,15 +222,5 @@ fn a_busy_acceptors_connections_break_length_ties_in_listen_queue_order() {
         s.send(tid, ingress, INGRESS, port, 155);
     }
     let (f, _) = s.finish();
-    for (port, app) in [(40000u16, 6), (40001, 7), (40002, 8)] {
-        let r = f
-            .iter()
-            .find(|r| r.request.ingress.remote.port == port)
-            .expect("request");
-        assert!(
-            span_on(r, app, SpanKind::Server).is_some(),
-            "request {port} is served by thread {app}: {:?}",
-            rules(r)
-        );
-    }
+    assert_served_by(&f, &[(40000, 6), (40001, 7), (40002, 8)]);
 }
