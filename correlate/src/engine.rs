@@ -143,6 +143,10 @@ pub(crate) struct Thread {
     pub resumed: i64,
     /// Event loops: the syscall in progress answers a request (its turn ends with it).
     pub answering: bool,
+    /// Replies this thread read on a multiplexed connection whose callee's work is not placed
+    /// yet, in stream order, with the connection: the callers it wakes next take them in
+    /// that order (see [`crate::link`]'s multiplexed connections).
+    pub replies: std::collections::VecDeque<(Tag, Tuple)>,
 }
 
 impl Thread {
@@ -164,6 +168,7 @@ impl Thread {
             waits: 0,
             resumed: i64::MIN,
             answering: false,
+            replies: Default::default(),
         }
     }
 }
@@ -198,6 +203,10 @@ pub(crate) struct Sock {
     pub answered: Vec<Call>,
     /// Client sockets: a call was seen on it (tagged or not).
     pub called: bool,
+    /// Server sockets: a request was read on it while an earlier one was not answered yet,
+    /// both from a traced caller (HTTP/2 streams): which request a pool worker's answer is
+    /// for is not the last one read.
+    pub multiplexed: bool,
 }
 
 /// Placeholder request id of a dropped stretch (the hand-off rule in [`crate::link`]): labels
@@ -272,6 +281,9 @@ pub(crate) struct Pending {
     pub handoff: Option<(Tag, Rule, i64)>,
     /// Events labelled with the placeholder: (row, span).
     pub rows: Vec<(u64, u64)>,
+    /// The stretch answered on a multiplexed connection: the caller that its reply wakes
+    /// places it. The request last read on that connection, and when, is the fallback.
+    pub deferred: Option<(Tag, i64)>,
 }
 
 impl Engine {
@@ -409,6 +421,7 @@ impl Engine {
             t.handoff = None;
             t.turn = None;
             t.woken.clear();
+            t.replies.clear();
         }
         for s in self.socks.values_mut() {
             s.rx = None;
@@ -511,6 +524,7 @@ impl Engine {
 
     /// Hands out requests that responded and were idle for the linger time (all when `all`).
     pub(crate) fn finish_idle(&mut self, all: bool) {
+        self.expire_deferred(all);
         let cutoff = self.now.saturating_sub(self.cfg.linger_ns);
         self.alias.retain(|_, &mut (_, at)| at >= cutoff);
         let pending = &self.pending;

@@ -11,6 +11,7 @@
 //!   to it by a wakeup or fork.
 
 mod handoff;
+mod multiplexed;
 mod recv;
 mod send;
 mod spans;
@@ -39,6 +40,8 @@ impl Engine {
             t.event_loop = true;
             t.current = None;
             t.unknown = false;
+            // Replies it read and handed to nobody: their stretches fall back.
+            t.replies.clear();
         }
         let t = self.thread(ev);
         t.bracket = Some(Bracket {
@@ -319,6 +322,7 @@ impl Engine {
                 answered: Vec::new(),
                 called: false,
                 queued: Vec::new(),
+                multiplexed: false,
             }
         })
     }

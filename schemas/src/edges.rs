@@ -30,6 +30,7 @@ pub const RULES: &[(&str, &str)] = &[
     ("handoff", "a thread with no request of its own worked, then answered on the request's connection: its work since it last came back from a wait was for that request (a pool worker the reading thread handed the request to)"),
     ("wakeup", "a thread with no request of its own was woken by a thread serving the request"),
     ("fork", "a thread forked by a thread serving the request"),
+    ("reply_order", "a pool worker answered on a connection that carries several requests at once (HTTP/2): its work is the request of the caller thread that reading its reply woke, replies handed to woken callers in the order they were read"),
 ];
 
 /// The Arrow schema of the `edges` table.

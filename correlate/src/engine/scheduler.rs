@@ -39,6 +39,9 @@ impl Engine {
         let Some(target) = ev.wake_tid.filter(|&w| w != 0 && w != ev.tid) else {
             return;
         };
+        if !ev.irq && ev.tid != 0 {
+            self.reply_woke(ev.tid, target, ev.ts);
+        }
         let waker = if ev.irq || ev.tid == 0 {
             None
         } else {

@@ -92,6 +92,7 @@ impl Engine {
             Pending {
                 handoff,
                 rows: Vec::new(),
+                deferred: None,
             },
         );
         if let Some(t) = self.threads.get_mut(&tid) {

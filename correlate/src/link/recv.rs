@@ -70,6 +70,9 @@ impl Engine {
                     (None, None) if ingress => Some(self.new_request(ev, tuple, at, taken.sender)),
                     (None, None) => None,
                 };
+                if let (Some(tag), Some(_)) = (tag, taken.tag) {
+                    self.note_multiplexed(tuple, open, tag);
+                }
                 if let Some(tag) = tag {
                     if let Some(s) = self.socks.get_mut(&tuple) {
                         if s.rx.map(|r| r.span) != Some(tag.span) {
@@ -121,7 +124,15 @@ impl Engine {
                 tag
             }
             Role::Client => {
-                let replied = self.replied_calls(tuple, &taken);
+                // Answers of pool workers on a multiplexed connection go to the callers this
+                // thread wakes next ([`crate::link`]'s multiplexed connections).
+                let replied = match self.take_deferred(ev.tid, tuple, taken.clone()) {
+                    Some(rest) => {
+                        taken = rest;
+                        self.replied_calls(tuple, &taken)
+                    }
+                    None => Vec::new(),
+                };
                 // The reply was on its way from the callee's last write (its server span's
                 // end) to this read: what this thread did meanwhile is the call's wire time.
                 // A later read of the same reply counts from the previous one (the call's
@@ -239,8 +250,19 @@ impl Engine {
             .chain(&taken.rest)
             .map(|t| t.request)
             .collect();
+        // Bytes nobody was seen sending answer the oldest call, unless calls of several
+        // threads share the connection (multiplexed): then they answer none.
+        let shared = calls
+            .iter()
+            .filter_map(|c| self.spans.get(&c.tag.span).map(|s| s.tid))
+            .collect::<hashbrown::HashSet<i32>>()
+            .len()
+            > 1;
         let picked: Vec<usize> = if named.is_empty() {
-            (!requests.is_empty()).then_some(0).into_iter().collect()
+            (!requests.is_empty() && !shared)
+                .then_some(0)
+                .into_iter()
+                .collect()
         } else {
             (0..requests.len())
                 .filter(|&i| named.contains(&requests[i]))

@@ -117,6 +117,14 @@ impl Engine {
                     }
                     Some(rx) => {
                         let rx = self.canon(rx);
+                        if let Some(tags) = self.defer_answer(tid, tuple, rx, ts) {
+                            if let Some(b) =
+                                self.threads.get_mut(&tid).and_then(|t| t.bracket.as_mut())
+                            {
+                                b.send_tag = Some(tags);
+                            }
+                            return tags;
+                        }
                         self.answered(tid, rx.request);
                         for q in queued {
                             self.answered(tid, q.request);
@@ -217,10 +225,13 @@ impl Engine {
         self.socks.get(&tuple)?;
         let tag = self.new_span(parent, SpanKind::Client, tid, ts, Some(tuple), rule);
         if let Some(sock) = self.socks.get_mut(&tuple) {
-            // A blocking client has one call in flight: an older one's reply was not seen.
+            // A blocking client has one call in flight: an older one of this thread's had its
+            // reply not seen. Other threads' calls may share the connection (HTTP/2).
             if !event_loop {
-                sock.calls.clear();
-                sock.answered.clear();
+                let spans = &self.spans;
+                let mine = |c: &Call| spans.get(&c.tag.span).is_some_and(|s| s.tid == tid);
+                sock.calls.retain(|c| !mine(c));
+                sock.answered.retain(|c| !mine(c));
             }
             sock.calls.push_back(Call { tag, parent });
             if sock.calls.len() > crate::engine::MAX_CALLS {

@@ -373,6 +373,7 @@ mod event_loops;
 mod goroutines;
 mod handoff;
 mod late_start;
+mod multiplexed;
 mod races;
 mod unix;
 

@@ -1,0 +1,182 @@
+//! Multiplexed connections: one connection carrying several requests at once, answered by
+//! pool workers in whatever order they finish.
+//!
+//! The testbed's `grpc` model: front-end threads (one per request) each send their call on one
+//! shared HTTP/2 connection; the gRPC server's `event_engine` threads read the streams, often
+//! several in one read, and a poller thread hands them to four pool workers, which call redis
+//! and send their answers on the shared connection themselves. The connection names no
+//! request for an answer: the last request read on it is most often another one (7% of
+//! requests exact in one recording). What the kernel does show is where the answer goes: the
+//! caller's process reads it, and the reading thread then wakes the caller's thread that waits
+//! for it, one wake per answer, in the order the answers were read (gRPC completes a read's
+//! streams in frame order).
+//!
+//! So a pool worker's stretch that answers on a *multiplexed* server socket (a request was
+//! read on it while an earlier one was unanswered, both sent by traced callers) is not placed
+//! at its answer. Its bytes carry the stretch; the thread that reads them on the caller's side
+//! queues them, and each thread it then wakes that has a call in progress on that connection
+//! takes the oldest: the stretch joins that call's request (rule `reply_order`). A stretch no
+//! woken caller took joins the request last read on the connection when it answered (rule
+//! `handoff`, the rule for a connection that carries one request at a time) once the replies'
+//! reader waits again without handing it out, or after half the linger time.
+
+use crate::engine::Engine;
+use crate::event::Tuple;
+use crate::model::{Rule, SpanKind};
+use crate::stream::{Tag, Taken};
+
+impl Engine {
+    /// A read on server socket `tuple` took the bytes of request `new` while `open` (read
+    /// earlier, from a traced caller too) was not answered: the socket is multiplexed.
+    pub(crate) fn note_multiplexed(&mut self, tuple: Tuple, open: Option<Tag>, new: Tag) {
+        if let Some(s) = self.socks.get_mut(&tuple) {
+            if !s.responded && open.is_some_and(|o| o.request != new.request) {
+                s.multiplexed = true;
+            }
+        }
+    }
+
+    /// `tid` answers on server socket `tuple` at `at`, whose last request read is `rx`. On a
+    /// multiplexed socket a pool worker's stretch is not placed: its answer's bytes carry it to
+    /// the caller's side. Returns what the send carries and the span it extends, or `None`
+    /// when the ordinary rules apply.
+    pub(crate) fn defer_answer(
+        &mut self,
+        tid: i32,
+        tuple: Tuple,
+        rx: Tag,
+        at: i64,
+    ) -> Option<(Option<Tag>, Option<Tag>)> {
+        if !self.socks.get(&tuple).is_some_and(|s| s.multiplexed) {
+            return None;
+        }
+        let last = self
+            .threads
+            .get(&tid)
+            .and_then(|t| t.last)
+            .map(|l| self.canon(l));
+        let stretch = if self.owns_stretch(tid) {
+            self.current(tid)
+        } else {
+            // A second send of the same answer.
+            last.filter(|l| {
+                self.pending
+                    .get(&l.request)
+                    .is_some_and(|p| p.deferred.is_some())
+            })
+        };
+        let Some(stretch) = stretch else {
+            // Not a worker's answer: the connection's own frames (HTTP/2 settings, window
+            // updates, pings) or answers the thread flushes for others. The last request read
+            // is not what they carry.
+            return Some((None, None));
+        };
+        let p = self.pending.get_mut(&stretch.request)?;
+        p.deferred.get_or_insert((rx, at));
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.current = None;
+            t.last = Some(stretch);
+            t.stretch_start = at;
+        }
+        Some((Some(stretch), Some(stretch)))
+    }
+
+    /// Reader `tid` took `taken` from client connection `tuple`: the answers of stretches not
+    /// placed yet are queued on the reader for the callers it wakes next. Returns what is
+    /// left for the ordinary rules, or `None` when the read held only such answers.
+    pub(crate) fn take_deferred(&mut self, tid: i32, tuple: Tuple, taken: Taken) -> Option<Taken> {
+        let tags: Vec<Tag> = taken.tag.iter().chain(&taken.rest).copied().collect();
+        let (deferred, rest): (Vec<Tag>, Vec<Tag>) = tags.into_iter().partition(|t| {
+            self.pending
+                .get(&self.canon(*t).request)
+                .is_some_and(|p| p.deferred.is_some())
+        });
+        if deferred.is_empty() {
+            return Some(taken);
+        }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            // Answers of an earlier read that no woken caller took are not handed out later:
+            // pairing them with this read's callers would shift every pair.
+            t.replies.retain(|(_, c)| *c != tuple);
+            for d in deferred {
+                if !t.replies.iter().any(|(r, _)| r.request == d.request) {
+                    t.replies.push_back((d, tuple));
+                }
+            }
+            while t.replies.len() > crate::engine::MAX_CALLS {
+                t.replies.pop_front();
+            }
+        }
+        let mut rest = rest.into_iter();
+        let tag = rest.next()?;
+        Some(Taken {
+            tag: Some(tag),
+            rest: rest.collect(),
+            ..taken
+        })
+    }
+
+    /// `reader` wakes `target` at `at`: when `target` has a call in progress on a connection
+    /// `reader` read answers of unplaced stretches from, the oldest such answer is its call's.
+    pub(crate) fn reply_woke(&mut self, reader: i32, target: i32, at: i64) {
+        let Some(queue) = self
+            .threads
+            .get(&reader)
+            .map(|t| &t.replies)
+            .filter(|q| !q.is_empty())
+        else {
+            return;
+        };
+        let found = queue.iter().enumerate().find_map(|(i, (stretch, tuple))| {
+            let calls = &self.socks.get(tuple)?.calls;
+            let j = calls
+                .iter()
+                .rposition(|c| self.spans.get(&c.tag.span).is_some_and(|s| s.tid == target))?;
+            Some((i, j, *stretch, *tuple))
+        });
+        let Some((i, j, stretch, tuple)) = found else {
+            return;
+        };
+        if let Some(t) = self.threads.get_mut(&reader) {
+            t.replies.remove(i);
+        }
+        let Some(call) = self.socks.get_mut(&tuple).and_then(|s| s.calls.remove(j)) else {
+            return;
+        };
+        let call_tag = self.canon(call.tag);
+        // The stretch hangs under the callee's server span that read this call, when the
+        // recording has it.
+        let server = self.requests.get(&call_tag.request).and_then(|r| {
+            r.spans.iter().copied().find(|id| {
+                self.spans
+                    .get(id)
+                    .is_some_and(|s| s.kind == SpanKind::Server && s.parent == Some(call_tag.span))
+            })
+        });
+        let parent = Tag {
+            request: call_tag.request,
+            span: server.unwrap_or(call_tag.span),
+        };
+        self.extend_span(call_tag, at, 0, 0);
+        self.place(stretch, parent, Rule::ReplyOrder, at);
+    }
+
+    /// Places, by the fallback, the stretches deferred at an answer that no woken caller took
+    /// within half the linger time (all of them when `all`).
+    pub(crate) fn expire_deferred(&mut self, all: bool) {
+        let cutoff = self.now.saturating_sub(self.cfg.linger_ns / 2);
+        let due: Vec<(u64, Tag, i64)> = self
+            .pending
+            .iter()
+            .filter_map(|(&id, p)| p.deferred.map(|(rx, at)| (id, rx, at)))
+            .filter(|&(_, _, at)| all || at < cutoff)
+            .collect();
+        for (id, rx, at) in due {
+            let stretch = Tag {
+                request: id,
+                span: self.requests.get(&id).map_or(0, |r| r.root),
+            };
+            self.place(stretch, rx, Rule::Handoff, at);
+        }
+    }
+}
