@@ -106,6 +106,13 @@ pub(crate) struct Bracket {
     pub probed: i64,
     pub last_probe: Option<i64>,
     pub data_ts: Option<i64>,
+    /// `tcp_probe`s inside a send on an fd whose socket is not known yet, held until
+    /// `sock_send_length` names the sending socket: a probe of that very socket is a segment
+    /// it received, processed from its backlog in the sender's context, not this send's
+    /// delivery. The `grpc` model's server sends its HTTP/2 settings as it accepts, while
+    /// the client's preface waits in the backlog: taken as the delivery, it named the
+    /// connection with its ends swapped on both sides (0 of 300 requests exact).
+    pub held: Vec<Event>,
 }
 
 #[derive(Debug)]

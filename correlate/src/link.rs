@@ -70,6 +70,7 @@ impl Engine {
             if ev.sk.is_some() {
                 b.sk = ev.sk;
             }
+            let release = ev.sk.is_some() && !b.held.is_empty();
             if let (Some(end), Some(peer)) = (ev.src, ev.dst) {
                 b.unix = Some((end, peer));
             }
@@ -78,6 +79,9 @@ impl Engine {
                 b.data_ts.get_or_insert(ev.ts);
             }
             b.rows.push(ev.row);
+            if release {
+                self.release_probes(ev.tid, ev.sk);
+            }
             return;
         }
         self.label_in_context(ev, sink);
@@ -143,8 +147,55 @@ impl Engine {
     /// the moment the bytes became readable, which can be before the sender's syscall returns:
     /// the bytes are queued then, so the reader always finds them.
     pub(crate) fn on_probe(&mut self, ev: &Event, sink: &mut impl LabelSink) {
+        if !self.hold_probe(ev) {
+            self.deliver(ev);
+        }
+        self.label_in_context(ev, sink);
+    }
+
+    /// Holds `ev`, a `tcp_probe` inside a send on an fd whose socket is not known yet, in the
+    /// send's bracket (see [`Bracket::held`]).
+    fn hold_probe(&mut self, ev: &Event) -> bool {
+        if !self.sock_lengths || ev.tuple().is_none() {
+            return false;
+        }
+        let tgid = self.thread(ev).tgid.unwrap_or(ev.tid);
+        let fds = &self.fds;
+        let Some(b) = self
+            .threads
+            .get_mut(&ev.tid)
+            .and_then(|t| t.bracket.as_mut())
+        else {
+            return false;
+        };
+        let fresh = b.fd.is_some_and(|fd| !fds.contains_key(&(tgid, fd)));
+        if b.sys != Some(Sys::Send) || b.sk.is_some() || b.send_tuple.is_some() || !fresh {
+            return false;
+        }
+        b.held.push(*ev);
+        true
+    }
+
+    /// The held probes of `tid`'s send, now that its socket `sk` is known (or the send ended
+    /// without naming it): each probe of another socket is the send's delivery.
+    fn release_probes(&mut self, tid: i32, sk: Option<u64>) {
+        let held = self
+            .threads
+            .get_mut(&tid)
+            .and_then(|t| t.bracket.as_mut())
+            .map(|b| std::mem::take(&mut b.held))
+            .unwrap_or_default();
+        for p in held {
+            if sk.is_none() || p.sk != sk {
+                self.deliver(&p);
+            }
+        }
+    }
+
+    /// A `tcp_probe` inside a send: the bytes it delivered are the send's.
+    fn deliver(&mut self, ev: &Event) {
         let Some(receiver) = ev.tuple() else {
-            return self.label_in_context(ev, sink);
+            return;
         };
         let len = ev.length.unwrap_or(0);
         let sender = receiver.mirrored();
@@ -177,10 +228,10 @@ impl Engine {
             }
             self.enqueue(sender, len, tag, ev.tid, started);
         }
-        self.label_in_context(ev, sink);
     }
 
     pub(crate) fn on_exit(&mut self, ev: &Event, sys: Sys, sink: &mut impl LabelSink) {
+        self.release_probes(ev.tid, None);
         let t = self.thread(ev);
         let Some(mut b) = t.bracket.take() else {
             self.stats.unmatched_brackets += 1;

@@ -195,3 +195,55 @@ fn io_that_fires_no_socket_event_is_not_on_a_socket() {
         "the eventfd write is not part of the reply"
     );
 }
+
+#[test]
+fn a_segment_received_during_a_send_is_not_that_sends_delivery() {
+    // The `grpc` model (a recording scoring 0 of 300 without this): the gRPC server sends its
+    // HTTP/2 settings on a connection it just accepted, while the client's preface waits in
+    // the socket's backlog; the backlog is processed inside that send, so a `tcp_probe` of
+    // the server's own socket fires there before `sock_send_length` names the socket. Taken
+    // as the send's delivery, it named the connection with its ends swapped, and the front's
+    // calls on it became answers of a server.
+    let (client_sk, server_sk) = (0xc0, 0xd0);
+    let mut s = Sim::new();
+    s.recv(10, 7, INGRESS, 40000, 73);
+    // The front's preface: a send on an fd whose socket nothing names yet.
+    s.syscall(10, Sys::Send, 12, 82, &[]);
+    s.syscall(20, Sys::Accept, 6, 8, &[]);
+    let mut own = s.ev(20, Kind::Probe);
+    own.sk = Some(server_sk);
+    own.src = Some(ep(19082));
+    own.dst = Some(ep(41000));
+    own.length = Some(82);
+    let mut len = s.ev(20, Kind::SockSend);
+    len.sk = Some(server_sk);
+    len.length = Some(46);
+    s.syscall(20, Sys::Send, 8, 46, &[own, len]);
+    s.recv(20, 8, 19082, 41000, 82);
+    // The front reads the settings, then calls on the connection.
+    s.recv(11, 12, 41000, 19082, 46);
+    let mut probe = s.ev(10, Kind::Probe);
+    probe.irq = true;
+    probe.sk = Some(server_sk);
+    probe.src = Some(ep(19082));
+    probe.dst = Some(ep(41000));
+    probe.length = Some(66);
+    let mut len = s.ev(10, Kind::SockSend);
+    len.sk = Some(client_sk);
+    len.length = Some(66);
+    s.syscall(10, Sys::Send, 12, 66, &[probe, len]);
+    s.recv(20, 8, 19082, 41000, 66);
+    s.send(20, 8, 19082, 41000, 50);
+    s.recv(10, 12, 41000, 19082, 50);
+    s.send(10, 7, INGRESS, 40000, 100);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 1);
+    let call = span_on(&f[0], 10, SpanKind::Client).expect("the front's call");
+    let server = span_on(&f[0], 20, SpanKind::Server).expect("the server's span");
+    assert_eq!(server.parent, Some(call.id));
+    assert_eq!(
+        call.tuple.map(|t| (t.local.port, t.remote.port)),
+        Some((41000, 19082))
+    );
+    assert_eq!(rules(&f[0]), ["thread_request", "byte_stream"]);
+}
