@@ -214,6 +214,9 @@ pub(crate) struct Sock {
     /// both from a traced caller (HTTP/2 streams): which request a pool worker's answer is
     /// for is not the last one read.
     pub multiplexed: bool,
+    /// Client sockets: the threads that made calls on it, latest last (at most
+    /// [`MAX_CALLS`]): a thread woken for an answer on a shared connection is one of them.
+    pub callers: Vec<i32>,
 }
 
 /// Placeholder request id of a dropped stretch (the hand-off rule in [`crate::link`]): labels

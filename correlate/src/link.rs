@@ -374,6 +374,7 @@ impl Engine {
                 called: false,
                 queued: Vec::new(),
                 multiplexed: false,
+                callers: Vec::new(),
             }
         })
     }

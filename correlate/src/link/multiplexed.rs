@@ -15,10 +15,17 @@
 //! read on it while an earlier one was unanswered, both sent by traced callers) is not placed
 //! at its answer. Its bytes carry the stretch; the thread that reads them on the caller's side
 //! queues them, and each thread it then wakes that has a call in progress on that connection
-//! takes the oldest: the stretch joins that call's request (rule `reply_order`). A stretch no
-//! woken caller took joins the request last read on the connection when it answered (rule
-//! `handoff`, the rule for a connection that carries one request at a time) once the replies'
-//! reader waits again without handing it out, or after half the linger time.
+//! takes the oldest: the stretch joins that call's request (rule `reply_order`). gRPC writes
+//! the queued frames of several callers in one send, by whichever thread holds the transport,
+//! so a woken caller may have no call of its own on the connection: the answer is then for the
+//! request it serves. A stretch no woken caller took joins the request last read on the
+//! connection when it answered (rule `handoff`, the rule for a connection that carries one
+//! request at a time) after half the linger time; the reader drops what it did not hand out
+//! when it waits again or reads that connection again, so that one missed wake does not shift
+//! every later pair.
+//!
+//! Requests read together on such a connection are not answered in order with its next write,
+//! as a pipelining server's are: their answers name their own stretches.
 
 use crate::engine::Engine;
 use crate::event::Tuple;
@@ -116,49 +123,111 @@ impl Engine {
         })
     }
 
-    /// `reader` wakes `target` at `at`: when `target` has a call in progress on a connection
-    /// `reader` read answers of unplaced stretches from, the oldest such answer is its call's.
+    /// `reader` wakes `target` at `at`: when `target` calls on a connection `reader` read
+    /// answers of unplaced stretches from, the oldest such answer is for `target`'s request.
     pub(crate) fn reply_woke(&mut self, reader: i32, target: i32, at: i64) {
-        let Some(queue) = self
+        let Some(tuples) = self
             .threads
             .get(&reader)
-            .map(|t| &t.replies)
-            .filter(|q| !q.is_empty())
+            .filter(|t| !t.replies.is_empty())
+            .map(|t| t.replies.iter().map(|r| r.1).collect::<Vec<Tuple>>())
         else {
+            return;
+        };
+        for tuple in &tuples {
+            self.drop_answered_calls(*tuple, target);
+        }
+        let Some(queue) = self.threads.get(&reader).map(|t| &t.replies) else {
             return;
         };
         let found = queue.iter().enumerate().find_map(|(i, (stretch, tuple))| {
             let calls = &self.socks.get(tuple)?.calls;
-            let j = calls
-                .iter()
-                .rposition(|c| self.spans.get(&c.tag.span).is_some_and(|s| s.tid == target))?;
-            Some((i, j, *stretch, *tuple))
+            let mine = |c: &crate::engine::Call| {
+                self.spans.get(&c.tag.span).is_some_and(|s| s.tid == target)
+            };
+            if !calls.iter().any(mine) && !self.called_on(target, *tuple) {
+                return None;
+            }
+            Some((i, calls.iter().rposition(mine), *stretch, *tuple))
         });
-        let Some((i, j, stretch, tuple)) = found else {
+        let Some((i, call, stretch, tuple)) = found else {
             return;
+        };
+        let parent = match call {
+            Some(j) => {
+                let Some(call) = self.socks.get_mut(&tuple).and_then(|s| s.calls.remove(j)) else {
+                    return;
+                };
+                let call_tag = self.canon(call.tag);
+                self.extend_span(call_tag, at, 0, 0);
+                // The stretch hangs under the callee's server span that read this call, when
+                // the recording has it.
+                let server = self.requests.get(&call_tag.request).and_then(|r| {
+                    r.spans.iter().copied().find(|id| {
+                        self.spans.get(id).is_some_and(|s| {
+                            s.kind == SpanKind::Server && s.parent == Some(call_tag.span)
+                        })
+                    })
+                });
+                Tag {
+                    request: call_tag.request,
+                    span: server.unwrap_or(call_tag.span),
+                }
+            }
+            // Its call was sent by another thread (gRPC writes the queued frames of several
+            // callers in one send): the answer is for the request the woken thread serves.
+            None => match self.serving_request(target) {
+                Some(r) => r,
+                None => return,
+            },
         };
         if let Some(t) = self.threads.get_mut(&reader) {
             t.replies.remove(i);
         }
-        let Some(call) = self.socks.get_mut(&tuple).and_then(|s| s.calls.remove(j)) else {
+        self.place(stretch, parent, Rule::ReplyOrder, at);
+    }
+
+    /// Forgets `tid`'s calls on `tuple` whose request has answered or is gone: a blocking
+    /// caller's call whose answer was taken by another rule.
+    fn drop_answered_calls(&mut self, tuple: Tuple, tid: i32) {
+        let Some(calls) = self.socks.get(&tuple).map(|s| &s.calls) else {
             return;
         };
-        let call_tag = self.canon(call.tag);
-        // The stretch hangs under the callee's server span that read this call, when the
-        // recording has it.
-        let server = self.requests.get(&call_tag.request).and_then(|r| {
-            r.spans.iter().copied().find(|id| {
-                self.spans
-                    .get(id)
-                    .is_some_and(|s| s.kind == SpanKind::Server && s.parent == Some(call_tag.span))
+        let keep: Vec<bool> = calls
+            .iter()
+            .map(|c| {
+                self.spans.get(&c.tag.span).is_none_or(|s| s.tid != tid)
+                    || self
+                        .requests
+                        .get(&self.canon(c.tag).request)
+                        .is_some_and(|r| !r.responded)
             })
-        });
-        let parent = Tag {
-            request: call_tag.request,
-            span: server.unwrap_or(call_tag.span),
-        };
-        self.extend_span(call_tag, at, 0, 0);
-        self.place(stretch, parent, Rule::ReplyOrder, at);
+            .collect();
+        if let Some(s) = self.socks.get_mut(&tuple) {
+            let mut keep = keep.into_iter();
+            s.calls.retain(|_| keep.next().unwrap_or(true));
+        }
+    }
+
+    /// Whether `tid` has made a call on client connection `tuple` (kept as the connection's
+    /// callers).
+    fn called_on(&self, tid: i32, tuple: Tuple) -> bool {
+        self.socks
+            .get(&tuple)
+            .is_some_and(|s| s.callers.contains(&tid))
+    }
+
+    /// The request `tid` serves and has not answered: the one it last read on a server socket.
+    fn serving_request(&self, tid: i32) -> Option<Tag> {
+        let t = self.threads.get(&tid)?;
+        let read = t
+            .current
+            .or_else(|| t.woken.iter().rev().find(|w| w.1.is_none()).map(|w| w.0))?;
+        let read = self.canon(read);
+        self.requests
+            .get(&read.request)
+            .filter(|r| !r.responded && !self.pending.contains_key(&r.id))
+            .map(|_| read)
     }
 
     /// Places, by the fallback, the stretches deferred at an answer that no woken caller took

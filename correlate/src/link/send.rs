@@ -16,10 +16,13 @@ impl Engine {
         tid: i32,
         started: i64,
     ) {
+        // Requests read along with the one answered are answered after it, in order; not on a
+        // multiplexed connection, whose answers come in any order and name their own stretch.
         let also = self
             .socks
             .get_mut(&sender)
-            .map(|s| std::mem::take(&mut s.queued))
+            .map(|s| (std::mem::take(&mut s.queued), s.multiplexed))
+            .and_then(|(q, multiplexed)| (!multiplexed).then_some(q))
             .unwrap_or_default();
         let also: Vec<Tag> = also.into_iter().map(|t| self.canon(t)).collect();
         let s = self
@@ -234,6 +237,11 @@ impl Engine {
                 sock.answered.retain(|c| !mine(c));
             }
             sock.calls.push_back(Call { tag, parent });
+            sock.callers.retain(|&c| c != tid);
+            sock.callers.push(tid);
+            if sock.callers.len() > crate::engine::MAX_CALLS {
+                sock.callers.remove(0);
+            }
             if sock.calls.len() > crate::engine::MAX_CALLS {
                 sock.calls.pop_front();
             }

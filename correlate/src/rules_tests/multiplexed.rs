@@ -7,9 +7,16 @@ use super::*;
 /// Front thread `front` (process 10) reads a request on `fd` from `client_port` and sends its
 /// call on the shared channel (fd 12, port 41000); the server's reader (tid 20) reads it.
 fn call(s: &mut Sim, front: i32, fd: i64, client_port: u16) {
+    send_call(s, front, fd, client_port);
+    s.recv(20, 8, 19082, 41000, 66);
+}
+
+/// Front thread `front` reads a request and sends its call, then waits for the answer in
+/// `epoll_wait` (gRPC polls its completion queue there).
+fn send_call(s: &mut Sim, front: i32, fd: i64, client_port: u16) {
     s.recv(front, fd, INGRESS, client_port, 73);
     s.send(front, 12, 41000, 19082, 66);
-    s.recv(20, 8, 19082, 41000, 66);
+    s.syscall(front, Sys::Wait, 4, 0, &[]);
 }
 
 /// Pool worker `w` (process 20) calls redis on its own connection (`fd`, from `redis_port`;
@@ -22,8 +29,9 @@ fn work(s: &mut Sim, w: i32, fd: i64, redis_port: u16, redis_fd: i64) {
     s.send(w, 8, 19082, 41000, 65);
 }
 
-#[test]
-fn answers_on_a_shared_connection_go_to_the_callers_woken_in_reply_order() {
+/// Front threads 10, 11 and their reader 13 in process 10; the server's reader 20 and pool
+/// workers 21, 22 in process 20.
+fn shared_channel() -> Sim {
     let mut s = Sim::new();
     for t in [11, 13] {
         s.tgids.insert(t, 10);
@@ -31,6 +39,27 @@ fn answers_on_a_shared_connection_go_to_the_callers_woken_in_reply_order() {
     for t in [21, 22] {
         s.tgids.insert(t, 20);
     }
+    s
+}
+
+/// The pool workers with a span in the last request front thread `front` read.
+fn workers_of(f: &[Finished], front: i32) -> Vec<i32> {
+    let r = f
+        .iter()
+        .rev()
+        .find(|r| r.request.ingress_tid == front)
+        .expect("the front thread's request");
+    assert!(rules(r).contains(&"reply_order"), "{:?}", rules(r));
+    r.spans
+        .iter()
+        .filter(|sp| sp.kind == SpanKind::Internal && [21, 22].contains(&sp.tid))
+        .map(|sp| sp.tid)
+        .collect()
+}
+
+#[test]
+fn answers_on_a_shared_connection_go_to_the_callers_woken_in_reply_order() {
+    let mut s = shared_channel();
     // Two requests' streams read one after the other on the server's connection, neither
     // answered yet; the reader wakes two workers.
     call(&mut s, 10, 7, 40000);
@@ -54,22 +83,8 @@ fn answers_on_a_shared_connection_go_to_the_callers_woken_in_reply_order() {
         2,
         "the workers' stretches are not requests of their own"
     );
-    let worker_of = |front: i32| {
-        let r = f
-            .iter()
-            .find(|r| r.request.ingress_tid == front)
-            .expect("the front thread's request");
-        let workers: Vec<i32> = r
-            .spans
-            .iter()
-            .filter(|sp| sp.kind == SpanKind::Internal)
-            .map(|sp| sp.tid)
-            .collect();
-        assert!(rules(r).contains(&"reply_order"), "{:?}", rules(r));
-        workers
-    };
-    assert_eq!(worker_of(11), [21]);
-    assert_eq!(worker_of(10), [22]);
+    assert_eq!(workers_of(&f, 11), [21]);
+    assert_eq!(workers_of(&f, 10), [22]);
     // Each worker's redis call went with its stretch.
     for r in &f {
         assert_eq!(
@@ -80,4 +95,81 @@ fn answers_on_a_shared_connection_go_to_the_callers_woken_in_reply_order() {
             1
         );
     }
+}
+
+#[test]
+fn streams_read_in_one_read_are_not_answered_in_read_order() {
+    // The `grpc` model: 98 of the server's reads in one recording took two requests' frames.
+    // A pipelining server answers such requests in order, with its next write; a multiplexed
+    // one answers them in whatever order its workers finish.
+    let mut s = shared_channel();
+    // First round: two streams read apart (the connection shows it is multiplexed).
+    call(&mut s, 10, 7, 40000);
+    call(&mut s, 11, 9, 40001);
+    s.wake(20, 21);
+    s.wake(20, 22);
+    work(&mut s, 21, 13, 42000, 14);
+    work(&mut s, 22, 16, 42001, 15);
+    s.recv(13, 12, 41000, 19082, 130);
+    s.wake(13, 11);
+    s.wake(13, 10);
+    s.send(11, 9, INGRESS, 40001, 100);
+    s.send(10, 7, INGRESS, 40000, 100);
+    // Second round: both streams in one read; thread 10's answered last.
+    send_call(&mut s, 10, 7, 40000);
+    send_call(&mut s, 11, 9, 40001);
+    s.recv(20, 8, 19082, 41000, 132);
+    s.wake(20, 21);
+    s.wake(20, 22);
+    s.syscall(20, Sys::Wait, 5, 0, &[]);
+    work(&mut s, 22, 16, 42001, 15);
+    s.recv(13, 12, 41000, 19082, 65);
+    s.wake(13, 11);
+    work(&mut s, 21, 13, 42000, 14);
+    s.recv(13, 12, 41000, 19082, 65);
+    s.wake(13, 10);
+    s.send(11, 9, INGRESS, 40001, 100);
+    s.send(10, 7, INGRESS, 40000, 100);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 4);
+    assert_eq!(workers_of(&f, 11), [22], "thread 11's second request");
+    assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
+}
+
+#[test]
+fn a_call_sent_in_another_callers_write_is_answered_to_the_thread_it_wakes() {
+    // The `grpc` model: gRPC writes the queued frames of several callers in one `sendmsg`,
+    // by whichever thread holds the transport, so a caller may have no send of its own for a
+    // call. The answer's reader still wakes it: its answer is for the request it serves.
+    let mut s = shared_channel();
+    call(&mut s, 10, 7, 40000);
+    call(&mut s, 11, 9, 40001);
+    s.wake(20, 21);
+    s.wake(20, 22);
+    work(&mut s, 21, 13, 42000, 14);
+    work(&mut s, 22, 16, 42001, 15);
+    s.recv(13, 12, 41000, 19082, 130);
+    s.wake(13, 11);
+    s.wake(13, 10);
+    s.send(11, 9, INGRESS, 40001, 100);
+    s.send(10, 7, INGRESS, 40000, 100);
+    // Second round: thread 11 writes both threads' calls.
+    s.recv(10, 7, INGRESS, 40000, 73);
+    s.recv(11, 9, INGRESS, 40001, 73);
+    s.send(11, 12, 41000, 19082, 132);
+    s.recv(20, 8, 19082, 41000, 132);
+    s.wake(20, 21);
+    s.wake(20, 22);
+    s.syscall(20, Sys::Wait, 5, 0, &[]);
+    work(&mut s, 22, 16, 42001, 15);
+    work(&mut s, 21, 13, 42000, 14);
+    s.recv(13, 12, 41000, 19082, 130);
+    s.wake(13, 10);
+    s.wake(13, 11);
+    s.send(10, 7, INGRESS, 40000, 100);
+    s.send(11, 9, INGRESS, 40001, 100);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 4);
+    assert_eq!(workers_of(&f, 10), [22], "thread 10's second request");
+    assert_eq!(workers_of(&f, 11), [21], "thread 11's second request");
 }
