@@ -94,3 +94,39 @@ fn a_stretch_that_answers_nothing_is_dropped_and_counted() {
     let id = f[0].request.id;
     assert!(s.labels.iter().all(|(_, t)| t.request == id));
 }
+
+#[test]
+fn work_handed_on_by_a_stretch_that_is_dropped_is_no_requests() {
+    // The `grpc` model's front end: a thread woken by another's stretch took that stretch as
+    // its work; the stretch answered nothing and was dropped, and every later call of the woken
+    // thread went to the dropped placeholder (884 late hops, 34 of 200 requests exact).
+    let mut s = Sim::new();
+    s.tgids.insert(3, 2);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    // Thread 3 of the serving process starts work for no request: a stretch.
+    s.send(3, 9, 42000, 16379, 22);
+    s.recv(4, 11, 16379, 42000, 22);
+    s.send(4, 11, 16379, 42000, 4);
+    s.recv(3, 9, 42000, 16379, 4);
+    // It starts a thread (its own process here), which calls out under the stretch.
+    let mut fork = s.ev(3, Kind::Fork);
+    fork.child_tid = Some(9);
+    s.push(fork);
+    s.send(9, 12, 43000, 16380, 10);
+    // The stretch ends with a wait, having answered nothing: dropped.
+    s.syscall(3, Sys::Wait, 5, 0, &[]);
+    assert_eq!(s.e.stats().unresolved_stretches, 1);
+    // The thread's later calls belong to no request.
+    let late = s.e.stats().late_hops;
+    s.send(9, 13, 43001, 16380, 10);
+    s.send(2, 7, INGRESS, 40000, 155);
+    assert_eq!(
+        s.e.stats().late_hops,
+        late,
+        "no hop to the dropped placeholder"
+    );
+    let (f, labels) = s.finish();
+    assert_eq!(f.len(), 1);
+    assert!(labels.iter().all(|(_, t)| t.request == f[0].request.id));
+}
