@@ -154,6 +154,9 @@ pub(crate) struct Thread {
     /// yet, in stream order, with the connection: the callers it wakes next take them in
     /// that order (see [`crate::link`]'s multiplexed connections).
     pub replies: std::collections::VecDeque<(Tag, Tuple)>,
+    /// The callers handed an answer since this thread's last read of answers: a caller waits
+    /// for one (gRPC's reader may wake the same thread twice, by futex and by its eventfd).
+    pub handed: Vec<i32>,
 }
 
 impl Thread {
@@ -176,6 +179,7 @@ impl Thread {
             resumed: i64::MIN,
             answering: false,
             replies: Default::default(),
+            handed: Vec::new(),
         }
     }
 }
@@ -432,6 +436,7 @@ impl Engine {
             t.turn = None;
             t.woken.clear();
             t.replies.clear();
+            t.handed.clear();
         }
         for s in self.socks.values_mut() {
             s.rx = None;

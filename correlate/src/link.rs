@@ -42,6 +42,7 @@ impl Engine {
             t.unknown = false;
             // Replies it read and handed to nobody: their stretches fall back.
             t.replies.clear();
+            t.handed.clear();
         }
         let t = self.thread(ev);
         t.bracket = Some(Bracket {

@@ -105,6 +105,7 @@ impl Engine {
             // Answers of an earlier read that no woken caller took are not handed out later:
             // pairing them with this read's callers would shift every pair.
             t.replies.retain(|(_, c)| *c != tuple);
+            t.handed.clear();
             for d in deferred {
                 if !t.replies.iter().any(|(r, _)| r.request == d.request) {
                     t.replies.push_back((d, tuple));
@@ -129,7 +130,7 @@ impl Engine {
         let Some(tuples) = self
             .threads
             .get(&reader)
-            .filter(|t| !t.replies.is_empty())
+            .filter(|t| !t.replies.is_empty() && !t.handed.contains(&target))
             .map(|t| t.replies.iter().map(|r| r.1).collect::<Vec<Tuple>>())
         else {
             return;
@@ -153,6 +154,9 @@ impl Engine {
         let Some((i, call, stretch, tuple)) = found else {
             return;
         };
+        if let Some(t) = self.threads.get_mut(&reader) {
+            t.handed.push(target);
+        }
         let parent = match call {
             Some(j) => {
                 let Some(call) = self.socks.get_mut(&tuple).and_then(|s| s.calls.remove(j)) else {

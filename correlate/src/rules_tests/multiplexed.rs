@@ -173,3 +173,29 @@ fn a_call_sent_in_another_callers_write_is_answered_to_the_thread_it_wakes() {
     assert_eq!(workers_of(&f, 10), [22], "thread 10's second request");
     assert_eq!(workers_of(&f, 11), [21], "thread 11's second request");
 }
+
+#[test]
+fn a_caller_woken_twice_takes_one_answer() {
+    // The `grpc` model: the front's reader wakes a waiting caller by futex and again by its
+    // eventfd; the second wake is not the next caller's answer (58% of requests exact in one
+    // recording when it was, 68% with this).
+    let mut s = shared_channel();
+    for (front, fd, port) in [(10, 7, 40000), (11, 9, 40001)] {
+        s.recv(front, fd, INGRESS, port, 73);
+        s.send(front, 12, 41000, 19082, 66);
+        s.recv(20, 8, 19082, 41000, 66);
+    }
+    s.wake(20, 21);
+    s.wake(20, 22);
+    work(&mut s, 21, 13, 42000, 14);
+    work(&mut s, 22, 16, 42001, 15);
+    s.recv(13, 12, 41000, 19082, 130);
+    s.wake(13, 11);
+    s.wake(13, 11);
+    s.wake(13, 10);
+    s.send(11, 9, INGRESS, 40001, 100);
+    s.send(10, 7, INGRESS, 40000, 100);
+    let (f, _) = s.finish();
+    assert_eq!(workers_of(&f, 11), [21]);
+    assert_eq!(workers_of(&f, 10), [22]);
+}
