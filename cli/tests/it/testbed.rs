@@ -377,7 +377,7 @@ fn nginx_to_an_app_and_redis_over_unix_sockets_is_exact() {
 }
 
 /// The gRPC model: front-end threads share one HTTP/2 channel to a server whose pool workers
-/// answer on it in any order. CI-sized recordings scored 0.58 to 0.665 (docs/performance.md),
+/// answer on it in any order. CI-sized recordings scored 0.62 to 0.685 (docs/performance.md),
 /// 0.005 to 0.06 without the multiplexed-connection rules; the misses are workers whose answer
 /// another thread wrote, which hold two requests' work in one stretch.
 #[test]
