@@ -193,6 +193,8 @@ mod tests {
             start = end;
         }
         let _ = std::fs::remove_file(&path);
+        // Empty once every test of this process is done with it; fails harmlessly before.
+        let _ = std::fs::remove_dir(&dir);
         out
     }
 
