@@ -88,6 +88,16 @@ impl Engine {
         Some((Some(stretch), Some(stretch)))
     }
 
+    /// Whether a read that took `taken` holds answers of stretches deferred at their answer.
+    pub(crate) fn holds_deferred(&self, taken: &Taken) -> bool {
+        !self.pending.is_empty()
+            && taken.tag.iter().chain(&taken.rest).any(|t| {
+                self.pending
+                    .get(&self.canon(*t).request)
+                    .is_some_and(|p| p.deferred.is_some())
+            })
+    }
+
     /// Reader `tid` took `taken` from client connection `tuple`: the answers of stretches not
     /// placed yet are queued on the reader for the callers it wakes next. Returns what is
     /// left for the ordinary rules, or `None` when the read held only such answers.

@@ -126,12 +126,16 @@ impl Engine {
             Role::Client => {
                 // Answers of pool workers on a multiplexed connection go to the callers this
                 // thread wakes next ([`crate::link`]'s multiplexed connections).
-                let replied = match self.take_deferred(ev.tid, tuple, taken.clone()) {
-                    Some(rest) => {
-                        taken = rest;
-                        self.replied_calls(tuple, &taken)
+                let replied = if self.holds_deferred(&taken) {
+                    match self.take_deferred(ev.tid, tuple, std::mem::take(&mut taken)) {
+                        Some(rest) => {
+                            taken = rest;
+                            self.replied_calls(tuple, &taken)
+                        }
+                        None => Vec::new(),
                     }
-                    None => Vec::new(),
+                } else {
+                    self.replied_calls(tuple, &taken)
                 };
                 // The reply was on its way from the callee's last write (its server span's
                 // end) to this read: what this thread did meanwhile is the call's wire time.
