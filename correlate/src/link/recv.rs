@@ -256,14 +256,14 @@ impl Engine {
             .collect();
         // Bytes nobody was seen sending answer the oldest call, unless calls of several
         // threads share the connection (multiplexed): then they answer none.
-        let shared = calls
-            .iter()
-            .filter_map(|c| self.spans.get(&c.tag.span).map(|s| s.tid))
-            .collect::<hashbrown::HashSet<i32>>()
-            .len()
-            > 1;
+        let shared = || {
+            let mut tids = calls
+                .iter()
+                .filter_map(|c| self.spans.get(&c.tag.span).map(|s| s.tid));
+            tids.next().is_some_and(|first| tids.any(|t| t != first))
+        };
         let picked: Vec<usize> = if named.is_empty() {
-            (!requests.is_empty() && !shared)
+            (!requests.is_empty() && !shared())
                 .then_some(0)
                 .into_iter()
                 .collect()
