@@ -38,7 +38,7 @@ fn run(events: &[Event], cfg: &Config) -> usize {
     for e in events {
         engine.push(e, &mut labels);
     }
-    engine.finish();
+    engine.finish(&mut labels);
     finished += engine.take_finished().len();
     finished
 }

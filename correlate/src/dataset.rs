@@ -238,7 +238,7 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
             summary.parts += 1;
         }
     }
-    summary.stats = engine.finish();
+    summary.stats = engine.finish(&mut window);
     summary.incomplete += collect(&mut engine, &losses, &mut rows, &mut summary.digest, &names);
     flush(&mut rows, &names, &mut out)?;
     for p in window.parts.drain(..) {

@@ -409,6 +409,11 @@ impl Engine {
             }
             _ => self.label_in_context(ev, sink),
         }
+        self.release(sink);
+    }
+
+    /// Labels the events of stretches placed since the last call.
+    fn release(&mut self, sink: &mut impl LabelSink) {
         for (row, tag) in self.released.drain(..) {
             sink.label(row, tag);
             self.stats.labelled += 1;
@@ -456,13 +461,15 @@ impl Engine {
         });
     }
 
-    /// Finishes every open request (end of input) and returns the counters.
-    pub fn finish(&mut self) -> Stats {
+    /// Finishes every open request (end of input) and returns the counters. Stretches placed
+    /// now label their held events into `sink`.
+    pub fn finish(&mut self, sink: &mut impl LabelSink) -> Stats {
         let open: Vec<i32> = self.threads.keys().copied().collect();
         for tid in open {
             self.end_stretch(tid);
         }
         self.finish_idle(true);
+        self.release(sink);
         self.stats
     }
 

@@ -82,7 +82,7 @@ fn a_stretch_that_answers_nothing_is_dropped_and_counted() {
     s.send(2, 7, INGRESS, 40000, 155);
     // A thread of the serving process calls redis and never answers a request.
     redis_call(&mut s, 42000);
-    let stats = s.e.finish();
+    let stats = s.e.finish(&mut s.labels);
     assert_eq!(stats.unresolved_stretches, 1);
     let f = s.e.take_finished();
     assert_eq!(f.len(), 1);
@@ -128,5 +128,31 @@ fn work_handed_on_by_a_stretch_that_is_dropped_is_no_requests() {
     );
     let (f, labels) = s.finish();
     assert_eq!(f.len(), 1);
+    assert!(labels.iter().all(|(_, t)| t.request == f[0].request.id));
+}
+
+#[test]
+fn a_stretch_placed_at_the_end_of_the_input_labels_its_events() {
+    // A recording that ends while a woken worker is still on its request: the stretch joins
+    // what the wakeup handed it as the input ends, and its held events are labelled then.
+    let mut s = Sim::new();
+    s.tgids.insert(3, 2);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.wake(2, 3);
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    redis_call(&mut s, 42000);
+    let rows = s.row;
+    let (f, labels) = s.finish();
+    assert_eq!(f.len(), 1);
+    assert!(
+        span_on(&f[0], 3, SpanKind::Internal).is_some(),
+        "the worker's span"
+    );
+    let call = span_on(&f[0], 3, SpanKind::Client).expect("the worker's call");
+    let labelled = labels.iter().filter(|(_, t)| t.span == call.id).count();
+    assert!(
+        labelled >= 4,
+        "the worker's call's events: {labelled} of {rows} rows"
+    );
     assert!(labels.iter().all(|(_, t)| t.request == f[0].request.id));
 }

@@ -118,7 +118,7 @@ impl Sim {
     }
 
     fn finish(mut self) -> (Vec<Finished>, Vec<(u64, Tag)>) {
-        self.e.finish();
+        self.e.finish(&mut self.labels);
         let mut f = self.e.take_finished();
         f.sort_by_key(|f| f.request.id);
         (f, self.labels)
