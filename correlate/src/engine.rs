@@ -285,6 +285,9 @@ pub struct Engine {
     pub(crate) released: Vec<(u64, Tag)>,
     /// Processes that read requests on server sockets: only their threads open stretches.
     pub(crate) serving: hashbrown::HashSet<i32>,
+    /// Connection directions (sender's local and remote end) with a `tcp_probe` held in a
+    /// send's bracket ([`Bracket::held`]), and the sending thread.
+    pub(crate) held: HashMap<(crate::event::Endpoint, crate::event::Endpoint), i32>,
 }
 
 /// A stretch of work on a thread with no request, held as a placeholder request until the
@@ -331,6 +334,7 @@ impl Engine {
             alias: HashMap::new(),
             released: Vec::new(),
             serving: Default::default(),
+            held: HashMap::new(),
         }
     }
 
@@ -432,6 +436,7 @@ impl Engine {
             self.close_stretch(tid, false);
         }
         self.streams.clear();
+        self.held.clear();
         for t in self.threads.values_mut() {
             // A thread that was serving a request still is, but can no longer be followed.
             t.unknown |= t.current.is_some() || t.handoff.is_some();

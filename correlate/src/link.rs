@@ -174,7 +174,22 @@ impl Engine {
             return false;
         }
         b.held.push(*ev);
+        if let Some(receiver) = ev.tuple() {
+            self.held.insert((receiver.remote, receiver.local), ev.tid);
+        }
         true
+    }
+
+    /// A read of the direction `(from, to)` of a connection: a probe held for it was a
+    /// delivery (the reader found the bytes before the send named its socket), and is one now.
+    pub(crate) fn release_held_for(
+        &mut self,
+        from: crate::event::Endpoint,
+        to: crate::event::Endpoint,
+    ) {
+        if let Some(sender) = self.held.remove(&(from, to)) {
+            self.release_probes(sender, None);
+        }
     }
 
     /// The held probes of `tid`'s send, now that its socket `sk` is known (or the send ended
@@ -186,6 +201,11 @@ impl Engine {
             .and_then(|t| t.bracket.as_mut())
             .map(|b| std::mem::take(&mut b.held))
             .unwrap_or_default();
+        for p in &held {
+            if let Some(r) = p.tuple() {
+                self.held.remove(&(r.remote, r.local));
+            }
+        }
         for p in held {
             if sk.is_none() || p.sk != sk {
                 self.deliver(&p);

@@ -18,6 +18,9 @@ impl Engine {
         self.unix_socket(b, ev.tid, tgid, false, n);
         let tuple = self.bracket_socket(b, tgid, b.rcv_tuple)?;
         let at = b.data_ts.unwrap_or(ev.ts);
+        if !self.held.is_empty() {
+            self.release_held_for(tuple.remote, tuple.local);
+        }
         let taken = self
             .streams
             .entry((tuple.remote, tuple.local))

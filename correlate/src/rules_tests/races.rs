@@ -247,3 +247,41 @@ fn a_segment_received_during_a_send_is_not_that_sends_delivery() {
     );
     assert_eq!(rules(&f[0]), ["thread_request", "byte_stream"]);
 }
+
+#[test]
+fn a_read_before_the_send_names_its_socket_still_finds_the_sender() {
+    // The `unix` model in a CI run: the load generator's first send on a fresh connection
+    // (its probe held until `sock_send_length`, see the test above) was read by nginx on the
+    // other CPU before that `sock_send_length`: the request lost its client (not found).
+    let mut s = Sim::new();
+    // Some earlier traffic: the recording has socket lengths.
+    s.send(1, 4, 39999, INGRESS, 10);
+    s.recv(2, 6, INGRESS, 39999, 10);
+    s.send(2, 6, INGRESS, 39999, 10);
+    let mut enter = s.ev(1, Kind::Enter(Sys::Send));
+    enter.fd = Some(3);
+    s.push(enter);
+    let mut probe = s.ev(1, Kind::Probe);
+    probe.irq = true;
+    probe.sk = Some(0xe0);
+    probe.src = Some(ep(INGRESS));
+    probe.dst = Some(ep(40000));
+    probe.length = Some(73);
+    s.push(probe);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    let mut len = s.ev(1, Kind::SockSend);
+    len.sk = Some(0xf0);
+    len.length = Some(73);
+    s.push(len);
+    let mut exit = s.ev(1, Kind::Exit(Sys::Send));
+    exit.ret = Some(73);
+    s.push(exit);
+    s.send(2, 7, INGRESS, 40000, 155);
+    assert_eq!(s.e.stats().unseen_bytes, 0);
+    let (f, _) = s.finish();
+    let r = f
+        .iter()
+        .find(|r| r.spans[0].tuple.is_some_and(|t| t.remote.port == 40000))
+        .expect("the request on the fresh connection");
+    assert_eq!(r.request.client_tid, Some(1));
+}
