@@ -224,3 +224,64 @@ fn a_busy_acceptors_connections_break_length_ties_in_listen_queue_order() {
     let (f, _) = s.finish();
     assert_served_by(&f, &[(40000, 6), (40001, 7), (40002, 8)]);
 }
+
+#[test]
+fn a_connect_another_listener_guessed_goes_back_to_the_listen_queue() {
+    // A CI recording of the testbed model `unix` (100 of 200 exact): nginx (threads 2, 3, 4)
+    // queued three upstream connections at the app's acceptor (tid 5), only the first waking
+    // it. Meanwhile an app thread's connect to redis (tid 9) woke nobody, and redis's accept
+    // guessed nginx's second connect as its peer (no event names the listener). Its first read
+    // paired it with the app's connect instead: nginx's connect must go back to the queue for
+    // the app's next accept.
+    let mut s = Sim::new();
+    for (tid, tgid) in [(3, 2), (4, 2), (6, 5), (7, 5), (8, 5)] {
+        s.tgids.insert(tid, tgid);
+    }
+    for (tid, fd, port) in [(2, 7, 40000u16), (3, 11, 40001), (4, 12, 40002)] {
+        s.send(1, 3 + i64::from(port - 40000), port, INGRESS, 73);
+        s.recv(tid, fd, INGRESS, port, 73);
+    }
+    let connect = |s: &mut Sim, tid: i32, fd: i64, wakes: Option<i32>| {
+        let inner: Vec<Event> = wakes
+            .map(|w| {
+                let mut e = s.ev(tid, Kind::Wakeup);
+                e.wake_tid = Some(w);
+                e
+            })
+            .into_iter()
+            .collect();
+        s.syscall(tid, Sys::Connect, fd, 0, &inner);
+    };
+    connect(&mut s, 2, 8, Some(5));
+    connect(&mut s, 3, 9, None);
+    connect(&mut s, 4, 10, None);
+    s.syscall(5, Sys::Accept, 3, 20, &[]);
+    // App thread 6 connects to redis, waking it: redis's listener is known.
+    connect(&mut s, 6, 30, Some(9));
+    s.syscall(9, Sys::Accept, 6, 40, &[]);
+    // App thread 7's connect to redis wakes nobody; redis's accept guesses nginx's connect.
+    connect(&mut s, 7, 31, None);
+    s.syscall(9, Sys::Accept, 6, 41, &[]);
+    unix_send(&mut s, 2, 8, 0xa, 109, None);
+    unix_send(&mut s, 3, 9, 0xb, 109, None);
+    unix_send(&mut s, 4, 10, 0xe, 109, None);
+    unix_send(&mut s, 7, 31, 0x71, 24, None);
+    unix_recv(&mut s, 9, 41, 0x91, 24);
+    for accepted in [21, 22] {
+        s.syscall(5, Sys::Accept, 3, accepted, &[]);
+    }
+    for (app, fd, sk) in [(6, 20, 0xc), (8, 22, 0xf), (7, 21, 0xd)] {
+        unix_recv(&mut s, app, fd, sk, 109);
+        unix_send(&mut s, app, fd, sk, 112, None);
+    }
+    for (tid, fd, sk, ingress, port) in [
+        (2, 8, 0xa, 7, 40000u16),
+        (3, 9, 0xb, 11, 40001),
+        (4, 10, 0xe, 12, 40002),
+    ] {
+        unix_recv(&mut s, tid, fd, sk, 112);
+        s.send(tid, ingress, INGRESS, port, 155);
+    }
+    let (f, _) = s.finish();
+    assert_served_by(&f, &[(40000, 6), (40001, 7), (40002, 8)]);
+}
