@@ -262,15 +262,18 @@ pub struct Engine {
     pub(crate) unix_unpaired: Vec<UnixSend>,
     /// Unix sockets by the tuple kreq named them with, to forget them at `close`.
     pub(crate) unix_sks: HashMap<Tuple, u64>,
-    /// `connect`s with no TCP state change, not yet accepted: (process, fd, thread woken).
-    pub(crate) unix_connects: std::collections::VecDeque<(i32, i64, Option<i32>)>,
+    /// `connect`s with no TCP state change, not yet accepted: (process, fd, thread woken, task
+    /// name of the connecting thread).
+    pub(crate) unix_connects: std::collections::VecDeque<(i32, i64, Option<i32>, u32)>,
     /// Accepted fds and the `connect`ed (process, fd) at the other end.
     pub(crate) unix_peer_fd: HashMap<(i32, i64), (i32, i64)>,
     /// (process, fd) accepted while the acceptor was busy -> the `connect` a first-in,
     /// first-out listen queue would give it: a tie-break only ([`Engine::unix_accepted`]).
     pub(crate) unix_peer_guess: HashMap<(i32, i64), (i32, i64)>,
-    /// Listening (process, fd)s that accepted a `connect` that woke them: unix listeners.
-    pub(crate) unix_listeners: std::collections::HashSet<(i32, i64)>,
+    /// Listening (process, fd)s that accepted a `connect` that woke them (unix listeners), and
+    /// the task names (`comm`) of the processes whose `connect`s they were: the programs that
+    /// call this listener (nginx's worker processes share one).
+    pub(crate) unix_listeners: HashMap<(i32, i64), Vec<u32>>,
     pub(crate) requests: HashMap<u64, Request>,
     pub(crate) spans: HashMap<u64, Span>,
     pub(crate) finished: Vec<Finished>,

@@ -287,7 +287,8 @@ impl Engine {
                     } else if !b.tcp_state && (ret == 0 || ret == -115) {
                         // 0, or EINPROGRESS: a connect with no TCP state change may be a
                         // unix socket's.
-                        self.unix_connected(tgid, fd, b.woke);
+                        let comm = self.threads.get(&ev.tid).map_or(0, |t| t.comm);
+                        self.unix_connected(tgid, fd, b.woke, comm);
                     }
                     match self.current(ev.tid) {
                         Some(cur) if sys == Sys::Connect => {

@@ -20,6 +20,8 @@ struct Sim {
     labels: Vec<(u64, Tag)>,
     /// Threads of another thread's process (tid -> tgid); others are their own process.
     tgids: std::collections::HashMap<i32, i32>,
+    /// Task names (interned ids) of threads that have one; others have 0.
+    comms: std::collections::HashMap<i32, u32>,
 }
 
 impl Sim {
@@ -36,6 +38,7 @@ impl Sim {
             ts: 1_000_000,
             labels: Vec::new(),
             tgids: Default::default(),
+            comms: Default::default(),
         }
     }
 
@@ -48,6 +51,9 @@ impl Sim {
     fn push(&mut self, mut e: Event) {
         if let Some(&g) = self.tgids.get(&e.tid) {
             e.tgid = Some(g);
+        }
+        if let Some(&c) = self.comms.get(&e.tid) {
+            e.comm = c;
         }
         self.e.push(&e, &mut self.labels);
     }

@@ -285,3 +285,73 @@ fn a_connect_another_listener_guessed_goes_back_to_the_listen_queue() {
     let (f, _) = s.finish();
     assert_served_by(&f, &[(40000, 6), (40001, 7), (40002, 8)]);
 }
+
+#[test]
+fn a_listen_queue_guess_takes_a_connect_of_a_program_that_calls_that_listener() {
+    // A CI recording of the testbed model `unix` (103 of 200 exact): as above, but the app's
+    // next accept came before redis's first read could refute redis's guess. A unix listener
+    // is called by the programs whose `connect`s woke it (nginx's worker processes share a
+    // name): redis's accept does not guess nginx's `connect`.
+    let mut s = Sim::new();
+    for (tid, tgid) in [(3, 2), (6, 5), (7, 5), (8, 5)] {
+        s.tgids.insert(tid, tgid);
+    }
+    // nginx runs two worker processes (2 with thread 3, and 4); the app is 5, redis 9.
+    for (tid, comm) in [
+        (2, 1),
+        (3, 1),
+        (4, 1),
+        (5, 2),
+        (6, 2),
+        (7, 2),
+        (8, 2),
+        (9, 3),
+    ] {
+        s.comms.insert(tid, comm);
+    }
+    for (tid, fd, port) in [(2, 7, 40000u16), (3, 11, 40001), (4, 12, 40002)] {
+        s.send(1, 3 + i64::from(port - 40000), port, INGRESS, 73);
+        s.recv(tid, fd, INGRESS, port, 73);
+    }
+    let connect = |s: &mut Sim, tid: i32, fd: i64, wakes: Option<i32>| {
+        let inner: Vec<Event> = wakes
+            .map(|w| {
+                let mut e = s.ev(tid, Kind::Wakeup);
+                e.wake_tid = Some(w);
+                e
+            })
+            .into_iter()
+            .collect();
+        s.syscall(tid, Sys::Connect, fd, 0, &inner);
+    };
+    connect(&mut s, 2, 8, Some(5));
+    connect(&mut s, 3, 9, None);
+    connect(&mut s, 4, 10, None);
+    s.syscall(5, Sys::Accept, 3, 20, &[]);
+    connect(&mut s, 6, 30, Some(9));
+    s.syscall(9, Sys::Accept, 6, 40, &[]);
+    connect(&mut s, 7, 31, None);
+    s.syscall(9, Sys::Accept, 6, 41, &[]);
+    for accepted in [21, 22] {
+        s.syscall(5, Sys::Accept, 3, accepted, &[]);
+    }
+    unix_send(&mut s, 2, 8, 0xa, 109, None);
+    unix_send(&mut s, 3, 9, 0xb, 109, None);
+    unix_send(&mut s, 4, 10, 0xe, 109, None);
+    unix_send(&mut s, 7, 31, 0x71, 24, None);
+    unix_recv(&mut s, 9, 41, 0x91, 24);
+    for (app, fd, sk) in [(6, 20, 0xc), (8, 22, 0xf), (7, 21, 0xd)] {
+        unix_recv(&mut s, app, fd, sk, 109);
+        unix_send(&mut s, app, fd, sk, 112, None);
+    }
+    for (tid, fd, sk, ingress, port) in [
+        (2, 8, 0xa, 7, 40000u16),
+        (3, 9, 0xb, 11, 40001),
+        (4, 10, 0xe, 12, 40002),
+    ] {
+        unix_recv(&mut s, tid, fd, sk, 112);
+        s.send(tid, ingress, INGRESS, port, 155);
+    }
+    let (f, _) = s.finish();
+    assert_served_by(&f, &[(40000, 6), (40001, 7), (40002, 8)]);
+}
