@@ -227,7 +227,8 @@ fn a_recording_started_under_load_reconstructs_the_requests_inside_it() {
 /// connections and answer on the client's connection. Scored by segment truth (every
 /// interval a thread worked on a request, logged by the app itself). The gate is a floor
 /// under the measured accuracy (266 of 300 exact on the recording this test was written
-/// against, docs/performance.md), not the 99% target: the acceptor's turns are split from
+/// against; 0.79 to 0.97 in clean-clone CI runs, docs/performance.md), not the 99% target:
+/// the acceptor's turns are split from
 /// the next request's at syscall boundaries, and CPython's GIL waits put a few microseconds of
 /// one request's bookkeeping after the hand-off's futex (see the README's hand-off rule).
 #[test]
@@ -236,7 +237,7 @@ fn handoff_model_joins_pool_workers_to_the_requests_they_answer() {
     if !testbed_ready("handoff model testbed", &[]) {
         return;
     }
-    let (_, dir) = score_model("handoff", "29080", "0.75");
+    let (_, dir) = score_model("handoff", "29080", "0.7");
     // Requests answered by pool workers join through the hand-off rule.
     let n = edges_by(&dir, "handoff");
     assert!(n >= 150, "handoff edges: {n}");
