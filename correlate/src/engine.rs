@@ -241,6 +241,17 @@ pub(crate) struct UnixSend {
     pub(crate) woke: Option<i32>,
 }
 
+/// A `connect` with no TCP state change (maybe a unix socket's), not yet accepted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UnixConnect {
+    /// The connecting (process, fd).
+    pub(crate) from: (i32, i64),
+    /// The thread the `connect` woke (the acceptor), if any.
+    pub(crate) woke: Option<i32>,
+    /// The connecting thread's task name: the program that calls the listener.
+    pub(crate) comm: u32,
+}
+
 /// The correlator.
 #[derive(Debug)]
 pub struct Engine {
@@ -262,14 +273,13 @@ pub struct Engine {
     pub(crate) unix_unpaired: Vec<UnixSend>,
     /// Unix sockets by the tuple kreq named them with, to forget them at `close`.
     pub(crate) unix_sks: HashMap<Tuple, u64>,
-    /// `connect`s with no TCP state change, not yet accepted: (process, fd, thread woken, task
-    /// name of the connecting thread).
-    pub(crate) unix_connects: std::collections::VecDeque<(i32, i64, Option<i32>, u32)>,
+    /// `connect`s with no TCP state change, not yet accepted, oldest first.
+    pub(crate) unix_connects: std::collections::VecDeque<UnixConnect>,
     /// Accepted fds and the `connect`ed (process, fd) at the other end.
     pub(crate) unix_peer_fd: HashMap<(i32, i64), (i32, i64)>,
     /// (process, fd) accepted while the acceptor was busy -> the `connect` a first-in,
     /// first-out listen queue would give it: a tie-break only ([`Engine::unix_accepted`]).
-    pub(crate) unix_peer_guess: HashMap<(i32, i64), (i32, i64)>,
+    pub(crate) unix_peer_guess: HashMap<(i32, i64), UnixConnect>,
     /// Listening (process, fd)s that accepted a `connect` that woke them (unix listeners), and
     /// the task names (`comm`) of the processes whose `connect`s they were: the programs that
     /// call this listener (nginx's worker processes share one).

@@ -252,7 +252,10 @@ impl Engine {
     }
 
     pub(crate) fn on_exit(&mut self, ev: &Event, sys: Sys, sink: &mut impl LabelSink) {
-        self.release_probes(ev.tid, None);
+        // Every held probe is in `held`: a syscall exit looks at its bracket only then.
+        if !self.held.is_empty() {
+            self.release_probes(ev.tid, None);
+        }
         let t = self.thread(ev);
         let Some(mut b) = t.bracket.take() else {
             self.stats.unmatched_brackets += 1;

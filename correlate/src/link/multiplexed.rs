@@ -66,11 +66,7 @@ impl Engine {
             self.current(tid)
         } else {
             // A second send of the same answer.
-            last.filter(|l| {
-                self.pending
-                    .get(&l.request)
-                    .is_some_and(|p| p.deferred.is_some())
-            })
+            last.filter(|&l| self.is_deferred(l))
         };
         let Some(stretch) = stretch else {
             // Not a worker's answer: the connection's own frames (HTTP/2 settings, window
@@ -88,29 +84,31 @@ impl Engine {
         Some((Some(stretch), Some(stretch)))
     }
 
+    /// Whether `tag` is a stretch deferred at its answer, not placed yet.
+    fn is_deferred(&self, tag: Tag) -> bool {
+        self.pending
+            .get(&self.canon(tag).request)
+            .is_some_and(|p| p.deferred.is_some())
+    }
+
     /// Whether a read that took `taken` holds answers of stretches deferred at their answer.
     pub(crate) fn holds_deferred(&self, taken: &Taken) -> bool {
         !self.pending.is_empty()
-            && taken.tag.iter().chain(&taken.rest).any(|t| {
-                self.pending
-                    .get(&self.canon(*t).request)
-                    .is_some_and(|p| p.deferred.is_some())
-            })
+            && taken
+                .tag
+                .iter()
+                .chain(&taken.rest)
+                .any(|&t| self.is_deferred(t))
     }
 
-    /// Reader `tid` took `taken` from client connection `tuple`: the answers of stretches not
-    /// placed yet are queued on the reader for the callers it wakes next. Returns what is
-    /// left for the ordinary rules, or `None` when the read held only such answers.
+    /// Reader `tid` took `taken` from client connection `tuple`, which
+    /// [holds](Engine::holds_deferred) answers of stretches not placed yet: they are queued on
+    /// the reader for the callers it wakes next. Returns what is left for the ordinary rules,
+    /// or `None` when the read held only such answers.
     pub(crate) fn take_deferred(&mut self, tid: i32, tuple: Tuple, taken: Taken) -> Option<Taken> {
         let tags: Vec<Tag> = taken.tag.iter().chain(&taken.rest).copied().collect();
-        let (deferred, rest): (Vec<Tag>, Vec<Tag>) = tags.into_iter().partition(|t| {
-            self.pending
-                .get(&self.canon(*t).request)
-                .is_some_and(|p| p.deferred.is_some())
-        });
-        if deferred.is_empty() {
-            return Some(taken);
-        }
+        let (deferred, rest): (Vec<Tag>, Vec<Tag>) =
+            tags.into_iter().partition(|&t| self.is_deferred(t));
         if let Some(t) = self.threads.get_mut(&tid) {
             // Answers of an earlier read that no woken caller took are not handed out later:
             // pairing them with this read's callers would shift every pair.

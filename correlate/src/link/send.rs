@@ -120,20 +120,17 @@ impl Engine {
                     }
                     Some(rx) => {
                         let rx = self.canon(rx);
-                        if let Some(tags) = self.defer_answer(tid, tuple, rx, ts) {
-                            if let Some(b) =
-                                self.threads.get_mut(&tid).and_then(|t| t.bracket.as_mut())
-                            {
-                                b.send_tag = Some(tags);
+                        match self.defer_answer(tid, tuple, rx, ts) {
+                            Some(tags) => tags,
+                            None => {
+                                self.answered(tid, rx.request);
+                                for q in queued {
+                                    self.answered(tid, q.request);
+                                    self.extend_span(q, ts, 0, 0);
+                                }
+                                (Some(rx), Some(self.answer(tid, rx, ts)))
                             }
-                            return tags;
                         }
-                        self.answered(tid, rx.request);
-                        for q in queued {
-                            self.answered(tid, q.request);
-                            self.extend_span(q, ts, 0, 0);
-                        }
-                        (Some(rx), Some(self.answer(tid, rx, ts)))
                     }
                 }
             }

@@ -26,7 +26,7 @@
 //! streams, roles and requests then work as for TCP. Sockets are forgotten at `close`, since
 //! the kernel reuses socket addresses.
 
-use crate::engine::{Bracket, Engine, UnixSend};
+use crate::engine::{Bracket, Engine, UnixConnect, UnixSend};
 use crate::event::{Event, Sys, Tuple};
 use crate::stream::Tag;
 
@@ -83,7 +83,8 @@ impl Engine {
                 .filter(|(_, u)| u.sk != sk)
         };
         let connected = self.unix_peer_fd.get(&at).copied();
-        let queued = self.unix_peer_guess.get(&at).copied();
+        let guess = self.unix_peer_guess.get(&at).copied();
+        let queued = guess.map(|g| g.from);
         let pick = others()
             .find(|(_, u)| Some(u.from) == connected)
             .or_else(|| others().rfind(|(_, u)| u.woke == Some(tid)))
@@ -101,17 +102,12 @@ impl Engine {
         let u = self.unix_unpaired.remove(i);
         // The listen-queue guess was another listener's `connect` (no event names the
         // listener): it goes back to the head of the queue for the accept it belongs to. A CI
-        // recording of the testbed model `unix`: redis accepted the app's `connect` as nginx's
-        // fourth `connect` to the app queued, and the guess would have given the app's next
-        // accept the fifth (100 of 200 exact).
-        if let Some(g) = queued.filter(|&g| g != u.from) {
+        // recording of the testbed model `unix`: redis's accept guessed nginx's second queued
+        // `connect` to the app, and the app's next accept then guessed the third (100 of 200
+        // exact).
+        if let Some(g) = guess.filter(|g| g.from != u.from) {
             self.unix_peer_guess.remove(&at);
-            let comm = self
-                .threads
-                .values()
-                .find(|t| t.tgid == Some(g.0))
-                .map_or(0, |t| t.comm);
-            self.unix_connects.push_front((g.0, g.1, None, comm));
+            self.unix_connects.push_front(g);
         }
         self.learn_unix(
             sk,
@@ -151,7 +147,11 @@ impl Engine {
     /// `connect` of (process `tgid`, `fd`) by a task named `comm` returned with no TCP state
     /// change; it woke `woke`.
     pub(crate) fn unix_connected(&mut self, tgid: i32, fd: i64, woke: Option<i32>, comm: u32) {
-        self.unix_connects.push_back((tgid, fd, woke, comm));
+        self.unix_connects.push_back(UnixConnect {
+            from: (tgid, fd),
+            woke,
+            comm,
+        });
         if self.unix_connects.len() > MAX_UNPAIRED {
             self.unix_connects.pop_front();
         }
@@ -174,12 +174,12 @@ impl Engine {
     /// took an nginx `connect` (47 of 200).
     pub(crate) fn unix_accepted(&mut self, tgid: i32, tid: i32, listen_fd: Option<i64>, fd: i64) {
         let listener = (tgid, listen_fd.unwrap_or(-1));
-        if let Some(i) = self.unix_connects.iter().position(|c| c.2 == Some(tid)) {
-            if let Some((ctgid, cfd, _, comm)) = self.unix_connects.remove(i) {
-                self.unix_peer_fd.insert((tgid, fd), (ctgid, cfd));
+        if let Some(i) = self.unix_connects.iter().position(|c| c.woke == Some(tid)) {
+            if let Some(c) = self.unix_connects.remove(i) {
+                self.unix_peer_fd.insert((tgid, fd), c.from);
                 let callers = self.unix_listeners.entry(listener).or_default();
-                if !callers.contains(&comm) {
-                    callers.push(comm);
+                if !callers.contains(&c.comm) {
+                    callers.push(c.comm);
                 }
             }
             return;
@@ -194,9 +194,9 @@ impl Engine {
         let queued = self
             .unix_connects
             .iter()
-            .position(|c| c.2.is_none() && c.0 != tgid && callers.contains(&c.3));
-        if let Some((ctgid, cfd, _, _)) = queued.and_then(|i| self.unix_connects.remove(i)) {
-            self.unix_peer_guess.insert((tgid, fd), (ctgid, cfd));
+            .position(|c| c.woke.is_none() && c.from.0 != tgid && callers.contains(&c.comm));
+        if let Some(c) = queued.and_then(|i| self.unix_connects.remove(i)) {
+            self.unix_peer_guess.insert((tgid, fd), c);
         }
     }
 
@@ -204,7 +204,7 @@ impl Engine {
     pub(crate) fn unix_forget_fd(&mut self, tgid: i32, fd: i64) {
         self.unix_peer_fd.remove(&(tgid, fd));
         self.unix_peer_guess.remove(&(tgid, fd));
-        self.unix_connects.retain(|c| (c.0, c.1) != (tgid, fd));
+        self.unix_connects.retain(|c| c.from != (tgid, fd));
     }
 
     fn learn_unix(&mut self, sk: u64, tuple: Tuple) {

@@ -116,6 +116,22 @@ impl Sim {
         self.syscall(tid, Sys::Send, fd, n, &[len]);
     }
 
+    /// A `tcp_probe` in `tid`'s context: `n` bytes reached socket `sk`, whose own end is
+    /// `local` and peer `remote`.
+    fn probe(&mut self, tid: i32, sk: u64, local: u16, remote: u16, n: i64) -> Event {
+        let mut e = self.sock_event(tid, Kind::Probe, sk, local, remote);
+        e.length = Some(n);
+        e
+    }
+
+    /// A `sock_send_length` in `tid`'s context: a send of `n` bytes on socket `sk`.
+    fn send_length(&mut self, tid: i32, sk: u64, n: i64) -> Event {
+        let mut e = self.ev(tid, Kind::SockSend);
+        e.sk = Some(sk);
+        e.length = Some(n);
+        e
+    }
+
     /// `waker` wakes `target`.
     fn wake(&mut self, waker: i32, target: i32) {
         let mut w = self.ev(waker, Kind::Wakeup);

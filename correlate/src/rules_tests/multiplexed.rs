@@ -42,6 +42,23 @@ fn shared_channel() -> Sim {
     s
 }
 
+/// A first round on the shared channel: threads 10 and 11 call, the server reads the two
+/// streams apart (so the connection shows it is multiplexed), workers 21 and 22 answer in that
+/// order, and the front's reader wakes 11, then 10.
+fn first_round(s: &mut Sim) {
+    call(s, 10, 7, 40000);
+    call(s, 11, 9, 40001);
+    s.wake(20, 21);
+    s.wake(20, 22);
+    work(s, 21, 13, 42000, 14);
+    work(s, 22, 16, 42001, 15);
+    s.recv(13, 12, 41000, 19082, 130);
+    s.wake(13, 11);
+    s.wake(13, 10);
+    s.send(11, 9, INGRESS, 40001, 100);
+    s.send(10, 7, INGRESS, 40000, 100);
+}
+
 /// The pool workers with a span in the last request front thread `front` read.
 fn workers_of(f: &[Finished], front: i32) -> Vec<i32> {
     let r = f
@@ -103,18 +120,7 @@ fn streams_read_in_one_read_are_not_answered_in_read_order() {
     // A pipelining server answers such requests in order, with its next write; a multiplexed
     // one answers them in whatever order its workers finish.
     let mut s = shared_channel();
-    // First round: two streams read apart (the connection shows it is multiplexed).
-    call(&mut s, 10, 7, 40000);
-    call(&mut s, 11, 9, 40001);
-    s.wake(20, 21);
-    s.wake(20, 22);
-    work(&mut s, 21, 13, 42000, 14);
-    work(&mut s, 22, 16, 42001, 15);
-    s.recv(13, 12, 41000, 19082, 130);
-    s.wake(13, 11);
-    s.wake(13, 10);
-    s.send(11, 9, INGRESS, 40001, 100);
-    s.send(10, 7, INGRESS, 40000, 100);
+    first_round(&mut s);
     // Second round: both streams in one read; thread 10's answered last.
     send_call(&mut s, 10, 7, 40000);
     send_call(&mut s, 11, 9, 40001);
@@ -142,17 +148,7 @@ fn a_call_sent_in_another_callers_write_is_answered_to_the_thread_it_wakes() {
     // by whichever thread holds the transport, so a caller may have no send of its own for a
     // call. The answer's reader still wakes it: its answer is for the request it serves.
     let mut s = shared_channel();
-    call(&mut s, 10, 7, 40000);
-    call(&mut s, 11, 9, 40001);
-    s.wake(20, 21);
-    s.wake(20, 22);
-    work(&mut s, 21, 13, 42000, 14);
-    work(&mut s, 22, 16, 42001, 15);
-    s.recv(13, 12, 41000, 19082, 130);
-    s.wake(13, 11);
-    s.wake(13, 10);
-    s.send(11, 9, INGRESS, 40001, 100);
-    s.send(10, 7, INGRESS, 40000, 100);
+    first_round(&mut s);
     // Second round: thread 11 writes both threads' calls.
     s.recv(10, 7, INGRESS, 40000, 73);
     s.recv(11, 9, INGRESS, 40001, 73);
@@ -180,6 +176,7 @@ fn a_caller_woken_twice_takes_one_answer() {
     // eventfd; the second wake is not the next caller's answer (58% of requests exact in one
     // recording when it was, 68% with this).
     let mut s = shared_channel();
+    // Callers that block in the call itself, not in `epoll_wait`: each keeps its request.
     for (front, fd, port) in [(10, 7, 40000), (11, 9, 40001)] {
         s.recv(front, fd, INGRESS, port, 73);
         s.send(front, 12, 41000, 19082, 66);

@@ -175,6 +175,43 @@ fn a_read_before_the_waking_send_returns_takes_that_sends_request() {
     }
 }
 
+/// Three clients' requests reach nginx's threads 2, 3 and 4 on ports 40000 to 40002.
+fn nginx_clients(s: &mut Sim) {
+    for (tid, fd, port) in [(2, 7, 40000u16), (3, 11, 40001), (4, 12, 40002)] {
+        s.send(1, 3 + i64::from(port - 40000), port, INGRESS, 73);
+        s.recv(tid, fd, INGRESS, port, 73);
+    }
+}
+
+/// nginx's threads 2, 3 and 4 read the app's 112-byte replies on their unix connections (fds
+/// 8, 9, 10) and answer their clients; the request on port 40000 must be served by app
+/// thread 6, 40001 by 7, 40002 by 8.
+fn nginx_answers(mut s: Sim) {
+    for (tid, fd, sk, ingress, port) in [
+        (2, 8, 0xa, 7, 40000u16),
+        (3, 9, 0xb, 11, 40001),
+        (4, 10, 0xe, 12, 40002),
+    ] {
+        unix_recv(&mut s, tid, fd, sk, 112);
+        s.send(tid, ingress, INGRESS, port, 155);
+    }
+    let (f, _) = s.finish();
+    assert_served_by(&f, &[(40000, 6), (40001, 7), (40002, 8)]);
+}
+
+/// `tid` connects on `fd` with no TCP state change, waking `wakes` (an acceptor) if any.
+fn connect(s: &mut Sim, tid: i32, fd: i64, wakes: Option<i32>) {
+    let inner: Vec<Event> = wakes
+        .map(|w| {
+            let mut e = s.ev(tid, Kind::Wakeup);
+            e.wake_tid = Some(w);
+            e
+        })
+        .into_iter()
+        .collect();
+    s.syscall(tid, Sys::Connect, fd, 0, &inner);
+}
+
 #[test]
 fn a_busy_acceptors_connections_break_length_ties_in_listen_queue_order() {
     // CI recordings of the testbed model `unix` (kept as `model-unix-failed-21094` and
@@ -187,20 +224,9 @@ fn a_busy_acceptors_connections_break_length_ties_in_listen_queue_order() {
     for (tid, tgid) in [(3, 2), (4, 2), (6, 5), (7, 5), (8, 5)] {
         s.tgids.insert(tid, tgid);
     }
-    for (tid, fd, port) in [(2, 7, 40000u16), (3, 11, 40001), (4, 12, 40002)] {
-        s.send(1, 3 + i64::from(port - 40000), port, INGRESS, 73);
-        s.recv(tid, fd, INGRESS, port, 73);
-    }
+    nginx_clients(&mut s);
     for (tid, fd, wakes) in [(2, 8, Some(5)), (3, 9, None), (4, 10, None)] {
-        let inner: Vec<Event> = wakes
-            .map(|w| {
-                let mut e = s.ev(tid, Kind::Wakeup);
-                e.wake_tid = Some(w);
-                e
-            })
-            .into_iter()
-            .collect();
-        s.syscall(tid, Sys::Connect, fd, 0, &inner);
+        connect(&mut s, tid, fd, wakes);
     }
     s.syscall(2, Sys::Accept, 4, 30, &[]); // nginx's TCP listener: takes no unix connect
     for accepted in [20, 21, 22] {
@@ -213,16 +239,7 @@ fn a_busy_acceptors_connections_break_length_ties_in_listen_queue_order() {
         unix_recv(&mut s, app, fd, sk, 109);
         unix_send(&mut s, app, fd, sk, 112, None);
     }
-    for (tid, fd, sk, ingress, port) in [
-        (2, 8, 0xa, 7, 40000u16),
-        (3, 9, 0xb, 11, 40001),
-        (4, 10, 0xe, 12, 40002),
-    ] {
-        unix_recv(&mut s, tid, fd, sk, 112);
-        s.send(tid, ingress, INGRESS, port, 155);
-    }
-    let (f, _) = s.finish();
-    assert_served_by(&f, &[(40000, 6), (40001, 7), (40002, 8)]);
+    nginx_answers(s);
 }
 
 #[test]
@@ -237,21 +254,7 @@ fn a_connect_another_listener_guessed_goes_back_to_the_listen_queue() {
     for (tid, tgid) in [(3, 2), (4, 2), (6, 5), (7, 5), (8, 5)] {
         s.tgids.insert(tid, tgid);
     }
-    for (tid, fd, port) in [(2, 7, 40000u16), (3, 11, 40001), (4, 12, 40002)] {
-        s.send(1, 3 + i64::from(port - 40000), port, INGRESS, 73);
-        s.recv(tid, fd, INGRESS, port, 73);
-    }
-    let connect = |s: &mut Sim, tid: i32, fd: i64, wakes: Option<i32>| {
-        let inner: Vec<Event> = wakes
-            .map(|w| {
-                let mut e = s.ev(tid, Kind::Wakeup);
-                e.wake_tid = Some(w);
-                e
-            })
-            .into_iter()
-            .collect();
-        s.syscall(tid, Sys::Connect, fd, 0, &inner);
-    };
+    nginx_clients(&mut s);
     connect(&mut s, 2, 8, Some(5));
     connect(&mut s, 3, 9, None);
     connect(&mut s, 4, 10, None);
@@ -274,16 +277,7 @@ fn a_connect_another_listener_guessed_goes_back_to_the_listen_queue() {
         unix_recv(&mut s, app, fd, sk, 109);
         unix_send(&mut s, app, fd, sk, 112, None);
     }
-    for (tid, fd, sk, ingress, port) in [
-        (2, 8, 0xa, 7, 40000u16),
-        (3, 9, 0xb, 11, 40001),
-        (4, 10, 0xe, 12, 40002),
-    ] {
-        unix_recv(&mut s, tid, fd, sk, 112);
-        s.send(tid, ingress, INGRESS, port, 155);
-    }
-    let (f, _) = s.finish();
-    assert_served_by(&f, &[(40000, 6), (40001, 7), (40002, 8)]);
+    nginx_answers(s);
 }
 
 #[test]
@@ -309,21 +303,7 @@ fn a_listen_queue_guess_takes_a_connect_of_a_program_that_calls_that_listener() 
     ] {
         s.comms.insert(tid, comm);
     }
-    for (tid, fd, port) in [(2, 7, 40000u16), (3, 11, 40001), (4, 12, 40002)] {
-        s.send(1, 3 + i64::from(port - 40000), port, INGRESS, 73);
-        s.recv(tid, fd, INGRESS, port, 73);
-    }
-    let connect = |s: &mut Sim, tid: i32, fd: i64, wakes: Option<i32>| {
-        let inner: Vec<Event> = wakes
-            .map(|w| {
-                let mut e = s.ev(tid, Kind::Wakeup);
-                e.wake_tid = Some(w);
-                e
-            })
-            .into_iter()
-            .collect();
-        s.syscall(tid, Sys::Connect, fd, 0, &inner);
-    };
+    nginx_clients(&mut s);
     connect(&mut s, 2, 8, Some(5));
     connect(&mut s, 3, 9, None);
     connect(&mut s, 4, 10, None);
@@ -344,14 +324,5 @@ fn a_listen_queue_guess_takes_a_connect_of_a_program_that_calls_that_listener() 
         unix_recv(&mut s, app, fd, sk, 109);
         unix_send(&mut s, app, fd, sk, 112, None);
     }
-    for (tid, fd, sk, ingress, port) in [
-        (2, 8, 0xa, 7, 40000u16),
-        (3, 9, 0xb, 11, 40001),
-        (4, 10, 0xe, 12, 40002),
-    ] {
-        unix_recv(&mut s, tid, fd, sk, 112);
-        s.send(tid, ingress, INGRESS, port, 155);
-    }
-    let (f, _) = s.finish();
-    assert_served_by(&f, &[(40000, 6), (40001, 7), (40002, 8)]);
+    nginx_answers(s);
 }
