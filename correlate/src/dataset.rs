@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::losses::Losses;
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt16Array, UInt64Array};
 use kreq_schemas::dataset::{self as ds, CorrelationInfo, Manifest};
-use kreq_schemas::{events, lost_events, SCHEMA_VERSION, SCHEMA_VERSION_KEY, TABLE_KEY};
+use kreq_schemas::{events, lost_events, SCHEMA_VERSION, TABLE_KEY};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::engine::{Config, Engine, LabelSink, Stats};
@@ -306,24 +306,38 @@ fn rewrite_part(p: &Path, req: &[u64], span: &[u64]) -> Result<()> {
         source,
     };
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?;
+    // The part keeps the columns it was written with, and its schema version: one of an
+    // older schema still holds the fields a later one promoted in its `fields` map (readers
+    // take the missing columns as null, or read the map: correlation, see `input`), and one of
+    // a newer schema keeps the columns this kreq does not know.
+    let current = events::schema();
+    let mut fields: Vec<_> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match current.field_with_name(f.name()) {
+            Ok(declared) => Arc::new(declared.clone()),
+            Err(_) => f.clone(),
+        })
+        .collect();
+    for label in [events::REQUEST_ID, events::SPAN_ID] {
+        if !fields.iter().any(|f| f.name() == label) {
+            fields.extend(current.field_with_name(label).ok().cloned().map(Arc::new));
+        }
+    }
+    let schema = Arc::new(arrow::datatypes::Schema::new(fields));
     let meta: Vec<(String, String)> = builder
         .metadata()
         .file_metadata()
         .key_value_metadata()
         .map(|kv| {
             kv.iter()
-                .filter(|k| {
-                    !matches!(
-                        k.key.as_str(),
-                        SCHEMA_VERSION_KEY | TABLE_KEY | "ARROW:schema"
-                    )
-                })
+                .filter(|k| !matches!(k.key.as_str(), TABLE_KEY | "ARROW:schema"))
                 .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
                 .collect()
         })
         .unwrap_or_default();
     let reader = builder.with_batch_size(64 * 1024).build().map_err(pq)?;
-    let schema = events::schema();
     let mut offset = 0usize;
     let batches = reader.map(|b| {
         let b = b.map_err(|source| Error::Arrow {

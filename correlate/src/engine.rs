@@ -157,6 +157,9 @@ pub(crate) struct Thread {
     /// The callers handed an answer since this thread's last read of answers: a caller waits
     /// for one (gRPC's reader may wake the same thread twice, by futex and by its eventfd).
     pub handed: Vec<i32>,
+    /// A stretch of this thread's set aside at an untimed signal wait, and when (see
+    /// [`crate::link`]'s hand-off).
+    pub suspended: Option<(Tag, i64)>,
 }
 
 impl Thread {
@@ -180,6 +183,7 @@ impl Thread {
             answering: false,
             replies: Default::default(),
             handed: Vec::new(),
+            suspended: None,
         }
     }
 }
@@ -298,6 +302,10 @@ pub struct Engine {
     pub(crate) released: Vec<(u64, Tag)>,
     /// Processes that read requests on server sockets: only their threads open stretches.
     pub(crate) serving: hashbrown::HashSet<i32>,
+    /// Stretches set aside at an untimed signal wait whose thread went on to other work
+    /// without answering: (process, stretch, when set aside), oldest first; another thread
+    /// may write their answers.
+    pub(crate) unanswered: std::collections::VecDeque<(i32, Tag, i64)>,
     /// Connection directions (sender's local and remote end) with a `tcp_probe` held in a
     /// send's bracket ([`Bracket::held`]), and the sending thread.
     pub(crate) held: HashMap<(crate::event::Endpoint, crate::event::Endpoint), i32>,
@@ -347,6 +355,7 @@ impl Engine {
             alias: HashMap::new(),
             released: Vec::new(),
             serving: Default::default(),
+            unanswered: Default::default(),
             held: HashMap::new(),
         }
     }

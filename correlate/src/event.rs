@@ -205,6 +205,11 @@ pub struct Event {
     pub src: Option<Endpoint>,
     /// Destination endpoint (the socket's remote side for tcp events).
     pub dst: Option<Endpoint>,
+    /// `sys_enter_futex` of a wait with no timeout for another thread's signal
+    /// (`FUTEX_WAIT_BITSET` with `FUTEX_CLOCK_REALTIME` and no `utime`: glibc's `sem_wait` and
+    /// `pthread_cond_wait`, which CPython's `Lock.acquire()` and so a pool worker's
+    /// `queue.get()` block in; CPython's GIL waits are timed, mutexes use `FUTEX_WAIT`).
+    pub signal_wait: bool,
 }
 
 impl Event {
@@ -238,6 +243,7 @@ impl Event {
             length: None,
             src: None,
             dst: None,
+            signal_wait: false,
         }
     }
 }

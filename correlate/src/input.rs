@@ -11,7 +11,7 @@ use kreq_schemas::events as ev;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
-use crate::event::{Endpoint, Event, Kind, PrevState};
+use crate::event::{Endpoint, Event, Kind, PrevState, Sys};
 use crate::table::col;
 use crate::{Error, Interner, Result};
 
@@ -38,6 +38,10 @@ const COLUMNS: &[&str] = &[
     ev::DADDR,
     ev::DPORT,
 ];
+
+/// Columns read when the part has them: schema 6 added them, and events of older schemas
+/// correlate without what they tell (see [`Event::signal_wait`]).
+const OPTIONAL_COLUMNS: &[&str] = &[ev::OP, ev::UTIME];
 
 /// Streams the events of one part file as [`Event`]s, batch by batch.
 pub(crate) struct PartReader {
@@ -72,6 +76,11 @@ impl PartReader {
                     msg: format!("no column `{name}` in this events part"),
                 })?;
             leaves.push(idx);
+        }
+        for name in OPTIONAL_COLUMNS {
+            let found = (0..schema.num_columns())
+                .find(|&i| schema.column(i).path().parts() == [name.to_string()]);
+            leaves.extend(found);
         }
 
         let mask = ProjectionMask::leaves(schema, leaves);
@@ -174,6 +183,11 @@ pub(crate) fn decode(
     let (placeholders, _) = dict_map(b, ev::SADDR, v4_placeholder)?;
     let sport = col::<UInt16Array>(b, ev::SPORT)?;
     let dport = col::<UInt16Array>(b, ev::DPORT)?;
+    let has = |name: &'static str| b.column_by_name(name).is_some().then_some(name);
+    let op = has(ev::OP).map(|n| col::<Int64Array>(b, n)).transpose()?;
+    let utime = has(ev::UTIME)
+        .map(|n| col::<UInt64Array>(b, n))
+        .transpose()?;
     let ep = |a: Option<u32>, p: &UInt16Array, i: usize| {
         a.zip(p.is_valid(i).then(|| p.value(i)))
             .map(|(addr, port)| Endpoint { addr, port })
@@ -187,7 +201,19 @@ pub(crate) fn decode(
         e.comm = at(&comms, &comm, i).unwrap_or(0);
         e.irq = at(&irqs, &irq, i).unwrap_or(false);
         match kind {
-            Kind::Enter(_) => e.fd = opt_i64(fd, i),
+            Kind::Enter(sys) => {
+                e.fd = opt_i64(fd, i);
+                if sys == Sys::Futex {
+                    e.signal_wait = match (op, utime) {
+                        (Some(op), Some(utime)) => untimed_signal_wait(
+                            opt_i64(op, i),
+                            utime.is_valid(i).then(|| utime.value(i)),
+                        ),
+                        _ if side.selects(kind, None, false) => side.next()?.signal_wait(),
+                        _ => false,
+                    };
+                }
+            }
             Kind::Exit(_) => e.ret = opt_i64(ret, i),
             Kind::Switch => {
                 e.prev_tid = opt_i32(prev, i);
@@ -232,6 +258,18 @@ pub(crate) fn decode(
     Ok(())
 }
 
+/// A futex wait with no timeout on glibc's realtime clock (`FUTEX_WAIT_BITSET |
+/// FUTEX_CLOCK_REALTIME`, `utime` 0): how glibc's `signal_wait` and a `pthread_cond_wait` on a
+/// default condition variable block, and so CPython's `Lock.acquire()` and a pool worker's
+/// `queue.get()`. Mutexes wait with `FUTEX_WAIT`; timed waits (CPython's GIL) pass a `utime`.
+fn untimed_signal_wait(op: Option<i64>, utime: Option<u64>) -> bool {
+    const CMD_MASK: i64 = 127;
+    const WAIT_BITSET: i64 = 9;
+    const CLOCK_REALTIME: i64 = 256;
+    op.is_some_and(|op| op & CMD_MASK == WAIT_BITSET && op & CLOCK_REALTIME != 0)
+        && utime == Some(0)
+}
+
 /// An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) as the IPv4 endpoint it is: a dual-stack
 /// server's `tcp_probe` names its IPv4 peers so (`sockaddr_in6`), while the same socket's
 /// `inet_sock_set_state` and `tcp_rcv_space_adjust` name them by their IPv4 fields.
@@ -250,6 +288,11 @@ fn has_v6_fields(kind: Kind) -> bool {
 /// `sock_send_length`/`sock_recv_length`: they fire for sockets of every family.
 fn is_sock_length(kind: Kind) -> bool {
     matches!(kind, Kind::SockSend | Kind::SockRecv)
+}
+
+/// `sys_enter_futex`, whose `op` and `utime` tell an untimed signal wait.
+fn is_futex(kind: Kind) -> bool {
+    kind == Kind::Enter(Sys::Futex)
 }
 
 /// Events that name a socket address with its TCP connection.
@@ -306,6 +349,8 @@ pub(crate) struct SideFields {
     pos: usize,
     /// Socket addresses the part's TCP events name: their `sock_*_length` rows are TCP.
     tcp: hashbrown::HashSet<u64>,
+    /// The part is of schema 5 or older, whose futex `op` and `utime` are in the map.
+    futex: bool,
 }
 
 /// The fields of a selected row that correlation reads.
@@ -314,6 +359,23 @@ pub(crate) struct Side {
     family: Option<String>,
     saddr_v6: Option<String>,
     daddr_v6: Option<String>,
+    op: Option<String>,
+    utime: Option<String>,
+}
+
+impl Side {
+    /// A futex wait of an older part's map (see [`untimed_signal_wait`]).
+    fn signal_wait(&self) -> bool {
+        let op = self.op.as_deref().and_then(|v| match v.strip_prefix("0x") {
+            Some(h) => i64::from_str_radix(h, 16).ok(),
+            None => v.parse().ok(),
+        });
+        let utime = self
+            .utime
+            .as_deref()
+            .and_then(|v| u64::from_str_radix(v.strip_prefix("0x").unwrap_or(v), 16).ok());
+        untimed_signal_wait(op, utime)
+    }
 }
 
 impl std::fmt::Debug for SideFields {
@@ -351,6 +413,7 @@ impl SideFields {
         if fields.is_empty() {
             return Ok(SideFields::default());
         }
+        let futex = leaf(ev::OP).is_empty();
         let mask = ProjectionMask::leaves(
             schema,
             [leaf(ev::EVENT), leaf(ev::SADDR), leaf(ev::SK_ADDR)].concat(),
@@ -379,7 +442,7 @@ impl SideFields {
                 if is_tcp(kind) {
                     tcp.extend(s);
                 }
-                if has_v6_fields(kind) || is_sock_length(kind) {
+                if has_v6_fields(kind) || is_sock_length(kind) || (futex && is_futex(kind)) {
                     let placeholder = at(&placeholder, &sa, i).unwrap_or(false);
                     candidates.push((row + i, kind, s, placeholder));
                 }
@@ -388,6 +451,7 @@ impl SideFields {
         }
         let mut side = SideFields {
             tcp,
+            futex,
             ..SideFields::default()
         };
         // Skip and select runs over the whole part.
@@ -425,9 +489,11 @@ impl SideFields {
 
     /// Whether the row of an event of `kind` on socket `sk` is one whose fields are read: a
     /// TCP event of an IPv6 socket (its IPv4 `saddr` a placeholder), or a `sock_*_length` of
-    /// a socket no TCP event of the part names (a unix socket, or a TCP one that was quiet).
+    /// a socket no TCP event of the part names (a unix socket, or a TCP one that was quiet);
+    /// in a part of schema 5 or older, a futex call (see [`Event::signal_wait`]).
     fn selects(&self, kind: Kind, sk: Option<u64>, placeholder: bool) -> bool {
-        (has_v6_fields(kind) && placeholder)
+        (self.futex && is_futex(kind))
+            || (has_v6_fields(kind) && placeholder)
             || (is_sock_length(kind) && sk.is_some_and(|s| !self.tcp.contains(&s)))
     }
 
@@ -470,6 +536,8 @@ impl SideFields {
                 "family" => side.family = v(),
                 "saddr_v6" | "saddrv6" => side.saddr_v6 = v(),
                 "daddr_v6" | "daddrv6" => side.daddr_v6 = v(),
+                "op" => side.op = v(),
+                "utime" => side.utime = v(),
                 _ => {}
             }
         }
@@ -487,5 +555,32 @@ mod tests {
         assert_eq!(unmapped("::1"), "::1");
         assert_eq!(unmapped("::ffff:abcd"), "::ffff:abcd");
         assert_eq!(unmapped("10.0.0.1"), "10.0.0.1");
+    }
+
+    #[test]
+    fn an_untimed_signal_wait_is_a_realtime_bitset_wait_with_no_timeout() {
+        // glibc's `signal_wait` in a CPython pool worker (`grpc` model): op 393 =
+        // FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME.
+        assert!(untimed_signal_wait(Some(393), Some(0)));
+        // A shared (not private) semaphore.
+        assert!(untimed_signal_wait(Some(265), Some(0)));
+        // CPython's GIL: a timed wait; the same op with a timeout.
+        assert!(!untimed_signal_wait(Some(137), Some(0x7ffc_1234)));
+        assert!(!untimed_signal_wait(Some(393), Some(0x7ffc_1234)));
+        // FUTEX_WAIT_PRIVATE (a mutex, Go's runtime) and FUTEX_WAKE_PRIVATE.
+        assert!(!untimed_signal_wait(Some(128), Some(0)));
+        assert!(!untimed_signal_wait(Some(129), Some(0)));
+        // Events of schema 5 have no `op`.
+        assert!(!untimed_signal_wait(None, None));
+        // Their map: decimal from binary records, `0x%08lx` from trace_pipe text.
+        let side = |op: &str, utime: &str| Side {
+            op: Some(op.to_owned()),
+            utime: Some(utime.to_owned()),
+            ..Side::default()
+        };
+        assert!(side("393", "0").signal_wait());
+        assert!(side("0x00000189", "0x00000000").signal_wait());
+        assert!(!side("0x00000089", "0x7ffc1234").signal_wait());
+        assert!(!Side::default().signal_wait());
     }
 }

@@ -33,6 +33,9 @@ impl Engine {
             // another thread may get it from open() before this close returns.
             self.forget_fd(tgid, fd);
         }
+        if sys == Sys::Futex && ev.signal_wait {
+            self.untimed_wait(ev.tid, ev.ts);
+        }
         if sys == Sys::Wait {
             // An event loop's turn on a request lasts until it waits again.
             self.end_turn(ev.tid, ev.ts);

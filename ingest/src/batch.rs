@@ -173,6 +173,8 @@ pub struct EventBatchBuilder {
     sport: Sparse<UInt16Type>,
     daddr: Sparse<Int32Type>,
     dport: Sparse<UInt16Type>,
+    op: Sparse<Int64Type>,
+    utime: Sparse<UInt64Type>,
     fields: MapBuilder<StringBuilder, StringBuilder>,
     /// Scratch for rendering binary values.
     text: String,
@@ -260,6 +262,8 @@ impl EventBatchBuilder {
             sport: Sparse::default(),
             daddr: Sparse::default(),
             dport: Sparse::default(),
+            op: Sparse::default(),
+            utime: Sparse::default(),
             fields: MapBuilder::new(
                 Some(map_names()),
                 StringBuilder::new(),
@@ -366,5 +370,7 @@ impl EventBatchBuilder {
         let d = t.daddr.map(|a| self.addrs.intern(a.as_str()));
         self.daddr.set(row, d);
         self.dport.set(row, t.dport);
+        self.op.set(row, t.op);
+        self.utime.set(row, t.utime);
     }
 }

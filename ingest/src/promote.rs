@@ -54,6 +54,8 @@ pub(crate) struct Typed {
     pub sport: Option<u16>,
     pub daddr: Option<InlineStr>,
     pub dport: Option<u16>,
+    pub op: Option<i64>,
+    pub utime: Option<u64>,
 }
 
 /// Where a field goes: a typed column, or the map.
@@ -79,6 +81,8 @@ pub(crate) enum Slot {
     Dport,
     Src,
     Dest,
+    Op,
+    Utime,
     Map,
 }
 
@@ -97,6 +101,8 @@ pub(crate) fn slot_for(kind: EventKind, key: &str) -> Slot {
         (_, "dest") => Slot::Dest,
         (K::SysEnter, "fd") => Slot::Fd,
         (K::SysEnter, "count" | "len" | "size") => Slot::Count,
+        (K::SysEnter, "op") => Slot::Op,
+        (K::SysEnter, "utime") => Slot::Utime,
         (K::SysExit, "ret") => Slot::Ret,
         (K::SchedSwitch, "prev_pid") => Slot::PrevTid,
         (K::SchedSwitch, "prev_state") => Slot::PrevState,
@@ -151,6 +157,8 @@ impl Typed {
             Slot::ParentTid => put(&mut self.parent_tid, parse_i32(v)),
             Slot::ChildTid => put(&mut self.child_tid, parse_i32(v)),
             Slot::Length => put(&mut self.length, parse_int(v)),
+            Slot::Op => put(&mut self.op, parse_int(v)),
+            Slot::Utime => put(&mut self.utime, parse_hex(v)),
         }
     }
 
@@ -179,6 +187,8 @@ impl Typed {
             Slot::SkbAddr => put(&mut self.skb_addr, v),
             Slot::SockCookie => put(&mut self.sock_cookie, v),
             Slot::Length => put(&mut self.length, v),
+            Slot::Op => put(&mut self.op, v),
+            Slot::Utime => put(&mut self.utime, v),
             Slot::Sport => same_or_put(&mut self.sport, u16::try_from(v).ok()),
             Slot::Dport => same_or_put(&mut self.dport, u16::try_from(v).ok()),
             _ => false,

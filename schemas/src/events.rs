@@ -74,6 +74,13 @@ pub const SPORT: &str = "sport";
 pub const DADDR: &str = "daddr";
 /// Destination port (UInt16).
 pub const DPORT: &str = "dport";
+/// Syscall enter: the `op` argument (Int64), of `futex` (`FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG`
+/// is 137) and `epoll_ctl`. Correlation tells a pool worker's wait at its queue from a lock's
+/// by it.
+pub const OP: &str = "op";
+/// `sys_enter_futex`: the address of the timeout (UInt64, `utime`); 0 for a wait with no
+/// timeout. Hex in text traces, as the kernel prints it.
+pub const UTIME: &str = "utime";
 /// All fields not promoted to a typed column: Map<Utf8, Utf8>, null when there are none.
 pub const FIELDS: &str = "fields";
 /// Request this event served (UInt64, see the `requests` table). Null until `kreq correlate`
@@ -114,6 +121,8 @@ pub const PROMOTED_FIELDS: &[(&str, &str, &str)] = &[
     ("*", "daddr", DADDR),
     ("*", "sport", SPORT),
     ("*", "dport", DPORT),
+    ("sys_enter_*", "op", OP),
+    ("sys_enter_*", "utime", UTIME),
 ];
 
 use crate::dict;
@@ -166,6 +175,8 @@ pub fn schema() -> SchemaRef {
                 Field::new(SPORT, DataType::UInt16, true),
                 Field::new(DADDR, dict(), true),
                 Field::new(DPORT, DataType::UInt16, true),
+                Field::new(OP, DataType::Int64, true),
+                Field::new(UTIME, DataType::UInt64, true),
                 Field::new(FIELDS, DataType::Map(fields_entries(), false), true),
                 Field::new(REQUEST_ID, DataType::UInt64, true),
                 Field::new(SPAN_ID, DataType::UInt64, true),

@@ -23,8 +23,10 @@ pub mod writer;
 /// Version of the on-disk schema, stored in every file's metadata under [`SCHEMA_VERSION_KEY`].
 /// Bumped whenever a column is added, removed or changes meaning. 3 added the spans' self
 /// times; 4 made `self_ns` exclusive time and gave client spans their wire split (a version 3
-/// dataset reads as before, its client spans' self split 0); 5 added `spans.end_tid`.
-pub const SCHEMA_VERSION: &str = "5";
+/// dataset reads as before, its client spans' self split 0); 5 added `spans.end_tid`; 6
+/// promoted the syscalls' `op` and futex's `utime` to `events` columns (events of older
+/// schemas read them as null, and keep them in `fields`).
+pub const SCHEMA_VERSION: &str = "6";
 
 /// Parquet key-value metadata key holding [`SCHEMA_VERSION`].
 pub const SCHEMA_VERSION_KEY: &str = "kreq.schema_version";

@@ -44,13 +44,17 @@ const UNSORTED_TEXT: &[&str] = &[
 /// filters prune pages as well as row groups; not for the `fields` map and the text columns in
 /// `UNSORTED_TEXT`, where they would prune nothing), declares itself sorted by `ts_ns` when it is an
 /// `events` file (writers sort each file; see [`sorted_by_time`]), and stores
-/// [`SCHEMA_VERSION`], the table name and `extra` in its metadata.
+/// [`SCHEMA_VERSION`] (unless `extra` names an older one: a part rewritten with the columns
+/// it was written with), the table name and `extra` in its metadata.
 pub fn properties(table: &str, zstd_level: i32, extra: &[(String, String)]) -> WriterProperties {
     let level = ZstdLevel::try_new(zstd_level).unwrap_or_default();
-    let mut kv = vec![
-        KeyValue::new(SCHEMA_VERSION_KEY.to_owned(), SCHEMA_VERSION.to_owned()),
-        KeyValue::new(TABLE_KEY.to_owned(), table.to_owned()),
-    ];
+    let mut kv = vec![KeyValue::new(TABLE_KEY.to_owned(), table.to_owned())];
+    if !extra.iter().any(|(k, _)| k == SCHEMA_VERSION_KEY) {
+        kv.push(KeyValue::new(
+            SCHEMA_VERSION_KEY.to_owned(),
+            SCHEMA_VERSION.to_owned(),
+        ));
+    }
     kv.extend(
         extra
             .iter()

@@ -118,11 +118,27 @@ impl Warehouse {
             path: marker.clone(),
             source,
         })?;
-        if m.schema_version != kreq_schemas::SCHEMA_VERSION {
+        // A warehouse of an older schema takes this kreq's parts when every table of it reads
+        // as it is (columns added since read as null); its marker keeps the oldest schema
+        // any of its parts has, so a later kreq judges it by that.
+        let current: u32 = kreq_schemas::SCHEMA_VERSION.parse().unwrap_or(0);
+        let version: u32 = m.schema_version.parse().unwrap_or(0);
+        let rewrite = table::ALL.iter().find_map(|t| match t.upgrade(version) {
+            table::Upgrade::Rewrite(by) => Some((t.name, by)),
+            table::Upgrade::None => None,
+        });
+        if version > current || rewrite.is_some() {
+            let why = match rewrite {
+                Some((name, by)) => format!(
+                    "; its `{name}` files must be written again (`{by}` of each batch, into a \
+                     new warehouse)"
+                ),
+                None => String::new(),
+            };
             return Err(Error::Layout {
                 path: root.to_owned(),
                 msg: format!(
-                    "warehouse of schema {}; this kreq writes schema {}",
+                    "warehouse of schema {}; this kreq writes schema {}{why}",
                     m.schema_version,
                     kreq_schemas::SCHEMA_VERSION
                 ),

@@ -539,6 +539,180 @@ fn a_warehouse_correlates_each_batch_as_its_capture_alone() {
     assert_eq!(contents(), before, "correlating again");
 }
 
+/// Events batch `b` as schema 5 held it: columns `keep`, and `op` and `utime` as text in the
+/// `fields` map, as ingest writes fields it does not promote.
+fn with_map_fields(b: &arrow::array::RecordBatch, keep: &[usize]) -> arrow::array::RecordBatch {
+    use arrow::array::{Array, AsArray, MapBuilder, StringBuilder};
+    use arrow::datatypes::{Int64Type, UInt64Type};
+    use kreq_schemas::events;
+    let op = b
+        .column_by_name(events::OP)
+        .expect("op")
+        .as_primitive::<Int64Type>();
+    let utime = b
+        .column_by_name(events::UTIME)
+        .expect("utime")
+        .as_primitive::<UInt64Type>();
+    let map = b.column_by_name(events::FIELDS).expect("fields").as_map();
+    let (keys, values) = (
+        map.keys().as_string::<i32>(),
+        map.values().as_string::<i32>(),
+    );
+    let names = arrow::array::MapFieldNames {
+        entry: "entries".into(),
+        key: "keys".into(),
+        value: "values".into(),
+    };
+    let mut out = MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new());
+    for i in 0..b.num_rows() {
+        let (lo, hi) = (
+            map.value_offsets()[i] as usize,
+            map.value_offsets()[i + 1] as usize,
+        );
+        for j in lo..hi {
+            out.keys().append_value(keys.value(j));
+            out.values()
+                .append_option(values.is_valid(j).then(|| values.value(j)));
+        }
+        if op.is_valid(i) {
+            out.keys().append_value("op");
+            out.values().append_value(op.value(i).to_string());
+        }
+        if utime.is_valid(i) {
+            out.keys().append_value("utime");
+            out.values().append_value(format!("0x{:x}", utime.value(i)));
+        }
+        out.append(hi > lo || op.is_valid(i) || utime.is_valid(i))
+            .expect("map row");
+    }
+    let mut cols: Vec<arrow::array::ArrayRef> = keep.iter().map(|&i| b.column(i).clone()).collect();
+    let at = keep
+        .iter()
+        .position(|&i| b.schema().field(i).name() == events::FIELDS)
+        .expect("fields kept");
+    cols[at] = std::sync::Arc::new(out.finish());
+    let schema = std::sync::Arc::new(b.schema().project(keep).expect("project"));
+    arrow::array::RecordBatch::try_new(schema, cols).expect("batch")
+}
+
+/// Rewrites the events parts of `host` in the warehouse's current snapshot as schema 5 wrote
+/// them (no `op` and `utime` columns; those fields in the `fields` map) and marks the
+/// warehouse schema 5: a warehouse a kreq of schema 5 made (a test-only transformation).
+fn as_schema_5(w: &Path, host: &str) {
+    use kreq_schemas::{events, table, SCHEMA_VERSION_KEY};
+    let dir = w.join("current/events").join(format!("host={host}"));
+    let mut parts = Vec::new();
+    for d in std::fs::read_dir(&dir).expect("host dir").flatten() {
+        for f in std::fs::read_dir(d.path()).expect("date dir").flatten() {
+            parts.push(f.path());
+        }
+    }
+    assert!(!parts.is_empty());
+    for part in parts {
+        let file = std::fs::File::open(&part).expect("part");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        let batches: Vec<arrow::array::RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+        let schema = events::schema();
+        let keep: Vec<usize> = (0..schema.fields().len())
+            .filter(|&i| ![events::OP, events::UTIME].contains(&schema.field(i).name().as_str()))
+            .collect();
+        let old = std::sync::Arc::new(schema.project(&keep).expect("project"));
+        let out: Vec<_> = batches
+            .iter()
+            .map(|b| Ok::<_, std::convert::Infallible>(with_map_fields(b, &keep)))
+            .collect();
+        // A hard link shared with the previous snapshot: write a new file, not through it.
+        std::fs::remove_file(&part).expect("unlink");
+        kreq_schemas::writer::write_parquet(
+            &part,
+            table::EVENTS.name,
+            old,
+            out,
+            3,
+            &[(SCHEMA_VERSION_KEY.to_owned(), "5".to_owned())],
+        )
+        .expect("write");
+    }
+    let marker = w.join(kreq_schemas::warehouse::MARKER);
+    let text = std::fs::read_to_string(&marker).expect("marker");
+    let mut m: serde_json::Value = serde_json::from_str(&text).expect("json");
+    m["schema_version"] = "5".into();
+    std::fs::write(&marker, m.to_string()).expect("write marker");
+}
+
+/// A warehouse that a kreq of schema 5 made takes this kreq's batches: every table of schema 5
+/// reads as it is, the parts of both schemas answer one query (the old ones' new columns
+/// null), correlating the warehouse keeps each part's columns, and the marker keeps the oldest
+/// schema. A warehouse of schema 4, whose spans lack `end_tid`, is refused with the way out.
+#[test]
+fn a_warehouse_of_schema_5_takes_new_batches_and_answers_over_both() {
+    let dir = tmp("wh-schema5");
+    let w = dir.join("w");
+    ingest(&w, "v6-dualstack", "old", "2026-12-01");
+    as_schema_5(&w, "old");
+    // The same capture uncompressed: another batch (a batch is named by its inputs' bytes).
+    let plain = dir.join("trace.txt");
+    let zst = std::fs::File::open(capture("v6-dualstack")).expect("capture");
+    std::fs::write(&plain, zstd::decode_all(zst).expect("zstd")).expect("write");
+    let o = kreq(&[
+        "ingest",
+        plain.to_str().expect("utf8"),
+        "--warehouse",
+        w.to_str().expect("utf8"),
+        "--host",
+        "new",
+        "--date",
+        "2026-12-01",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let futex = "select host, count(*), count(op), count(utime) from events \
+                 where event = 'sys_enter_futex' group by host order by host";
+    assert_eq!(sql(&w, futex), ["new,19,19,19", "old,19,0,0"]);
+    let in_map = "select host, count(fields['op']) from events \
+                  where event = 'sys_enter_futex' group by host order by host";
+    assert_eq!(sql(&w, in_map), ["new,0", "old,19"]);
+    let o = kreq(&[
+        "correlate",
+        w.to_str().expect("utf8"),
+        "--ingress",
+        ":29601",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(sql(&w, futex), ["new,19,19,19", "old,19,0,0"]);
+    assert_eq!(sql(&w, in_map), ["new,0", "old,19"]);
+    let spans = sql(
+        &w,
+        "select host, count(*) > 0 from spans group by host order by host",
+    );
+    assert_eq!(spans, ["new,true", "old,true"]);
+    let marker = w.join(kreq_schemas::warehouse::MARKER);
+    let text = std::fs::read_to_string(&marker).expect("marker");
+    assert!(text.contains("\"5\""), "{text}");
+
+    let m: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let mut m4 = m.clone();
+    m4["schema_version"] = "4".into();
+    std::fs::write(&marker, m4.to_string()).expect("write marker");
+    let input = capture("s1-c1");
+    let o = kreq(&[
+        "ingest",
+        input.to_str().expect("utf8"),
+        "--warehouse",
+        w.to_str().expect("utf8"),
+        "--host",
+        "newer",
+        "--quiet",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("schema 4") && err.contains("`spans`"), "{err}");
+}
+
 /// Splits a dataset of `s2-c4` into hosts' batches of a warehouse: each host of `hosts` after
 /// the first holds its processes, the first the load generator and nginx, and every host the
 /// rows of no process or another one; each host's clock reads its shift ahead (a test-only

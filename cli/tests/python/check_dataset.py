@@ -24,7 +24,8 @@ assert pa.types.is_dictionary(s.field("comm").type)
 assert pa.types.is_map(s.field("fields").type)
 assert s.field("sk_addr").type == pa.uint64()
 meta = pq.ParquetFile(pq.ParquetDataset(f"{ds}/events").files[0]).metadata.metadata
-assert meta[b"kreq.schema_version"] == b"5", meta
+assert meta[b"kreq.schema_version"] == b"6", meta
+assert s.field("op").type == pa.int64() and s.field("utime").type == pa.uint64()
 assert s.field("request_id").type == pa.uint64() and s.field("span_id").type == pa.uint64()
 first = t.slice(0, 1).to_pylist()[0]
 for col, want in expected["first"].items():

@@ -79,6 +79,7 @@ impl Engine {
     /// Opens a stretch on `tid` under a new placeholder request and makes it the thread's
     /// current work; what a wakeup handed the thread is kept as the fallback.
     pub(crate) fn open_stretch(&mut self, tid: i32) -> Option<Tag> {
+        self.retire_suspended(tid);
         let t = self.threads.get_mut(&tid)?;
         let (start, handoff) = (t.stretch_start, t.handoff.take());
         let nowhere = crate::event::Endpoint { addr: 0, port: 0 };
@@ -208,15 +209,21 @@ impl Engine {
         let Some(cur) = self.current(tid) else {
             return;
         };
-        let cur = self.canon(cur);
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.current = None;
+        }
+        self.settle(cur, fallback);
+    }
+
+    /// Ends stretch `stretch`, never placed: it joins what a wakeup handed its thread when it
+    /// began (when `fallback`), or is dropped.
+    pub(crate) fn settle(&mut self, stretch: Tag, fallback: bool) {
+        let cur = self.canon(stretch);
         let fallback = self
             .pending
             .get(&cur.request)
             .and_then(|p| p.handoff)
             .filter(|_| fallback);
-        if let Some(t) = self.threads.get_mut(&tid) {
-            t.current = None;
-        }
         if let Some((tag, rule, at)) = fallback {
             if self.place(cur, tag, rule, at).is_some() {
                 return;
@@ -227,6 +234,67 @@ impl Engine {
             self.requests.remove(&cur.request),
         ) {
             self.drop_placeholder(cur.request, placeholder);
+        }
+    }
+
+    /// `tid` blocks in an untimed signal wait ([`crate::event::Event::signal_wait`]): a pool
+    /// worker back at its queue. A stretch of its own that made calls is set aside: its next
+    /// answer takes it up again, its next call starts another stretch (the worker is on its
+    /// next request, and another thread may still write this one's answer; see
+    /// [`crate::link`]'s multiplexed connections). In one `grpc` recording, such waits of the
+    /// pool workers fell between two requests 768 times and inside one 5 times.
+    pub(crate) fn untimed_wait(&mut self, tid: i32, at: i64) {
+        if !self.owns_stretch(tid) {
+            return;
+        }
+        let Some(cur) = self.current(tid) else {
+            return;
+        };
+        let called = self.requests.get(&cur.request).is_some_and(|r| {
+            r.spans.iter().any(|id| {
+                self.spans
+                    .get(id)
+                    .is_some_and(|s| s.kind == SpanKind::Client && s.tid == tid)
+            })
+        });
+        if !called {
+            return;
+        }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.current = None;
+            t.suspended = Some((cur, at));
+        }
+    }
+
+    /// `tid` answers on a server socket with no work of its own: a stretch it set aside at an
+    /// untimed signal wait is what it answers for.
+    pub(crate) fn resume_suspended(&mut self, tid: i32) {
+        let Some(t) = self.threads.get_mut(&tid).filter(|t| t.current.is_none()) else {
+            return;
+        };
+        if let Some((s, _)) = t.suspended.take() {
+            if self.is_pending(s) {
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.current = Some(s);
+                }
+            }
+        }
+    }
+
+    /// `tid` starts new work: a stretch it set aside answered nothing of its own; it waits for
+    /// an answer another thread writes, or its fallback.
+    fn retire_suspended(&mut self, tid: i32) {
+        let Some(t) = self.threads.get_mut(&tid) else {
+            return;
+        };
+        let tgid = t.tgid.unwrap_or(tid);
+        if let Some((s, at)) = t.suspended.take() {
+            self.unanswered.push_back((tgid, s, at));
+            while self.unanswered.len() > crate::engine::MAX_CALLS {
+                if let Some((_, s, _)) = self.unanswered.pop_front() {
+                    self.settle(s, true);
+                }
+            }
         }
     }
 

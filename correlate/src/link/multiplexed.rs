@@ -69,10 +69,17 @@ impl Engine {
             last.filter(|&l| self.is_deferred(l))
         };
         let Some(stretch) = stretch else {
-            // Not a worker's answer: the connection's own frames (HTTP/2 settings, window
-            // updates, pings) or answers the thread flushes for others. The last request read
-            // is not what they carry.
-            return Some((None, None));
+            // Not a worker's own answer: the connection's own frames (HTTP/2 settings, window
+            // updates, pings), or an answer it writes for a worker that set its stretch aside
+            // at its queue (gRPC queues a worker's answer when another thread holds the
+            // transport, and that thread writes it): the oldest such stretch of its process.
+            let Some(stretch) = self.claim_unanswered(tid) else {
+                return Some((None, None));
+            };
+            let p = self.pending.get_mut(&stretch.request)?;
+            p.deferred.get_or_insert((rx, at));
+            // The writer's send is not the worker's work: no span of the writer to extend.
+            return Some((Some(stretch), None));
         };
         let p = self.pending.get_mut(&stretch.request)?;
         p.deferred.get_or_insert((rx, at));
@@ -89,6 +96,40 @@ impl Engine {
         self.pending
             .get(&self.canon(tag).request)
             .is_some_and(|p| p.deferred.is_some())
+    }
+
+    /// The oldest stretch of `tid`'s process set aside at an untimed signal wait with no
+    /// answer of its own, taken off its thread or the process's unanswered stretches.
+    fn claim_unanswered(&mut self, tid: i32) -> Option<Tag> {
+        let tgid = self.threads.get(&tid)?.tgid?;
+        let open = |e: &Engine, s: Tag| {
+            e.pending
+                .get(&e.canon(s).request)
+                .is_some_and(|p| p.deferred.is_none())
+        };
+        let set_aside = self
+            .threads
+            .iter()
+            .filter(|(_, t)| t.tgid == Some(tgid))
+            .filter_map(|(&w, t)| t.suspended.map(|(s, at)| (at, Some(w), s)))
+            .filter(|&(_, _, s)| open(self, s));
+        let retired = self
+            .unanswered
+            .iter()
+            .filter(|&&(g, s, _)| g == tgid && open(self, s))
+            .map(|&(_, s, at)| (at, None, s));
+        let (_, thread, stretch) = set_aside.chain(retired).min_by_key(|&(at, w, _)| (at, w))?;
+        match thread {
+            Some(w) => {
+                if let Some(t) = self.threads.get_mut(&w) {
+                    t.suspended = None;
+                }
+            }
+            None => self
+                .unanswered
+                .retain(|&(_, s, _)| s.request != stretch.request),
+        }
+        Some(self.canon(stretch))
     }
 
     /// Whether a read that took `taken` holds answers of stretches deferred at their answer.
@@ -258,6 +299,31 @@ impl Engine {
                 span: self.requests.get(&id).map_or(0, |r| r.root),
             };
             self.place(stretch, rx, Rule::Handoff, at);
+        }
+        // Stretches set aside at an untimed signal wait whose answer nobody wrote meanwhile: their
+        // fallback, as for a stretch that answers nothing.
+        let old = |at: i64| all || at < cutoff;
+        let mut due: Vec<Tag> = Vec::new();
+        self.unanswered.retain(|&(_, s, at)| {
+            if old(at) {
+                due.push(s);
+            }
+            !old(at)
+        });
+        for t in self.threads.values_mut() {
+            if let Some((s, _)) = t.suspended.filter(|&(_, at)| old(at)) {
+                t.suspended = None;
+                due.push(s);
+            }
+        }
+        for s in due {
+            if self
+                .pending
+                .get(&self.canon(s).request)
+                .is_some_and(|p| p.deferred.is_none())
+            {
+                self.settle(s, true);
+            }
         }
     }
 }

@@ -101,6 +101,13 @@ impl Engine {
                 return t;
             }
         }
+        let suspended = self
+            .threads
+            .get(&tid)
+            .is_some_and(|t| t.suspended.is_some());
+        if suspended && self.sock(tuple, tgid, fd).role == Role::Server {
+            self.resume_suspended(tid);
+        }
         let sock = self.sock(tuple, tgid, fd);
         let tags = match sock.role {
             Role::Server => {

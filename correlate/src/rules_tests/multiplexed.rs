@@ -196,3 +196,56 @@ fn a_caller_woken_twice_takes_one_answer() {
     assert_eq!(workers_of(&f, 11), [21]);
     assert_eq!(workers_of(&f, 10), [22]);
 }
+
+/// `tid` blocks in an untimed signal wait (a pool worker back at its queue).
+fn signal_wait(s: &mut Sim, tid: i32) {
+    let mut enter = s.ev(tid, Kind::Enter(Sys::Futex));
+    enter.signal_wait = true;
+    s.push(enter);
+    let mut exit = s.ev(tid, Kind::Exit(Sys::Futex));
+    exit.ret = Some(0);
+    s.push(exit);
+}
+
+#[test]
+fn an_answer_another_thread_writes_ends_the_workers_stretch_at_its_queue() {
+    // The `grpc` model: gRPC queues a worker's answer when another thread holds the
+    // transport, and that thread writes it; the worker goes back to its pool's queue (glibc's
+    // `sem_wait`, a futex wait with no timeout) and takes its next request. That wait ends the
+    // first request's work: in one recording 32 of 296 answers were written for a worker, and
+    // without this each of those workers' next request joined the same stretch.
+    let mut s = shared_channel();
+    call(&mut s, 10, 7, 40000);
+    call(&mut s, 11, 9, 40001);
+    s.wake(20, 21);
+    s.wake(20, 22);
+    work(&mut s, 21, 13, 42000, 14);
+    work(&mut s, 22, 16, 42001, 15);
+    s.recv(13, 12, 41000, 19082, 130);
+    s.wake(13, 11);
+    s.wake(13, 10);
+    s.send(11, 9, INGRESS, 40001, 100);
+    s.send(10, 7, INGRESS, 40000, 100);
+    // Second round: worker 21 serves both requests; the reader thread 20 writes the first
+    // answer while the worker waits at its queue.
+    call(&mut s, 10, 7, 40000);
+    call(&mut s, 11, 9, 40001);
+    s.wake(20, 21);
+    s.send(21, 13, 42000, 16379, 22);
+    s.recv(30, 14, 16379, 42000, 22);
+    s.send(30, 14, 16379, 42000, 4);
+    s.recv(21, 13, 42000, 16379, 4);
+    signal_wait(&mut s, 21);
+    s.send(20, 8, 19082, 41000, 65);
+    s.wake(20, 21);
+    work(&mut s, 21, 13, 42000, 14);
+    s.recv(13, 12, 41000, 19082, 130);
+    s.wake(13, 10);
+    s.wake(13, 11);
+    s.send(10, 7, INGRESS, 40000, 100);
+    s.send(11, 9, INGRESS, 40001, 100);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 4);
+    assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
+    assert_eq!(workers_of(&f, 11), [21], "thread 11's second request");
+}

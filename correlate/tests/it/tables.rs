@@ -284,3 +284,81 @@ fn ipv6_and_ipv4_mapped_peers_are_one_connection_each() {
     addrs.dedup();
     assert_eq!(addrs, ["127.0.0.1", "::1"]);
 }
+
+/// An events part of another schema than this kreq's keeps, when correlation labels it, the
+/// columns it was written with and its schema version: one of schema 5 (no `op` and `utime`
+/// columns; it holds those fields in its map) is not given columns of nulls, and a column
+/// this kreq does not know (a later schema's) is kept.
+#[test]
+fn labelling_keeps_a_parts_own_columns_and_schema_version() {
+    use kreq_schemas::{events, SCHEMA_VERSION_KEY};
+    let dir = ingested(&testdata().join("v6-dualstack/trace.txt.zst"));
+    let ds = dir.path().join("ds");
+    let part = ds.join("events/part-000000.parquet");
+    let batches = table(&ds, "events");
+    let schema = batches[0].schema();
+    let keep: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| ![events::OP, events::UTIME].contains(&schema.field(i).name().as_str()))
+        .collect();
+    let mut rows = 0;
+    let edited: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| {
+            let b = b.project(&keep).expect("project");
+            let later =
+                arrow::array::Int32Array::from_iter_values(rows..rows + b.num_rows() as i32);
+            rows += b.num_rows() as i32;
+            let mut fields = b.schema().fields().to_vec();
+            fields.push(std::sync::Arc::new(arrow::datatypes::Field::new(
+                "later",
+                arrow::datatypes::DataType::Int32,
+                false,
+            )));
+            let mut cols = b.columns().to_vec();
+            cols.push(std::sync::Arc::new(later));
+            let schema = arrow::datatypes::Schema::new(fields);
+            RecordBatch::try_new(std::sync::Arc::new(schema), cols).expect("batch")
+        })
+        .collect();
+    let out_schema = edited[0].schema();
+    kreq_schemas::writer::write_parquet(
+        &part,
+        "events",
+        out_schema,
+        edited.into_iter().map(Ok::<_, std::convert::Infallible>),
+        3,
+        &[(SCHEMA_VERSION_KEY.to_owned(), "5".to_owned())],
+    )
+    .expect("write");
+    let opts = Options {
+        ingress: vec![":29601".to_owned()],
+        ..Options::default()
+    };
+    correlate(&ds, &opts).expect("correlate");
+    let after = table(&ds, "events");
+    let s = after[0].schema();
+    assert!(s.field_with_name(events::OP).is_err() && s.field_with_name(events::UTIME).is_err());
+    let later = prims::<arrow::datatypes::Int32Type>(&after, "later");
+    assert_eq!(later, (0..rows).map(Some).collect::<Vec<_>>());
+    assert!(u64s(&after, events::REQUEST_ID).iter().any(Option::is_some));
+    let f = std::fs::File::open(&part).expect("part");
+    let meta = ParquetRecordBatchReaderBuilder::try_new(f).expect("parquet");
+    let version = meta
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| {
+            kv.iter()
+                .find(|k| k.key == SCHEMA_VERSION_KEY)?
+                .value
+                .clone()
+        });
+    assert_eq!(version.as_deref(), Some("5"));
+    assert_eq!(
+        table(&ds, "requests")
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>(),
+        10
+    );
+}

@@ -54,6 +54,8 @@ impl EventBatchBuilder {
             Arc::new(self.sport.finish(n)),
             self.addrs.dictionary(self.daddr.finish(n))?,
             Arc::new(self.dport.finish(n)),
+            Arc::new(self.op.finish(n)),
+            Arc::new(self.utime.finish(n)),
             Arc::new(self.fields.finish()),
             // Filled by `kreq correlate`.
             arrow::array::new_null_array(&arrow::datatypes::DataType::UInt64, n),

@@ -142,6 +142,50 @@ fn lost_reports_malformed_lines_and_negative_returns() {
 }
 
 #[test]
+fn futex_op_and_timeout_are_typed_columns_in_both_text_forms() {
+    // A CPython pool worker's `sem_wait` (op 0x189, no timeout) in the short form trace_pipe
+    // prints for syscalls, and its GIL wait (op 0x89, timed) in the `0x%08lx` form of the
+    // event's own format; a `sys_read` has no `op`.
+    let text = "\
+ python3-7 [000] ..... 1.000001: sys_futex(uaddr: 0x7f71b5b6da4c, op: 0x189, val: 0, utime: 0, uaddr2: 0, val3: 0xffffffff)
+ python3-8 [001] ..... 1.000002: sys_enter_futex: uaddr: 0x7f3aba088c88, op: 0x00000089, val: 0xffffffff, utime: 0x7ffe1547c6c0, uaddr2: 0x00000000, val3: 0x00000000
+ python3-8 [001] ..... 1.000003: sys_read(fd: 3, buf: 0x7f, count: 0x10)
+";
+    let dir = tmp("futex");
+    let input = write(&dir, "in.txt", text);
+    let out = dir.join("ds");
+    ingest(&[input], &IngestOptions::new(&out), &NoProgress).expect("ingest");
+    let b = read_table(&out.join(kreq_schemas::table::EVENTS.name));
+    let op = b
+        .column_by_name(events::OP)
+        .expect("op")
+        .as_primitive::<arrow::datatypes::Int64Type>();
+    let utime = b
+        .column_by_name(events::UTIME)
+        .expect("utime")
+        .as_primitive::<UInt64Type>();
+    assert_eq!(
+        (0..3)
+            .map(|i| op.is_valid(i).then(|| op.value(i)))
+            .collect::<Vec<_>>(),
+        [Some(393), Some(137), None]
+    );
+    assert_eq!(
+        (0..3)
+            .map(|i| utime.is_valid(i).then(|| utime.value(i)))
+            .collect::<Vec<_>>(),
+        [Some(0), Some(0x7ffe_1547_c6c0), None]
+    );
+    // Promoted fields leave the map; the others stay.
+    let map = b.column_by_name(events::FIELDS).expect("fields").as_map();
+    let keys = map.keys().as_string::<i32>();
+    let first: Vec<&str> = (map.value_offsets()[0]..map.value_offsets()[1])
+        .map(|j| keys.value(j as usize))
+        .collect();
+    assert_eq!(first, ["uaddr", "val", "uaddr2", "val3"]);
+}
+
+#[test]
 fn strict_mode_names_file_line_and_offset() {
     let dir = tmp("strict");
     let input = write(&dir, "in.txt", EDGE);
