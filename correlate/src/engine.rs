@@ -140,6 +140,9 @@ pub(crate) struct Thread {
     /// Event loops: when the current turn began or last did kernel work for its request; the
     /// next turn begins here.
     pub mark: i64,
+    /// Event loops: [`Thread::mark`] is the end of a wait (no syscall took a turn since):
+    /// the thread's time split then, and whether the wait returned one ready event.
+    pub after_wait: Option<(crate::sched::Split, bool)>,
     /// Event loops: requests whose work is due, in the order the loop read what woke them:
     /// a request read, or a reply read on a client connection (which it names), with the
     /// loop iteration ([`Thread::waits`]) of the read.
@@ -177,6 +180,7 @@ impl Thread {
             last: None,
             turn: None,
             mark: ts,
+            after_wait: None,
             woken: Default::default(),
             waits: 0,
             resumed: i64::MIN,

@@ -308,7 +308,7 @@ impl Engine {
                 self.current(ev.tid)
             }
             Sys::Wait => {
-                self.waited(ev.tid, ev.ts);
+                self.waited(ev.tid, ev.ts, ev.ret);
                 None
             }
             _ => self.current(ev.tid),

@@ -22,6 +22,8 @@ struct Segment {
     len: i64,
     tag: Option<Tag>,
     tid: i32,
+    /// When the syscall that sent the first of these bytes started.
+    sent: i64,
     /// Requests whose bytes the same write also carried, after `tag`'s (a server that read
     /// several pipelined requests answers them in one write, in order, and the sizes of
     /// the answers are not in the trace).
@@ -35,6 +37,8 @@ pub struct Taken {
     pub tag: Option<Tag>,
     /// Thread that sent the first byte read, if the sender was traced.
     pub sender: Option<i32>,
+    /// When the syscall that sent the first byte read started, if the sender was traced.
+    pub sent: Option<i64>,
     /// The read also took bytes of a second, different tag (coalesced messages).
     pub mixed: bool,
     /// The other tags the read took, in stream order, each once (an event loop's read of a
@@ -88,6 +92,7 @@ impl Stream {
             len,
             tag,
             tid,
+            sent: started,
             also: Vec::new(),
         });
         let mut dropped = 0;
@@ -117,6 +122,7 @@ impl Stream {
             if first {
                 out.tag = seg.tag;
                 out.sender = Some(seg.tid);
+                out.sent = Some(seg.sent);
                 first = false;
             } else if seg.tag.is_some() && seg.tag != out.tag {
                 if out.tag.is_none() {

@@ -22,7 +22,7 @@ fn csv_when_piped_with_header_and_plain_values() {
     let out = String::from_utf8_lossy(&o.stdout);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "request_id,duration_ns,d,complete");
-    assert_eq!(lines[1], "489,51232000,51.232 ms,true");
+    assert_eq!(lines[1], "489,51244000,51.244 ms,true");
     assert_eq!(lines.len(), 3);
 }
 

@@ -70,7 +70,11 @@ impl Engine {
                         ))
                     }
                     (None, Some(o)) => Some(o),
-                    (None, None) if ingress => Some(self.new_request(ev, tuple, at, taken.sender)),
+                    (None, None) if ingress => {
+                        let tag = self.new_request(ev, tuple, at, taken.sender);
+                        self.start_at_wait(ev.tid, tag, taken.sent);
+                        Some(tag)
+                    }
                     (None, None) => None,
                 };
                 if let (Some(tag), Some(_)) = (tag, taken.tag) {

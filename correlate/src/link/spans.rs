@@ -32,6 +32,25 @@ impl Engine {
         }
     }
 
+    /// A request's root span `tag` starts at `at` (earlier than the read that opened it),
+    /// with its thread's time split `split` then; the request starts there too. A span of a
+    /// call keeps starting at its read, where the call's wire time ends.
+    pub(crate) fn start_earlier(&mut self, tag: Tag, at: i64, split: Split) {
+        let Some(r) = self
+            .requests
+            .get_mut(&tag.request)
+            .filter(|r| r.root == tag.span)
+        else {
+            return;
+        };
+        let Some(s) = self.spans.get_mut(&tag.span).filter(|s| at < s.start) else {
+            return;
+        };
+        s.start = at;
+        s.split_start = split;
+        r.start = r.start.min(at);
+    }
+
     pub(crate) fn new_request(
         &mut self,
         ev: &Event,

@@ -138,6 +138,7 @@ impl Engine {
             return;
         };
         let (turn, mark, resumed) = (t.turn.map(|c| self.canon(c)), t.mark, t.resumed);
+        let after_wait = t.after_wait;
         // The previous turn may have been extended past its last syscall (to the start of
         // the read that turned the loop to this request).
         let mut start = turn
@@ -146,7 +147,10 @@ impl Engine {
         // Preempted since: the step running then was the previous turn's, and it went on
         // when the thread ran again (in the asyncio capture every tail of a step that
         // outlasted the next turn's start had a preemption right after its last syscall).
-        let preempted = resumed != i64::MAX && resumed > start;
+        // Not across a wait: the loop waits only when its steps are done (the `handoff`
+        // model's acceptor, preempted between its `epoll_wait` and the next request's read,
+        // gave the previous request that read's whole head).
+        let preempted = after_wait.is_none() && resumed != i64::MAX && resumed > start;
         if preempted {
             start = resumed;
         }
@@ -180,6 +184,7 @@ impl Engine {
         let answered = self.threads.get_mut(&tid).is_some_and(|t| {
             t.turn = Some(span);
             t.mark = end;
+            t.after_wait = None;
             std::mem::take(&mut t.answering)
         });
         self.extend_span(span, end, 0, 0);
@@ -192,13 +197,33 @@ impl Engine {
         }
     }
 
+    /// Event loop `tid` read request `tag` at an ingress, its first bytes sent at `sent` (when
+    /// the sender was traced). Read first since a wait that returned one ready event, and
+    /// sent before that: the loop returned from the wait to serve it, and the request starts
+    /// there. The `handoff` model's acceptor takes CPython's GIL between its `epoll_wait` and
+    /// the read, which can take longer than the rest of its work on the request; its segments
+    /// start as the wait returns. Bytes sent after the wait returned did not end it (a Go
+    /// thread back from the netpoller runs other goroutines before one reads a new request),
+    /// and of several ready events the loop handles others first (nginx).
+    pub(crate) fn start_at_wait(&mut self, tid: i32, tag: Tag, sent: Option<i64>) {
+        let Some(t) = self.threads.get(&tid).filter(|t| t.event_loop) else {
+            return;
+        };
+        let due = |&(_, one): &(crate::sched::Split, bool)| one && sent.is_some_and(|s| s < t.mark);
+        if let Some((split, _)) = t.after_wait.filter(due) {
+            let mark = t.mark;
+            self.start_earlier(tag, mark, split);
+        }
+    }
+
     /// Event loop `tid` returns from a wait at `at`: a turn on another request begins no
     /// earlier. The turn in progress goes on if the loop's next syscall is for its request
     /// (a span covers no other request's work, but may cover a wait).
-    pub(crate) fn waited(&mut self, tid: i32, at: i64) {
+    pub(crate) fn waited(&mut self, tid: i32, at: i64, ready: Option<i64>) {
         if let Some(t) = self.threads.get_mut(&tid) {
             t.mark = at;
             t.waits += 1;
+            t.after_wait = Some((t.clock.at(at), ready == Some(1)));
         }
     }
 }
