@@ -229,6 +229,9 @@ pub(crate) struct Sock {
     /// Client sockets: the threads that made calls on it, latest last (at most
     /// [`MAX_CALLS`]): a thread woken for an answer on a shared connection is one of them.
     pub callers: Vec<i32>,
+    /// Client sockets: answers of stretches not placed yet that a reader read here and woke
+    /// no caller for, oldest first (see [`crate::link`]'s multiplexed connections).
+    pub leftover: std::collections::VecDeque<Tag>,
 }
 
 /// Placeholder request id of a dropped stretch (the hand-off rule in [`crate::link`]): labels
@@ -310,6 +313,8 @@ pub struct Engine {
     /// without answering: (process, stretch, when set aside), oldest first; another thread
     /// may write their answers.
     pub(crate) unanswered: std::collections::VecDeque<(i32, Tag, i64)>,
+    /// Client connections whose [`Sock::leftover`] is not empty.
+    pub(crate) leftover: Vec<Tuple>,
     /// Connection directions (sender's local and remote end) with a `tcp_probe` held in a
     /// send's bracket ([`Bracket::held`]), and the sending thread.
     pub(crate) held: HashMap<(crate::event::Endpoint, crate::event::Endpoint), i32>,
@@ -360,6 +365,7 @@ impl Engine {
             released: Vec::new(),
             serving: Default::default(),
             unanswered: Default::default(),
+            leftover: Vec::new(),
             held: HashMap::new(),
         }
     }

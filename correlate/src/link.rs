@@ -43,9 +43,11 @@ impl Engine {
             t.event_loop = true;
             t.current = None;
             t.unknown = false;
-            // Replies it read and handed to nobody: their stretches fall back.
-            t.replies.clear();
+            // Replies it read and handed to nobody: their callers may take them when they
+            // answer, else their stretches fall back.
+            let replies = std::mem::take(&mut t.replies);
             t.handed.clear();
+            self.leave_over(replies);
         }
         let t = self.thread(ev);
         t.bracket = Some(Bracket {
@@ -409,6 +411,7 @@ impl Engine {
                 queued: Vec::new(),
                 multiplexed: false,
                 callers: Vec::new(),
+                leftover: Default::default(),
             }
         })
     }

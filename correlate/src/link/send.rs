@@ -51,6 +51,15 @@ impl Engine {
             None => self.send_tags(ev.tid, tuple, b.start, b.fd),
         };
         let tag = tag.map(|t| self.canon(t));
+        if let Some(t) = tag.filter(|_| !self.pending.is_empty()) {
+            if self
+                .socks
+                .get(&tuple)
+                .is_some_and(|s| s.role == Role::Server)
+            {
+                self.claim_leftover(ev.tid, t, b.start);
+            }
+        }
         if n > b.probed {
             self.enqueue(tuple, n - b.probed, tag, ev.tid, b.start);
         }

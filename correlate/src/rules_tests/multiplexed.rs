@@ -249,3 +249,29 @@ fn an_answer_another_thread_writes_ends_the_workers_stretch_at_its_queue() {
     assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
     assert_eq!(workers_of(&f, 11), [21], "thread 11's second request");
 }
+
+#[test]
+fn a_caller_that_answers_with_no_wake_seen_takes_the_answer_read_last() {
+    // The `grpc` model: a front thread polls the channel itself; another caller woke it to
+    // take over polling before its answer came, so no wake follows the read of its answer
+    // (grpc-3-50 in one recording: the answer read by an `event_engine` thread, which woke
+    // nobody, and the caller answering its own request 170 µs later). It answers its request:
+    // the answer read last on the connection, handed to no one, is its call's.
+    let mut s = shared_channel();
+    first_round(&mut s);
+    call(&mut s, 10, 7, 40000);
+    call(&mut s, 11, 9, 40001);
+    s.wake(20, 21);
+    s.wake(20, 22);
+    work(&mut s, 22, 16, 42001, 15);
+    s.recv(13, 12, 41000, 19082, 65);
+    s.wake(13, 11);
+    s.send(11, 9, INGRESS, 40001, 100);
+    work(&mut s, 21, 13, 42000, 14);
+    s.recv(13, 12, 41000, 19082, 65);
+    s.send(10, 7, INGRESS, 40000, 100);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 4);
+    assert_eq!(workers_of(&f, 11), [22], "thread 11's second request");
+    assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
+}
