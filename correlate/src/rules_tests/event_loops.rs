@@ -265,3 +265,36 @@ fn a_preemption_after_a_wait_does_not_extend_the_previous_request() {
         "A's turns {a_turns:?} around B's wait at {returned}"
     );
 }
+
+#[test]
+fn steps_made_due_after_an_answering_step_run_after_it() {
+    // asyncio, one pooled redis connection (fd 9). In one iteration the loop reads A's redis
+    // reply, then requests B and C; in the next, A's step answers (releasing the connection),
+    // then B's step takes the connection and writes, then C's finds the pool empty. B was
+    // read before this iteration but has not run yet: its step comes after A's. In the
+    // CI-sized asyncio recordings, 3 to 23 more of 200 requests were exact with this.
+    let mut s = Sim::new();
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 6, INGRESS, 40000, 73); // A
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.send(2, 9, 42000, 16379, 22); // A's command
+    s.syscall(2, Sys::Wait, 5, 3, &[]);
+    s.recv(2, 9, 42000, 16379, 4); // A's reply
+    s.recv(2, 7, INGRESS, 40001, 73); // B
+    s.recv(2, 8, INGRESS, 40002, 73); // C
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.send(2, 6, INGRESS, 40000, 155); // A answers and releases
+    s.send(2, 9, 42000, 16379, 22); // B's step
+    let (f, _) = s.finish();
+    let by_port = |port: u16| {
+        f.iter()
+            .find(|r| r.request.ingress.remote.port == port)
+            .expect("request")
+    };
+    assert!(
+        span_on(by_port(40001), 2, SpanKind::Client).is_some(),
+        "the write after A's answer is B's: {:?}",
+        rules(by_port(40001))
+    );
+    assert!(span_on(by_port(40002), 2, SpanKind::Client).is_none());
+}
