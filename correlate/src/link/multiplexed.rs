@@ -213,6 +213,9 @@ impl Engine {
     /// handed to no caller (a reader's queue, or left over from an earlier read).
     pub(crate) fn claim_leftover(&mut self, tid: i32, tag: Tag, at: i64) {
         let request = self.canon(tag).request;
+        // Connections closed since keep nothing to take.
+        let socks = &self.socks;
+        self.leftover.retain(|t| socks.contains_key(t));
         let mut conns: Vec<Tuple> = self.leftover.clone();
         for t in self.threads.values() {
             for (_, c) in &t.replies {
