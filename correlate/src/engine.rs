@@ -149,6 +149,9 @@ pub(crate) struct Thread {
     pub woken: std::collections::VecDeque<(Tag, Option<Tuple>, u64)>,
     /// Event loops: waits returned so far, numbering the loop's iterations.
     pub waits: u64,
+    /// Event loops: the requests the last read on a server socket took at once (HTTP/2
+    /// streams in one read), in read order, that have not called out since.
+    pub batch: std::collections::VecDeque<Tag>,
     /// When the thread last ran again after being preempted outside a syscall.
     pub resumed: i64,
     /// Event loops: the syscall in progress answers a request (its turn ends with it).
@@ -181,6 +184,7 @@ impl Thread {
             turn: None,
             mark: ts,
             after_wait: None,
+            batch: Default::default(),
             woken: Default::default(),
             waits: 0,
             resumed: i64::MIN,

@@ -46,6 +46,7 @@ impl Engine {
             // Replies it read and handed to nobody: their callers may take them when they
             // answer, else their stretches fall back.
             let replies = std::mem::take(&mut t.replies);
+            t.batch.clear();
             t.handed.clear();
             self.leave_over(replies);
         }

@@ -15,6 +15,9 @@ Models (examples/testbed/models/):
              Debian's golang-go; built into the work directory first)
   grpc       an HTTP tier calling a gRPC server (pool of 4 workers, then redis) over one shared
              channel (needs grpcio from PyPI)
+  grpcnode   the same HTTP tier calling a Node.js gRPC server (@grpc/grpc-js from npm, one event
+             loop, one pipelined redis connection); the package is installed on first use into
+             $KREQ_NPM_CACHE (default /var/tmp/kreq-npm)
   unix       nginx -> a thread-per-connection app over a unix socket -> redis over a unix socket
   java       Java HttpServer on a dual-stack socket + newFixedThreadPool(8), 4 redis sockets in
              an ArrayBlockingQueue (needs a JDK: Debian's openjdk-17-jdk-headless)
@@ -58,6 +61,9 @@ MODELS = {
     # The gRPC server (and redis behind it) is started with the backend (see start_backend).
     "grpc": lambda a: [sys.executable, os.path.join(HERE, "models", "grpc_app.py"), "--tier", "front",
                        "--port", str(a.port), "--next", str(a.port + 2), "--truth", a.app_truth],
+    # The Node.js gRPC server (and redis behind it) is started with the backend.
+    "grpcnode": lambda a: [sys.executable, os.path.join(HERE, "models", "grpc_app.py"), "--tier", "front",
+                           "--port", str(a.port), "--next", str(a.port + 2), "--truth", a.app_truth],
     "go": lambda a: _app([os.path.join(work, "gopool")])(a),
     "java": _app([shutil.which("java") or "java", os.path.join(HERE, "models", "JavaPool.java")]),
 }
@@ -182,6 +188,29 @@ def start_backend():
     wait_port(args.port + 1)
     if args.model == "grpc":
         start_tier("grpc_app.py", "segments-worker.jsonl", ["--tier", "worker", "--redis", str(args.port + 1)])
+    if args.model == "grpcnode":
+        truth = os.path.join(work, "segments-worker.jsonl")
+        extra_truth.append(truth)
+        start([shutil.which("node") or "node", os.path.join(HERE, "models", "grpc_node.js"),
+               "--port", str(args.port + 2), "--redis", str(args.port + 1), "--truth", truth],
+              env=dict(os.environ, NODE_PATH=grpc_js()))
+        wait_port(args.port + 2)
+
+
+GRPC_JS = "@grpc/grpc-js@1.14.7"
+
+
+def grpc_js():
+    """The directory holding node_modules with @grpc/grpc-js, installed from npm on first use."""
+    cache = os.environ.get("KREQ_NPM_CACHE", "/var/tmp/kreq-npm")
+    if not os.path.isfile(os.path.join(cache, "node_modules", "@grpc", "grpc-js", "package.json")):
+        npm = shutil.which("npm")
+        if not npm:
+            raise SystemExit("models: the grpcnode model needs npm (apt-get install npm)")
+        os.makedirs(cache, exist_ok=True)
+        subprocess.run([npm, "install", "--prefix", cache, "--no-audit", "--no-fund", "--silent", GRPC_JS],
+                       check=True, stdout=subprocess.DEVNULL)
+    return os.path.join(cache, "node_modules")
 
 
 def build_go():
@@ -219,7 +248,7 @@ def main():
         procs.stop_recorder(recorder, summary)
     stop(app)  # the app writes its truth now, after the recording
     for pr in procs.procs:
-        if pr is not app and any(m in " ".join(map(str, pr.args)) for m in ("pgchain.py", "grpc_app.py")):
+        if pr is not app and any(m in " ".join(map(str, pr.args)) for m in ("pgchain.py", "grpc_app.py", "grpc_node.js")):
             stop(pr)  # the other tier writes its truth
     if args.truth:
         summary["truth_requests"] = merge_truth(args.truth)

@@ -96,6 +96,7 @@ impl Engine {
                         .copied()
                         .filter(|t| t.request != tag.request && !self.is_pending(*t))
                         .collect();
+                    let mut batch = std::collections::VecDeque::from([tag]);
                     for t in more {
                         let span = self.new_span(
                             t,
@@ -110,6 +111,14 @@ impl Engine {
                         }
                         self.extend_span(span, ev.ts, 0, 0);
                         self.woke(ev.tid, [span], None);
+                        batch.push_back(span);
+                    }
+                    if let Some(t) = self.threads.get_mut(&ev.tid) {
+                        t.batch = if batch.len() > 1 {
+                            batch
+                        } else {
+                            Default::default()
+                        };
                     }
                 }
                 // The thread turns to this request: its work on another one ended as this read

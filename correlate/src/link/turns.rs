@@ -82,6 +82,19 @@ impl Engine {
         let same_conn = t.woken.iter().position(|(_, v, _)| *v == Some(via));
         let (i, rule) = match (same_conn, current) {
             (Some(i), _) => (i, Rule::Continuation),
+            (None, Some(cur)) if !t.batch.is_empty() => {
+                // A read that took several requests at once (HTTP/2 streams): each calls out
+                // in read order, the first before the second.
+                let next = t.batch.pop_front()?;
+                if let Some(i) = t.woken.iter().position(|w| w.0.request == next.request) {
+                    t.woken.remove(i);
+                }
+                let rule = match next.request == cur.request {
+                    true => Rule::EventLoop,
+                    false => Rule::Continuation,
+                };
+                return Some((next, rule));
+            }
             (None, Some(cur)) => {
                 if let Some(i) = t
                     .woken
