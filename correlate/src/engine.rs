@@ -236,6 +236,9 @@ pub(crate) struct Sock {
     /// Client sockets: answers of stretches not placed yet that a reader read here and woke
     /// no caller for, oldest first (see [`crate::link`]'s multiplexed connections).
     pub leftover: std::collections::VecDeque<Tag>,
+    /// Multiplexed server sockets: the further requests an event loop's send answers along
+    /// with its first (HTTP/2 frames of several streams in one write), in order.
+    pub answers: Vec<Tag>,
 }
 
 /// Placeholder request id of a dropped stretch (the hand-off rule in [`crate::link`]): labels

@@ -413,6 +413,7 @@ impl Engine {
                 multiplexed: false,
                 callers: Vec::new(),
                 leftover: Default::default(),
+                answers: Vec::new(),
             }
         })
     }

@@ -32,6 +32,11 @@
 //! whose reader waited or read again). Over ten `grpc` recordings 137 of the 208 answers so
 //! taken were right; `reply_order` as a whole was right 2145 of 2506 times.
 //!
+//! An event loop serving such a connection (a Node.js gRPC server) has no stretches: one write
+//! of it answers every request read there whose last step a reply on another connection made
+//! due, in the order they were made due (grpc-js writes the frames of every finished stream
+//! in one `writev`).
+//!
 //! Requests read together on such a connection are not answered in order with its next write,
 //! as a pipelining server's are: their answers name their own stretches.
 
@@ -76,6 +81,11 @@ impl Engine {
             // A second send of the same answer.
             last.filter(|&l| self.is_deferred(l))
         };
+        if stretch.is_none() {
+            if let Some(first) = self.loop_answers(tid, tuple) {
+                return Some((Some(first), Some(first)));
+            }
+        }
         let Some(stretch) = stretch else {
             // Not a worker's own answer: the connection's own frames (HTTP/2 settings, window
             // updates, pings), or an answer it writes for a worker that set its stretch aside
@@ -97,6 +107,39 @@ impl Engine {
             t.stretch_start = at;
         }
         Some((Some(stretch), Some(stretch)))
+    }
+
+    /// Event loop `tid` writes on multiplexed server socket `tuple`: the answers of the requests
+    /// read there whose work a reply on another connection made due and that have not called
+    /// out since (their last step ran), in the order they were made due; the first is
+    /// returned, the others ride along in the same bytes. The `grpcnode` model: grpc-js
+    /// writes the answers of every stream whose handler finished in one `writev`.
+    fn loop_answers(&mut self, tid: i32, tuple: Tuple) -> Option<Tag> {
+        let t = self.threads.get(&tid).filter(|t| t.event_loop)?;
+        let read_here = |e: &Engine, w: Tag| {
+            e.requests.get(&e.canon(w).request).is_some_and(|r| {
+                !r.responded
+                    && r.spans.iter().any(|id| {
+                        e.spans.get(id).is_some_and(|s| {
+                            s.kind == SpanKind::Server && s.tid == tid && s.tuple == Some(tuple)
+                        })
+                    })
+            })
+        };
+        let due: Vec<Tag> = t
+            .woken
+            .iter()
+            .filter(|(w, via, _)| via.is_some() && read_here(self, *w))
+            .map(|(w, _, _)| self.canon(*w))
+            .collect();
+        let (&first, rest) = due.split_first()?;
+        for d in &due {
+            self.answered(tid, d.request);
+        }
+        if let Some(s) = self.socks.get_mut(&tuple) {
+            s.answers = rest.to_vec();
+        }
+        Some(first)
     }
 
     /// Whether `tag` is a stretch deferred at its answer, not placed yet.

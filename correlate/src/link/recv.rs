@@ -177,6 +177,19 @@ impl Engine {
                         t.current = Some(parent);
                     }
                     self.woke(ev.tid, replied.iter().map(|c| c.parent), Some(tuple));
+                    // The other calls the read answered end here too (a multiplexed
+                    // connection's one write of several streams' answers, pipelined replies).
+                    for c in replied.iter().skip(1) {
+                        let call = self.canon(c.tag);
+                        self.extend_span(call, ev.ts, 0, 0);
+                        if let Some(s) = self
+                            .spans
+                            .get_mut(&call.span)
+                            .filter(|s| s.kind == SpanKind::Client)
+                        {
+                            s.end_tid = (s.tid != ev.tid).then_some(ev.tid);
+                        }
+                    }
                 } else if let Some(t) = self.threads.get_mut(&ev.tid) {
                     // A reply to a call nobody saw made, on a thread with no request: it was
                     // blocked in that call when the recording began, for an unknown request.

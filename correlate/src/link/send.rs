@@ -21,8 +21,13 @@ impl Engine {
         let also = self
             .socks
             .get_mut(&sender)
-            .map(|s| (std::mem::take(&mut s.queued), s.multiplexed))
-            .and_then(|(q, multiplexed)| (!multiplexed).then_some(q))
+            .map(|s| {
+                let answers = std::mem::take(&mut s.answers);
+                match s.multiplexed {
+                    true => answers,
+                    false => std::mem::take(&mut s.queued),
+                }
+            })
             .unwrap_or_default();
         let also: Vec<Tag> = also.into_iter().map(|t| self.canon(t)).collect();
         let s = self
