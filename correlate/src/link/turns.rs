@@ -137,7 +137,7 @@ impl Engine {
         // runs the steps made due in one iteration in the order they were made due). In a
         // CI-sized asyncio recording, a request read after another's redis reply took the
         // pool's connection that answer released, and its write went to the request read
-        // after it; 7 of 8 CI-sized asyncio recordings gained 3 to 23 of 200 requests.
+        // after it; 9 of 10 CI-sized asyncio recordings gained 3 to 23 of 200 requests.
         let own = t.woken.iter().position(|(w, _, _)| w.request == request);
         let parked = t.waits;
         let ran = |i: usize, w: &(Tag, Option<Tuple>, u64)| {
