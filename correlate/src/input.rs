@@ -67,21 +67,18 @@ impl PartReader {
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
         let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
         let schema = builder.parquet_schema();
+        let leaf = |name: &str| {
+            (0..schema.num_columns()).find(|&i| schema.column(i).path().parts() == [name])
+        };
         let mut leaves = Vec::new();
         for name in COLUMNS {
-            let idx = (0..schema.num_columns())
-                .find(|&i| schema.column(i).path().parts() == [name.to_string()])
-                .ok_or_else(|| Error::Dataset {
-                    path: path.to_owned(),
-                    msg: format!("no column `{name}` in this events part"),
-                })?;
+            let idx = leaf(name).ok_or_else(|| Error::Dataset {
+                path: path.to_owned(),
+                msg: format!("no column `{name}` in this events part"),
+            })?;
             leaves.push(idx);
         }
-        for name in OPTIONAL_COLUMNS {
-            let found = (0..schema.num_columns())
-                .find(|&i| schema.column(i).path().parts() == [name.to_string()]);
-            leaves.extend(found);
-        }
+        leaves.extend(OPTIONAL_COLUMNS.iter().filter_map(|name| leaf(name)));
 
         let mask = ProjectionMask::leaves(schema, leaves);
         let reader = builder
@@ -259,7 +256,7 @@ pub(crate) fn decode(
 }
 
 /// A futex wait with no timeout on glibc's realtime clock (`FUTEX_WAIT_BITSET |
-/// FUTEX_CLOCK_REALTIME`, `utime` 0): how glibc's `signal_wait` and a `pthread_cond_wait` on a
+/// FUTEX_CLOCK_REALTIME`, `utime` 0): how glibc's `sem_wait` and a `pthread_cond_wait` on a
 /// default condition variable block, and so CPython's `Lock.acquire()` and a pool worker's
 /// `queue.get()`. Mutexes wait with `FUTEX_WAIT`; timed waits (CPython's GIL) pass a `utime`.
 fn untimed_signal_wait(op: Option<i64>, utime: Option<u64>) -> bool {
@@ -559,7 +556,7 @@ mod tests {
 
     #[test]
     fn an_untimed_signal_wait_is_a_realtime_bitset_wait_with_no_timeout() {
-        // glibc's `signal_wait` in a CPython pool worker (`grpc` model): op 393 =
+        // glibc's `sem_wait` in a CPython pool worker (`grpc` model): op 393 =
         // FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME.
         assert!(untimed_signal_wait(Some(393), Some(0)));
         // A shared (not private) semaphore.

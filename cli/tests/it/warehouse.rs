@@ -13,10 +13,16 @@ fn capture(name: &str) -> PathBuf {
     root().join("testdata").join(name).join("trace.txt.zst")
 }
 
-/// `kreq ingest INPUT --warehouse W --host HOST --date DATE`, which must succeed.
+/// `kreq ingest testdata/NAME/trace.txt.zst --warehouse W --host HOST --date DATE`, which
+/// must succeed.
 fn ingest(w: &Path, name: &str, host: &str, date: &str) {
-    let input = capture(name);
-    let o = kreq(&[
+    let o = ingest_file(w, &capture(name), host, date);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// `kreq ingest INPUT --warehouse W --host HOST --date DATE`.
+fn ingest_file(w: &Path, input: &Path, host: &str, date: &str) -> std::process::Output {
+    kreq(&[
         "ingest",
         input.to_str().expect("utf8"),
         "--warehouse",
@@ -26,8 +32,7 @@ fn ingest(w: &Path, name: &str, host: &str, date: &str) {
         "--date",
         date,
         "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ])
 }
 
 /// Events of a capture ingested on its own.
@@ -636,11 +641,18 @@ fn as_schema_5(w: &Path, host: &str) {
         )
         .expect("write");
     }
+    mark_schema(w, "5");
+}
+
+/// Sets the schema version in the warehouse's marker to `version`; returns the marker's text
+/// before.
+fn mark_schema(w: &Path, version: &str) -> String {
     let marker = w.join(kreq_schemas::warehouse::MARKER);
     let text = std::fs::read_to_string(&marker).expect("marker");
     let mut m: serde_json::Value = serde_json::from_str(&text).expect("json");
-    m["schema_version"] = "5".into();
+    m["schema_version"] = version.into();
     std::fs::write(&marker, m.to_string()).expect("write marker");
+    text
 }
 
 /// A warehouse that a kreq of schema 5 made takes this kreq's batches: every table of schema 5
@@ -657,17 +669,7 @@ fn a_warehouse_of_schema_5_takes_new_batches_and_answers_over_both() {
     let plain = dir.join("trace.txt");
     let zst = std::fs::File::open(capture("v6-dualstack")).expect("capture");
     std::fs::write(&plain, zstd::decode_all(zst).expect("zstd")).expect("write");
-    let o = kreq(&[
-        "ingest",
-        plain.to_str().expect("utf8"),
-        "--warehouse",
-        w.to_str().expect("utf8"),
-        "--host",
-        "new",
-        "--date",
-        "2026-12-01",
-        "--quiet",
-    ]);
+    let o = ingest_file(&w, &plain, "new", "2026-12-01");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let futex = "select host, count(*), count(op), count(utime) from events \
                  where event = 'sys_enter_futex' group by host order by host";
@@ -690,24 +692,9 @@ fn a_warehouse_of_schema_5_takes_new_batches_and_answers_over_both() {
         "select host, count(*) > 0 from spans group by host order by host",
     );
     assert_eq!(spans, ["new,true", "old,true"]);
-    let marker = w.join(kreq_schemas::warehouse::MARKER);
-    let text = std::fs::read_to_string(&marker).expect("marker");
+    let text = mark_schema(&w, "4");
     assert!(text.contains("\"5\""), "{text}");
-
-    let m: serde_json::Value = serde_json::from_str(&text).expect("json");
-    let mut m4 = m.clone();
-    m4["schema_version"] = "4".into();
-    std::fs::write(&marker, m4.to_string()).expect("write marker");
-    let input = capture("s1-c1");
-    let o = kreq(&[
-        "ingest",
-        input.to_str().expect("utf8"),
-        "--warehouse",
-        w.to_str().expect("utf8"),
-        "--host",
-        "newer",
-        "--quiet",
-    ]);
+    let o = ingest_file(&w, &capture("s1-c1"), "newer", "2026-12-01");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("schema 4") && err.contains("`spans`"), "{err}");

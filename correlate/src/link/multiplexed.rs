@@ -81,26 +81,30 @@ impl Engine {
             // A second send of the same answer.
             last.filter(|&l| self.is_deferred(l))
         };
-        if stretch.is_none() {
-            if let Some(first) = self.loop_answers(tid, tuple) {
-                return Some((Some(first), Some(first)));
+        let (stretch, own) = match stretch {
+            Some(s) => (s, true),
+            None => {
+                // An event loop's answers of the streams it finished.
+                if let Some(first) = self.loop_answers(tid, tuple) {
+                    return Some((Some(first), Some(first)));
+                }
+                // Not a worker's own answer: the connection's own frames (HTTP/2 settings,
+                // window updates, pings), or an answer it writes for a worker that set its
+                // stretch aside at its queue (gRPC queues a worker's answer when another
+                // thread holds the transport, and that thread writes it): the oldest such
+                // stretch of its process.
+                match self.claim_unanswered(tid) {
+                    Some(s) => (s, false),
+                    None => return Some((None, None)),
+                }
             }
-        }
-        let Some(stretch) = stretch else {
-            // Not a worker's own answer: the connection's own frames (HTTP/2 settings, window
-            // updates, pings), or an answer it writes for a worker that set its stretch aside
-            // at its queue (gRPC queues a worker's answer when another thread holds the
-            // transport, and that thread writes it): the oldest such stretch of its process.
-            let Some(stretch) = self.claim_unanswered(tid) else {
-                return Some((None, None));
-            };
-            let p = self.pending.get_mut(&stretch.request)?;
-            p.deferred.get_or_insert((rx, at));
-            // The writer's send is not the worker's work: no span of the writer to extend.
-            return Some((Some(stretch), None));
         };
         let p = self.pending.get_mut(&stretch.request)?;
         p.deferred.get_or_insert((rx, at));
+        if !own {
+            // The writer's send is not the worker's work: no span of the writer to extend.
+            return Some((Some(stretch), None));
+        }
         if let Some(t) = self.threads.get_mut(&tid) {
             t.current = None;
             t.last = Some(stretch);
@@ -181,6 +185,11 @@ impl Engine {
                 .retain(|&(_, s, _)| s.request != stretch.request),
         }
         Some(self.canon(stretch))
+    }
+
+    /// Whether some stretch is deferred at its answer (only then is there one to take).
+    pub(crate) fn any_deferred(&self) -> bool {
+        self.pending.values().any(|p| p.deferred.is_some())
     }
 
     /// Whether a read that took `taken` holds answers of stretches deferred at their answer.
@@ -285,7 +294,7 @@ impl Engine {
                     .get(j)
                     .and_then(|c| self.spans.get(&c.tag.span))
                     .map(|sp| sp.start),
-                None if s.callers.contains(&tid) && !self.reached_out(request, tid) => {
+                None if self.called_on(tid, tuple) && !self.reached_out(request, tid) => {
                     self.requests.get(&request).map(|r| r.start)
                 }
                 None => None,
@@ -420,10 +429,10 @@ impl Engine {
         if let Some(t) = self.threads.get_mut(&reader) {
             t.handed.push(target);
         }
-        let parent = match call {
+        // A call sent by another thread (gRPC writes the queued frames of several callers in
+        // one send): the answer is for the request the woken thread serves.
+        let serving = match call {
             Some(_) => None,
-            // Its call was sent by another thread (gRPC writes the queued frames of several
-            // callers in one send): the answer is for the request the woken thread serves.
             None => match self.serving_request(target) {
                 Some(r) => Some(r),
                 None => return,
@@ -432,12 +441,13 @@ impl Engine {
         if let Some(t) = self.threads.get_mut(&reader) {
             t.replies.remove(i);
         }
-        match (call, parent) {
+        match (call, serving) {
             (Some(j), _) => self.answer_call(tuple, j, stretch, at),
-            (None, Some(parent)) => {
-                self.place(stretch, parent, Rule::ReplyOrder, at);
+            (None, parent) => {
+                if let Some(parent) = parent {
+                    self.place(stretch, parent, Rule::ReplyOrder, at);
+                }
             }
-            (None, None) => {}
         }
     }
 

@@ -181,14 +181,7 @@ impl Engine {
                     // connection's one write of several streams' answers, pipelined replies).
                     for c in replied.iter().skip(1) {
                         let call = self.canon(c.tag);
-                        self.extend_span(call, ev.ts, 0, 0);
-                        if let Some(s) = self
-                            .spans
-                            .get_mut(&call.span)
-                            .filter(|s| s.kind == SpanKind::Client)
-                        {
-                            s.end_tid = (s.tid != ev.tid).then_some(ev.tid);
-                        }
+                        self.read_for(call, ev.tid, ev.ts, 0);
                     }
                 } else if let Some(t) = self.threads.get_mut(&ev.tid) {
                     // A reply to a call nobody saw made, on a thread with no request: it was
@@ -202,18 +195,23 @@ impl Engine {
             }
         };
         if let Some(tag) = tag {
-            self.extend_span(tag, ev.ts, n, 0);
-            // A reply read by another thread than the one that called (a goroutine resumed on
-            // another OS thread) ends the call there.
-            if let Some(s) = self
-                .spans
-                .get_mut(&tag.span)
-                .filter(|s| s.kind == SpanKind::Client)
-            {
-                s.end_tid = (s.tid != ev.tid).then_some(ev.tid);
-            }
+            self.read_for(tag, ev.tid, ev.ts, n);
         }
         tag
+    }
+
+    /// Thread `tid` read `n` bytes for span `tag` in a read that ended at `at`: the span lasts
+    /// until then. A reply read by another thread than the one that called (a goroutine
+    /// resumed on another OS thread) ends the call there.
+    fn read_for(&mut self, tag: Tag, tid: i32, at: i64, n: i64) {
+        self.extend_span(tag, at, n, 0);
+        if let Some(s) = self
+            .spans
+            .get_mut(&tag.span)
+            .filter(|s| s.kind == SpanKind::Client)
+        {
+            s.end_tid = (s.tid != tid).then_some(tid);
+        }
     }
 
     /// Adds what thread `tid` did from `from` to `to` (its clock's split) to the wire time of

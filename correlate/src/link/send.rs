@@ -23,9 +23,11 @@ impl Engine {
             .get_mut(&sender)
             .map(|s| {
                 let answers = std::mem::take(&mut s.answers);
-                match s.multiplexed {
-                    true => answers,
-                    false => std::mem::take(&mut s.queued),
+                let queued = std::mem::take(&mut s.queued);
+                if s.multiplexed {
+                    answers
+                } else {
+                    queued
                 }
             })
             .unwrap_or_default();
@@ -56,7 +58,7 @@ impl Engine {
             None => self.send_tags(ev.tid, tuple, b.start, b.fd),
         };
         let tag = tag.map(|t| self.canon(t));
-        if let Some(t) = tag.filter(|_| !self.pending.is_empty()) {
+        if let Some(t) = tag.filter(|_| self.any_deferred()) {
             if self
                 .socks
                 .get(&tuple)

@@ -121,10 +121,7 @@ fn a_request_parked_on_a_pool_resumes_when_another_answers() {
     s.syscall(2, Sys::Wait, 5, 0, &[]);
     s.send(2, 9, 42000, 16379, 22); // B's step
     let (f, _) = s.finish();
-    let b = f
-        .iter()
-        .find(|r| r.request.ingress.remote.port == 40001)
-        .expect("B");
+    let b = request_from(&f, 40001);
     assert!(
         span_on(b, 2, SpanKind::Client).is_some(),
         "the write after the release is B's: {:?}",
@@ -151,11 +148,7 @@ fn a_step_parked_in_the_iteration_after_its_read_is_woken_by_a_release_in_that_i
     s.syscall(2, Sys::Wait, 5, 0, &[]);
     s.send(2, 9, 42000, 16379, 22); // B's step
     let (f, _) = s.finish();
-    let by_port = |p: u16| {
-        f.iter()
-            .find(|r| r.request.ingress.remote.port == p)
-            .expect("request")
-    };
+    let by_port = |p: u16| request_from(&f, p);
     assert!(
         span_on(by_port(40001), 2, SpanKind::Client).is_some(),
         "the write after the release is B's"
@@ -190,10 +183,7 @@ fn gil(s: &mut Sim, tid: i32) {
 
 /// The root span of the request from client port `port`.
 fn root_of(f: &[Finished], port: u16) -> &crate::model::Span {
-    let r = f
-        .iter()
-        .find(|r| r.request.ingress.remote.port == port)
-        .expect("request");
+    let r = request_from(f, port);
     r.spans
         .iter()
         .find(|sp| sp.id == r.request.root)
@@ -224,8 +214,7 @@ fn a_request_sent_before_the_wait_returned_starts_where_it_returned() {
     let (f, _) = s.finish();
     let a = root_of(&f, 40000);
     assert_eq!(a.start, returned, "from the wait's return");
-    let r = f.iter().find(|r| r.request.ingress.remote.port == 40000);
-    assert_eq!(r.map(|r| r.request.start), Some(returned));
+    assert_eq!(request_from(&f, 40000).request.start, returned);
     let b = root_of(&f, 40001);
     assert!(
         b.start > second_wait + 30_000,
@@ -286,11 +275,7 @@ fn steps_made_due_after_an_answering_step_run_after_it() {
     s.send(2, 6, INGRESS, 40000, 155); // A answers and releases
     s.send(2, 9, 42000, 16379, 22); // B's step
     let (f, _) = s.finish();
-    let by_port = |port: u16| {
-        f.iter()
-            .find(|r| r.request.ingress.remote.port == port)
-            .expect("request")
-    };
+    let by_port = |port: u16| request_from(&f, port);
     assert!(
         span_on(by_port(40001), 2, SpanKind::Client).is_some(),
         "the write after A's answer is B's: {:?}",

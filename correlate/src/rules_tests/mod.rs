@@ -147,6 +147,13 @@ impl Sim {
     }
 }
 
+/// The request that came from client port `port`.
+fn request_from(f: &[Finished], port: u16) -> &Finished {
+    f.iter()
+        .find(|r| r.request.ingress.remote.port == port)
+        .expect("request")
+}
+
 fn rules(f: &Finished) -> Vec<&'static str> {
     f.request.edges.iter().map(|e| e.rule.as_str()).collect()
 }

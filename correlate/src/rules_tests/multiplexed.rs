@@ -215,17 +215,7 @@ fn an_answer_another_thread_writes_ends_the_workers_stretch_at_its_queue() {
     // first request's work: in one recording 32 of 296 answers were written for a worker, and
     // without this each of those workers' next request joined the same stretch.
     let mut s = shared_channel();
-    call(&mut s, 10, 7, 40000);
-    call(&mut s, 11, 9, 40001);
-    s.wake(20, 21);
-    s.wake(20, 22);
-    work(&mut s, 21, 13, 42000, 14);
-    work(&mut s, 22, 16, 42001, 15);
-    s.recv(13, 12, 41000, 19082, 130);
-    s.wake(13, 11);
-    s.wake(13, 10);
-    s.send(11, 9, INGRESS, 40001, 100);
-    s.send(10, 7, INGRESS, 40000, 100);
+    first_round(&mut s);
     // Second round: worker 21 serves both requests; the reader thread 20 writes the first
     // answer while the worker waits at its queue.
     call(&mut s, 10, 7, 40000);

@@ -40,10 +40,7 @@ fn unix_recv(s: &mut Sim, tid: i32, fd: i64, sk: u64, n: i64) {
 /// Each request, by its client's port, has a server span on the app thread given for it.
 fn assert_served_by(f: &[Finished], by: &[(u16, i32)]) {
     for &(port, app) in by {
-        let r = f
-            .iter()
-            .find(|r| r.request.ingress.remote.port == port)
-            .expect("request");
+        let r = request_from(f, port);
         assert!(
             span_on(r, app, SpanKind::Server).is_some(),
             "request {port} is served by thread {app}: {:?}",
@@ -183,6 +180,14 @@ fn nginx_clients(s: &mut Sim) {
     }
 }
 
+/// nginx's threads 2, 3 and 4 send their requests to the app on their unix connections (fds 8,
+/// 9 and 10, sockets 0xa, 0xb and 0xe).
+fn nginx_requests(s: &mut Sim) {
+    for (tid, fd, sk) in [(2, 8, 0xa), (3, 9, 0xb), (4, 10, 0xe)] {
+        unix_send(s, tid, fd, sk, 109, None);
+    }
+}
+
 /// nginx's threads 2, 3 and 4 read the app's 112-byte replies on their unix connections (fds
 /// 8, 9, 10) and answer their clients; the request on port 40000 must be served by app
 /// thread 6, 40001 by 7, 40002 by 8.
@@ -232,9 +237,7 @@ fn a_busy_acceptors_connections_break_length_ties_in_listen_queue_order() {
     for accepted in [20, 21, 22] {
         s.syscall(5, Sys::Accept, 3, accepted, &[]);
     }
-    unix_send(&mut s, 2, 8, 0xa, 109, None);
-    unix_send(&mut s, 3, 9, 0xb, 109, None);
-    unix_send(&mut s, 4, 10, 0xe, 109, None);
+    nginx_requests(&mut s);
     for (app, fd, sk) in [(8, 22, 0xf), (7, 21, 0xd), (6, 20, 0xc)] {
         unix_recv(&mut s, app, fd, sk, 109);
         unix_send(&mut s, app, fd, sk, 112, None);
@@ -265,9 +268,7 @@ fn a_connect_another_listener_guessed_goes_back_to_the_listen_queue() {
     // App thread 7's connect to redis wakes nobody; redis's accept guesses nginx's connect.
     connect(&mut s, 7, 31, None);
     s.syscall(9, Sys::Accept, 6, 41, &[]);
-    unix_send(&mut s, 2, 8, 0xa, 109, None);
-    unix_send(&mut s, 3, 9, 0xb, 109, None);
-    unix_send(&mut s, 4, 10, 0xe, 109, None);
+    nginx_requests(&mut s);
     unix_send(&mut s, 7, 31, 0x71, 24, None);
     unix_recv(&mut s, 9, 41, 0x91, 24);
     for accepted in [21, 22] {
@@ -315,9 +316,7 @@ fn a_listen_queue_guess_takes_a_connect_of_a_program_that_calls_that_listener() 
     for accepted in [21, 22] {
         s.syscall(5, Sys::Accept, 3, accepted, &[]);
     }
-    unix_send(&mut s, 2, 8, 0xa, 109, None);
-    unix_send(&mut s, 3, 9, 0xb, 109, None);
-    unix_send(&mut s, 4, 10, 0xe, 109, None);
+    nginx_requests(&mut s);
     unix_send(&mut s, 7, 31, 0x71, 24, None);
     unix_recv(&mut s, 9, 41, 0x91, 24);
     for (app, fd, sk) in [(6, 20, 0xc), (8, 22, 0xf), (7, 21, 0xd)] {
