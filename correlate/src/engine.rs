@@ -96,6 +96,12 @@ pub(crate) struct Bracket {
     pub unix: Option<(Endpoint, Endpoint)>,
     /// The last thread this syscall woke (in its own context).
     pub woke: Option<i32>,
+    /// An untimed signal wait (see [`crate::event::Event::signal_wait`]): a pool worker
+    /// waiting for work.
+    pub signal_wait: bool,
+    /// This syscall woke a pool worker ([`Thread::worker`]) out of such a wait: it handed
+    /// the worker work.
+    pub woke_worker: bool,
     /// A TCP socket changed state inside (a TCP `connect`).
     pub tcp_state: bool,
     pub len: i64,
@@ -166,6 +172,22 @@ pub(crate) struct Thread {
     /// A stretch of this thread's set aside at an untimed signal wait, and when (see
     /// [`crate::link`]'s hand-off).
     pub suspended: Option<(Tag, i64)>,
+    /// Event loops: the thread passed the request it read on to a pool worker and has not
+    /// waited since (see [`crate::link`]'s turns).
+    pub passed: Option<Passed>,
+    /// The thread answered a request another thread read: it is a pool worker.
+    pub worker: bool,
+}
+
+/// An event loop's hand-off of a request it read to a pool worker ([`Engine::pass_on`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Passed {
+    /// The request's span on the loop's thread.
+    pub span: Tag,
+    /// The end of the syscall that woke the worker.
+    pub at: i64,
+    /// The loop's first syscall after it, and its time split then, once made.
+    pub next: Option<(i64, crate::sched::Split)>,
 }
 
 impl Thread {
@@ -192,6 +214,8 @@ impl Thread {
             replies: Default::default(),
             handed: Vec::new(),
             suspended: None,
+            passed: None,
+            worker: false,
         }
     }
 }

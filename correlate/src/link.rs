@@ -43,6 +43,7 @@ impl Engine {
             t.event_loop = true;
             t.current = None;
             t.unknown = false;
+            t.passed = None;
             // Replies it read and handed to nobody: their callers may take them when they
             // answer, else their stretches fall back.
             let replies = std::mem::take(&mut t.replies);
@@ -50,12 +51,14 @@ impl Engine {
             t.handed.clear();
             self.leave_over(replies);
         }
+        self.after_pass(ev.tid, ev.ts);
         let t = self.thread(ev);
         t.bracket = Some(Bracket {
             sys: Some(sys),
             fd: ev.fd,
             start: ev.ts,
             rows: vec![ev.row],
+            signal_wait: sys == Sys::Futex && ev.signal_wait,
             ..Default::default()
         });
         if let Some(b) = stale {
@@ -318,6 +321,9 @@ impl Engine {
         };
         if let Some(tag) = tag {
             self.take_turn(ev.tid, tag, ev.ts);
+            if b.woke_worker {
+                self.pass_on(ev.tid, tag);
+            }
         }
         self.emit_rows(b.rows, tag, sink);
     }

@@ -42,12 +42,19 @@ impl Engine {
         if !ev.irq && ev.tid != 0 {
             self.reply_woke(ev.tid, target, ev.ts);
         }
+        let worker = self
+            .threads
+            .get(&target)
+            .filter(|t| t.worker)
+            .and_then(|t| t.bracket.as_ref())
+            .is_some_and(|b| b.signal_wait);
         let waker = if ev.irq || ev.tid == 0 {
             None
         } else {
             let mut w = self.threads.get_mut(&ev.tid);
             if let Some(b) = w.as_deref_mut().and_then(|t| t.bracket.as_mut()) {
                 b.woke = Some(target);
+                b.woke_worker |= worker;
             }
             w.and_then(|t| t.current)
         };

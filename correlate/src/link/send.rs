@@ -85,6 +85,12 @@ impl Engine {
                     r.responded = true;
                 }
             }
+            let read_by = self.spans.get(&tag.span).map(|s| s.tid);
+            if read_by.is_some_and(|r| r != ev.tid) {
+                if let Some(t) = self.threads.get_mut(&ev.tid) {
+                    t.worker = true;
+                }
+            }
         }
         // The send's events are the sending thread's work (a pool worker's reply included).
         own.filter(|_| tag.is_some())

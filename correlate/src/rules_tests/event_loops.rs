@@ -159,37 +159,6 @@ fn a_step_parked_in_the_iteration_after_its_read_is_woken_by_a_release_in_that_i
     );
 }
 
-/// `tid` is preempted outside a syscall and runs again 50 µs later.
-fn preempted(s: &mut Sim, tid: i32) {
-    let mut out = s.ev(tid, Kind::Switch);
-    (out.prev_tid, out.prev_state, out.next_tid) = (Some(tid), Some(PrevState::Runnable), Some(0));
-    s.push(out);
-    s.ts += 50_000;
-    let mut back = s.ev(0, Kind::Switch);
-    (back.prev_tid, back.prev_state, back.next_tid) =
-        (Some(0), Some(PrevState::Runnable), Some(tid));
-    s.push(back);
-}
-
-/// A CPython GIL hand-over on `tid` (a futex call that takes no turn), 30 µs long.
-fn gil(s: &mut Sim, tid: i32) {
-    let enter = s.ev(tid, Kind::Enter(Sys::Futex));
-    s.push(enter);
-    s.ts += 30_000;
-    let mut exit = s.ev(tid, Kind::Exit(Sys::Futex));
-    exit.ret = Some(0);
-    s.push(exit);
-}
-
-/// The root span of the request from client port `port`.
-fn root_of(f: &[Finished], port: u16) -> &crate::model::Span {
-    let r = request_from(f, port);
-    r.spans
-        .iter()
-        .find(|sp| sp.id == r.request.root)
-        .expect("root")
-}
-
 #[test]
 fn a_request_sent_before_the_wait_returned_starts_where_it_returned() {
     // The `handoff` model's acceptor (a `selectors` loop, tid 2): the load generator (tid 1)

@@ -156,3 +156,92 @@ fn a_stretch_placed_at_the_end_of_the_input_labels_its_events() {
     );
     assert!(labels.iter().all(|(_, t)| t.request == f[0].request.id));
 }
+
+/// Acceptor 2 reads request A (client port 40001) and wakes worker 3 out of its queue wait
+/// (`submit`), then hands CPython's GIL over with a wake of thread 4 before it reads B (port
+/// 40002, sent before). Worker 3 then serves A. Returns when the submit's wake returned and
+/// when the GIL hand-over began.
+fn submit_then_read(s: &mut Sim, preempt: bool) -> (i64, i64) {
+    s.tgids.insert(4, 2);
+    let mut wait = s.ev(3, Kind::Enter(Sys::Futex));
+    wait.signal_wait = true;
+    s.push(wait);
+    s.send(1, 3, 40001, INGRESS, 73);
+    s.send(1, 4, 40002, INGRESS, 73);
+    s.syscall(2, Sys::Wait, 5, 2, &[]);
+    s.recv(2, 12, INGRESS, 40001, 73);
+    let mut submit = Event::new(0, 0, 2, Kind::Wakeup);
+    submit.wake_tid = Some(3);
+    s.syscall(2, Sys::Futex, 0, 1, &[submit]);
+    let passed = s.ts;
+    if preempt {
+        preempted(s, 2);
+    }
+    let mut gil = Event::new(0, 0, 2, Kind::Wakeup);
+    gil.wake_tid = Some(4);
+    s.syscall(2, Sys::Futex, 0, 1, &[gil]);
+    let handover = s.ts - 2_000;
+    s.recv(2, 13, INGRESS, 40002, 73);
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    let mut woken = s.ev(3, Kind::Exit(Sys::Futex));
+    woken.ret = Some(0);
+    s.push(woken);
+    redis_call(s, 42000);
+    s.send(3, 12, INGRESS, 40001, 155);
+    s.send(3, 13, INGRESS, 40002, 155);
+    (passed, handover)
+}
+
+#[test]
+fn an_acceptor_that_wakes_a_waiting_pool_worker_is_done_with_the_request() {
+    // The `handoff` model (CI-sized recording of run11): the acceptor's `submit` wakes a
+    // worker out of its queue wait; CPython's GIL hand-overs to that worker follow, before
+    // the acceptor reads the next ready connection. 9 of 16 misses were those hand-overs
+    // counted in the request submitted, and the next request's segment (from the loop's
+    // step to its connection) less than half covered.
+    let mut s = Sim::new();
+    handoff(&mut s, 40000, 42000);
+    let (passed, handover) = submit_then_read(&mut s, false);
+    let (f, _) = s.finish();
+    assert_eq!(
+        root_of(&f, 40001).end,
+        passed,
+        "A ends with the wake of its worker"
+    );
+    assert_eq!(
+        root_of(&f, 40002).start,
+        handover,
+        "B starts at the loop's next syscall"
+    );
+    let worker = span_on(request_from(&f, 40001), 3, SpanKind::Internal);
+    assert!(worker.is_some(), "the worker's stretch still joins A");
+}
+
+#[test]
+fn a_request_passed_on_runs_on_through_a_preemption_right_after() {
+    // The `handoff` model (run6): the woken worker often preempts the acceptor right after
+    // the wake, and the submit returns when the acceptor runs again.
+    let mut s = Sim::new();
+    handoff(&mut s, 40000, 42000);
+    let (passed, handover) = submit_then_read(&mut s, true);
+    let (f, _) = s.finish();
+    let a = root_of(&f, 40001);
+    assert!(
+        a.end > passed + 50_000 && a.end < handover,
+        "A runs on to the resumption: {} after the wake",
+        a.end - passed
+    );
+    assert_eq!(root_of(&f, 40002).start, handover);
+}
+
+#[test]
+fn a_wake_of_a_thread_that_never_answered_hands_nothing_over() {
+    // A Node.js loop wakes V8's and libuv's helper threads out of the same kind of wait;
+    // they answer no request, and the loop goes on with its request.
+    let mut s = Sim::new();
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    let (passed, _) = submit_then_read(&mut s, false);
+    let (f, _) = s.finish();
+    let a = root_of(&f, 40001);
+    assert!(a.end > passed, "A's span goes on to B's read");
+}

@@ -147,6 +147,37 @@ impl Sim {
     }
 }
 
+/// `tid` is preempted outside a syscall and runs again 50 µs later.
+fn preempted(s: &mut Sim, tid: i32) {
+    let mut out = s.ev(tid, Kind::Switch);
+    (out.prev_tid, out.prev_state, out.next_tid) = (Some(tid), Some(PrevState::Runnable), Some(0));
+    s.push(out);
+    s.ts += 50_000;
+    let mut back = s.ev(0, Kind::Switch);
+    (back.prev_tid, back.prev_state, back.next_tid) =
+        (Some(0), Some(PrevState::Runnable), Some(tid));
+    s.push(back);
+}
+
+/// A CPython GIL hand-over on `tid` (a futex call that takes no turn), 30 µs long.
+fn gil(s: &mut Sim, tid: i32) {
+    let enter = s.ev(tid, Kind::Enter(Sys::Futex));
+    s.push(enter);
+    s.ts += 30_000;
+    let mut exit = s.ev(tid, Kind::Exit(Sys::Futex));
+    exit.ret = Some(0);
+    s.push(exit);
+}
+
+/// The root span of the request from client port `port`.
+fn root_of(f: &[Finished], port: u16) -> &crate::model::Span {
+    let r = request_from(f, port);
+    r.spans
+        .iter()
+        .find(|sp| sp.id == r.request.root)
+        .expect("root")
+}
+
 /// The request that came from client port `port`.
 fn request_from(f: &[Finished], port: u16) -> &Finished {
     f.iter()
