@@ -160,6 +160,12 @@ pub(crate) struct Thread {
     pub batch: std::collections::VecDeque<Tag>,
     /// When the thread last ran again after being preempted outside a syscall.
     pub resumed: i64,
+    /// The thread's last syscall returned with the need-resched flag set and it has not
+    /// entered another or been preempted since: a preemption now comes before any of its
+    /// code ran after the return.
+    pub resched_exit: bool,
+    /// The preemption that [`Thread::resumed`] ended came at a syscall's return.
+    pub preempted_at_return: bool,
     /// Event loops: the syscall in progress answers a request (its turn ends with it).
     pub answering: bool,
     /// Replies this thread read on a multiplexed connection whose callee's work is not placed
@@ -210,6 +216,8 @@ impl Thread {
             woken: Default::default(),
             waits: 0,
             resumed: i64::MIN,
+            resched_exit: false,
+            preempted_at_return: false,
             answering: false,
             replies: Default::default(),
             handed: Vec::new(),

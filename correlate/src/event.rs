@@ -210,6 +210,9 @@ pub struct Event {
     /// `pthread_cond_wait`, which CPython's `Lock.acquire()` and so a pool worker's
     /// `queue.get()` block in; CPython's GIL waits are timed, mutexes use `FUTEX_WAIT`).
     pub signal_wait: bool,
+    /// `sys_exit_*` with the need-resched flag set: the thread is preempted on its way back
+    /// to user space, before any of its code runs.
+    pub need_resched: bool,
 }
 
 impl Event {
@@ -244,6 +247,7 @@ impl Event {
             src: None,
             dst: None,
             signal_wait: false,
+            need_resched: false,
         }
     }
 }

@@ -4,7 +4,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{
-    Array, AsArray, DictionaryArray, Int32Array, Int64Array, RecordBatch, UInt16Array, UInt64Array,
+    Array, AsArray, BooleanArray, DictionaryArray, Int32Array, Int64Array, RecordBatch,
+    UInt16Array, UInt64Array,
 };
 use arrow::datatypes::Int32Type;
 use kreq_schemas::events as ev;
@@ -39,9 +40,10 @@ const COLUMNS: &[&str] = &[
     ev::DPORT,
 ];
 
-/// Columns read when the part has them: schema 6 added them, and events of older schemas
-/// correlate without what they tell (see [`Event::signal_wait`]).
-const OPTIONAL_COLUMNS: &[&str] = &[ev::OP, ev::UTIME];
+/// Columns read when the part has them: schema 6 added `op` and `utime`, and events of older
+/// schemas correlate without what they tell (see [`Event::signal_wait`]); `need_resched`
+/// is nullable (traces that do not give the flag).
+const OPTIONAL_COLUMNS: &[&str] = &[ev::OP, ev::UTIME, ev::NEED_RESCHED];
 
 /// Streams the events of one part file as [`Event`]s, batch by batch.
 pub(crate) struct PartReader {
@@ -185,6 +187,9 @@ pub(crate) fn decode(
     let utime = has(ev::UTIME)
         .map(|n| col::<UInt64Array>(b, n))
         .transpose()?;
+    let resched = has(ev::NEED_RESCHED)
+        .map(|n| col::<BooleanArray>(b, n))
+        .transpose()?;
     let ep = |a: Option<u32>, p: &UInt16Array, i: usize| {
         a.zip(p.is_valid(i).then(|| p.value(i)))
             .map(|(addr, port)| Endpoint { addr, port })
@@ -211,7 +216,10 @@ pub(crate) fn decode(
                     };
                 }
             }
-            Kind::Exit(_) => e.ret = opt_i64(ret, i),
+            Kind::Exit(_) => {
+                e.ret = opt_i64(ret, i);
+                e.need_resched = resched.is_some_and(|r| r.is_valid(i) && r.value(i));
+            }
             Kind::Switch => {
                 e.prev_tid = opt_i32(prev, i);
                 e.next_tid = opt_i32(next, i);

@@ -53,6 +53,7 @@ impl Engine {
         }
         self.after_pass(ev.tid, ev.ts);
         let t = self.thread(ev);
+        t.resched_exit = false;
         t.bracket = Some(Bracket {
             sys: Some(sys),
             fd: ev.fd,
@@ -266,6 +267,7 @@ impl Engine {
             self.release_probes(ev.tid, None);
         }
         let t = self.thread(ev);
+        t.resched_exit = ev.need_resched;
         let Some(mut b) = t.bracket.take() else {
             self.stats.unmatched_brackets += 1;
             return self.label_in_context(ev, sink);
@@ -320,7 +322,7 @@ impl Engine {
             _ => self.current(ev.tid),
         };
         if let Some(tag) = tag {
-            self.take_turn(ev.tid, tag, ev.ts);
+            self.take_turn(ev.tid, tag, b.start, ev.ts);
             if b.woke_worker {
                 self.pass_on(ev.tid, tag);
             }

@@ -226,16 +226,17 @@ fn a_recording_started_under_load_reconstructs_the_requests_inside_it() {
 /// reads every request and submits it to a `ThreadPoolExecutor(4)`; workers share 3 redis
 /// connections and answer on the client's connection. Scored by segment truth (every
 /// interval a thread worked on a request, logged by the app itself). The gate is a floor
-/// under the measured accuracy (0.945 to 0.99 in seven CI-sized recordings,
-/// docs/performance.md), not the 99% target: the acceptor's turns are split from the next
-/// request's at syscall boundaries, and CPython's GIL hand-overs lie between them.
+/// under the measured accuracy (0.96 to 1.0 in fourteen CI-sized recordings,
+/// docs/performance.md), not the 99% target: where a `submit` woke no worker, the
+/// acceptor's turns are split from the next request's at syscall boundaries, and CPython's
+/// GIL hand-overs lie between them.
 #[test]
 fn handoff_model_joins_pool_workers_to_the_requests_they_answer() {
     let _serial = crate::tracefs_lock();
     if !testbed_ready("handoff model testbed", &[]) {
         return;
     }
-    let (_, dir) = score_model("handoff", "29080", "0.85");
+    let (_, dir) = score_model("handoff", "29080", "0.9");
     // Requests answered by pool workers join through the hand-off rule.
     let n = edges_by(&dir, "handoff");
     assert!(n >= 150, "handoff edges: {n}");
@@ -297,25 +298,25 @@ fn asyncio_model_follows_coroutine_steps_across_zero_timeout_waits() {
     if !testbed_ready("asyncio model testbed", &[]) {
         return;
     }
-    // Recordings of this model score 0.53 to 0.93 (docs/performance.md; the low ones in this
-    // test, while other tests of the binary load both cores and preempt the loop mid-step);
-    // without the continuation rule, 0.
-    let (_, dir) = score_model("asyncio", "29180", "0.4");
+    // Seventeen CI-sized recordings of this model score 0.775 to 1.0 (docs/performance.md;
+    // the low ones kept from failed runs, while other tests of the binary load both cores
+    // and preempt the loop mid-step); without the continuation rule, 0.
+    let (_, dir) = score_model("asyncio", "29180", "0.7");
     // Every request's redis commands are written after a zero-timeout wait, with no request
     // read in that turn: they join by woken order.
     assert!(edges_by(&dir, "continuation") >= 300);
 }
 
-/// CI-sized recordings of this model scored 0.53 to 0.89 (docs/performance.md): the low one
-/// in a clean-clone CI run, where Node.js ran each callback's tail after its `write` for
-/// 5 µs and more, past the next request's turn start. The gate is a floor under that.
+/// Fourteen CI-sized recordings of this model score 0.88 to 0.995 (docs/performance.md);
+/// the misses: Node.js ran a callback's tail after its `write` past the next callback's
+/// first syscall. The gate is a floor under that.
 #[test]
 fn eventloop_model_splits_one_pipelined_connection_among_interleaved_requests() {
     let _serial = crate::tracefs_lock();
     if !testbed_ready("eventloop model testbed", &["node"]) {
         return;
     }
-    let (_, dir) = score_model("eventloop", "29280", "0.4");
+    let (_, dir) = score_model("eventloop", "29280", "0.75");
     assert!(edges_by(&dir, "turn") > 0);
 }
 
@@ -396,7 +397,7 @@ fn grpc_model_gives_workers_answers_to_the_callers_they_wake() {
 
 /// The same HTTP tier calling a Node.js gRPC server (`@grpc/grpc-js` from npm): one event loop
 /// reads several callers' streams at once and writes several streams' answers in one
-/// `writev`. Seven CI-sized recordings scored 0.185 to 0.32, 0.03 to 0.075 without the
+/// `writev`. Five CI-sized recordings score 0.33 to 0.425, 0.03 to 0.075 without the
 /// event-loop answers on a multiplexed socket (docs/performance.md).
 #[test]
 fn grpcnode_model_answers_every_finished_stream_of_one_write() {
@@ -406,7 +407,7 @@ fn grpcnode_model_answers_every_finished_stream_of_one_write() {
     {
         return;
     }
-    score_model("grpcnode", "29880", "0.1");
+    score_model("grpcnode", "29880", "0.25");
 }
 
 #[test]

@@ -16,6 +16,7 @@ impl Engine {
                         t.clock.preempted(ev.ts);
                         if t.bracket.is_none() {
                             t.resumed = i64::MAX;
+                            t.preempted_at_return = std::mem::take(&mut t.resched_exit);
                         }
                     }
                     Some(st) => {

@@ -9,6 +9,9 @@
 //!   turn lasts from where the previous one stopped (the exit of the previous request's last
 //!   syscall, or the end of a wait) to the loop's next syscall for another request. Each turn
 //!   is its own span, so no span of a request covers another request's work on the thread;
+//!   when the next turn's syscall comes within 30 µs of where the previous turn stopped,
+//!   that time holds the previous step's tail and the next one's head, and the next turn
+//!   starts at its syscall (the time is neither request's);
 //!   the first turn is the request's server span, later ones are internal spans under it
 //!   (rule `turn`). A loop that serves one request at a time has one turn per request, and
 //!   its server span covers the request's whole stay, waits included.
@@ -30,6 +33,19 @@ use crate::engine::Engine;
 use crate::event::Tuple;
 use crate::model::{Rule, SpanKind};
 use crate::stream::Tag;
+
+/// The longest time from where an event loop's turn stopped to the next turn's first
+/// syscall that is left to neither request. A step's tail after its last syscall returns
+/// (the runtime's return path: 2-12 µs of Node.js, 2-3 µs of CPython in the testbed) and
+/// the next step's head share that time, and the kernel shows nothing between them; the
+/// next turn then starts at its syscall. A longer gap is mostly the next step's head (a
+/// CPython step that computes for 60 µs before it writes), and the next turn starts where
+/// the previous one stopped. Over 31 CI-sized `asyncio` and `eventloop` recordings, exact
+/// requests: 6063 of 6200 with no gap left to neither; 6505 with 15 µs, 6575 with 20,
+/// 6602 with 30, 6565 with 60 and 5505 with no limit when only turns after a preemption at
+/// a syscall's return leave it; 6414 with 10 µs and 6676 with 30 for every turn (this).
+/// Not after a turn that answered its request: 5869 then. See docs/performance.md.
+const MAX_UNSPLIT_GAP_NS: i64 = 30_000;
 
 /// Requests an event loop keeps as due: a loop runs a batch's callbacks within one turn of
 /// its wait, so a few dozen suffice; older ones were handled with no kernel trace.
@@ -160,15 +176,17 @@ impl Engine {
         }
     }
 
-    /// Event loop `tid` made a syscall from `start` to `end` for `tag`'s request: it is that
-    /// request's turn. A turn on another request ends and a new turn span begins where it
-    /// stopped, unless `tag` is a span this syscall just opened on the thread.
-    pub(crate) fn take_turn(&mut self, tid: i32, tag: Tag, end: i64) {
+    /// Event loop `tid` made a syscall from `entered` to `end` for `tag`'s request: it is
+    /// that request's turn. A turn on another request ends and a new turn span begins where
+    /// it stopped, or at this syscall when it came within [`MAX_UNSPLIT_GAP_NS`] of that,
+    /// unless `tag` is a span this syscall just opened on the thread.
+    pub(crate) fn take_turn(&mut self, tid: i32, tag: Tag, entered: i64, end: i64) {
         let tag = self.canon(tag);
         let Some(t) = self.threads.get(&tid).filter(|t| t.event_loop) else {
             return;
         };
         let (turn, mark, resumed) = (t.turn.map(|c| self.canon(c)), t.mark, t.resumed);
+        let at_return = t.preempted_at_return;
         let after_wait = t.after_wait;
         // The previous turn may have been extended past its last syscall (to the start of
         // the read that turned the loop to this request).
@@ -185,6 +203,14 @@ impl Engine {
         if preempted {
             start = resumed;
         }
+        // Where the previous turn stopped (its last syscall's return, or where the loop ran
+        // again after a preemption at that return), the previous step's tail runs on, then
+        // the next step's head, and no kernel event parts them; see [`MAX_UNSPLIT_GAP_NS`].
+        let unsplit = after_wait.is_none()
+            && turn.is_some()
+            && (!preempted || at_return)
+            && entered - start <= MAX_UNSPLIT_GAP_NS;
+        let turn_start = if unsplit { entered.max(start) } else { start };
         let span = match turn {
             Some(c) if c.request == tag.request => c,
             _ => {
@@ -208,7 +234,14 @@ impl Engine {
                             request: tag.request,
                             span: p,
                         });
-                    self.new_span(parent, SpanKind::Internal, tid, start, None, Rule::Turn)
+                    self.new_span(
+                        parent,
+                        SpanKind::Internal,
+                        tid,
+                        turn_start,
+                        None,
+                        Rule::Turn,
+                    )
                 }
             }
         };
