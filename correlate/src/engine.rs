@@ -151,8 +151,15 @@ pub(crate) struct Thread {
     pub after_wait: Option<(crate::sched::Split, bool)>,
     /// Event loops: requests whose work is due, in the order the loop read what woke them:
     /// a request read, or a reply read on a client connection (which it names), with the
-    /// loop iteration ([`Thread::waits`]) of the read.
-    pub woken: std::collections::VecDeque<(Tag, Option<Tuple>, u64)>,
+    /// loop iteration ([`Thread::waits`]) and the read ([`Thread::reads`]) that woke them.
+    pub woken: std::collections::VecDeque<(Tag, Option<Tuple>, u64, u64)>,
+    /// Event loops: reads that woke requests so far, numbering them.
+    pub reads: u64,
+    /// Event loops: writes of a reply's callback seen in the iteration of the reply's read
+    /// (libuv runs a read's callbacks before its next read) and in a later one (asyncio
+    /// runs a woken task's step in the next iteration).
+    pub steps_now: u32,
+    pub steps_later: u32,
     /// Event loops: waits returned so far, numbering the loop's iterations.
     pub waits: u64,
     /// Event loops: the requests the last read on a server socket took at once (HTTP/2
@@ -214,6 +221,9 @@ impl Thread {
             after_wait: None,
             batch: Default::default(),
             woken: Default::default(),
+            reads: 0,
+            steps_now: 0,
+            steps_later: 0,
             waits: 0,
             resumed: i64::MIN,
             resched_exit: false,

@@ -133,8 +133,8 @@ impl Engine {
         let due: Vec<Tag> = t
             .woken
             .iter()
-            .filter(|(w, via, _)| via.is_some() && read_here(self, *w))
-            .map(|(w, _, _)| self.canon(*w))
+            .filter(|(w, via, _, _)| via.is_some() && read_here(self, *w))
+            .map(|(w, _, _, _)| self.canon(*w))
             .collect();
         let (&first, rest) = due.split_first()?;
         for d in &due {

@@ -381,3 +381,53 @@ fn a_preemption_at_a_syscalls_return_leaves_the_callbacks_gap_after_it_to_neithe
         "B's turn starts where the loop ran again"
     );
 }
+
+/// Loop 2 serves the request from `port` (fd `fd`) as Node.js does: reads it, writes INCR on
+/// the redis connection (fd 9), and when the reply is read, writes GET in the same iteration
+/// (libuv runs a read's callbacks before its next read).
+fn incr_then_get(s: &mut Sim, fd: i64, port: u16) {
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, fd, INGRESS, port, 73);
+    s.send(2, 9, 42000, 16379, 22);
+    s.recv(4, 11, 16379, 42000, 22);
+    s.send(4, 11, 16379, 42000, 4);
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 9, 42000, 16379, 4);
+    s.send(2, 9, 42000, 16379, 23);
+    s.recv(4, 11, 16379, 42000, 23);
+    s.send(4, 11, 16379, 42000, 5);
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 9, 42000, 16379, 5);
+    s.send(2, fd, INGRESS, port, 155);
+}
+
+#[test]
+fn a_loop_that_runs_callbacks_at_their_read_is_done_with_older_reads_replies() {
+    // The `grpcnode` model (Node.js `@grpc/grpc-js`; CI-sized recording of run14): a redis
+    // reply's callback finished its call with no syscall (grpc-js writes the answer later);
+    // the loop then read a new request on another connection, whose handler wrote INCR on
+    // redis. By reply order that write went to the finished callback's request.
+    let mut s = Sim::new();
+    for (fd, port) in [(20, 40010), (21, 40011), (22, 40012), (23, 40013)] {
+        incr_then_get(&mut s, fd, port);
+    }
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.send(2, 9, 42000, 16379, 22);
+    s.recv(4, 11, 16379, 42000, 22);
+    s.send(4, 11, 16379, 42000, 4);
+    s.syscall(2, Sys::Wait, 5, 2, &[]);
+    s.recv(2, 9, 42000, 16379, 4); // A's reply: its callback makes no syscall
+    s.recv(2, 8, INGRESS, 40001, 73); // B, read in the same iteration
+    s.send(2, 9, 42000, 16379, 22); // B's INCR
+    let (f, _) = s.finish();
+    let calls = |port| {
+        request_from(&f, port)
+            .spans
+            .iter()
+            .filter(|sp| sp.kind == SpanKind::Client)
+            .count()
+    };
+    assert_eq!(calls(40001), 1, "B's handler wrote its INCR");
+    assert_eq!(calls(40000), 1, "A called once");
+}
