@@ -6,12 +6,11 @@
 //! that leave no kernel event. Two rules follow from how such loops run:
 //!
 //! - **Turns.** Each syscall the loop makes for a request belongs to that request's *turn*. A
-//!   turn lasts from where the previous one stopped (the exit of the previous request's last
-//!   syscall, or the end of a wait) to the loop's next syscall for another request. Each turn
-//!   is its own span, so no span of a request covers another request's work on the thread;
-//!   when the next turn's syscall comes within 30 µs of where the previous turn stopped,
-//!   that time holds the previous step's tail and the next one's head, and the next turn
-//!   starts at its syscall (the time is neither request's);
+//!   turn lasts from where the previous one stopped to the loop's next syscall for another
+//!   request: from the end of a wait, or 5 µs after the exit of the previous request's last
+//!   syscall (that step's return from it) or at its own first syscall if that is sooner, the
+//!   time between being neither request's. Each turn is its own span, so no span of a
+//!   request covers another request's work on the thread;
 //!   the first turn is the request's server span, later ones are internal spans under it
 //!   (rule `turn`). A loop that serves one request at a time has one turn per request, and
 //!   its server span covers the request's whole stay, waits included.
@@ -34,18 +33,17 @@ use crate::event::Tuple;
 use crate::model::{Rule, SpanKind};
 use crate::stream::Tag;
 
-/// The longest time from where an event loop's turn stopped to the next turn's first
-/// syscall that is left to neither request. A step's tail after its last syscall returns
-/// (the runtime's return path: 2-12 µs of Node.js, 2-3 µs of CPython in the testbed) and
-/// the next step's head share that time, and the kernel shows nothing between them; the
-/// next turn then starts at its syscall. A longer gap is mostly the next step's head (a
-/// CPython step that computes for 60 µs before it writes), and the next turn starts where
-/// the previous one stopped. Over 31 CI-sized `asyncio` and `eventloop` recordings, exact
-/// requests: 6063 of 6200 with no gap left to neither; 6505 with 15 µs, 6575 with 20,
-/// 6602 with 30, 6565 with 60 and 5505 with no limit when only turns after a preemption at
-/// a syscall's return leave it; 6414 with 10 µs and 6676 with 30 for every turn (this).
-/// Not after a turn that answered its request: 5869 then. See docs/performance.md.
-const MAX_UNSPLIT_GAP_NS: i64 = 30_000;
+/// How long a step's code runs on after its syscall returns, before the loop's next step
+/// begins: the runtime's return path through its I/O layer (2-5 µs of Node.js, 2-3 µs of
+/// CPython in the testbed's truth), which makes no syscall. A turn that follows another
+/// request's starts this long after the previous turn stopped, or at its own first syscall
+/// if that comes sooner; the time between is neither request's, since the kernel shows
+/// nothing that parts the previous step's tail from the next step's head. Over 36 CI-sized
+/// `asyncio`, `eventloop` and `grpcnode` recordings and two `grpcnode` ones of 300 requests,
+/// exact requests: 7114 of 7600 when a turn began at its own syscall if that came within
+/// 30 µs and where the previous one stopped otherwise; 7546 with 3 µs here, 7621 with 5,
+/// 7591 with 8 and 7497 with 12 (docs/performance.md).
+const STEP_RETURN_NS: i64 = 5_000;
 
 /// Requests an event loop keeps as due: a loop runs a batch's callbacks within one turn of
 /// its wait, so a few dozen suffice; older ones were handled with no kernel trace.
@@ -197,8 +195,8 @@ impl Engine {
 
     /// Event loop `tid` made a syscall from `entered` to `end` for `tag`'s request: it is
     /// that request's turn. A turn on another request ends and a new turn span begins where
-    /// it stopped, or at this syscall when it came within [`MAX_UNSPLIT_GAP_NS`] of that,
-    /// unless `tag` is a span this syscall just opened on the thread.
+    /// it stopped, [`STEP_RETURN_NS`] later, or at this syscall if that is sooner, unless
+    /// `tag` is a span this syscall just opened on the thread.
     pub(crate) fn take_turn(&mut self, tid: i32, tag: Tag, entered: i64, end: i64) {
         let tag = self.canon(tag);
         let Some(t) = self.threads.get(&tid).filter(|t| t.event_loop) else {
@@ -224,12 +222,13 @@ impl Engine {
         }
         // Where the previous turn stopped (its last syscall's return, or where the loop ran
         // again after a preemption at that return), the previous step's tail runs on, then
-        // the next step's head, and no kernel event parts them; see [`MAX_UNSPLIT_GAP_NS`].
-        let unsplit = after_wait.is_none()
-            && turn.is_some()
-            && (!preempted || at_return)
-            && entered - start <= MAX_UNSPLIT_GAP_NS;
-        let turn_start = if unsplit { entered.max(start) } else { start };
+        // the next step's head; see [`STEP_RETURN_NS`]. Preempted inside a step, which step
+        // ran is not known, and the next turn starts where the loop ran again.
+        let follows = after_wait.is_none() && turn.is_some() && (!preempted || at_return);
+        let turn_start = match follows {
+            true => (start + STEP_RETURN_NS).min(entered).max(start),
+            false => start,
+        };
         let span = match turn {
             Some(c) if c.request == tag.request => c,
             _ => {
