@@ -38,9 +38,9 @@ use crate::stream::Tag;
 /// CPython in the testbed's truth), which makes no syscall. A turn that follows another
 /// request's starts this long after the previous turn stopped, or at its own first syscall
 /// if that comes sooner; the time between is neither request's, since the kernel shows
-/// nothing that parts the previous step's tail from the next step's head. Over 36 CI-sized
+/// nothing that parts the previous step's tail from the next step's head. Over 39 CI-sized
 /// `asyncio`, `eventloop` and `grpcnode` recordings and two `grpcnode` ones of 300 requests,
-/// exact requests: 7114 of 7600 when a turn began at its own syscall if that came within
+/// exact requests: 7114 of 8400 when a turn began at its own syscall if that came within
 /// 30 µs and where the previous one stopped otherwise; 7546 with 3 µs here, 7621 with 5,
 /// 7591 with 8 and 7497 with 12 (docs/performance.md).
 const STEP_RETURN_NS: i64 = 5_000;
