@@ -226,7 +226,7 @@ fn a_recording_started_under_load_reconstructs_the_requests_inside_it() {
 /// reads every request and submits it to a `ThreadPoolExecutor(4)`; workers share 3 redis
 /// connections and answer on the client's connection. Scored by segment truth (every
 /// interval a thread worked on a request, logged by the app itself). The gate is a floor
-/// under the measured accuracy (0.96 to 1.0 in fourteen CI-sized recordings,
+/// under the measured accuracy (0.945 to 1.0 in sixteen CI-sized recordings,
 /// docs/performance.md), not the 99% target: where a `submit` woke no worker, the
 /// acceptor's turns are split from the next request's at syscall boundaries, and CPython's
 /// GIL hand-overs lie between them.
@@ -298,7 +298,7 @@ fn asyncio_model_follows_coroutine_steps_across_zero_timeout_waits() {
     if !testbed_ready("asyncio model testbed", &[]) {
         return;
     }
-    // Eighteen CI-sized recordings of this model score 0.885 to 1.0 (docs/performance.md;
+    // Nineteen CI-sized recordings of this model score 0.885 to 1.0 (docs/performance.md;
     // the low ones kept from failed runs, while other tests of the binary load both cores
     // and preempt the loop mid-step); without the continuation rule, 0.
     let (_, dir) = score_model("asyncio", "29180", "0.8");
@@ -307,7 +307,7 @@ fn asyncio_model_follows_coroutine_steps_across_zero_timeout_waits() {
     assert!(edges_by(&dir, "continuation") >= 300);
 }
 
-/// Fifteen CI-sized recordings of this model score 0.965 to 1.0 (docs/performance.md); the
+/// Sixteen CI-sized recordings of this model score 0.965 to 1.0 (docs/performance.md); the
 /// misses: turn boundaries where a callback's tail after its `write` ran longer than the
 /// 5 µs kreq leaves to it. The gate is a floor under that.
 #[test]
@@ -397,7 +397,7 @@ fn grpc_model_gives_workers_answers_to_the_callers_they_wake() {
 
 /// The same HTTP tier calling a Node.js gRPC server (`@grpc/grpc-js` from npm): one event loop
 /// reads several callers' streams at once and writes several streams' answers in one
-/// `writev`. Six CI-sized recordings score 0.525 to 0.74, 0.03 to 0.075 without the
+/// `writev`. Seven CI-sized recordings score 0.525 to 0.74, 0.03 to 0.075 without the
 /// event-loop answers on a multiplexed socket (docs/performance.md).
 #[test]
 fn grpcnode_model_answers_every_finished_stream_of_one_write() {
