@@ -149,16 +149,15 @@ pub(crate) struct Thread {
     /// Event loops: [`Thread::mark`] is the end of a wait (no syscall took a turn since):
     /// the thread's time split then, and whether the wait returned one ready event.
     pub after_wait: Option<(crate::sched::Split, bool)>,
-    /// Event loops: requests whose work is due, in the order the loop read what woke them:
-    /// a request read, or a reply read on a client connection (which it names), with the
-    /// loop iteration ([`Thread::waits`]) and the read ([`Thread::reads`]) that woke them.
-    pub woken: std::collections::VecDeque<(Tag, Option<Tuple>, u64, u64)>,
+    /// Event loops: requests whose work is due, in the order the loop read what woke them.
+    pub woken: std::collections::VecDeque<Woken>,
     /// Event loops: reads that woke requests so far, numbering them.
     pub reads: u64,
     /// Event loops: writes of a reply's callback seen in the iteration of the reply's read
-    /// (libuv runs a read's callbacks before its next read) and in a later one (asyncio
-    /// runs a woken task's step in the next iteration).
+    /// (libuv runs a read's callbacks before its next read).
     pub steps_now: u32,
+    /// Event loops: such writes seen in a later iteration (asyncio runs a woken task's step
+    /// in the next one).
     pub steps_later: u32,
     /// Event loops: waits returned so far, numbering the loop's iterations.
     pub waits: u64,
@@ -190,6 +189,18 @@ pub(crate) struct Thread {
     pub passed: Option<Passed>,
     /// The thread answered a request another thread read: it is a pool worker.
     pub worker: bool,
+}
+
+/// A request whose work an event loop's read made due.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Woken {
+    pub tag: Tag,
+    /// The client connection whose reply woke it; `None` for a request read.
+    pub via: Option<Tuple>,
+    /// The loop iteration ([`Thread::waits`]) of the read.
+    pub iteration: u64,
+    /// The read ([`Thread::reads`]).
+    pub read: u64,
 }
 
 /// An event loop's hand-off of a request it read to a pool worker ([`Engine::pass_on`]).

@@ -133,8 +133,8 @@ impl Engine {
         let due: Vec<Tag> = t
             .woken
             .iter()
-            .filter(|(w, via, _, _)| via.is_some() && read_here(self, *w))
-            .map(|(w, _, _, _)| self.canon(*w))
+            .filter(|w| w.via.is_some() && read_here(self, w.tag))
+            .map(|w| self.canon(w.tag))
             .collect();
         let (&first, rest) = due.split_first()?;
         for d in &due {
@@ -484,9 +484,13 @@ impl Engine {
     /// The request `tid` serves and has not answered: the one it last read on a server socket.
     fn serving_request(&self, tid: i32) -> Option<Tag> {
         let t = self.threads.get(&tid)?;
-        let read = t
-            .current
-            .or_else(|| t.woken.iter().rev().find(|w| w.1.is_none()).map(|w| w.0))?;
+        let read = t.current.or_else(|| {
+            t.woken
+                .iter()
+                .rev()
+                .find(|w| w.via.is_none())
+                .map(|w| w.tag)
+        })?;
         let read = self.canon(read);
         self.requests
             .get(&read.request)

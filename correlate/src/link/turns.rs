@@ -28,17 +28,18 @@
 //!   taking the redis connection whose release woke a parked one, and a parked one taking
 //!   it before a request read after the release.
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Woken};
 use crate::event::Tuple;
 use crate::model::{Rule, SpanKind};
 use crate::stream::Tag;
 
 /// How long a step's code runs on after its syscall returns, before the loop's next step
-/// begins: the runtime's return path through its I/O layer (2-12 µs of Node.js, nine in ten
-/// under 5.2 µs, and 2-3 µs of CPython in the testbed's truth), which makes no syscall. A turn that follows another
-/// request's starts this long after the previous turn stopped, or at its own first syscall
-/// if that comes sooner; the time between is neither request's, since the kernel shows
-/// nothing that parts the previous step's tail from the next step's head. Over 39 CI-sized
+/// begins: the runtime's return path through its I/O layer, which makes no syscall (2-12 µs
+/// of Node.js, nine in ten under 5.2 µs, and 2-3 µs of CPython in the testbed's truth). A
+/// turn that follows another request's starts this long after the previous turn stopped,
+/// or at its own first syscall if that comes sooner; the time between is neither
+/// request's, since the kernel shows nothing that parts the previous step's tail from the
+/// next step's head. Over 39 CI-sized
 /// `asyncio`, `eventloop` and `grpcnode` recordings and two `grpcnode` ones of 300 requests,
 /// exact requests: 7114 of 8400 when a turn began at its own syscall if that came within
 /// 30 µs and where the previous one stopped otherwise; 7546 with 3 µs here, 7621 with 5,
@@ -71,13 +72,18 @@ impl Engine {
         if via.is_some() {
             // Replies come in order: a request woken by an earlier reply on the connection
             // that has not used it since had its turn with no kernel trace.
-            t.woken.retain(|(_, v, _, _)| *v != via);
+            t.woken.retain(|w| w.via != via);
         }
         for tag in tags {
-            if via.is_none() && t.woken.iter().any(|(w, _, _, _)| w.request == tag.request) {
+            if via.is_none() && t.woken.iter().any(|w| w.tag.request == tag.request) {
                 continue;
             }
-            t.woken.push_back((tag, via, t.waits, t.reads));
+            t.woken.push_back(Woken {
+                tag,
+                via,
+                iteration: t.waits,
+                read: t.reads,
+            });
         }
         while t.woken.len() > MAX_WOKEN {
             t.woken.pop_front();
@@ -105,9 +111,9 @@ impl Engine {
         let same_conn = t
             .woken
             .iter()
-            .position(|(_, v, _, read)| *v == Some(via) && (!immediate || *read == latest));
+            .position(|w| w.via == Some(via) && (!immediate || w.read == latest));
         if let Some(w) = same_conn.and_then(|i| t.woken.get(i)) {
-            if w.2 == t.waits {
+            if w.iteration == t.waits {
                 t.steps_now += 1;
             } else {
                 t.steps_later += 1;
@@ -119,7 +125,7 @@ impl Engine {
                 // A read that took several requests at once (HTTP/2 streams): each calls out
                 // in read order, the first before the second.
                 let next = t.batch.pop_front()?;
-                if let Some(i) = t.woken.iter().position(|w| w.0.request == next.request) {
+                if let Some(i) = t.woken.iter().position(|w| w.tag.request == next.request) {
                     t.woken.remove(i);
                 }
                 let rule = match next.request == cur.request {
@@ -129,11 +135,7 @@ impl Engine {
                 return Some((next, rule));
             }
             (None, Some(cur)) => {
-                if let Some(i) = t
-                    .woken
-                    .iter()
-                    .position(|(w, _, _, _)| w.request == cur.request)
-                {
+                if let Some(i) = t.woken.iter().position(|w| w.tag.request == cur.request) {
                     t.woken.remove(i);
                 }
                 return Some((cur, Rule::EventLoop));
@@ -145,12 +147,12 @@ impl Engine {
                 let i = t
                     .woken
                     .iter()
-                    .position(|w| w.1.is_none() && w.2 >= due)
-                    .or_else(|| t.woken.iter().position(|w| w.1.is_none()))?;
+                    .position(|w| w.via.is_none() && w.iteration >= due)
+                    .or_else(|| t.woken.iter().position(|w| w.via.is_none()))?;
                 (i, Rule::Continuation)
             }
         };
-        t.woken.remove(i).map(|(tag, _, _, _)| (tag, rule))
+        t.woken.remove(i).map(|w| (w.tag, rule))
     }
 
     /// Event loop `tid` answered `request`: nothing of it is due any more, and whatever it
@@ -171,24 +173,27 @@ impl Engine {
         // CI-sized asyncio recording, a request read after another's redis reply took the
         // pool's connection that answer released, and its write went to the request read
         // after it; 9 of 10 CI-sized asyncio recordings gained 3 to 23 of 200 requests.
-        let own = t.woken.iter().position(|(w, _, _, _)| w.request == request);
+        let own = t.woken.iter().position(|w| w.tag.request == request);
         let parked = t.waits;
-        let ran = |i: usize, w: &(Tag, Option<Tuple>, u64, u64)| {
-            w.0.request != request
-                && w.1.is_none()
-                && (w.2 + 1 < parked || (w.2 < parked && own.is_none_or(|p| i < p)))
+        let ran = |i: usize, w: &Woken| {
+            w.tag.request != request
+                && w.via.is_none()
+                && (w.iteration + 1 < parked || (w.iteration < parked && own.is_none_or(|p| i < p)))
         };
         let due = t
             .woken
             .iter()
             .enumerate()
             .find(|(i, w)| ran(*i, w))
-            .map(|(_, w)| w.0.request);
-        t.woken.retain(|(w, _, _, _)| w.request != request);
+            .map(|(_, w)| w.tag.request);
+        t.woken.retain(|w| w.tag.request != request);
         t.answering = true;
-        if let Some(i) = due.and_then(|d| t.woken.iter().position(|w| w.0.request == d)) {
-            if let Some((tag, via, _, read)) = t.woken.remove(i) {
-                t.woken.push_back((tag, via, t.waits, read));
+        if let Some(i) = due.and_then(|d| t.woken.iter().position(|w| w.tag.request == d)) {
+            if let Some(w) = t.woken.remove(i) {
+                t.woken.push_back(Woken {
+                    iteration: t.waits,
+                    ..w
+                });
             }
         }
     }
@@ -314,7 +319,7 @@ impl Engine {
     /// What it does next, up to its next read, is not that request's: in the `handoff`
     /// model's acceptor, CPython's GIL hand-overs to the woken worker (futex wakes of
     /// threads in timed waits) fall after the submit, in the loop's step to the next ready
-    /// connection, 8-19 µs each.
+    /// connection (2-10 µs each in the cases traced by hand).
     pub(crate) fn pass_on(&mut self, tid: i32, tag: Tag) {
         let tag = self.canon(tag);
         let read_here = self
