@@ -114,9 +114,9 @@ impl Engine {
             .position(|w| w.via == Some(via) && (!immediate || w.read == latest));
         if let Some(w) = same_conn.and_then(|i| t.woken.get(i)) {
             if w.iteration == t.waits {
-                t.steps_now += 1;
+                t.steps_now = t.steps_now.saturating_add(1);
             } else {
-                t.steps_later += 1;
+                t.steps_later = t.steps_later.saturating_add(1);
             }
         }
         let (i, rule) = match (same_conn, current) {
@@ -364,8 +364,8 @@ impl Engine {
         let (span, from, resumed) = (p.span, p.at, t.resumed);
         if resumed != i64::MAX && resumed > from {
             let split = t.clock.at(resumed);
-            if let Some(s) = self.spans.get_mut(&span.span) {
-                s.end = s.end.max(resumed);
+            if let Some(s) = self.spans.get_mut(&span.span).filter(|s| s.end < resumed) {
+                s.end = resumed;
                 s.split_end = split;
             }
         }
