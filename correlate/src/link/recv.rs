@@ -79,6 +79,7 @@ impl Engine {
                 };
                 if let (Some(tag), Some(_)) = (tag, taken.tag) {
                     self.note_multiplexed(tuple, open, tag);
+                    self.note_streams(tuple, &taken);
                 }
                 if let Some(tag) = tag {
                     if let Some(s) = self.socks.get_mut(&tuple) {

@@ -143,6 +143,32 @@ fn streams_read_in_one_read_are_not_answered_in_read_order() {
 }
 
 #[test]
+fn two_callers_streams_in_the_first_read_make_the_connection_multiplexed() {
+    // The `grpc` model (a CI-sized recording): the server's first read on the channel took
+    // four callers' calls at once, before any stream had been seen read apart. A pipelining
+    // client is one thread; calls of several threads in one read are streams.
+    let mut s = shared_channel();
+    send_call(&mut s, 10, 7, 40000);
+    send_call(&mut s, 11, 9, 40001);
+    s.recv(20, 8, 19082, 41000, 132);
+    s.wake(20, 21);
+    s.wake(20, 22);
+    s.syscall(20, Sys::Wait, 5, 0, &[]);
+    work(&mut s, 22, 16, 42001, 15);
+    s.recv(13, 12, 41000, 19082, 65);
+    s.wake(13, 11);
+    work(&mut s, 21, 13, 42000, 14);
+    s.recv(13, 12, 41000, 19082, 65);
+    s.wake(13, 10);
+    s.send(11, 9, INGRESS, 40001, 100);
+    s.send(10, 7, INGRESS, 40000, 100);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 2);
+    assert_eq!(workers_of(&f, 11), [22], "thread 11's request");
+    assert_eq!(workers_of(&f, 10), [21], "thread 10's request");
+}
+
+#[test]
 fn a_call_sent_in_another_callers_write_is_answered_to_the_thread_it_wakes() {
     // The `grpc` model: gRPC writes the queued frames of several callers in one `sendmsg`,
     // by whichever thread holds the transport, so a caller may have no send of its own for a
