@@ -159,6 +159,9 @@ pub(crate) struct Thread {
     /// Event loops: such writes seen in a later iteration (asyncio runs a woken task's step
     /// in the next one).
     pub steps_later: u32,
+    /// Event loops: how many requests answered after making 0, 1, ... 7 (or more) calls from
+    /// this thread.
+    pub calls_made: [u32; 8],
     /// Event loops: waits returned so far, numbering the loop's iterations.
     pub waits: u64,
     /// Event loops: the requests the last read on a server socket took at once (HTTP/2
@@ -235,6 +238,7 @@ impl Thread {
             reads: 0,
             steps_now: 0,
             steps_later: 0,
+            calls_made: [0; 8],
             waits: 0,
             resumed: i64::MIN,
             resched_exit: false,

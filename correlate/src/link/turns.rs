@@ -108,10 +108,21 @@ impl Engine {
         let (now, later) = (t.steps_now, t.steps_later);
         let immediate = now >= 4 && now > 4 * later;
         let latest = t.reads;
-        let same_conn = t
-            .woken
-            .iter()
-            .position(|w| w.via == Some(via) && (!immediate || w.read == latest));
+        // A request that has made as many calls as the loop's requests make has no call
+        // left: its reply's callback answers (grpc-js: with no syscall, its answer written
+        // later), and the write goes to a request woken after it.
+        let done = settled_calls(&t.calls_made);
+        let made =
+            |e: &Engine, w: &Woken| done.is_some_and(|k| e.calls_from(tid, w.tag.request) >= k);
+        let skip: Vec<bool> = {
+            let t = self.threads.get(&tid)?;
+            t.woken.iter().map(|w| made(self, w)).collect()
+        };
+        let t = self.threads.get_mut(&tid)?;
+        let same_conn =
+            t.woken.iter().enumerate().position(|(i, w)| {
+                w.via == Some(via) && (!immediate || w.read == latest) && !skip[i]
+            });
         if let Some(w) = same_conn.and_then(|i| t.woken.get(i)) {
             if w.iteration == t.waits {
                 t.steps_now = t.steps_now.saturating_add(1);
@@ -155,13 +166,29 @@ impl Engine {
         t.woken.remove(i).map(|w| (w.tag, rule))
     }
 
+    /// How many calls `request` made from thread `tid` (client spans there).
+    pub(crate) fn calls_from(&self, tid: i32, request: u64) -> usize {
+        self.requests
+            .get(&self.canon(Tag { request, span: 0 }).request)
+            .map_or(0, |r| {
+                r.spans
+                    .iter()
+                    .filter_map(|id| self.spans.get(id))
+                    .filter(|s| s.kind == SpanKind::Client && s.tid == tid)
+                    .count()
+            })
+    }
+
     /// Event loop `tid` answered `request`: nothing of it is due any more, and whatever it
     /// held (a pooled connection) is released in this turn, which wakes the request parked
     /// longest: it is due after everything read so far.
     pub(crate) fn answered(&mut self, tid: i32, request: u64) {
+        let calls = self.calls_from(tid, request);
         let Some(t) = self.threads.get_mut(&tid).filter(|t| t.event_loop) else {
             return;
         };
+        let slot = calls.min(t.calls_made.len() - 1);
+        t.calls_made[slot] = t.calls_made[slot].saturating_add(1);
         // Read before this iteration and still not sent for: its step ran (in this iteration
         // at the latest) and parked. A request read in this iteration has not run yet. The
         // CI-sized asyncio recording of e8e4095 scored 139 of 200 exact when only requests
@@ -381,4 +408,16 @@ impl Engine {
             t.after_wait = Some((t.clock.at(at), ready == Some(1)));
         }
     }
+}
+
+/// The number of calls a loop's requests make, learned from the requests it answered: once
+/// at least 20 answered and four in five of them made the same number. Over the eight
+/// CI-sized `grpcnode` recordings and two of 300 requests, exact requests: 1379 of 2200
+/// without this rule, 1405 when nineteen in twenty must agree (the others' counts are
+/// spread by the misses themselves), 1570 with four in five, 1642 with three in five; no
+/// `eventloop` or `asyncio` recording changed.
+fn settled_calls(made: &[u32; 8]) -> Option<usize> {
+    let total: u32 = made.iter().sum();
+    let (k, &n) = made.iter().enumerate().max_by_key(|&(_, n)| *n)?;
+    (total >= 20 && n * 5 >= total * 4 && k + 1 < made.len()).then_some(k)
 }

@@ -437,3 +437,41 @@ fn a_loop_that_runs_callbacks_at_their_read_is_done_with_older_reads_replies() {
     assert_eq!(calls(40001), 1, "B's handler wrote its INCR");
     assert_eq!(calls(40000), 1, "A called once");
 }
+
+#[test]
+fn a_request_that_made_as_many_calls_as_the_loops_requests_make_calls_no_more() {
+    // The `grpcnode` model (Node.js `@grpc/grpc-js`): every request makes two redis calls.
+    // One read took request A's second reply and B's first; A's callback answered with no
+    // syscall (grpc-js writes the answer later), and the write that followed was B's. By
+    // reply order it went to A, and every call after it shifted.
+    let mut s = Sim::new();
+    for i in 0..20 {
+        incr_then_get(&mut s, 20 + i, 40010 + i as u16);
+    }
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 7, INGRESS, 40000, 73);
+    s.send(2, 9, 42000, 16379, 22); // A's INCR
+    s.recv(4, 11, 16379, 42000, 22);
+    s.send(4, 11, 16379, 42000, 4);
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 9, 42000, 16379, 4);
+    s.send(2, 9, 42000, 16379, 23); // A's GET
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 8, INGRESS, 40001, 73);
+    s.send(2, 9, 42000, 16379, 22); // B's INCR
+    s.recv(4, 11, 16379, 42000, 45);
+    s.send(4, 11, 16379, 42000, 9);
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 9, 42000, 16379, 9); // A's GET reply and B's INCR reply
+    s.send(2, 9, 42000, 16379, 23); // B's GET
+    let (f, _) = s.finish();
+    let calls = |port| {
+        request_from(&f, port)
+            .spans
+            .iter()
+            .filter(|sp| sp.kind == SpanKind::Client)
+            .count()
+    };
+    assert_eq!(calls(40000), 2, "A's INCR and GET");
+    assert_eq!(calls(40001), 2, "B's INCR and GET");
+}
