@@ -114,15 +114,22 @@ impl Engine {
         let done = settled_calls(&t.calls_made);
         let made =
             |e: &Engine, w: &Woken| done.is_some_and(|k| e.calls_from(tid, w.tag.request) >= k);
-        let skip: Vec<bool> = {
-            let t = self.threads.get(&tid)?;
-            t.woken.iter().map(|w| made(self, w)).collect()
+        let skip: Vec<bool> = match done {
+            Some(_) => {
+                let t = self.threads.get(&tid)?;
+                t.woken
+                    .iter()
+                    .map(|w| w.via == Some(via) && made(self, w))
+                    .collect()
+            }
+            None => Vec::new(),
         };
         let t = self.threads.get_mut(&tid)?;
-        let same_conn =
-            t.woken.iter().enumerate().position(|(i, w)| {
-                w.via == Some(via) && (!immediate || w.read == latest) && !skip[i]
-            });
+        let same_conn = t.woken.iter().enumerate().position(|(i, w)| {
+            w.via == Some(via)
+                && (!immediate || w.read == latest)
+                && !skip.get(i).copied().unwrap_or(false)
+        });
         if let Some(w) = same_conn.and_then(|i| t.woken.get(i)) {
             if w.iteration == t.waits {
                 t.steps_now = t.steps_now.saturating_add(1);
