@@ -371,15 +371,15 @@ pub(crate) struct Side {
 impl Side {
     /// A futex wait of an older part's map (see [`untimed_signal_wait`]).
     fn signal_wait(&self) -> bool {
-        let op = self.op.as_deref().and_then(|v| match v.strip_prefix("0x") {
-            Some(h) => i64::from_str_radix(h, 16).ok(),
-            None => v.parse().ok(),
-        });
-        let utime = self
-            .utime
-            .as_deref()
-            .and_then(|v| u64::from_str_radix(v.strip_prefix("0x").unwrap_or(v), 16).ok());
-        untimed_signal_wait(op, utime)
+        // Decimal from binary records, `0x%08lx` from trace_pipe text.
+        let int = |v: Option<&str>| {
+            v.and_then(|v| match v.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16).ok(),
+                None => v.parse().ok(),
+            })
+        };
+        let op = int(self.op.as_deref()).and_then(|o| i64::try_from(o).ok());
+        untimed_signal_wait(op, int(self.utime.as_deref()))
     }
 }
 

@@ -51,9 +51,9 @@ impl Engine {
             t.handed.clear();
             self.leave_over(replies);
         }
-        self.after_pass(ev.tid, ev.ts);
         let t = self.thread(ev);
         t.resched_exit = false;
+        let passing = t.passed.is_some_and(|p| p.next.is_none());
         t.bracket = Some(Bracket {
             sys: Some(sys),
             fd: ev.fd,
@@ -62,6 +62,9 @@ impl Engine {
             signal_wait: sys == Sys::Futex && ev.signal_wait,
             ..Default::default()
         });
+        if passing {
+            self.after_pass(ev.tid, ev.ts);
+        }
         if let Some(b) = stale {
             self.stats.unmatched_brackets += 1;
             self.emit_rows(b.rows, self.current(ev.tid), sink);

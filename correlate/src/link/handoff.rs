@@ -250,14 +250,7 @@ impl Engine {
         let Some(cur) = self.current(tid) else {
             return;
         };
-        let called = self.requests.get(&cur.request).is_some_and(|r| {
-            r.spans.iter().any(|id| {
-                self.spans
-                    .get(id)
-                    .is_some_and(|s| s.kind == SpanKind::Client && s.tid == tid)
-            })
-        });
-        if !called {
+        if self.calls_from(tid, cur.request) == 0 {
             return;
         }
         if let Some(t) = self.threads.get_mut(&tid) {

@@ -113,8 +113,8 @@ impl Engine {
                 // Not a worker's own answer: the connection's own frames (HTTP/2 settings,
                 // window updates, pings), or an answer it writes for a worker that set its
                 // stretch aside at its queue (gRPC queues a worker's answer when another
-                // thread holds the transport, and that thread writes it): the oldest such
-                // stretch of its process.
+                // thread holds the transport, and that thread writes it): the stretch of its
+                // process set aside last ([`Engine::claim_unanswered`]).
                 match self.claim_unanswered(tid) {
                     Some(s) => (s, false),
                     None => return Some((None, None)),

@@ -32,6 +32,19 @@ impl Engine {
         }
     }
 
+    /// How many calls `request` made from thread `tid` (its client spans there).
+    pub(crate) fn calls_from(&self, tid: i32, request: u64) -> usize {
+        self.requests
+            .get(&self.canon(Tag { request, span: 0 }).request)
+            .map_or(0, |r| {
+                r.spans
+                    .iter()
+                    .filter_map(|id| self.spans.get(id))
+                    .filter(|s| s.kind == SpanKind::Client && s.tid == tid)
+                    .count()
+            })
+    }
+
     /// A request's root span `tag` starts at `at` (earlier than the read that opened it),
     /// with its thread's time split `split` then; the request starts there too. A span of a
     /// call keeps starting at its read, where the call's wire time ends.

@@ -99,37 +99,23 @@ impl Engine {
         via: Tuple,
         current: Option<Tag>,
     ) -> Option<(Tag, Rule)> {
-        let t = self.threads.get_mut(&tid)?;
+        let t = self.threads.get(&tid)?;
         // A loop that runs a read's callbacks right after it (libuv) is done with the replies
         // of every read before its latest: a callback that made no syscall then has had its
         // step. Learned from the loop's own writes: in the grpcnode model a redis reply's
         // callback that answered (no syscall; grpc-js writes the answer later) took the next
         // request's INCR, read after it.
-        let (now, later) = (t.steps_now, t.steps_later);
-        let immediate = now >= 4 && now > 4 * later;
-        let latest = t.reads;
+        let immediate = t.steps_now >= 4 && t.steps_now > 4 * t.steps_later;
         // A request that has made as many calls as the loop's requests make has no call
         // left: its reply's callback answers (grpc-js: with no syscall, its answer written
         // later), and the write goes to a request woken after it.
         let done = settled_calls(&t.calls_made);
-        let made =
-            |e: &Engine, w: &Woken| done.is_some_and(|k| e.calls_from(tid, w.tag.request) >= k);
-        let skip: Vec<bool> = match done {
-            Some(_) => {
-                let t = self.threads.get(&tid)?;
-                t.woken
-                    .iter()
-                    .map(|w| w.via == Some(via) && made(self, w))
-                    .collect()
-            }
-            None => Vec::new(),
-        };
-        let t = self.threads.get_mut(&tid)?;
-        let same_conn = t.woken.iter().enumerate().position(|(i, w)| {
+        let same_conn = t.woken.iter().position(|w| {
             w.via == Some(via)
-                && (!immediate || w.read == latest)
-                && !skip.get(i).copied().unwrap_or(false)
+                && (!immediate || w.read == t.reads)
+                && done.is_none_or(|k| self.calls_from(tid, w.tag.request) < k)
         });
+        let t = self.threads.get_mut(&tid)?;
         if let Some(w) = same_conn.and_then(|i| t.woken.get(i)) {
             if w.iteration == t.waits {
                 t.steps_now = t.steps_now.saturating_add(1);
@@ -173,25 +159,15 @@ impl Engine {
         t.woken.remove(i).map(|w| (w.tag, rule))
     }
 
-    /// How many calls `request` made from thread `tid` (client spans there).
-    pub(crate) fn calls_from(&self, tid: i32, request: u64) -> usize {
-        self.requests
-            .get(&self.canon(Tag { request, span: 0 }).request)
-            .map_or(0, |r| {
-                r.spans
-                    .iter()
-                    .filter_map(|id| self.spans.get(id))
-                    .filter(|s| s.kind == SpanKind::Client && s.tid == tid)
-                    .count()
-            })
-    }
-
     /// Event loop `tid` answered `request`: nothing of it is due any more, and whatever it
     /// held (a pooled connection) is released in this turn, which wakes the request parked
     /// longest: it is due after everything read so far.
     pub(crate) fn answered(&mut self, tid: i32, request: u64) {
+        if !self.threads.get(&tid).is_some_and(|t| t.event_loop) {
+            return;
+        }
         let calls = self.calls_from(tid, request);
-        let Some(t) = self.threads.get_mut(&tid).filter(|t| t.event_loop) else {
+        let Some(t) = self.threads.get_mut(&tid) else {
             return;
         };
         let slot = calls.min(t.calls_made.len() - 1);

@@ -306,19 +306,9 @@ fn callbacks_preempted(gap: i64, at_return: Option<bool>) -> (i64, i64, crate::m
     s.recv(4, 11, 16379, 42000, 44);
     s.send(4, 11, 16379, 42000, 8);
     s.recv(2, 9, 42000, 16379, 8);
-    let mut enter = s.ev(2, Kind::Enter(Sys::Send));
-    enter.fd = Some(9);
-    s.push(enter);
-    let mut probe = s.ev(2, Kind::Probe);
-    (probe.irq, probe.src, probe.dst, probe.length) =
-        (true, Some(ep(16379)), Some(ep(42000)), Some(23));
-    s.push(probe);
-    let mut len = s.ev(2, Kind::SockSend);
-    len.length = Some(23);
-    s.push(len);
-    let mut exit = s.ev(2, Kind::Exit(Sys::Send));
-    (exit.ret, exit.need_resched) = (Some(23), at_return == Some(true));
-    s.push(exit);
+    // A's write, returning with need-resched set when preempted at its return.
+    s.resched = at_return == Some(true);
+    s.send(2, 9, 42000, 16379, 23);
     let mut a_returned = s.ts;
     if let Some(at_return) = at_return {
         s.ts += if at_return { 0 } else { 5_000 };
@@ -337,11 +327,6 @@ fn callbacks_preempted(gap: i64, at_return: Option<bool>) -> (i64, i64, crate::m
         .iter()
         .filter(|sp| sp.tid == 2 && sp.kind == SpanKind::Internal)
         .find(|sp| sp.start <= b_entered && sp.end > b_entered)
-        .or_else(|| {
-            b.spans
-                .iter()
-                .find(|sp| sp.tid == 2 && sp.kind == SpanKind::Internal)
-        })
         .expect("B's turn")
         .clone();
     (a_returned, b_entered, turn)
@@ -388,15 +373,21 @@ fn a_preemption_at_a_syscalls_return_leaves_the_callbacks_gap_after_it_to_neithe
     );
 }
 
-/// Loop 2 serves the request from `port` (fd `fd`) as Node.js does: reads it, writes INCR on
-/// the redis connection (fd 9), and when the reply is read, writes GET in the same iteration
-/// (libuv runs a read's callbacks before its next read).
-fn incr_then_get(s: &mut Sim, fd: i64, port: u16) {
+/// Loop 2 reads the request from `port` (fd `fd`) after a wait and writes its INCR on the
+/// redis connection (fd 9); redis (tid 4) answers it.
+fn read_and_incr(s: &mut Sim, fd: i64, port: u16) {
     s.syscall(2, Sys::Wait, 5, 1, &[]);
     s.recv(2, fd, INGRESS, port, 73);
     s.send(2, 9, 42000, 16379, 22);
     s.recv(4, 11, 16379, 42000, 22);
     s.send(4, 11, 16379, 42000, 4);
+}
+
+/// Loop 2 serves the request from `port` (fd `fd`) as Node.js does: reads it, writes INCR on
+/// the redis connection (fd 9), and when the reply is read, writes GET in the same iteration
+/// (libuv runs a read's callbacks before its next read).
+fn incr_then_get(s: &mut Sim, fd: i64, port: u16) {
+    read_and_incr(s, fd, port);
     s.syscall(2, Sys::Wait, 5, 1, &[]);
     s.recv(2, 9, 42000, 16379, 4);
     s.send(2, 9, 42000, 16379, 23);
@@ -417,23 +408,13 @@ fn a_loop_that_runs_callbacks_at_their_read_is_done_with_older_reads_replies() {
     for (fd, port) in [(20, 40010), (21, 40011), (22, 40012), (23, 40013)] {
         incr_then_get(&mut s, fd, port);
     }
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    s.recv(2, 7, INGRESS, 40000, 73);
-    s.send(2, 9, 42000, 16379, 22);
-    s.recv(4, 11, 16379, 42000, 22);
-    s.send(4, 11, 16379, 42000, 4);
+    read_and_incr(&mut s, 7, 40000);
     s.syscall(2, Sys::Wait, 5, 2, &[]);
     s.recv(2, 9, 42000, 16379, 4); // A's reply: its callback makes no syscall
     s.recv(2, 8, INGRESS, 40001, 73); // B, read in the same iteration
     s.send(2, 9, 42000, 16379, 22); // B's INCR
     let (f, _) = s.finish();
-    let calls = |port| {
-        request_from(&f, port)
-            .spans
-            .iter()
-            .filter(|sp| sp.kind == SpanKind::Client)
-            .count()
-    };
+    let calls = |port| calls_of(&f, port);
     assert_eq!(calls(40001), 1, "B's handler wrote its INCR");
     assert_eq!(calls(40000), 1, "A called once");
 }
@@ -448,11 +429,7 @@ fn a_request_that_made_as_many_calls_as_the_loops_requests_make_calls_no_more() 
     for i in 0..20 {
         incr_then_get(&mut s, 20 + i, 40010 + i as u16);
     }
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    s.recv(2, 7, INGRESS, 40000, 73);
-    s.send(2, 9, 42000, 16379, 22); // A's INCR
-    s.recv(4, 11, 16379, 42000, 22);
-    s.send(4, 11, 16379, 42000, 4);
+    read_and_incr(&mut s, 7, 40000); // A's INCR
     s.syscall(2, Sys::Wait, 5, 1, &[]);
     s.recv(2, 9, 42000, 16379, 4);
     s.send(2, 9, 42000, 16379, 23); // A's GET
@@ -465,13 +442,7 @@ fn a_request_that_made_as_many_calls_as_the_loops_requests_make_calls_no_more() 
     s.recv(2, 9, 42000, 16379, 9); // A's GET reply and B's INCR reply
     s.send(2, 9, 42000, 16379, 23); // B's GET
     let (f, _) = s.finish();
-    let calls = |port| {
-        request_from(&f, port)
-            .spans
-            .iter()
-            .filter(|sp| sp.kind == SpanKind::Client)
-            .count()
-    };
+    let calls = |port| calls_of(&f, port);
     assert_eq!(calls(40000), 2, "A's INCR and GET");
     assert_eq!(calls(40001), 2, "B's INCR and GET");
 }

@@ -22,6 +22,8 @@ struct Sim {
     tgids: std::collections::HashMap<i32, i32>,
     /// Task names (interned ids) of threads that have one; others have 0.
     comms: std::collections::HashMap<i32, u32>,
+    /// The next syscall exit carries the need-resched flag.
+    resched: bool,
 }
 
 impl Sim {
@@ -39,6 +41,7 @@ impl Sim {
             labels: Vec::new(),
             tgids: Default::default(),
             comms: Default::default(),
+            resched: false,
         }
     }
 
@@ -72,6 +75,7 @@ impl Sim {
         }
         let mut exit = self.ev(tid, Kind::Exit(sys));
         exit.ret = Some(ret);
+        exit.need_resched = std::mem::take(&mut self.resched);
         self.push(exit);
     }
 
@@ -183,6 +187,15 @@ fn request_from(f: &[Finished], port: u16) -> &Finished {
     f.iter()
         .find(|r| r.request.ingress.remote.port == port)
         .expect("request")
+}
+
+/// How many calls the request from client port `port` made (its client spans).
+fn calls_of(f: &[Finished], port: u16) -> usize {
+    request_from(f, port)
+        .spans
+        .iter()
+        .filter(|sp| sp.kind == SpanKind::Client)
+        .count()
 }
 
 fn rules(f: &Finished) -> Vec<&'static str> {

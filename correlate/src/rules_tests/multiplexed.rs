@@ -22,11 +22,16 @@ fn send_call(s: &mut Sim, front: i32, fd: i64, client_port: u16) {
 /// Pool worker `w` (process 20) calls redis on its own connection (`fd`, from `redis_port`;
 /// redis's end is `redis_fd`), then answers on the shared connection.
 fn work(s: &mut Sim, w: i32, fd: i64, redis_port: u16, redis_fd: i64) {
+    call_redis(s, w, fd, redis_port, redis_fd);
+    s.send(w, 8, 19082, 41000, 65);
+}
+
+/// Pool worker `w` calls redis as in [`work`], and does not answer yet.
+fn call_redis(s: &mut Sim, w: i32, fd: i64, redis_port: u16, redis_fd: i64) {
     s.send(w, fd, redis_port, 16379, 22);
     s.recv(30, redis_fd, 16379, redis_port, 22);
     s.send(30, redis_fd, 16379, redis_port, 4);
     s.recv(w, fd, redis_port, 16379, 4);
-    s.send(w, 8, 19082, 41000, 65);
 }
 
 /// Front threads 10, 11 and their reader 13 in process 10; the server's reader 20 and pool
@@ -114,6 +119,25 @@ fn answers_on_a_shared_connection_go_to_the_callers_woken_in_reply_order() {
     }
 }
 
+/// Threads 10 and 11 call; the server reads both streams in one read; worker 22 answers
+/// first, thread 11's call, then worker 21 thread 10's.
+fn two_streams_in_one_read(s: &mut Sim) {
+    send_call(s, 10, 7, 40000);
+    send_call(s, 11, 9, 40001);
+    s.recv(20, 8, 19082, 41000, 132);
+    s.wake(20, 21);
+    s.wake(20, 22);
+    s.syscall(20, Sys::Wait, 5, 0, &[]);
+    work(s, 22, 16, 42001, 15);
+    s.recv(13, 12, 41000, 19082, 65);
+    s.wake(13, 11);
+    work(s, 21, 13, 42000, 14);
+    s.recv(13, 12, 41000, 19082, 65);
+    s.wake(13, 10);
+    s.send(11, 9, INGRESS, 40001, 100);
+    s.send(10, 7, INGRESS, 40000, 100);
+}
+
 #[test]
 fn streams_read_in_one_read_are_not_answered_in_read_order() {
     // The `grpc` model: 98 of the server's reads in one recording took two requests' frames.
@@ -121,21 +145,7 @@ fn streams_read_in_one_read_are_not_answered_in_read_order() {
     // one answers them in whatever order its workers finish.
     let mut s = shared_channel();
     first_round(&mut s);
-    // Second round: both streams in one read; thread 10's answered last.
-    send_call(&mut s, 10, 7, 40000);
-    send_call(&mut s, 11, 9, 40001);
-    s.recv(20, 8, 19082, 41000, 132);
-    s.wake(20, 21);
-    s.wake(20, 22);
-    s.syscall(20, Sys::Wait, 5, 0, &[]);
-    work(&mut s, 22, 16, 42001, 15);
-    s.recv(13, 12, 41000, 19082, 65);
-    s.wake(13, 11);
-    work(&mut s, 21, 13, 42000, 14);
-    s.recv(13, 12, 41000, 19082, 65);
-    s.wake(13, 10);
-    s.send(11, 9, INGRESS, 40001, 100);
-    s.send(10, 7, INGRESS, 40000, 100);
+    two_streams_in_one_read(&mut s);
     let (f, _) = s.finish();
     assert_eq!(f.len(), 4);
     assert_eq!(workers_of(&f, 11), [22], "thread 11's second request");
@@ -148,20 +158,7 @@ fn two_callers_streams_in_the_first_read_make_the_connection_multiplexed() {
     // four callers' calls at once, before any stream had been seen read apart. A pipelining
     // client is one thread; calls of several threads in one read are streams.
     let mut s = shared_channel();
-    send_call(&mut s, 10, 7, 40000);
-    send_call(&mut s, 11, 9, 40001);
-    s.recv(20, 8, 19082, 41000, 132);
-    s.wake(20, 21);
-    s.wake(20, 22);
-    s.syscall(20, Sys::Wait, 5, 0, &[]);
-    work(&mut s, 22, 16, 42001, 15);
-    s.recv(13, 12, 41000, 19082, 65);
-    s.wake(13, 11);
-    work(&mut s, 21, 13, 42000, 14);
-    s.recv(13, 12, 41000, 19082, 65);
-    s.wake(13, 10);
-    s.send(11, 9, INGRESS, 40001, 100);
-    s.send(10, 7, INGRESS, 40000, 100);
+    two_streams_in_one_read(&mut s);
     let (f, _) = s.finish();
     assert_eq!(f.len(), 2);
     assert_eq!(workers_of(&f, 11), [22], "thread 11's request");
@@ -247,10 +244,7 @@ fn an_answer_another_thread_writes_ends_the_workers_stretch_at_its_queue() {
     call(&mut s, 10, 7, 40000);
     call(&mut s, 11, 9, 40001);
     s.wake(20, 21);
-    s.send(21, 13, 42000, 16379, 22);
-    s.recv(30, 14, 16379, 42000, 22);
-    s.send(30, 14, 16379, 42000, 4);
-    s.recv(21, 13, 42000, 16379, 4);
+    call_redis(&mut s, 21, 13, 42000, 14);
     signal_wait(&mut s, 21);
     s.send(20, 8, 19082, 41000, 65);
     s.wake(20, 21);
@@ -279,10 +273,7 @@ fn an_answer_another_thread_writes_is_for_the_stretch_set_aside_last() {
     call(&mut s, 11, 9, 40001);
     for (w, fd, port, redis_fd) in [(22, 16, 42001, 15), (21, 13, 42000, 14)] {
         s.wake(20, w);
-        s.send(w, fd, port, 16379, 22);
-        s.recv(30, redis_fd, 16379, port, 22);
-        s.send(30, redis_fd, 16379, port, 4);
-        s.recv(w, fd, port, 16379, 4);
+        call_redis(&mut s, w, fd, port, redis_fd);
         signal_wait(&mut s, w);
     }
     s.send(20, 8, 19082, 41000, 65);
