@@ -225,14 +225,7 @@ fn a_busy_acceptors_connections_break_length_ties_in_listen_queue_order() {
     // queue, so their connects wake nobody; nginx also accepts a TCP client meanwhile. The
     // app accepts fds 20, 21, 22 and starts a thread for each; the thread on 22 reads first,
     // and all three requests are 109 bytes, none of whose writes woke its reader.
-    let mut s = Sim::new();
-    for (tid, tgid) in [(3, 2), (4, 2), (6, 5), (7, 5), (8, 5)] {
-        s.tgids.insert(tid, tgid);
-    }
-    nginx_clients(&mut s);
-    for (tid, fd, wakes) in [(2, 8, Some(5)), (3, 9, None), (4, 10, None)] {
-        connect(&mut s, tid, fd, wakes);
-    }
+    let mut s = nginx_queued_at_the_app();
     s.syscall(2, Sys::Accept, 4, 30, &[]); // nginx's TCP listener: takes no unix connect
     for accepted in [20, 21, 22] {
         s.syscall(5, Sys::Accept, 3, accepted, &[]);
@@ -245,6 +238,21 @@ fn a_busy_acceptors_connections_break_length_ties_in_listen_queue_order() {
     nginx_answers(s);
 }
 
+/// nginx (threads 2, 3, 4 of process 2) and the app (threads 6, 7, 8 of process 5): nginx's
+/// clients send, and nginx's three upstream `connect`s queue at the app's acceptor (tid 5),
+/// only the first waking it.
+fn nginx_queued_at_the_app() -> Sim {
+    let mut s = Sim::new();
+    for (tid, tgid) in [(3, 2), (4, 2), (6, 5), (7, 5), (8, 5)] {
+        s.tgids.insert(tid, tgid);
+    }
+    nginx_clients(&mut s);
+    for (tid, fd, wakes) in [(2, 8, Some(5)), (3, 9, None), (4, 10, None)] {
+        connect(&mut s, tid, fd, wakes);
+    }
+    s
+}
+
 #[test]
 fn a_connect_another_listener_guessed_goes_back_to_the_listen_queue() {
     // A CI recording of the testbed model `unix` (100 of 200 exact): nginx (threads 2, 3, 4)
@@ -253,14 +261,7 @@ fn a_connect_another_listener_guessed_goes_back_to_the_listen_queue() {
     // guessed nginx's second connect as its peer (no event names the listener). Its first read
     // paired it with the app's connect instead: nginx's connect must go back to the queue for
     // the app's next accept.
-    let mut s = Sim::new();
-    for (tid, tgid) in [(3, 2), (4, 2), (6, 5), (7, 5), (8, 5)] {
-        s.tgids.insert(tid, tgid);
-    }
-    nginx_clients(&mut s);
-    connect(&mut s, 2, 8, Some(5));
-    connect(&mut s, 3, 9, None);
-    connect(&mut s, 4, 10, None);
+    let mut s = nginx_queued_at_the_app();
     s.syscall(5, Sys::Accept, 3, 20, &[]);
     // App thread 6 connects to redis, waking it: redis's listener is known.
     connect(&mut s, 6, 30, Some(9));
