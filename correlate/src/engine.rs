@@ -190,8 +190,20 @@ pub(crate) struct Thread {
     /// Event loops: the thread passed the request it read on to a pool worker and has not
     /// waited since (see [`crate::link`]'s turns).
     pub passed: Option<Passed>,
+    pub lock_calls: LockRun,
     /// The thread answered a request another thread read: it is a pool worker.
     pub worker: bool,
+}
+
+/// Event loops: the futex calls that end the thread's syscalls so far (see
+/// [`crate::link`]'s turns).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LockRun {
+    /// Where the run of futex calls that handed no request on began, after a stretch of the
+    /// thread's own code, and the thread's time split then.
+    pub start: Option<(i64, crate::sched::Split)>,
+    /// Where the thread's last syscall returned.
+    pub last_return: i64,
 }
 
 /// A request whose work an event loop's read made due.
@@ -248,6 +260,7 @@ impl Thread {
             handed: Vec::new(),
             suspended: None,
             passed: None,
+            lock_calls: LockRun::default(),
             worker: false,
         }
     }

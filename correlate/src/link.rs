@@ -330,6 +330,7 @@ impl Engine {
                 self.pass_on(ev.tid, tag);
             }
         }
+        self.lock_call(ev.tid, sys == Sys::Futex && !b.woke_worker, b.start, ev.ts);
         self.emit_rows(b.rows, tag, sink);
     }
 

@@ -245,3 +245,68 @@ fn a_wake_of_a_thread_that_never_answered_hands_nothing_over() {
     let a = root_of(&f, 40001);
     assert!(a.end > passed, "A's span goes on to B's read");
 }
+
+/// Acceptor 2 reads request A (client port 40001, fd 12), runs A's code for 8 µs (its
+/// submit wakes no worker: every worker is busy), then reads B (port 40002, fd 13), both
+/// sent before. `before_b` runs between A's code and B's read; `after_a` right as A's read
+/// returns. Returns when A's code ended.
+fn two_reads(s: &mut Sim, after_a: impl Fn(&mut Sim), before_b: impl Fn(&mut Sim)) -> i64 {
+    s.tgids.insert(4, 2);
+    s.send(1, 3, 40001, INGRESS, 73);
+    s.send(1, 4, 40002, INGRESS, 73);
+    s.syscall(2, Sys::Wait, 5, 2, &[]);
+    s.recv(2, 12, INGRESS, 40001, 73);
+    after_a(s);
+    s.ts += 8_000;
+    let code_end = s.ts;
+    before_b(s);
+    s.recv(2, 13, INGRESS, 40002, 73);
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    code_end
+}
+
+/// `tid` hands CPython's GIL to thread 4, which waits for it with a timeout: a futex call
+/// that wakes a thread, no pool worker.
+fn gil_handover(s: &mut Sim, tid: i32) {
+    let mut w = Event::new(0, 0, tid, Kind::Wakeup);
+    w.wake_tid = Some(4);
+    s.syscall(tid, Sys::Futex, 0, 1, &[w]);
+}
+
+#[test]
+fn a_read_after_a_gil_handover_starts_at_the_handover() {
+    // The `handoff` model (CI-sized recording of run15): the acceptor read request A of one
+    // ready connection, submitted it while every worker was busy (no wake), then dropped the
+    // GIL for the read of the next ready connection, waking the thread that waited for it.
+    // A's span ran on to B's read: A overlapped B's segment and B's was less than half
+    // covered in 7 of the 11 misses (189 of 200 exact; 196 with this rule).
+    let mut s = Sim::new();
+    let code_end = two_reads(&mut s, |_| {}, |s| gil_handover(s, 2));
+    let handover = code_end + 1_000;
+    let (f, _) = s.finish();
+    assert_eq!(
+        root_of(&f, 40001).end,
+        handover,
+        "A ends as the hand-over begins"
+    );
+    assert_eq!(root_of(&f, 40002).start, handover, "B starts there");
+}
+
+#[test]
+fn a_gil_retaken_as_a_read_returns_is_that_reads() {
+    // The `handoff` model (hd1): the acceptor waited 145 µs to take the GIL back as A's read
+    // returned, then ran A's code; the futex calls are A's and B starts at its own read.
+    let mut s = Sim::new();
+    let code_end = two_reads(
+        &mut s,
+        |s| {
+            gil(s, 2);
+            gil_handover(s, 2);
+        },
+        |_| {},
+    );
+    let (f, _) = s.finish();
+    let b = root_of(&f, 40002);
+    assert!(root_of(&f, 40001).end > code_end, "A runs on to B's read");
+    assert!(b.start > code_end, "B starts at its read");
+}
