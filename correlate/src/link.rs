@@ -286,6 +286,9 @@ impl Engine {
         b.rows.push(ev.row);
         let tgid = t.tgid.unwrap_or(ev.tid);
         let ret = ev.ret.unwrap_or(-1);
+        if sys == Sys::Recv {
+            self.due_steps_before_read(ev.tid, b.start);
+        }
         let tag = match sys {
             Sys::Recv if ret > 0 => self.resolve_recv(ev, &b, tgid, ret),
             Sys::Send if ret > 0 => self.resolve_send(ev, &b, tgid, ret),

@@ -159,6 +159,50 @@ impl Engine {
         t.woken.remove(i).map(|w| (w.tag, rule))
     }
 
+    /// Event loop `tid` enters a read at `entered` as its first syscall since a wait. A loop
+    /// that runs a read's callbacks in the next iteration (asyncio) runs the steps its last
+    /// iteration's reads made due first, in the order they were made due, then the ready
+    /// events' callbacks, the first of which is this read: the steps still due made no
+    /// syscall (a task that parks at once, waiting for a pooled connection), and the time
+    /// from the wait's return to this read is theirs, split evenly among them.
+    pub(crate) fn due_steps_before_read(&mut self, tid: i32, entered: i64) {
+        let Some(t) = self
+            .threads
+            .get(&tid)
+            .filter(|t| t.event_loop && t.after_wait.is_some())
+        else {
+            return;
+        };
+        let later = t.steps_later >= 4 && t.steps_later > 4 * t.steps_now;
+        let from = t.mark;
+        if !later || entered <= from {
+            return;
+        }
+        let last = t.waits.saturating_sub(1);
+        let due: Vec<Tag> = t
+            .woken
+            .iter()
+            .filter(|w| w.iteration == last)
+            .map(|w| w.tag)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let n = due.len() as i64;
+        for (i, tag) in due.into_iter().enumerate() {
+            let i = i as i64;
+            let (a, b) = (
+                from + (entered - from) * i / n,
+                from + (entered - from) * (i + 1) / n,
+            );
+            let span = self.new_span(tag, SpanKind::Internal, tid, a, None, Rule::Turn);
+            self.extend_span(span, b, 0, 0);
+        }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.mark = entered;
+        }
+    }
+
     /// Event loop `tid` answered `request`: nothing of it is due any more, and whatever it
     /// held (a pooled connection) is released in this turn, which wakes the request parked
     /// longest: it is due after everything read so far.

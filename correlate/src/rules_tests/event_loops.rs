@@ -446,3 +446,47 @@ fn a_request_that_made_as_many_calls_as_the_loops_requests_make_calls_no_more() 
     assert_eq!(calls(40000), 2, "A's INCR and GET");
     assert_eq!(calls(40001), 2, "B's INCR and GET");
 }
+
+#[test]
+fn steps_due_before_the_first_read_after_a_wait_made_no_syscall() {
+    // asyncio (CI-sized recording of run11, requests 3-20 and 1-22): the loop reads B in one
+    // iteration; in the next, B's step runs first, finds the pool empty and parks (4.7 µs,
+    // no syscall), then the ready events' callbacks read A's redis reply. The time from the
+    // wait's return to that read went to A, covering B's step. Over 22 CI-sized asyncio
+    // recordings, 4350 of 4400 requests exact without this rule, 4361 with it.
+    let mut s = Sim::new();
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 6, INGRESS, 40000, 73); // A
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.send(2, 9, 42000, 16379, 22);
+    // A's commands, each sent in the iteration after the previous reply's: the loop runs
+    // steps in the iteration after their read.
+    for _ in 0..4 {
+        s.syscall(2, Sys::Wait, 5, 1, &[]);
+        s.recv(2, 9, 42000, 16379, 4);
+        s.syscall(2, Sys::Wait, 5, 0, &[]);
+        s.send(2, 9, 42000, 16379, 22);
+    }
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 7, INGRESS, 40001, 73); // B
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    let returned = s.ts;
+    s.ts += 5_000; // B's step parks
+    let entered = s.ts + 1_000;
+    s.recv(2, 9, 42000, 16379, 4); // A's reply
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.send(2, 6, INGRESS, 40000, 155); // A answers
+    let (f, _) = s.finish();
+    let b = span_on(request_from(&f, 40001), 2, SpanKind::Internal).expect("B's step");
+    assert_eq!(
+        (b.start, b.end),
+        (returned, entered),
+        "B's step: wait's return to the read"
+    );
+    let a = request_from(&f, 40000);
+    let covers = a
+        .spans
+        .iter()
+        .any(|s| s.kind != SpanKind::Client && s.start < entered && s.end > returned);
+    assert!(!covers, "A's spans leave B's step alone");
+}
