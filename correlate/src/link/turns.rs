@@ -46,6 +46,13 @@ use crate::stream::Tag;
 /// 7591 with 8 and 7497 with 12 (docs/performance.md).
 const STEP_RETURN_NS: i64 = 5_000;
 
+/// How soon after a syscall returns a futex call is still that syscall's: CPython takes the
+/// GIL back right in a blocking call's return path (0.5-0.9 µs after the return in the
+/// `handoff` cases traced by hand), while the next call's GIL drop comes after the loop's
+/// own code (4.8 µs after an `epoll_wait` in the fastest traced case). See
+/// [`Engine::lock_call`].
+const LOCK_RETURN_NS: i64 = 2_000;
+
 /// Requests an event loop keeps as due: a loop runs a batch's callbacks within one turn of
 /// its wait, so a few dozen suffice; older ones were handled with no kernel trace.
 const MAX_WOKEN: usize = 64;
@@ -371,19 +378,20 @@ impl Engine {
     }
 
     /// Event loop `tid` made a syscall from `at` to `end`: a futex call that handed no
-    /// request on (`lock`), or another. A futex call within [`STEP_RETURN_NS`] of the previous
-    /// syscall's return is that syscall's (CPython takes the GIL back as a blocking call
-    /// returns, waiting 145 µs in one `handoff` case); one later begins a run of the next
-    /// syscall's (it drops the GIL before one). Over 24 `handoff` recordings (21 CI-sized,
-    /// three of 300 or 200 requests), exact requests: 4896 without the rule, 4933 when any
-    /// futex call began a run, 4946 when only calls that did not block could, 4958 with a
-    /// 2 µs bound here, 4960 with 5 µs, 4925 with 10 µs.
+    /// request on (`lock`), or another. A futex call within [`LOCK_RETURN_NS`] of the
+    /// previous syscall's return is that syscall's (CPython takes the GIL back as a blocking
+    /// call returns, waiting 145 µs in one `handoff` case); one later begins a run of the next
+    /// syscall's (it drops the GIL before one). Over 31 `handoff` recordings (22 CI-sized,
+    /// `hd1`, `hd2`, two of 400 requests over 8 connections and five of app variants),
+    /// exact requests: 7338 with a 5 µs bound and only between two requests' turns, 7345
+    /// with the first read after a wait too, 7355 with that and 3 µs, 7358 with 2 µs; the
+    /// other models' recordings score the same with each.
     pub(crate) fn lock_call(&mut self, tid: i32, lock: bool, at: i64, end: i64) {
         if let Some(t) = self.threads.get_mut(&tid).filter(|t| t.event_loop) {
             let run = &mut t.lock_calls;
             if !lock {
                 run.start = None;
-            } else if at - run.last_return >= STEP_RETURN_NS {
+            } else if at - run.last_return >= LOCK_RETURN_NS {
                 run.start = Some((at, t.clock.at(at)));
             }
             run.last_return = end;
@@ -391,18 +399,25 @@ impl Engine {
     }
 
     /// Event loop `tid` reads new request `tag` right after futex calls that handed no
-    /// request on, with no wait since its turn on another request: the futex calls were the
-    /// read's own. CPython drops the GIL before every blocking socket call, waking a thread
-    /// that waits for it; the previous request's code had returned before. The turn ends
-    /// where the futex calls began, and the request starts there if it was sent before.
+    /// request on: the futex calls were the read's own. CPython drops the GIL before every
+    /// blocking socket call, waking a thread that waits for it; the previous request's code
+    /// had returned before. The request starts where the futex calls began if it was sent
+    /// before, and a turn on another request since the loop's last wait ends there.
     fn read_after_lock_calls(&mut self, tid: i32, tag: Tag, sent: Option<i64>) {
-        let Some(t) = self.threads.get(&tid).filter(|t| t.after_wait.is_none()) else {
+        let Some(t) = self.threads.get(&tid) else {
             return;
         };
         let Some((at, split)) = t.lock_calls.start else {
             return;
         };
         if sent.is_none_or(|s| s >= at) {
+            return;
+        }
+        if t.after_wait.is_some() {
+            // The loop's first read after a wait: no turn to end.
+            if at > t.mark {
+                self.start_earlier(tag, at, split);
+            }
             return;
         }
         let Some(turn) = t
