@@ -382,7 +382,7 @@ impl Engine {
     /// previous syscall's return is that syscall's (CPython takes the GIL back as a blocking
     /// call returns, waiting 145 µs in one `handoff` case); one later begins a run of the next
     /// syscall's (it drops the GIL before one). Over 31 `handoff` recordings (22 CI-sized,
-    /// `hd1`, `hd2`, two of 400 requests over 8 connections and five of app variants),
+    /// `hd1`, `hd2`, two of 400 requests over 8 connections, one kept and four of app variants),
     /// exact requests: 7338 with a 5 µs bound and only between two requests' turns, 7345
     /// with the first read after a wait too, 7355 with that and 3 µs, 7358 with 2 µs; the
     /// other models' recordings score the same with each.
