@@ -153,6 +153,9 @@ pub(crate) struct Thread {
     pub woken: std::collections::VecDeque<Woken>,
     /// Event loops: reads that woke requests so far, numbering them.
     pub reads: u64,
+    /// Event loops: requests whose callbacks ran, with no syscall, before the one the loop's
+    /// last write was given to by reply order (see [`crate::link`]'s turns).
+    pub ran_silently: Vec<Tag>,
     /// Event loops: writes of a reply's callback seen in the iteration of the reply's read
     /// (libuv runs a read's callbacks before its next read).
     pub steps_now: u32,
@@ -248,6 +251,7 @@ impl Thread {
             batch: Default::default(),
             woken: Default::default(),
             reads: 0,
+            ran_silently: Vec::new(),
             steps_now: 0,
             steps_later: 0,
             calls_made: [0; 8],
