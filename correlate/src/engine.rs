@@ -156,6 +156,12 @@ pub(crate) struct Thread {
     /// Event loops: requests whose callbacks ran, with no syscall, before the one the loop's
     /// last write was given to by reply order (see [`crate::link`]'s turns).
     pub ran_silently: Vec<Tag>,
+    /// Event loops: requests given a callback's time with no syscall since the loop's latest
+    /// read that woke requests.
+    pub stepped: Vec<u64>,
+    /// Event loops: split the time before the next syscall evenly between the callbacks of
+    /// `ran_silently` and the syscall's own.
+    pub even: bool,
     /// Event loops: writes of a reply's callback seen in the iteration of the reply's read
     /// (libuv runs a read's callbacks before its next read).
     pub steps_now: u32,
@@ -252,6 +258,8 @@ impl Thread {
             woken: Default::default(),
             reads: 0,
             ran_silently: Vec::new(),
+            stepped: Vec::new(),
+            even: false,
             steps_now: 0,
             steps_later: 0,
             calls_made: [0; 8],

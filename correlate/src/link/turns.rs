@@ -86,6 +86,7 @@ impl Engine {
             return;
         };
         t.reads += 1;
+        t.stepped.clear();
         if via.is_some() {
             // Replies come in order: a request woken by an earlier reply on the connection
             // that has not used it since had its turn with no kernel trace.
@@ -229,6 +230,9 @@ impl Engine {
     /// The steps of `due` ran on loop `tid` from `from` to `to`, in that order, with no
     /// syscall: the kernel shows nothing that parts them, so each gets an even share.
     fn steps_ran(&mut self, tid: i32, due: &[Tag], from: i64, to: i64) {
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.stepped.extend(due.iter().map(|d| d.request));
+        }
         let n = due.len() as i64;
         for (i, &tag) in due.iter().enumerate() {
             let i = i as i64;
@@ -330,7 +334,17 @@ impl Engine {
             .unwrap_or_default();
         // Callbacks that ran before this one with no syscall: theirs is the time up to this
         // callback's head.
-        let head = entered - CALLBACK_HEAD_NS;
+        // A write's callback writes early in its run (`CALLBACK_HEAD_NS`); a flush of
+        // answers comes after its callback's whole run, which gets an even share.
+        let even = self
+            .threads
+            .get_mut(&tid)
+            .is_some_and(|t| std::mem::take(&mut t.even));
+        let n = ran.len() as i64;
+        let head = match even {
+            true => turn_start + (entered - turn_start) * n / (n + 1),
+            false => entered - CALLBACK_HEAD_NS,
+        };
         if !ran.is_empty() && turn.is_none_or(|c| c.request != tag.request) && head > turn_start {
             self.steps_ran(tid, &ran, turn_start, head);
             turn_start = head;

@@ -355,3 +355,51 @@ fn an_event_loops_one_write_answers_every_stream_its_replies_finished() {
         assert!(r.spans.iter().any(|sp| sp.tid == 20), "served by the loop");
     }
 }
+
+#[test]
+fn callbacks_that_answered_before_one_flush_share_the_time_before_it() {
+    // The `grpcnode` model (run23, requests 1-29 and 2-28): one redis read took two streams'
+    // last replies; both callbacks answered with no syscall, and grpc-js flushed both
+    // answers in one `writev` 300 µs later. The first stream's span covered both callbacks.
+    let mut s = shared_channel();
+    s.syscall(20, Sys::Wait, 5, 1, &[]);
+    send_call(&mut s, 10, 7, 40000);
+    s.recv(20, 8, 19082, 41000, 66);
+    s.send(20, 13, 42000, 16379, 22);
+    send_call(&mut s, 11, 9, 40001);
+    s.syscall(20, Sys::Wait, 5, 1, &[]);
+    s.recv(20, 8, 19082, 41000, 66);
+    s.send(20, 13, 42000, 16379, 22);
+    s.recv(30, 14, 16379, 42000, 44);
+    s.send(30, 14, 16379, 42000, 8);
+    s.syscall(20, Sys::Wait, 5, 1, &[]);
+    s.recv(20, 13, 42000, 16379, 8);
+    let read = s.ts;
+    s.ts += 60_000; // both callbacks
+    let flush = s.ts + 1_000;
+    s.send(20, 8, 19082, 41000, 130);
+    s.recv(13, 12, 41000, 19082, 130);
+    s.wake(13, 10);
+    s.wake(13, 11);
+    s.send(10, 7, INGRESS, 40000, 100);
+    s.send(11, 9, INGRESS, 40001, 100);
+    let (f, _) = s.finish();
+    let after = |front| {
+        let r = f
+            .iter()
+            .find(|r| r.request.ingress_tid == front)
+            .expect("request");
+        r.spans
+            .iter()
+            .filter(|sp| sp.tid == 20 && sp.kind == SpanKind::Internal && sp.end > read)
+            .map(|sp| (sp.start, sp.end))
+            .collect::<Vec<_>>()
+    };
+    let from = read + 5_000;
+    let half = from + (flush - from) / 2;
+    assert_eq!(after(10), [(from, half)], "the first stream's callback");
+    let b = after(11);
+    assert_eq!(b.len(), 1, "the second's: {b:?}");
+    assert_eq!(b[0].0, half, "from the first's end");
+    assert!(b[0].1 > flush, "through the flush");
+}
