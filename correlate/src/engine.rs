@@ -153,15 +153,12 @@ pub(crate) struct Thread {
     pub woken: std::collections::VecDeque<Woken>,
     /// Event loops: reads that woke requests so far, numbering them.
     pub reads: u64,
-    /// Event loops: requests whose callbacks ran, with no syscall, before the one the loop's
-    /// last write was given to by reply order (see [`crate::link`]'s turns).
-    pub ran_silently: Vec<Tag>,
+    /// Event loops: callbacks that ran with no syscall before the one the loop's syscall in
+    /// progress was given to (see [`crate::link`]'s turns).
+    pub ran_silently: Option<Silent>,
     /// Event loops: requests given a callback's time with no syscall since the loop's latest
     /// read that woke requests.
     pub stepped: Vec<u64>,
-    /// Event loops: split the time before the next syscall evenly between the callbacks of
-    /// `ran_silently` and the syscall's own.
-    pub even: bool,
     /// Event loops: writes of a reply's callback seen in the iteration of the reply's read
     /// (libuv runs a read's callbacks before its next read).
     pub steps_now: u32,
@@ -202,6 +199,17 @@ pub(crate) struct Thread {
     pub lock_calls: LockRun,
     /// The thread answered a request another thread read: it is a pool worker.
     pub worker: bool,
+}
+
+/// Callbacks an event loop ran with no syscall before the callback that made its next one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Silent {
+    /// Their requests, in the order the callbacks ran.
+    pub tags: Vec<Tag>,
+    /// The syscall ends its callback's whole run (a flush of answers), so every callback gets
+    /// an even share of the time before it; else it comes early in its callback (a write), a
+    /// callback's head after the callback began.
+    pub flush: bool,
 }
 
 /// Event loops: the futex calls that end the thread's syscalls so far (see
@@ -257,9 +265,8 @@ impl Thread {
             batch: Default::default(),
             woken: Default::default(),
             reads: 0,
-            ran_silently: Vec::new(),
+            ran_silently: None,
             stepped: Vec::new(),
-            even: false,
             steps_now: 0,
             steps_later: 0,
             calls_made: [0; 8],
@@ -275,6 +282,17 @@ impl Thread {
             lock_calls: LockRun::default(),
             worker: false,
         }
+    }
+
+    /// An event loop seen to run a reply's callback in the iteration of the reply's read
+    /// (libuv): at least 4 such writes, and 4 times as many as in a later iteration.
+    pub fn runs_callbacks_at_once(&self) -> bool {
+        self.steps_now >= 4 && self.steps_now > 4 * self.steps_later
+    }
+
+    /// An event loop seen to run a reply's step in an iteration after its read (asyncio).
+    pub fn runs_steps_later(&self) -> bool {
+        self.steps_later >= 4 && self.steps_later > 4 * self.steps_now
     }
 }
 

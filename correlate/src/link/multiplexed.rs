@@ -186,9 +186,11 @@ impl Engine {
         // each gets an even share of the time since the loop's last syscall.
         let own = match silent.split_last() {
             Some((&last, before)) => {
-                if let Some(t) = self.threads.get_mut(&tid) {
-                    t.ran_silently = before.to_vec();
-                    t.even = true;
+                if let Some(t) = self.threads.get_mut(&tid).filter(|_| !before.is_empty()) {
+                    t.ran_silently = Some(crate::engine::Silent {
+                        tags: before.to_vec(),
+                        flush: true,
+                    });
                 }
                 last
             }

@@ -28,7 +28,7 @@
 //!   taking the redis connection whose release woke a parked one, and a parked one taking
 //!   it before a request read after the release.
 
-use crate::engine::{Engine, Woken};
+use crate::engine::{Engine, Silent, Woken};
 use crate::event::Tuple;
 use crate::model::{Rule, SpanKind};
 use crate::stream::Tag;
@@ -123,7 +123,7 @@ impl Engine {
         // step. Learned from the loop's own writes: in the grpcnode model a redis reply's
         // callback that answered (no syscall; grpc-js writes the answer later) took the next
         // request's INCR, read after it.
-        let immediate = t.steps_now >= 4 && t.steps_now > 4 * t.steps_later;
+        let immediate = t.runs_callbacks_at_once();
         // A request that has made as many calls as the loop's requests make has no call
         // left: its reply's callback answers (grpc-js: with no syscall, its answer written
         // later), and the write goes to a request woken after it.
@@ -148,7 +148,10 @@ impl Engine {
             _ => Vec::new(),
         };
         let t = self.threads.get_mut(&tid)?;
-        t.ran_silently = silent;
+        t.ran_silently = (!silent.is_empty()).then_some(Silent {
+            tags: silent,
+            flush: false,
+        });
         if let Some(w) = same_conn.and_then(|i| t.woken.get(i)) {
             if w.iteration == t.waits {
                 t.steps_now = t.steps_now.saturating_add(1);
@@ -206,7 +209,7 @@ impl Engine {
         else {
             return;
         };
-        let later = t.steps_later >= 4 && t.steps_later > 4 * t.steps_now;
+        let later = t.runs_steps_later();
         let from = t.mark;
         if !later || entered <= from {
             return;
@@ -327,27 +330,22 @@ impl Engine {
             true => (start + STEP_RETURN_NS).min(entered).max(start),
             false => start,
         };
+        // Callbacks that ran before this one with no syscall: theirs is the time up to where
+        // this one began.
         let ran = self
             .threads
             .get_mut(&tid)
-            .map(|t| std::mem::take(&mut t.ran_silently))
-            .unwrap_or_default();
-        // Callbacks that ran before this one with no syscall: theirs is the time up to this
-        // callback's head.
-        // A write's callback writes early in its run (`CALLBACK_HEAD_NS`); a flush of
-        // answers comes after its callback's whole run, which gets an even share.
-        let even = self
-            .threads
-            .get_mut(&tid)
-            .is_some_and(|t| std::mem::take(&mut t.even));
-        let n = ran.len() as i64;
-        let head = match even {
-            true => turn_start + (entered - turn_start) * n / (n + 1),
-            false => entered - CALLBACK_HEAD_NS,
-        };
-        if !ran.is_empty() && turn.is_none_or(|c| c.request != tag.request) && head > turn_start {
-            self.steps_ran(tid, &ran, turn_start, head);
-            turn_start = head;
+            .and_then(|t| t.ran_silently.take());
+        if let Some(ran) = ran.filter(|_| turn.is_none_or(|c| c.request != tag.request)) {
+            let n = ran.tags.len() as i64;
+            let began = match ran.flush {
+                true => turn_start + (entered - turn_start) * n / (n + 1),
+                false => entered - CALLBACK_HEAD_NS,
+            };
+            if began > turn_start {
+                self.steps_ran(tid, &ran.tags, turn_start, began);
+                turn_start = began;
+            }
         }
         let span = match turn {
             Some(c) if c.request == tag.request => c,
