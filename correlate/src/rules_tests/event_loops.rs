@@ -418,14 +418,10 @@ fn a_loop_that_runs_callbacks_at_their_read_is_done_with_older_reads_replies() {
     assert_eq!(calls(40000), 1, "A called once");
 }
 
-#[test]
-fn a_request_that_made_as_many_calls_as_the_loops_requests_make_calls_no_more() {
-    // The `grpcnode` model (Node.js `@grpc/grpc-js`): every request makes two redis calls.
-    // One read took request A's second reply and B's first; A's callback answered with no
-    // syscall (grpc-js writes the answer later), and the write that followed was B's. By
-    // reply order it went to A, and every call after it shifted. Five answered requests
-    // teach the loop the count (the run22 recording: 134 of 200 exact when it took 20, 156
-    // with five).
+/// A loop (tid 2) that answered five requests of two calls each: A (client port 40000) sends
+/// its INCR and GET, B (port 40001) its INCR, and one read takes A's GET reply and B's INCR
+/// reply.
+fn a_last_reply_and_a_first_in_one_read() -> Sim {
     let mut s = Sim::new();
     for i in 0..5 {
         incr_then_get(&mut s, 20 + i, 40010 + i as u16);
@@ -441,6 +437,18 @@ fn a_request_that_made_as_many_calls_as_the_loops_requests_make_calls_no_more() 
     s.send(4, 11, 16379, 42000, 9);
     s.syscall(2, Sys::Wait, 5, 1, &[]);
     s.recv(2, 9, 42000, 16379, 9); // A's GET reply and B's INCR reply
+    s
+}
+
+#[test]
+fn a_request_that_made_as_many_calls_as_the_loops_requests_make_calls_no_more() {
+    // The `grpcnode` model (Node.js `@grpc/grpc-js`): every request makes two redis calls.
+    // One read took request A's second reply and B's first; A's callback answered with no
+    // syscall (grpc-js writes the answer later), and the write that followed was B's. By
+    // reply order it went to A, and every call after it shifted. Five answered requests
+    // teach the loop the count (the run22 recording: 134 of 200 exact when it took 20, 156
+    // with five).
+    let mut s = a_last_reply_and_a_first_in_one_read();
     s.send(2, 9, 42000, 16379, 23); // B's GET
     let (f, _) = s.finish();
     let calls = |port| calls_of(&f, port);
@@ -499,21 +507,7 @@ fn a_callback_that_answered_with_no_syscall_takes_the_time_before_the_next_write
     // writes answers later); B's callback then wrote its GET. A's span ran on over B's
     // callback, and B's covered A's: both missed. Over 15 CI-sized grpcnode recordings,
     // 2272 of 3000 exact without this rule, 2585 with it.
-    let mut s = Sim::new();
-    for i in 0..5 {
-        incr_then_get(&mut s, 20 + i, 40010 + i as u16);
-    }
-    read_and_incr(&mut s, 7, 40000); // A's INCR
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    s.recv(2, 9, 42000, 16379, 4);
-    s.send(2, 9, 42000, 16379, 23); // A's GET
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    s.recv(2, 8, INGRESS, 40001, 73);
-    s.send(2, 9, 42000, 16379, 22); // B's INCR
-    s.recv(4, 11, 16379, 42000, 45);
-    s.send(4, 11, 16379, 42000, 9);
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    s.recv(2, 9, 42000, 16379, 9); // A's GET reply and B's INCR reply
+    let mut s = a_last_reply_and_a_first_in_one_read();
     let read = s.ts;
     s.ts += 40_000; // A's callback, then B's up to its write
     let entered = s.ts + 1_000;

@@ -310,12 +310,9 @@ fn a_caller_that_answers_with_no_wake_seen_takes_the_answer_read_last() {
     assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
 }
 
-#[test]
-fn an_event_loops_one_write_answers_every_stream_its_replies_finished() {
-    // The `grpcnode` model: a Node.js gRPC server (one event loop, tid 20) reads two callers'
-    // streams on the shared connection, calls redis for each, reads both redis replies at
-    // once, and grpc-js writes both answers in one `writev` (9 of 300 requests exact in one
-    // recording when that write carried no request, 113 with this).
+/// A Node.js gRPC server (one event loop, tid 20) reads the streams of callers 10 and 11 on
+/// the shared connection, calls redis for each, and reads both redis replies at once.
+fn two_streams_last_replies_in_one_read() -> Sim {
     let mut s = shared_channel();
     s.syscall(20, Sys::Wait, 5, 1, &[]);
     send_call(&mut s, 10, 7, 40000);
@@ -329,6 +326,16 @@ fn an_event_loops_one_write_answers_every_stream_its_replies_finished() {
     s.send(30, 14, 16379, 42000, 8);
     s.syscall(20, Sys::Wait, 5, 1, &[]);
     s.recv(20, 13, 42000, 16379, 8);
+    s
+}
+
+#[test]
+fn an_event_loops_one_write_answers_every_stream_its_replies_finished() {
+    // The `grpcnode` model: a Node.js gRPC server (one event loop, tid 20) reads two callers'
+    // streams on the shared connection, calls redis for each, reads both redis replies at
+    // once, and grpc-js writes both answers in one `writev` (9 of 300 requests exact in one
+    // recording when that write carried no request, 113 with this).
+    let mut s = two_streams_last_replies_in_one_read();
     s.send(20, 8, 19082, 41000, 130);
     s.recv(13, 12, 41000, 19082, 130);
     let read = s.ts;
@@ -361,19 +368,7 @@ fn callbacks_that_answered_before_one_flush_share_the_time_before_it() {
     // The `grpcnode` model (run23, requests 1-29 and 2-28): one redis read took two streams'
     // last replies; both callbacks answered with no syscall, and grpc-js flushed both
     // answers in one `writev` 300 µs later. The first stream's span covered both callbacks.
-    let mut s = shared_channel();
-    s.syscall(20, Sys::Wait, 5, 1, &[]);
-    send_call(&mut s, 10, 7, 40000);
-    s.recv(20, 8, 19082, 41000, 66);
-    s.send(20, 13, 42000, 16379, 22);
-    send_call(&mut s, 11, 9, 40001);
-    s.syscall(20, Sys::Wait, 5, 1, &[]);
-    s.recv(20, 8, 19082, 41000, 66);
-    s.send(20, 13, 42000, 16379, 22);
-    s.recv(30, 14, 16379, 42000, 44);
-    s.send(30, 14, 16379, 42000, 8);
-    s.syscall(20, Sys::Wait, 5, 1, &[]);
-    s.recv(20, 13, 42000, 16379, 8);
+    let mut s = two_streams_last_replies_in_one_read();
     let read = s.ts;
     s.ts += 60_000; // both callbacks
     let flush = s.ts + 1_000;
