@@ -34,6 +34,19 @@ fn call_redis(s: &mut Sim, w: i32, fd: i64, redis_port: u16, redis_fd: i64) {
     s.recv(w, fd, redis_port, 16379, 4);
 }
 
+/// The front's reader (tid 13) takes both answers on the shared channel in one read and
+/// wakes callers `woken` in that order; each answers its request.
+fn both_answers_read(s: &mut Sim, woken: [i32; 2]) {
+    s.recv(13, 12, 41000, 19082, 130);
+    for w in woken {
+        s.wake(13, w);
+    }
+    for w in woken {
+        let (fd, port) = if w == 10 { (7, 40000) } else { (9, 40001) };
+        s.send(w, fd, INGRESS, port, 100);
+    }
+}
+
 /// Front threads 10, 11 and their reader 13 in process 10; the server's reader 20 and pool
 /// workers 21, 22 in process 20.
 fn shared_channel() -> Sim {
@@ -57,11 +70,7 @@ fn first_round(s: &mut Sim) {
     s.wake(20, 22);
     work(s, 21, 13, 42000, 14);
     work(s, 22, 16, 42001, 15);
-    s.recv(13, 12, 41000, 19082, 130);
-    s.wake(13, 11);
-    s.wake(13, 10);
-    s.send(11, 9, INGRESS, 40001, 100);
-    s.send(10, 7, INGRESS, 40000, 100);
+    both_answers_read(s, [11, 10]);
 }
 
 /// The pool workers with a span in the last request front thread `front` read.
@@ -94,11 +103,7 @@ fn answers_on_a_shared_connection_go_to_the_callers_woken_in_reply_order() {
     work(&mut s, 22, 16, 42001, 15);
     // The front's reader takes both answers in one read, then wakes thread 11, then 10:
     // the first answer read is thread 11's call's.
-    s.recv(13, 12, 41000, 19082, 130);
-    s.wake(13, 11);
-    s.wake(13, 10);
-    s.send(11, 9, INGRESS, 40001, 100);
-    s.send(10, 7, INGRESS, 40000, 100);
+    both_answers_read(&mut s, [11, 10]);
     let (f, _) = s.finish();
     assert_eq!(
         f.len(),
@@ -182,11 +187,7 @@ fn a_call_sent_in_another_callers_write_is_answered_to_the_thread_it_wakes() {
     s.syscall(20, Sys::Wait, 5, 0, &[]);
     work(&mut s, 22, 16, 42001, 15);
     work(&mut s, 21, 13, 42000, 14);
-    s.recv(13, 12, 41000, 19082, 130);
-    s.wake(13, 10);
-    s.wake(13, 11);
-    s.send(10, 7, INGRESS, 40000, 100);
-    s.send(11, 9, INGRESS, 40001, 100);
+    both_answers_read(&mut s, [10, 11]);
     let (f, _) = s.finish();
     assert_eq!(f.len(), 4);
     assert_eq!(workers_of(&f, 10), [22], "thread 10's second request");
@@ -249,11 +250,7 @@ fn an_answer_another_thread_writes_ends_the_workers_stretch_at_its_queue() {
     s.send(20, 8, 19082, 41000, 65);
     s.wake(20, 21);
     work(&mut s, 21, 13, 42000, 14);
-    s.recv(13, 12, 41000, 19082, 130);
-    s.wake(13, 10);
-    s.wake(13, 11);
-    s.send(10, 7, INGRESS, 40000, 100);
-    s.send(11, 9, INGRESS, 40001, 100);
+    both_answers_read(&mut s, [10, 11]);
     let (f, _) = s.finish();
     assert_eq!(f.len(), 4);
     assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
@@ -373,11 +370,7 @@ fn callbacks_that_answered_before_one_flush_share_the_time_before_it() {
     s.ts += 60_000; // both callbacks
     let flush = s.ts + 1_000;
     s.send(20, 8, 19082, 41000, 130);
-    s.recv(13, 12, 41000, 19082, 130);
-    s.wake(13, 10);
-    s.wake(13, 11);
-    s.send(10, 7, INGRESS, 40000, 100);
-    s.send(11, 9, INGRESS, 40001, 100);
+    both_answers_read(&mut s, [10, 11]);
     let (f, _) = s.finish();
     let after = |front| {
         let r = f
