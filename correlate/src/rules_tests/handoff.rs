@@ -337,3 +337,37 @@ fn a_first_read_after_a_wait_starts_at_the_gil_handover_before_it() {
     );
     assert_eq!(a.start, handover, "at the hand-over before its read");
 }
+
+#[test]
+fn a_request_read_long_after_a_hand_off_starts_a_step_return_after_it() {
+    // The `handoff` model (hd1, request 3-37): after the `submit` that woke a worker, the
+    // acceptor ran 75 µs of the next request's code with no syscall before its read; the
+    // request started at the read and its segment was 7.6 of 80 µs covered.
+    let mut s = Sim::new();
+    handoff(&mut s, 40000, 42000);
+    let mut wait = s.ev(3, Kind::Enter(Sys::Futex));
+    wait.signal_wait = true;
+    s.push(wait);
+    s.send(1, 3, 40001, INGRESS, 73);
+    s.send(1, 4, 40002, INGRESS, 73);
+    s.syscall(2, Sys::Wait, 5, 2, &[]);
+    s.recv(2, 12, INGRESS, 40001, 73);
+    let mut submit = Event::new(0, 0, 2, Kind::Wakeup);
+    submit.wake_tid = Some(3);
+    s.syscall(2, Sys::Futex, 0, 1, &[submit]);
+    let passed = s.ts;
+    s.ts += 75_000;
+    s.recv(2, 13, INGRESS, 40002, 73);
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    let (f, _) = s.finish();
+    assert_eq!(
+        root_of(&f, 40001).end,
+        passed,
+        "A ends with the wake of its worker"
+    );
+    assert_eq!(
+        root_of(&f, 40002).start,
+        passed + 5_000,
+        "B starts a step's return later"
+    );
+}
