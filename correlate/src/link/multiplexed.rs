@@ -571,7 +571,7 @@ impl Engine {
                 request: id,
                 span: self.requests.get(&id).map_or(0, |r| r.root),
             };
-            self.place(stretch, rx, Rule::Handoff, at);
+            self.place(stretch, rx, Rule::LastRead, at);
         }
         // Stretches set aside at an untimed signal wait whose answer nobody wrote meanwhile: their
         // fallback, as for a stretch that answers nothing.
