@@ -199,6 +199,11 @@ pub(crate) struct Thread {
     pub lock_calls: LockRun,
     /// The thread answered a request another thread read: it is a pool worker.
     pub worker: bool,
+    /// The thread has read a request on a server socket.
+    pub served: bool,
+    /// The request the thread read and has made no call for, and when it began to wait
+    /// (see [`crate::link`]'s calls sent by another thread).
+    pub awaiting: Option<(Tag, i64)>,
 }
 
 /// Callbacks an event loop ran with no syscall before the callback that made its next one.
@@ -281,6 +286,8 @@ impl Thread {
             passed: None,
             lock_calls: LockRun::default(),
             worker: false,
+            served: false,
+            awaiting: None,
         }
     }
 

@@ -37,6 +37,9 @@ impl Engine {
             self.untimed_wait(ev.tid, ev.ts);
         }
         if sys == Sys::Wait {
+            self.await_call(ev.tid, ev.ts);
+        }
+        if sys == Sys::Wait {
             // An event loop's turn on a request lasts until it waits again.
             self.end_turn(ev.tid, ev.ts);
             let t = self.thread(ev);

@@ -135,6 +135,8 @@ impl Engine {
                     // A thread that reads a request it cannot place (a recording that began
                     // mid-request) serves that unknown request, not one a wakeup hands it.
                     t.current = tag;
+                    t.served |= tag.is_some();
+                    t.awaiting = None;
                     t.passed = None;
                     t.handoff = None;
                     t.unknown = tag.is_none();

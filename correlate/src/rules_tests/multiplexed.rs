@@ -391,3 +391,33 @@ fn callbacks_that_answered_before_one_flush_share_the_time_before_it() {
     assert_eq!(b[0].0, half, "from the first's end");
     assert!(b[0].1 > flush, "through the flush");
 }
+
+#[test]
+fn a_helper_threads_send_carries_the_call_of_a_caller_waiting_with_none() {
+    // The `grpcnode` model's front end (run27, requests 0-10 and 2-11): an `event_engine`
+    // thread, woken for one request, wrote another caller's call on the shared channel (the
+    // caller had queued it and waited in `epoll_wait`); the call went to the request the
+    // helper had been woken for, and the server's work on that stream with it.
+    let mut s = shared_channel();
+    s.tgids.insert(14, 10);
+    s.syscall(14, Sys::Wait, 5, 0, &[]); // the helper polls
+    s.recv(10, 7, INGRESS, 40000, 73); // A
+    s.wake(10, 14);
+    s.syscall(10, Sys::Wait, 4, 0, &[]);
+    s.send(14, 12, 41000, 19082, 66); // A's call, written by helper 14
+    s.recv(11, 9, INGRESS, 40001, 73); // B
+    s.syscall(11, Sys::Wait, 4, 0, &[]); // B's call queued; B waits
+    s.send(14, 12, 41000, 19082, 66); // B's call, written by helper 14
+    let (f, _) = s.finish();
+    let call_on_14 = |front| {
+        f.iter()
+            .find(|r| r.request.ingress_tid == front)
+            .expect("request")
+            .spans
+            .iter()
+            .filter(|sp| sp.kind == SpanKind::Client && sp.tid == 14)
+            .count()
+    };
+    assert_eq!(call_on_14(10), 1, "A's call");
+    assert_eq!(call_on_14(11), 1, "B's call, sent by the helper");
+}
