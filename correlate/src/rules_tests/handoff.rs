@@ -157,12 +157,10 @@ fn a_stretch_placed_at_the_end_of_the_input_labels_its_events() {
     assert!(labels.iter().all(|(_, t)| t.request == f[0].request.id));
 }
 
-/// Acceptor 2 reads request A (client port 40001) and wakes worker 3 out of its queue wait
-/// (`submit`), then hands CPython's GIL over with a wake of thread 4 before it reads B (port
-/// 40002, sent before). Worker 3 then serves A. Returns when the submit's wake returned and
-/// when the GIL hand-over began.
-fn submit_then_read(s: &mut Sim, preempt: bool) -> (i64, i64) {
-    s.tgids.insert(4, 2);
+/// Acceptor 2 reads request A (client port 40001; B, port 40002, is sent too) after a wait
+/// that returned both, and wakes worker 3 out of its queue wait (`submit`). Returns when
+/// the submit's wake returned.
+fn read_and_submit(s: &mut Sim) -> i64 {
     let mut wait = s.ev(3, Kind::Enter(Sys::Futex));
     wait.signal_wait = true;
     s.push(wait);
@@ -173,7 +171,16 @@ fn submit_then_read(s: &mut Sim, preempt: bool) -> (i64, i64) {
     let mut submit = Event::new(0, 0, 2, Kind::Wakeup);
     submit.wake_tid = Some(3);
     s.syscall(2, Sys::Futex, 0, 1, &[submit]);
-    let passed = s.ts;
+    s.ts
+}
+
+/// Acceptor 2 reads request A (client port 40001) and wakes worker 3 out of its queue wait
+/// (`submit`), then hands CPython's GIL over with a wake of thread 4 before it reads B (port
+/// 40002, sent before). Worker 3 then serves A. Returns when the submit's wake returned and
+/// when the GIL hand-over began.
+fn submit_then_read(s: &mut Sim, preempt: bool) -> (i64, i64) {
+    s.tgids.insert(4, 2);
+    let passed = read_and_submit(s);
     if preempt {
         preempted(s, 2);
     }
@@ -345,17 +352,7 @@ fn a_request_read_long_after_a_hand_off_starts_a_step_return_after_it() {
     // request started at the read and its segment was 7.6 of 80 µs covered.
     let mut s = Sim::new();
     handoff(&mut s, 40000, 42000);
-    let mut wait = s.ev(3, Kind::Enter(Sys::Futex));
-    wait.signal_wait = true;
-    s.push(wait);
-    s.send(1, 3, 40001, INGRESS, 73);
-    s.send(1, 4, 40002, INGRESS, 73);
-    s.syscall(2, Sys::Wait, 5, 2, &[]);
-    s.recv(2, 12, INGRESS, 40001, 73);
-    let mut submit = Event::new(0, 0, 2, Kind::Wakeup);
-    submit.wake_tid = Some(3);
-    s.syscall(2, Sys::Futex, 0, 1, &[submit]);
-    let passed = s.ts;
+    let passed = read_and_submit(&mut s);
     s.ts += 75_000;
     s.recv(2, 13, INGRESS, 40002, 73);
     s.syscall(2, Sys::Wait, 5, 0, &[]);
