@@ -36,7 +36,7 @@ impl Engine {
         if sys == Sys::Futex && ev.signal_wait {
             self.untimed_wait(ev.tid, ev.ts);
         }
-        if sys == Sys::Wait {
+        if sys == Sys::Wait || (sys == Sys::Futex && ev.signal_wait) {
             self.await_call(ev.tid, ev.ts);
         }
         if sys == Sys::Wait {

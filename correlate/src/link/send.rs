@@ -174,8 +174,10 @@ impl Engine {
         tags
     }
 
-    /// `tid` begins to wait at `at`: a thread that read a request and has made no call for
-    /// it may be waiting for a call another thread sends for it.
+    /// `tid` begins to wait at `at`, in `epoll_wait` or an untimed signal wait (gRPC's callers
+    /// poll their completion queue, or wait on its condition variable; CPython's GIL waits
+    /// are timed and do not count): a thread that read a request and has made no call for it
+    /// may be waiting for a call another thread sends for it.
     pub(crate) fn await_call(&mut self, tid: i32, at: i64) {
         let Some(cur) = self.current(tid) else {
             return;
@@ -197,13 +199,14 @@ impl Engine {
     }
 
     /// A thread that never read a request, serving one a wakeup handed it, sends on a client
-    /// connection of process `tgid`: the call of the thread that has waited longest in
-    /// `epoll_wait` with a request it read and made no call for (gRPC: whichever thread
-    /// holds the transport writes the calls other threads queued). In the `grpcnode`
+    /// connection of process `tgid`: the call of the thread that has waited longest (see
+    /// [`Engine::await_call`]) with a request it read and made no call for (gRPC: whichever
+    /// thread holds the transport writes the calls other threads queued). In the `grpcnode`
     /// recording of run27 an `event_engine` thread's send of another caller's call went to
     /// the request it had been woken for, and the server's work on that stream with it:
-    /// 136 of 200 exact, 177 with this, no other of 262 CI-sized recordings lower. Counting
-    /// futex waits too (CPython's GIL) lowered eight `grpcnode` sets by 4-59 requests.
+    /// 136 of 200 exact, 177 with this (`epoll_wait` only), no other of 262 CI-sized
+    /// recordings lower; untimed signal waits too raised six more `grpcnode` sets by 2-7 of
+    /// 289. Counting every futex wait (CPython's GIL) lowered eight `grpcnode` sets by 4-59.
     fn call_for_another(&mut self, tid: i32, tgid: i32) -> Option<Tag> {
         if self.threads.get(&tid).is_none_or(|t| t.served) {
             return None;

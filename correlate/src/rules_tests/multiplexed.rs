@@ -392,12 +392,10 @@ fn callbacks_that_answered_before_one_flush_share_the_time_before_it() {
     assert!(b[0].1 > flush, "through the flush");
 }
 
-#[test]
-fn a_helper_threads_send_carries_the_call_of_a_caller_waiting_with_none() {
-    // The `grpcnode` model's front end (run27, requests 0-10 and 2-11): an `event_engine`
-    // thread, woken for one request, wrote another caller's call on the shared channel (the
-    // caller had queued it and waited in `epoll_wait`); the call went to the request the
-    // helper had been woken for, and the server's work on that stream with it.
+/// Helper thread 14 (process 10), woken by caller 10 for request A (port 40000), writes A's
+/// call on the shared channel; caller 11 reads B (port 40001) and waits with `b_waits`; the
+/// helper writes again. Returns how many calls of A's and of B's the helper made.
+fn helper_writes_after(b_waits: impl Fn(&mut Sim)) -> (usize, usize) {
     let mut s = shared_channel();
     s.tgids.insert(14, 10);
     s.syscall(14, Sys::Wait, 5, 0, &[]); // the helper polls
@@ -406,7 +404,7 @@ fn a_helper_threads_send_carries_the_call_of_a_caller_waiting_with_none() {
     s.syscall(10, Sys::Wait, 4, 0, &[]);
     s.send(14, 12, 41000, 19082, 66); // A's call, written by helper 14
     s.recv(11, 9, INGRESS, 40001, 73); // B
-    s.syscall(11, Sys::Wait, 4, 0, &[]); // B's call queued; B waits
+    b_waits(&mut s); // B's call queued; B waits
     s.send(14, 12, 41000, 19082, 66); // B's call, written by helper 14
     let (f, _) = s.finish();
     let call_on_14 = |front| {
@@ -418,6 +416,20 @@ fn a_helper_threads_send_carries_the_call_of_a_caller_waiting_with_none() {
             .filter(|sp| sp.kind == SpanKind::Client && sp.tid == 14)
             .count()
     };
-    assert_eq!(call_on_14(10), 1, "A's call");
-    assert_eq!(call_on_14(11), 1, "B's call, sent by the helper");
+    (call_on_14(10), call_on_14(11))
+}
+
+#[test]
+fn a_helper_threads_send_carries_the_call_of_a_caller_waiting_with_none() {
+    // The `grpcnode` model's front end (run27, requests 0-10 and 2-11): an `event_engine`
+    // thread, woken for one request, wrote another caller's call on the shared channel (the
+    // caller had queued it and waited in `epoll_wait`); the call went to the request the
+    // helper had been woken for, and the server's work on that stream with it.
+    let polls = |s: &mut Sim| s.syscall(11, Sys::Wait, 4, 0, &[]);
+    assert_eq!(helper_writes_after(polls), (1, 1), "A's call, then B's");
+    // A caller waiting on its completion queue's condition variable (an untimed wait).
+    assert_eq!(helper_writes_after(|s| signal_wait(s, 11)), (1, 1));
+    // Not one waiting for CPython's GIL (a timed wait): its own call may follow, and the
+    // helper's write stays with A.
+    assert_eq!(helper_writes_after(|s| gil(s, 11)), (1, 0));
 }
