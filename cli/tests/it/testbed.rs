@@ -397,7 +397,7 @@ fn grpc_model_gives_workers_answers_to_the_callers_they_wake() {
 
 /// The same HTTP tier calling a Node.js gRPC server (`@grpc/grpc-js` from npm): one event loop
 /// reads several callers' streams at once and writes several streams' answers in one
-/// `writev`. 22 CI-sized recordings score 0.695 to 0.95; nine of them scored 0.03 to 0.075
+/// `writev`. 25 CI-sized recordings score 0.72 to 0.965; nine of them scored 0.03 to 0.075
 /// without the event-loop answers on a multiplexed socket (docs/performance.md).
 #[test]
 fn grpcnode_model_answers_every_finished_stream_of_one_write() {
