@@ -201,9 +201,6 @@ pub(crate) struct Thread {
     pub worker: bool,
     /// The thread has read a request on a server socket.
     pub served: bool,
-    /// The request the thread read and has made no call for, and when it began to wait
-    /// (see [`crate::link`]'s calls sent by another thread).
-    pub awaiting: Option<(Tag, i64)>,
 }
 
 /// Callbacks an event loop ran with no syscall before the callback that made its next one.
@@ -287,7 +284,6 @@ impl Thread {
             lock_calls: LockRun::default(),
             worker: false,
             served: false,
-            awaiting: None,
         }
     }
 
@@ -427,6 +423,9 @@ pub struct Engine {
     /// without answering: (process, stretch, when set aside), oldest first; another thread
     /// may write their answers.
     pub(crate) unanswered: std::collections::VecDeque<(i32, Tag, i64)>,
+    /// Threads waiting with a request they read and made no call for: (thread, process,
+    /// request, when the wait began); see [`Engine::await_call`].
+    pub(crate) awaiting: Vec<(i32, i32, Tag, i64)>,
     /// Client connections whose [`Sock::leftover`] is not empty.
     pub(crate) leftover: Vec<Tuple>,
     /// Connection directions (sender's local and remote end) with a `tcp_probe` held in a
@@ -479,6 +478,7 @@ impl Engine {
             released: Vec::new(),
             serving: Default::default(),
             unanswered: Default::default(),
+            awaiting: Vec::new(),
             leftover: Vec::new(),
             held: HashMap::new(),
         }

@@ -131,12 +131,12 @@ impl Engine {
                     }
                     _ => {}
                 }
+                self.awaiting.retain(|&(w, ..)| w != ev.tid);
                 if let Some(t) = self.threads.get_mut(&ev.tid) {
                     // A thread that reads a request it cannot place (a recording that began
                     // mid-request) serves that unknown request, not one a wakeup hands it.
                     t.current = tag;
                     t.served |= tag.is_some();
-                    t.awaiting = None;
                     t.passed = None;
                     t.handoff = None;
                     t.unknown = tag.is_none();

@@ -191,10 +191,9 @@ impl Engine {
         if !read_here || self.calls_from(tid, cur.request) > 0 {
             return;
         }
-        if let Some(t) = self.threads.get_mut(&tid) {
-            if t.awaiting.is_none() {
-                t.awaiting = Some((cur, at));
-            }
+        let tgid = self.threads.get(&tid).and_then(|t| t.tgid).unwrap_or(tid);
+        if !self.awaiting.iter().any(|&(w, ..)| w == tid) {
+            self.awaiting.push((tid, tgid, cur, at));
         }
     }
 
@@ -216,20 +215,18 @@ impl Engine {
             return None;
         }
         let (waiter, tag) = self
-            .threads
+            .awaiting
             .iter()
-            .filter(|(_, t)| t.tgid == Some(tgid))
-            .filter_map(|(&w, t)| t.awaiting.map(|(tag, at)| (at, w, tag)))
-            .filter(|&(_, _, tag)| {
-                self.requests
-                    .get(&self.canon(tag).request)
-                    .is_some_and(|r| !r.responded)
+            .filter(|&&(_, g, tag, _)| {
+                g == tgid
+                    && self
+                        .requests
+                        .get(&self.canon(tag).request)
+                        .is_some_and(|r| !r.responded)
             })
-            .min_by_key(|&(at, w, _)| (at, w))
-            .map(|(_, w, tag)| (w, tag))?;
-        if let Some(t) = self.threads.get_mut(&waiter) {
-            t.awaiting = None;
-        }
+            .min_by_key(|&&(w, _, _, at)| (at, w))
+            .map(|&(w, _, tag, _)| (w, tag))?;
+        self.awaiting.retain(|&(w, ..)| w != waiter);
         Some(self.canon(tag))
     }
 
@@ -316,10 +313,15 @@ impl Engine {
         self.socks.get(&tuple)?;
         // The call a thread waited with none for is made.
         let request = self.canon(parent).request;
-        for t in self.threads.values_mut() {
-            if t.awaiting.is_some_and(|(a, _)| a.request == request) {
-                t.awaiting = None;
-            }
+        if !self.awaiting.is_empty() {
+            let canon = |t: Tag| self.canon(t).request;
+            let made: Vec<i32> = self
+                .awaiting
+                .iter()
+                .filter(|&&(_, _, a, _)| a.request == request || canon(a) == request)
+                .map(|&(w, ..)| w)
+                .collect();
+            self.awaiting.retain(|(w, ..)| !made.contains(w));
         }
         let tag = self.new_span(parent, SpanKind::Client, tid, ts, Some(tuple), rule);
         if let Some(sock) = self.socks.get_mut(&tuple) {
