@@ -196,6 +196,7 @@ pub(crate) struct Thread {
     /// Event loops: the thread passed the request it read on to a pool worker and has not
     /// waited since (see [`crate::link`]'s turns).
     pub passed: Option<Passed>,
+    /// Event loops: the futex calls that end the thread's syscalls so far.
     pub lock_calls: LockRun,
     /// The thread answered a request another thread read: it is a pool worker.
     pub worker: bool,

@@ -35,11 +35,10 @@ impl Engine {
         }
         if sys == Sys::Futex && ev.signal_wait {
             self.untimed_wait(ev.tid, ev.ts);
-        }
-        if sys == Sys::Wait || (sys == Sys::Futex && ev.signal_wait) {
             self.await_call(ev.tid, ev.ts);
         }
         if sys == Sys::Wait {
+            self.await_call(ev.tid, ev.ts);
             // An event loop's turn on a request lasts until it waits again.
             self.end_turn(ev.tid, ev.ts);
             let t = self.thread(ev);

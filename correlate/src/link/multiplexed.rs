@@ -501,11 +501,10 @@ impl Engine {
         }
         match (call, serving) {
             (Some(j), _) => self.answer_call(tuple, j, stretch, at),
-            (None, parent) => {
-                if let Some(parent) = parent {
-                    self.place(stretch, parent, Rule::ReplyOrder, at);
-                }
+            (None, Some(parent)) => {
+                self.place(stretch, parent, Rule::ReplyOrder, at);
             }
+            (None, None) => {}
         }
     }
 

@@ -182,13 +182,7 @@ impl Engine {
         let Some(cur) = self.current(tid) else {
             return;
         };
-        let read_here = self
-            .requests
-            .get(&cur.request)
-            .filter(|r| !r.responded)
-            .and_then(|r| self.spans.get(&r.root))
-            .is_some_and(|s| s.tid == tid && s.kind == SpanKind::Server);
-        if !read_here || self.calls_from(tid, cur.request) > 0 {
+        if !self.read_by(cur.request, tid) || self.calls_from(tid, cur.request) > 0 {
             return;
         }
         let tgid = self.threads.get(&tid).and_then(|t| t.tgid).unwrap_or(tid);
@@ -206,10 +200,9 @@ impl Engine {
     /// 136 of 200 exact, 177 with this (`epoll_wait` only), no other of 262 CI-sized
     /// recordings lower; untimed signal waits too raised six more `grpcnode` sets by 2-7 of
     /// 289. Counting every futex wait (CPython's GIL) lowered eight `grpcnode` sets by 4-59.
-    fn call_for_another(&mut self, tid: i32, tgid: i32) -> Option<Tag> {
-        if self.threads.get(&tid).is_none_or(|t| t.served) {
-            return None;
-        }
+    fn call_for_another(&mut self, tid: i32) -> Option<Tag> {
+        let t = self.threads.get(&tid).filter(|t| !t.served)?;
+        let tgid = t.tgid.unwrap_or(tid);
         // A helper thread that took a request by a wakeup (not a pool worker's stretch).
         if self.current(tid).is_none_or(|c| self.is_pending(c)) {
             return None;
@@ -237,10 +230,7 @@ impl Engine {
         ts: i64,
         fd: Option<i64>,
     ) -> Option<Tag> {
-        let tgid0 = self.threads.get(&tid).and_then(|t| t.tgid).unwrap_or(tid);
-        let current = self
-            .call_for_another(tid, tgid0)
-            .or_else(|| self.current(tid));
+        let current = self.call_for_another(tid).or_else(|| self.current(tid));
         let t = self.threads.get_mut(&tid)?;
         let event_loop = t.event_loop;
         let tgid = t.tgid.unwrap_or(tid);
@@ -312,16 +302,13 @@ impl Engine {
         }
         self.socks.get(&tuple)?;
         // The call a thread waited with none for is made.
-        let request = self.canon(parent).request;
         if !self.awaiting.is_empty() {
-            let canon = |t: Tag| self.canon(t).request;
-            let made: Vec<i32> = self
-                .awaiting
-                .iter()
-                .filter(|&&(_, _, a, _)| a.request == request || canon(a) == request)
-                .map(|&(w, ..)| w)
+            let request = self.canon(parent).request;
+            let awaiting = std::mem::take(&mut self.awaiting);
+            self.awaiting = awaiting
+                .into_iter()
+                .filter(|&(_, _, a, _)| self.canon(a).request != request)
                 .collect();
-            self.awaiting.retain(|(w, ..)| !made.contains(w));
         }
         let tag = self.new_span(parent, SpanKind::Client, tid, ts, Some(tuple), rule);
         if let Some(sock) = self.socks.get_mut(&tuple) {

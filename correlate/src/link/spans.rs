@@ -45,6 +45,16 @@ impl Engine {
             })
     }
 
+    /// Whether `request` is open and thread `tid` read it: its root span is a server span
+    /// there.
+    pub(crate) fn read_by(&self, request: u64, tid: i32) -> bool {
+        self.requests
+            .get(&request)
+            .filter(|r| !r.responded)
+            .and_then(|r| self.spans.get(&r.root))
+            .is_some_and(|s| s.tid == tid && s.kind == SpanKind::Server)
+    }
+
     /// A request's root span `tag` starts at `at` (earlier than the read that opened it),
     /// with its thread's time split `split` then; the request starts there too. A span of a
     /// call keeps starting at its read, where the call's wire time ends.

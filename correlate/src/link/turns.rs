@@ -520,12 +520,7 @@ impl Engine {
     /// connection (2-10 µs each in the cases traced by hand).
     pub(crate) fn pass_on(&mut self, tid: i32, tag: Tag) {
         let tag = self.canon(tag);
-        let read_here = self
-            .requests
-            .get(&tag.request)
-            .filter(|r| !r.responded && !self.pending.contains_key(&tag.request))
-            .and_then(|r| self.spans.get(&r.root))
-            .is_some_and(|s| s.tid == tid && s.kind == SpanKind::Server);
+        let read_here = !self.pending.contains_key(&tag.request) && self.read_by(tag.request, tid);
         let serving = self.current(tid).is_some_and(|c| c.request == tag.request);
         let Some(t) = self
             .threads

@@ -5,9 +5,8 @@ use super::*;
 
 /// Event loop 2 reads requests A (fd 7) and B (fd 8), writes each one's command on the one
 /// redis connection (fd 9); redis (tid 4) reads both commands in one read and answers both
-/// in one write; the loop reads both replies in one read, writes each one's second command
-/// (the callbacks run in reply order), then answers A and B.
-fn pipelined(s: &mut Sim) {
+/// in one write; the loop reads both replies in one read.
+fn first_replies_in_one_read(s: &mut Sim) {
     s.syscall(2, Sys::Wait, 5, 1, &[]);
     s.recv(2, 7, INGRESS, 40000, 73);
     s.send(2, 9, 42000, 16379, 22);
@@ -17,6 +16,12 @@ fn pipelined(s: &mut Sim) {
     s.recv(4, 11, 16379, 42000, 44);
     s.send(4, 11, 16379, 42000, 8);
     s.recv(2, 9, 42000, 16379, 8);
+}
+
+/// [`first_replies_in_one_read`], then the loop writes each one's second command (the
+/// callbacks run in reply order), and answers A and B.
+fn pipelined(s: &mut Sim) {
+    first_replies_in_one_read(s);
     s.send(2, 9, 42000, 16379, 23); // A's second command
     s.send(2, 9, 42000, 16379, 23); // B's
     s.syscall(2, Sys::Wait, 5, 1, &[]);
@@ -77,15 +82,21 @@ fn an_event_loops_spans_do_not_cover_other_requests_turns() {
     }
 }
 
+/// asyncio: loop 2 reads request A (client port 40000) on `fd`, and in the next iteration
+/// A's task step writes its command on the pooled redis connection (fd 9).
+fn read_then_call(s: &mut Sim, fd: i64) {
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, fd, INGRESS, 40000, 73);
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.send(2, 9, 42000, 16379, 22);
+}
+
 #[test]
 fn a_coroutine_step_after_a_zero_timeout_wait_sends_for_the_request_read_before_it() {
     // asyncio: the loop reads request A, polls with a zero timeout, then A's task step
     // writes to redis: no request was read in that turn.
     let mut s = Sim::new();
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    s.recv(2, 7, INGRESS, 40000, 73);
-    s.syscall(2, Sys::Wait, 5, 0, &[]);
-    s.send(2, 9, 42000, 16379, 22);
+    read_then_call(&mut s, 7);
     s.recv(4, 11, 16379, 42000, 22);
     s.send(4, 11, 16379, 42000, 4);
     s.syscall(2, Sys::Wait, 5, 1, &[]);
@@ -107,10 +118,7 @@ fn a_request_parked_on_a_pool_resumes_when_another_answers() {
     // step makes no syscall); A answers (releasing the connection), then C is read; B's step
     // runs first and writes on fd 9, then C's finds the pool empty.
     let mut s = Sim::new();
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    s.recv(2, 7, INGRESS, 40000, 73); // A
-    s.syscall(2, Sys::Wait, 5, 0, &[]);
-    s.send(2, 9, 42000, 16379, 22);
+    read_then_call(&mut s, 7);
     s.recv(2, 8, INGRESS, 40001, 73); // B
     s.syscall(2, Sys::Wait, 5, 0, &[]); // B's step parks
     s.syscall(2, Sys::Wait, 5, 1, &[]);
@@ -136,10 +144,7 @@ fn a_step_parked_in_the_iteration_after_its_read_is_woken_by_a_release_in_that_i
     // connection (fd 9), and C is read. In the iteration after, B's step writes on fd 9
     // before C's runs: the release woke B before C's bytes arrived.
     let mut s = Sim::new();
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    s.recv(2, 7, INGRESS, 40000, 73); // A
-    s.syscall(2, Sys::Wait, 5, 0, &[]);
-    s.send(2, 9, 42000, 16379, 22); // A takes the connection
+    read_then_call(&mut s, 7);
     s.recv(2, 8, INGRESS, 40001, 73); // B
     s.syscall(2, Sys::Wait, 5, 1, &[]); // B's step parks in this iteration
     s.recv(2, 9, 42000, 16379, 4); // A's reply
@@ -231,10 +236,7 @@ fn steps_made_due_after_an_answering_step_run_after_it() {
     // read before this iteration but has not run yet: its step comes after A's. In the
     // CI-sized asyncio recordings, 3 to 23 more of 200 requests were exact with this.
     let mut s = Sim::new();
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    s.recv(2, 6, INGRESS, 40000, 73); // A
-    s.syscall(2, Sys::Wait, 5, 0, &[]);
-    s.send(2, 9, 42000, 16379, 22); // A's command
+    read_then_call(&mut s, 6);
     s.syscall(2, Sys::Wait, 5, 3, &[]);
     s.recv(2, 9, 42000, 16379, 4); // A's reply
     s.recv(2, 7, INGRESS, 40001, 73); // B
@@ -296,15 +298,7 @@ fn callbacks(gap: i64) -> (i64, i64, crate::model::Span) {
 /// counts from where it ran again.
 fn callbacks_preempted(gap: i64, at_return: Option<bool>) -> (i64, i64, crate::model::Span) {
     let mut s = Sim::new();
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    s.recv(2, 7, INGRESS, 40000, 73);
-    s.send(2, 9, 42000, 16379, 22);
-    s.recv(2, 8, INGRESS, 40001, 73);
-    s.send(2, 9, 42000, 16379, 22);
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    s.recv(4, 11, 16379, 42000, 44);
-    s.send(4, 11, 16379, 42000, 8);
-    s.recv(2, 9, 42000, 16379, 8);
+    first_replies_in_one_read(&mut s);
     // A's write, returning with need-resched set when preempted at its return.
     s.resched = at_return == Some(true);
     s.send(2, 9, 42000, 16379, 23);
@@ -464,10 +458,7 @@ fn steps_due_before_the_first_read_after_a_wait_made_no_syscall() {
     // wait's return to that read went to A, covering B's step. Over 22 CI-sized asyncio
     // recordings, 4350 of 4400 requests exact without this rule, 4361 with it.
     let mut s = Sim::new();
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    s.recv(2, 6, INGRESS, 40000, 73); // A
-    s.syscall(2, Sys::Wait, 5, 0, &[]);
-    s.send(2, 9, 42000, 16379, 22);
+    read_then_call(&mut s, 6);
     // A's commands, each sent in the iteration after the previous reply's: the loop runs
     // steps in the iteration after their read.
     for _ in 0..4 {

@@ -199,6 +199,15 @@ fn submit_then_read(s: &mut Sim, preempt: bool) -> (i64, i64) {
     (passed, handover)
 }
 
+/// [`submit_then_read`] after a first hand-off that makes thread 3 a pool worker; the
+/// finished requests, and when the submit's wake returned and the GIL hand-over began.
+fn after_a_handoff(preempt: bool) -> (Vec<Finished>, i64, i64) {
+    let mut s = Sim::new();
+    handoff(&mut s, 40000, 42000);
+    let (passed, handover) = submit_then_read(&mut s, preempt);
+    (s.finish().0, passed, handover)
+}
+
 #[test]
 fn an_acceptor_that_wakes_a_waiting_pool_worker_is_done_with_the_request() {
     // The `handoff` model (CI-sized recording of run11): the acceptor's `submit` wakes a
@@ -206,10 +215,7 @@ fn an_acceptor_that_wakes_a_waiting_pool_worker_is_done_with_the_request() {
     // the acceptor reads the next ready connection. 9 of 16 misses were those hand-overs
     // counted in the request submitted, and the next request's segment (from the loop's
     // step to its connection) less than half covered.
-    let mut s = Sim::new();
-    handoff(&mut s, 40000, 42000);
-    let (passed, handover) = submit_then_read(&mut s, false);
-    let (f, _) = s.finish();
+    let (f, passed, handover) = after_a_handoff(false);
     assert_eq!(
         root_of(&f, 40001).end,
         passed,
@@ -228,10 +234,7 @@ fn an_acceptor_that_wakes_a_waiting_pool_worker_is_done_with_the_request() {
 fn a_request_passed_on_runs_on_through_a_preemption_right_after() {
     // The `handoff` model (run6): the woken worker often preempts the acceptor right after
     // the wake, and the submit returns when the acceptor runs again.
-    let mut s = Sim::new();
-    handoff(&mut s, 40000, 42000);
-    let (passed, handover) = submit_then_read(&mut s, true);
-    let (f, _) = s.finish();
+    let (f, passed, handover) = after_a_handoff(true);
     let a = root_of(&f, 40001);
     assert!(
         a.end > passed + 50_000 && a.end < handover,

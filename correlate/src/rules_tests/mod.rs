@@ -163,7 +163,7 @@ fn preempted(s: &mut Sim, tid: i32) {
     s.push(back);
 }
 
-/// A CPython GIL hand-over on `tid` (a futex call that takes no turn), 30 µs long.
+/// A CPython GIL wait on `tid`: a futex call that wakes no one, 30 µs long.
 fn gil(s: &mut Sim, tid: i32) {
     let enter = s.ev(tid, Kind::Enter(Sys::Futex));
     s.push(enter);
