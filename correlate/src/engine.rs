@@ -190,6 +190,11 @@ pub(crate) struct Thread {
     /// The callers handed an answer since this thread's last read of answers: a caller waits
     /// for one (gRPC's reader may wake the same thread twice, by futex and by its eventfd).
     pub handed: Vec<i32>,
+    /// The connection whose answers this thread queued at its latest read, while it has made
+    /// no other syscall, woken no thread, and no read of it has come back empty since: its
+    /// reads are one drain of the socket (gRPC reads until `EAGAIN`, then wakes the callers),
+    /// so a further read's answers join the queue rather than replace it.
+    pub draining: Option<Tuple>,
     /// A stretch of this thread's set aside at an untimed signal wait, and when (see
     /// [`crate::link`]'s hand-off).
     pub suspended: Option<(Tag, i64)>,
@@ -280,6 +285,7 @@ impl Thread {
             answering: false,
             replies: Default::default(),
             handed: Vec::new(),
+            draining: None,
             suspended: None,
             passed: None,
             lock_calls: LockRun::default(),

@@ -55,6 +55,9 @@ impl Engine {
         }
         let t = self.thread(ev);
         t.resched_exit = false;
+        if sys != Sys::Recv {
+            t.draining = None;
+        }
         let passing = t.passed.is_some_and(|p| p.next.is_none());
         t.bracket = Some(Bracket {
             sys: Some(sys),
@@ -290,6 +293,11 @@ impl Engine {
         let ret = ev.ret.unwrap_or(-1);
         if sys == Sys::Recv {
             self.due_steps_before_read(ev.tid, b.start);
+            if ret <= 0 {
+                if let Some(t) = self.threads.get_mut(&ev.tid) {
+                    t.draining = None;
+                }
+            }
         }
         let tag = match sys {
             Sys::Recv if ret > 0 => self.resolve_recv(ev, &b, tgid, ret),

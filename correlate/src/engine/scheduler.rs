@@ -53,6 +53,10 @@ impl Engine {
             None
         } else {
             let mut w = self.threads.get_mut(&ev.tid);
+            if let Some(t) = w.as_deref_mut() {
+                // A reader that wakes a caller is done draining its socket.
+                t.draining = None;
+            }
             if let Some(b) = w.as_deref_mut().and_then(|t| t.bracket.as_mut()) {
                 b.woke = Some(target);
                 b.woke_worker |= worker;

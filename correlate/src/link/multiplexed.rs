@@ -270,18 +270,20 @@ impl Engine {
             tags.into_iter().partition(|&t| self.is_deferred(t));
         // Answers of an earlier read that no woken caller took are not handed to the callers
         // this read wakes: that would shift every pair.
+        // Reads of one drain of the socket are one batch.
         let old = match self.threads.get_mut(&tid) {
-            Some(t) => {
+            Some(t) if t.draining != Some(tuple) => {
                 let (old, kept): (Vec<_>, Vec<_>) =
                     t.replies.drain(..).partition(|(_, c)| *c == tuple);
                 t.replies = kept.into();
                 t.handed.clear();
                 old
             }
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         self.leave_over(old.into());
         if let Some(t) = self.threads.get_mut(&tid) {
+            t.draining = Some(tuple);
             for d in deferred {
                 if !t.replies.iter().any(|(r, _)| r.request == d.request) {
                     t.replies.push_back((d, tuple));
@@ -473,8 +475,12 @@ impl Engine {
         };
         let found = queue.iter().enumerate().find_map(|(i, (stretch, tuple))| {
             let calls = &self.socks.get(tuple)?.calls;
+            // A call of a stretch not placed yet is no caller's (an event loop's frames
+            // written before any request, such as the channel's first settings): the answer
+            // would join no request.
             let mine = |c: &crate::engine::Call| {
                 self.spans.get(&c.tag.span).is_some_and(|s| s.tid == target)
+                    && !self.is_pending(c.tag)
             };
             if !calls.iter().any(mine) && !self.called_on(target, *tuple) {
                 return None;
