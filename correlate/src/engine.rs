@@ -140,6 +140,10 @@ pub(crate) struct Thread {
     pub stretch_start: i64,
     /// The span of the last request this thread answered, for a reply in several writes.
     pub last: Option<Tag>,
+    /// A request this thread read and began to wait in with no call made for it (another
+    /// thread makes its call): the thread's span on it runs on through the wait when its next
+    /// turn is that request's.
+    pub awaited: Option<Tag>,
     /// Event loops: the span of the request the thread is taking its turn on (see
     /// [`crate::link`]'s turns), kept across a wait that did not block.
     pub turn: Option<Tag>,
@@ -286,6 +290,7 @@ impl Thread {
             replies: Default::default(),
             handed: Vec::new(),
             draining: None,
+            awaited: None,
             suspended: None,
             passed: None,
             lock_calls: LockRun::default(),

@@ -185,6 +185,9 @@ impl Engine {
         if !self.read_by(cur.request, tid) || self.calls_from(tid, cur.request) > 0 {
             return;
         }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.awaited = Some(cur);
+        }
         let tgid = self.threads.get(&tid).and_then(|t| t.tgid).unwrap_or(tid);
         if !self.awaiting.iter().any(|&(w, ..)| w == tid) {
             self.awaiting.push((tid, tgid, cur, at));

@@ -357,7 +357,21 @@ impl Engine {
                     .spans
                     .get(&tag.span)
                     .is_some_and(|s| s.tid == tid && s.kind != SpanKind::Client && s.start >= mark);
-                if fresh {
+                let awaited = self
+                    .threads
+                    .get_mut(&tid)
+                    .and_then(|t| t.awaited.take())
+                    .map(|a| self.canon(a))
+                    .filter(|a| {
+                        a.request == tag.request
+                            && self.calls_from(tid, a.request) == 0
+                            && self.spans.get(&a.span).is_some_and(|s| s.tid == tid)
+                    });
+                if let Some(a) = awaited {
+                    // It waited for the call another thread made for it.
+                    self.extend_span(a, turn_start, 0, 0);
+                    a
+                } else if fresh {
                     tag
                 } else {
                     // A call's span hangs under the span that made it.
