@@ -394,10 +394,10 @@ impl Engine {
                 }
             }
             match mine {
-                Some(j) => self.answer_call(tuple, j, stretch, at),
+                Some(j) => self.answer_call(tuple, j, stretch, at, Rule::ReplyUnseen),
                 None => {
                     let serving = self.canon(tag);
-                    self.place(stretch, serving, Rule::ReplyOrder, at);
+                    self.place(stretch, serving, Rule::ReplyUnseen, at);
                 }
             }
             self.prune_leftover(tuple);
@@ -436,7 +436,7 @@ impl Engine {
 
     /// Stretch `stretch` answered call `j` of client connection `tuple`: it joins the call's
     /// request under the callee's server span that read the call, when the recording has it.
-    fn answer_call(&mut self, tuple: Tuple, j: usize, stretch: Tag, at: i64) {
+    fn answer_call(&mut self, tuple: Tuple, j: usize, stretch: Tag, at: i64, rule: Rule) {
         let Some(call) = self.socks.get_mut(&tuple).and_then(|s| s.calls.remove(j)) else {
             return;
         };
@@ -453,7 +453,7 @@ impl Engine {
             request: call_tag.request,
             span: server.unwrap_or(call_tag.span),
         };
-        self.place(stretch, parent, Rule::ReplyOrder, at);
+        self.place(stretch, parent, rule, at);
     }
 
     /// `reader` wakes `target` at `at`: when `target` calls on a connection `reader` read
@@ -506,7 +506,7 @@ impl Engine {
             t.replies.remove(i);
         }
         match (call, serving) {
-            (Some(j), _) => self.answer_call(tuple, j, stretch, at),
+            (Some(j), _) => self.answer_call(tuple, j, stretch, at, Rule::ReplyOrder),
             (None, Some(parent)) => {
                 self.place(stretch, parent, Rule::ReplyOrder, at);
             }

@@ -80,7 +80,11 @@ fn workers_of(f: &[Finished], front: i32) -> Vec<i32> {
         .rev()
         .find(|r| r.request.ingress_tid == front)
         .expect("the front thread's request");
-    assert!(rules(r).contains(&"reply_order"), "{:?}", rules(r));
+    assert!(
+        rules(r).contains(&"reply_order") || rules(r).contains(&"reply_unseen"),
+        "{:?}",
+        rules(r)
+    );
     r.spans
         .iter()
         .filter(|sp| sp.kind == SpanKind::Internal && [21, 22].contains(&sp.tid))
@@ -398,6 +402,17 @@ fn a_caller_that_answers_with_no_wake_seen_takes_the_answer_read_last() {
     assert_eq!(f.len(), 4);
     assert_eq!(workers_of(&f, 11), [22], "thread 11's second request");
     assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
+    // Taken with no wake seen: its own rule, at its own confidence (right 0.71 of the time
+    // over the `grpc` recordings, against 0.95 for a woken caller's).
+    let last = |front| {
+        f.iter()
+            .rev()
+            .find(|r| r.request.ingress_tid == front)
+            .map(rules)
+            .unwrap_or_default()
+    };
+    assert!(last(10).contains(&"reply_unseen"), "{:?}", last(10));
+    assert!(last(11).contains(&"reply_order"), "{:?}", last(11));
 }
 
 /// A Node.js gRPC server (one event loop, tid 20) reads the streams of callers 10 and 11 on
