@@ -345,6 +345,48 @@ fn the_gap_between_two_callbacks_syscalls_is_neither_requests() {
 }
 
 #[test]
+fn a_syscall_on_no_socket_neither_starts_nor_extends_a_turn() {
+    // The `eventloop` model's first response (run36, eventloop-2-0): after A's callback wrote
+    // to redis, B's callback ran 265 µs with no syscall, then Node.js read a file it required
+    // lazily and closed it before writing B's answer. The close went on A's turn, which then
+    // covered B's callback.
+    let mut s = Sim::new();
+    first_replies_in_one_read(&mut s);
+    s.send(2, 9, 42000, 16379, 23); // A's callback: its second command
+    let a_returned = s.ts;
+    s.ts += 200_000;
+    s.syscall(2, Sys::Recv, 24, 114, &[]); // a file
+    s.syscall(2, Sys::Close, 24, 0, &[]);
+    s.send(2, 8, INGRESS, 40001, 155); // B's answer
+    s.send(2, 9, 42000, 16379, 23);
+    s.send(2, 7, INGRESS, 40000, 155);
+    let (f, _) = s.finish();
+    let a = request_from(&f, 40000);
+    let on_2_after = |r: &Finished| {
+        r.spans
+            .iter()
+            .filter(|sp| sp.tid == 2 && sp.kind == SpanKind::Internal && sp.end > a_returned)
+            .map(|sp| (sp.start, sp.end))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        on_2_after(a)
+            .iter()
+            .all(|&(start, end)| start > a_returned + 100_000 || end <= a_returned + 5_000),
+        "A's turn ends after its write's return path: {:?}",
+        on_2_after(a)
+    );
+    let b = request_from(&f, 40001);
+    assert!(
+        on_2_after(b)
+            .iter()
+            .any(|&(start, _)| start == a_returned + 5_000),
+        "B's turn starts there: {:?}",
+        on_2_after(b)
+    );
+}
+
+#[test]
 fn a_preemption_at_a_syscalls_return_leaves_the_callbacks_gap_after_it_to_neither() {
     // Node.js's `write` to redis wakes redis, which preempts the loop on its way back to
     // user space (`sys_exit_write` with need-resched set); A's callback goes on when the loop
