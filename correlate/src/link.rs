@@ -340,8 +340,9 @@ impl Engine {
         // A close or a syscall on no socket (a file a callback reads) names no request: it
         // neither starts nor extends a turn, and its rows go with the thread's request. Node.js
         // reads a module it requires lazily in the first response's callback; the close had
-        // extended the previous callback's turn over it (43 CI-sized `eventloop` sets and the
-        // loop recordings: 45,769 -> 45,772 exact of 222 recordings, none lower).
+        // extended the previous callback's turn over it. Over 222 recordings of the loop
+        // models (the CI-sized eventloop, asyncio, handoff, go and grpcnode sets of runs 1-43,
+        // the larger and variant ones): 45,769 -> 45,772 exact, none lower.
         if let Some(tag) = tag.filter(|_| !matches!(sys, Sys::Close | Sys::Other)) {
             self.take_turn(ev.tid, tag, b.start, ev.ts);
             if b.woke_worker {
