@@ -207,6 +207,10 @@ pub(crate) struct Thread {
     pub passed: Option<Passed>,
     /// Event loops: the futex calls that end the thread's syscalls so far.
     pub lock_calls: LockRun,
+    /// Event loops: the thread forked a thread while serving a request and has made only
+    /// futex calls since: they wait for the child to start (CPython's `Thread.start()`, as a
+    /// `ThreadPoolExecutor` adds a worker on `submit`), not drop the GIL before a read.
+    pub forked: bool,
     /// The thread answered a request another thread read: it is a pool worker.
     pub worker: bool,
     /// The thread has read a request on a server socket.
@@ -290,6 +294,7 @@ impl Thread {
             replies: Default::default(),
             handed: Vec::new(),
             draining: None,
+            forked: false,
             awaited: None,
             suspended: None,
             passed: None,
@@ -553,6 +558,14 @@ impl Engine {
             Kind::Probe => self.on_probe(ev, sink),
             Kind::Fork => {
                 self.label_in_context(ev, sink);
+                if let Some(t) = self
+                    .threads
+                    .get_mut(&ev.tid)
+                    .filter(|t| t.event_loop && t.current.is_some())
+                {
+                    t.forked = true;
+                    t.lock_calls.start = None;
+                }
                 if let Some(child) = ev.child_tid {
                     let cur = self.threads.get(&ev.tid).and_then(|t| t.current);
                     let c = self

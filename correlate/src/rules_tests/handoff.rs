@@ -303,6 +303,34 @@ fn a_read_after_a_gil_handover_starts_at_the_handover() {
 }
 
 #[test]
+fn the_wait_for_a_thread_the_loop_started_is_the_starting_requests() {
+    // The `handoff` model's first requests (run13, handoff-2-0): `ThreadPoolExecutor.submit`
+    // started a worker and `Thread.start()` waited 360 µs on futexes for it to run; those
+    // futex calls began well after A's read returned, as CPython's drop of the GIL before a
+    // read does, and B (read next) started at the first of them.
+    let mut s = Sim::new();
+    let code_end = two_reads(
+        &mut s,
+        |_| {},
+        |s| {
+            let mut fork = s.ev(2, Kind::Fork);
+            fork.child_tid = Some(9);
+            s.push(fork);
+            s.ts += 5_000;
+            gil(s, 2); // Thread.start() waits for the child
+            gil_handover(s, 2);
+        },
+    );
+    let (f, _) = s.finish();
+    let b = root_of(&f, 40002);
+    assert!(
+        root_of(&f, 40001).end > code_end + 30_000,
+        "A runs on to B's read"
+    );
+    assert!(b.start > code_end + 30_000, "B starts at its read: {b:?}");
+}
+
+#[test]
 fn a_gil_retaken_as_a_read_returns_is_that_reads() {
     // The `handoff` model (hd1): the acceptor waited 145 µs to take the GIL back as A's read
     // returned, then ran A's code; the futex calls are A's and B starts at its own read.
