@@ -343,8 +343,17 @@ impl Engine {
         // extended the previous callback's turn over it. Over 222 recordings of the loop
         // models (the CI-sized eventloop, asyncio, handoff, go and grpcnode sets of runs 1-43,
         // the larger and variant ones): 45,769 -> 45,772 exact, none lower.
+        // An answer's turn ends where its bytes were delivered: a loop preempted on its way
+        // out of the write (nginx in `s1-c1`, 0.9 ms) has answered, and the client has the
+        // response, before the syscall returns.
+        let answering = self.threads.get(&ev.tid).is_some_and(|t| t.answering);
+        let n = if b.len > 0 { b.len } else { ret };
+        let end = match b.last_probe {
+            Some(p) if sys == Sys::Send && answering && n > 0 && n <= b.probed => p.min(ev.ts),
+            _ => ev.ts,
+        };
         if let Some(tag) = tag.filter(|_| !matches!(sys, Sys::Close | Sys::Other)) {
-            self.take_turn(ev.tid, tag, b.start, ev.ts);
+            self.take_turn(ev.tid, tag, b.start, end);
             if b.woke_worker {
                 self.pass_on(ev.tid, tag);
             }
