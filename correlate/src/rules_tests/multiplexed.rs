@@ -38,6 +38,11 @@ fn call_redis(s: &mut Sim, w: i32, fd: i64, redis_port: u16, redis_fd: i64) {
 /// wakes callers `woken` in that order; each answers its request.
 fn both_answers_read(s: &mut Sim, woken: [i32; 2]) {
     s.recv(13, 12, 41000, 19082, 130);
+    callers_answer(s, woken);
+}
+
+/// The front's reader (tid 13) wakes callers `woken` in that order; each answers its request.
+fn callers_answer(s: &mut Sim, woken: [i32; 2]) {
     for w in woken {
         s.wake(13, w);
     }
@@ -45,6 +50,14 @@ fn both_answers_read(s: &mut Sim, woken: [i32; 2]) {
         let (fd, port) = if w == 10 { (7, 40000) } else { (9, 40001) };
         s.send(w, fd, INGRESS, port, 100);
     }
+}
+
+/// The server's reader wakes pool workers 21 and 22, which answer in that order.
+fn workers_answer(s: &mut Sim) {
+    s.wake(20, 21);
+    s.wake(20, 22);
+    work(s, 21, 13, 42000, 14);
+    work(s, 22, 16, 42001, 15);
 }
 
 /// Front threads 10, 11 and their reader 13 in process 10; the server's reader 20 and pool
@@ -66,10 +79,7 @@ fn shared_channel() -> Sim {
 fn first_round(s: &mut Sim) {
     call(s, 10, 7, 40000);
     call(s, 11, 9, 40001);
-    s.wake(20, 21);
-    s.wake(20, 22);
-    work(s, 21, 13, 42000, 14);
-    work(s, 22, 16, 42001, 15);
+    workers_answer(s);
     both_answers_read(s, [11, 10]);
 }
 
@@ -137,17 +147,11 @@ fn answers_read_in_two_reads_of_one_drain_wait_for_the_callers_together() {
     let mut s = shared_channel();
     call(&mut s, 10, 7, 40000);
     call(&mut s, 11, 9, 40001);
-    s.wake(20, 21);
-    s.wake(20, 22);
-    work(&mut s, 21, 13, 42000, 14);
-    work(&mut s, 22, 16, 42001, 15);
+    workers_answer(&mut s);
     s.recv(13, 12, 41000, 19082, 65);
     s.recv(13, 12, 41000, 19082, 65);
     s.syscall(13, Sys::Recv, 12, -11, &[]);
-    s.wake(13, 11);
-    s.wake(13, 10);
-    s.send(11, 9, INGRESS, 40001, 100);
-    s.send(10, 7, INGRESS, 40000, 100);
+    callers_answer(&mut s, [11, 10]);
     let (f, _) = s.finish();
     assert_eq!(workers_of(&f, 11), [21]);
     assert_eq!(workers_of(&f, 10), [22]);
@@ -168,16 +172,10 @@ fn a_call_of_no_request_yet_takes_no_answer() {
     s.syscall(10, Sys::Wait, 4, 0, &[]);
     s.recv(20, 8, 19082, 41000, 90);
     call(&mut s, 11, 9, 40001);
-    s.wake(20, 21);
-    s.wake(20, 22);
-    work(&mut s, 21, 13, 42000, 14);
-    work(&mut s, 22, 16, 42001, 15);
+    workers_answer(&mut s);
     s.recv(13, 12, 41000, 19082, 130);
     s.wake(13, 14);
-    s.wake(13, 10);
-    s.wake(13, 11);
-    s.send(10, 7, INGRESS, 40000, 100);
-    s.send(11, 9, INGRESS, 40001, 100);
+    callers_answer(&mut s, [10, 11]);
     let (f, _) = s.finish();
     assert_eq!(workers_of(&f, 10), [21]);
     assert_eq!(workers_of(&f, 11), [22]);
@@ -303,10 +301,7 @@ fn a_caller_woken_twice_takes_one_answer() {
         s.send(front, 12, 41000, 19082, 66);
         s.recv(20, 8, 19082, 41000, 66);
     }
-    s.wake(20, 21);
-    s.wake(20, 22);
-    work(&mut s, 21, 13, 42000, 14);
-    work(&mut s, 22, 16, 42001, 15);
+    workers_answer(&mut s);
     s.recv(13, 12, 41000, 19082, 130);
     s.wake(13, 11);
     s.wake(13, 11);
