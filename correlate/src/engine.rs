@@ -211,6 +211,10 @@ pub(crate) struct Thread {
     /// futex calls since: they wait for the child to start (CPython's `Thread.start()`, as a
     /// `ThreadPoolExecutor` adds a worker on `submit`), not drop the GIL before a read.
     pub forked: bool,
+    /// The thread's latest syscall read its request's connection and found it empty
+    /// (`EAGAIN`): the code that serves the request there (a goroutine) waits, and what the
+    /// thread sends next may be another's (see [`crate::link`]'s sends).
+    pub yielded: bool,
     /// The thread answered a request another thread read: it is a pool worker.
     pub worker: bool,
     /// The thread has read a request on a server socket.
@@ -295,6 +299,7 @@ impl Thread {
             handed: Vec::new(),
             draining: None,
             forked: false,
+            yielded: false,
             awaited: None,
             suspended: None,
             passed: None,

@@ -58,6 +58,9 @@ impl Engine {
         if sys != Sys::Recv {
             t.draining = None;
         }
+        if sys != Sys::Send {
+            t.yielded = false;
+        }
         let passing = t.passed.is_some_and(|p| p.next.is_none());
         t.bracket = Some(Bracket {
             sys: Some(sys),
@@ -291,6 +294,9 @@ impl Engine {
         b.rows.push(ev.row);
         let tgid = t.tgid.unwrap_or(ev.tid);
         let ret = ev.ret.unwrap_or(-1);
+        if sys == Sys::Recv && ret == -11 {
+            self.found_own_empty(ev.tid, tgid, b.fd);
+        }
         if sys == Sys::Recv {
             self.due_steps_before_read(ev.tid, b.start);
             if ret <= 0 {

@@ -226,6 +226,62 @@ impl Engine {
         Some(self.canon(tag))
     }
 
+    /// `tid` read its request's connection and found it empty (`EAGAIN`, [`Thread::yielded`])
+    /// at `fd`: the code serving that request waits for its next bytes.
+    pub(crate) fn found_own_empty(&mut self, tid: i32, tgid: i32, fd: Option<i64>) {
+        let Some(tuple) = fd.and_then(|fd| self.fds.get(&(tgid, fd)).copied()) else {
+            return;
+        };
+        let own = self
+            .socks
+            .get(&tuple)
+            .filter(|s| s.role == Role::Server)
+            .and_then(|s| s.rx)
+            .map(|r| self.canon(r).request);
+        let current = self.current(tid).map(|c| c.request);
+        if own.is_some() && own == current {
+            if let Some(t) = self.threads.get_mut(&tid) {
+                t.yielded = true;
+            }
+        }
+    }
+
+    /// A thread whose request's code just waited (its connection read empty) sends on a
+    /// client connection: the thread runs other code now, and the send is the call of the
+    /// request of its process that has waited longest for a first call (see
+    /// [`Engine::await_call`]). Go's `net/http`: a thread's goroutine parks, the connection's
+    /// background read finds nothing, and the thread runs the next runnable goroutine, the
+    /// handler of a request another thread read (each recording's first requests, when four
+    /// arrive at once).
+    fn call_after_yield(&mut self, tid: i32) -> Option<Tag> {
+        let t = self.threads.get_mut(&tid)?;
+        if !std::mem::take(&mut t.yielded) {
+            return None;
+        }
+        let tgid = t.tgid.unwrap_or(tid);
+        let own = self.current(tid).map(|c| c.request);
+        let (waiter, tag) = self
+            .awaiting
+            .iter()
+            .filter(|&&(w, g, tag, _)| {
+                g == tgid
+                    && w != tid
+                    && Some(self.canon(tag).request) != own
+                    && self
+                        .requests
+                        .get(&self.canon(tag).request)
+                        .is_some_and(|r| !r.responded)
+            })
+            .min_by_key(|&&(w, _, _, at)| (at, w))
+            .map(|&(w, _, tag, _)| (w, tag))?;
+        self.awaiting.retain(|&(w, ..)| w != waiter);
+        let tag = self.canon(tag);
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.current = Some(tag);
+        }
+        Some(tag)
+    }
+
     pub(crate) fn client_call(
         &mut self,
         tid: i32,
@@ -233,7 +289,10 @@ impl Engine {
         ts: i64,
         fd: Option<i64>,
     ) -> Option<Tag> {
-        let current = self.call_for_another(tid).or_else(|| self.current(tid));
+        let current = self
+            .call_for_another(tid)
+            .or_else(|| self.call_after_yield(tid))
+            .or_else(|| self.current(tid));
         let t = self.threads.get_mut(&tid)?;
         let event_loop = t.event_loop;
         let tgid = t.tgid.unwrap_or(tid);

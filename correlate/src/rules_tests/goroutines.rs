@@ -74,3 +74,34 @@ fn a_stretch_continued_on_another_thread_joins_the_request_answered_there() {
     assert_eq!(call.end_tid, Some(4));
     assert!(span_on(f, 5, SpanKind::Server).is_some(), "redis span");
 }
+
+#[test]
+fn after_its_goroutine_parks_a_thread_sends_for_the_request_waiting_longest() {
+    // The `go` model's first requests (run40, go-0-0): thread 3 read request B and went back
+    // to the netpoller; thread 2 ran A's handler, which parked in its redis call, then A's
+    // connection's background read found nothing (`EAGAIN`), and thread 2 ran B's handler,
+    // which sent B's call on another pooled connection. That call went to A.
+    let mut s = Sim::new();
+    s.tgids.insert(3, 2);
+    s.syscall(2, Sys::Wait, 5, 0, &[]);
+    s.syscall(3, Sys::Wait, 5, 0, &[]);
+    s.recv(2, 7, INGRESS, 40000, 73); // A
+    s.recv(3, 8, INGRESS, 40001, 73); // B
+    s.syscall(3, Sys::Wait, 5, 0, &[]);
+    s.send(2, 9, 42000, 16379, 22); // A's call
+    s.syscall(2, Sys::Recv, 9, -11, &[]);
+    s.syscall(2, Sys::Recv, 7, -11, &[]); // A's background read
+    s.send(2, 10, 42001, 16379, 22); // B's call
+    s.syscall(2, Sys::Recv, 10, -11, &[]);
+    s.recv(4, 11, 16379, 42000, 22);
+    s.send(4, 11, 16379, 42000, 4);
+    s.recv(4, 12, 16379, 42001, 22);
+    s.send(4, 12, 16379, 42001, 4);
+    s.recv(2, 9, 42000, 16379, 4);
+    s.send(2, 7, INGRESS, 40000, 155);
+    s.recv(3, 10, 42001, 16379, 4);
+    s.send(3, 8, INGRESS, 40001, 155);
+    let (f, _) = s.finish();
+    assert_eq!(calls_of(&f, 40000), 1, "A's own call");
+    assert_eq!(calls_of(&f, 40001), 1, "B's call, sent by thread 2");
+}
