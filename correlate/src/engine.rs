@@ -121,6 +121,19 @@ pub(crate) struct Bracket {
     pub held: Vec<Event>,
 }
 
+impl Bracket {
+    /// A send that returned `ret` at `exit`: when its bytes were readable. They were at their
+    /// last delivery when every byte was seen delivered, which can be well before the
+    /// syscall returns (the sender may be preempted on its way out).
+    pub fn delivered(&self, ret: i64, exit: i64) -> i64 {
+        let n = if self.len > 0 { self.len } else { ret };
+        match self.last_probe {
+            Some(p) if n > 0 && n <= self.probed => p.min(exit),
+            _ => exit,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Thread {
     pub tgid: Option<i32>,

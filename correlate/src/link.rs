@@ -23,6 +23,9 @@ use crate::event::{Event, Sys, Tuple};
 use crate::socket::{role_from_ports, Role};
 use crate::stream::Tag;
 
+/// `-EAGAIN`: a non-blocking read found nothing to read.
+const EAGAIN: i64 = -11;
+
 impl Engine {
     pub(crate) fn on_enter(&mut self, ev: &Event, sys: Sys, sink: &mut impl LabelSink) {
         let t = self.thread(ev);
@@ -294,7 +297,7 @@ impl Engine {
         b.rows.push(ev.row);
         let tgid = t.tgid.unwrap_or(ev.tid);
         let ret = ev.ret.unwrap_or(-1);
-        if sys == Sys::Recv && ret == -11 {
+        if sys == Sys::Recv && ret == EAGAIN {
             self.found_own_empty(ev.tid, tgid, b.fd);
         }
         if sys == Sys::Recv {
@@ -343,21 +346,20 @@ impl Engine {
             }
             _ => self.current(ev.tid),
         };
+        // An answer's turn ends where its bytes were delivered: a loop preempted on its way
+        // out of the write (nginx in `s1-c1`, 0.9 ms) has answered, and the client has the
+        // response, before the syscall returns.
+        let answering = self.threads.get(&ev.tid).is_some_and(|t| t.answering);
+        let end = match sys {
+            Sys::Send if answering => b.delivered(ret, ev.ts),
+            _ => ev.ts,
+        };
         // A close or a syscall on no socket (a file a callback reads) names no request: it
         // neither starts nor extends a turn, and its rows go with the thread's request. Node.js
         // reads a module it requires lazily in the first response's callback; the close had
         // extended the previous callback's turn over it. Over 222 recordings of the loop
         // models (the CI-sized eventloop, asyncio, handoff, go and grpcnode sets of runs 1-43,
         // the larger and variant ones): 45,769 -> 45,772 exact, none lower.
-        // An answer's turn ends where its bytes were delivered: a loop preempted on its way
-        // out of the write (nginx in `s1-c1`, 0.9 ms) has answered, and the client has the
-        // response, before the syscall returns.
-        let answering = self.threads.get(&ev.tid).is_some_and(|t| t.answering);
-        let n = if b.len > 0 { b.len } else { ret };
-        let end = match b.last_probe {
-            Some(p) if sys == Sys::Send && answering && n > 0 && n <= b.probed => p.min(ev.ts),
-            _ => ev.ts,
-        };
         if let Some(tag) = tag.filter(|_| !matches!(sys, Sys::Close | Sys::Other)) {
             self.take_turn(ev.tid, tag, b.start, end);
             if b.woke_worker {

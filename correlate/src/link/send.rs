@@ -70,12 +70,7 @@ impl Engine {
         if n > b.probed {
             self.enqueue(tuple, n - b.probed, tag, ev.tid, b.start);
         }
-        // The bytes were readable at their last delivery, which can be well before the
-        // sender's syscall returns (the sender may be preempted on its way out).
-        let sent = match b.last_probe {
-            Some(p) if n <= b.probed => p,
-            _ => ev.ts,
-        };
+        let sent = b.delivered(ret, ev.ts);
         let own = own.map(|o| self.canon(o)).or(tag);
         if let (Some(tag), Some(own)) = (tag, own) {
             self.extend_span(own, sent, 0, n);
