@@ -475,8 +475,8 @@ impl Engine {
         };
         let found = queue.iter().enumerate().find_map(|(i, (stretch, tuple))| {
             let calls = &self.socks.get(tuple)?.calls;
-            // A call of a stretch not placed yet is no caller's (an event loop's frames
-            // written before any request, such as the channel's first settings): the answer
+            // A call of a stretch not placed yet is no caller's (a thread's connection frames,
+            // such as a settings ack, written as work no request was placed for): the answer
             // would join no request.
             let mine = |c: &crate::engine::Call| {
                 self.spans.get(&c.tag.span).is_some_and(|s| s.tid == target)

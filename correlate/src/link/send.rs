@@ -205,15 +205,21 @@ impl Engine {
         if self.current(tid).is_none_or(|c| self.is_pending(c)) {
             return None;
         }
+        self.take_waiter(tgid, None)
+    }
+
+    /// The request of process `tgid` whose thread has waited longest for its first call (see
+    /// [`Engine::await_call`]), not answered yet, and not `skip`'s (a thread, its request);
+    /// its wait ends.
+    fn take_waiter(&mut self, tgid: i32, skip: Option<(i32, Option<u64>)>) -> Option<Tag> {
         let (waiter, tag) = self
             .awaiting
             .iter()
-            .filter(|&&(_, g, tag, _)| {
+            .filter(|&&(w, g, tag, _)| {
+                let request = self.canon(tag).request;
                 g == tgid
-                    && self
-                        .requests
-                        .get(&self.canon(tag).request)
-                        .is_some_and(|r| !r.responded)
+                    && skip.is_none_or(|(tid, own)| w != tid && own != Some(request))
+                    && self.requests.get(&request).is_some_and(|r| !r.responded)
             })
             .min_by_key(|&&(w, _, _, at)| (at, w))
             .map(|&(w, _, tag, _)| (w, tag))?;
@@ -255,22 +261,7 @@ impl Engine {
         }
         let tgid = t.tgid.unwrap_or(tid);
         let own = self.current(tid).map(|c| c.request);
-        let (waiter, tag) = self
-            .awaiting
-            .iter()
-            .filter(|&&(w, g, tag, _)| {
-                g == tgid
-                    && w != tid
-                    && Some(self.canon(tag).request) != own
-                    && self
-                        .requests
-                        .get(&self.canon(tag).request)
-                        .is_some_and(|r| !r.responded)
-            })
-            .min_by_key(|&&(w, _, _, at)| (at, w))
-            .map(|&(w, _, tag, _)| (w, tag))?;
-        self.awaiting.retain(|&(w, ..)| w != waiter);
-        let tag = self.canon(tag);
+        let tag = self.take_waiter(tgid, Some((tid, own)))?;
         if let Some(t) = self.threads.get_mut(&tid) {
             t.current = Some(tag);
         }
