@@ -474,8 +474,9 @@ impl Engine {
     /// The first such run after the loop forked a thread for its request is not one: CPython's
     /// `Thread.start()` waits for the child to start (a `ThreadPoolExecutor` adds a worker on
     /// `submit`, the first four requests of each `handoff` recording). Over the 222 loop
-    /// recordings, 45,772 -> 45,782 exact, none lower; 26 of the `handoff` model's 59 misses
-    /// over 43 CI-sized sets were among each connection's first two requests.
+    /// recordings and the bundled captures, 45,772 -> 45,782 exact, none lower; 26 of the
+    /// `handoff` model's 59 misses over 43 CI-sized sets were among each connection's first
+    /// two requests.
     pub(crate) fn lock_call(&mut self, tid: i32, lock: bool, at: i64, end: i64) {
         if let Some(t) = self.threads.get_mut(&tid).filter(|t| t.event_loop) {
             t.forked &= lock;
