@@ -27,6 +27,7 @@ pub const RULES: &[(&str, &str)] = &[
     ("event_loop", "an event-loop thread serving several requests sent on an outgoing connection; the request is the one it last read"),
     ("continuation", "an event loop wrote on an outgoing connection with no request read in the same turn: the request is the oldest one a read made due, first one whose reply arrived on that connection, else one read and not yet sent for"),
     ("turn", "an event loop's later turn on a request it already worked on: from where its previous turn on another request stopped to its next syscall for another request or a wait that blocked"),
+    ("silent_step", "an event loop's step or callback that made no syscall, between two that did: the time between them is shared evenly among the steps due then (the kernel shows nothing that parts them)"),
     ("handoff", "a thread with no request of its own worked, then answered on the request's connection: its work since it last came back from a wait was for that request (a pool worker the reading thread handed the request to)"),
     ("wakeup", "a thread with no request of its own was woken by a thread serving the request"),
     ("fork", "a thread forked by a thread serving the request"),

@@ -240,7 +240,7 @@ impl Engine {
         for (i, &tag) in due.iter().enumerate() {
             let i = i as i64;
             let (a, b) = (from + (to - from) * i / n, from + (to - from) * (i + 1) / n);
-            let span = self.new_span(tag, SpanKind::Internal, tid, a, None, Rule::Turn);
+            let span = self.new_span(tag, SpanKind::Internal, tid, a, None, Rule::SilentStep);
             self.extend_span(span, b, 0, 0);
         }
     }

@@ -563,6 +563,10 @@ fn steps_due_before_the_first_read_after_a_wait_made_no_syscall() {
         (returned, entered),
         "B's step: wait's return to the read"
     );
+    // A step with no syscall of its own is placed by its share, not seen: its own rule and
+    // confidence (right 0.26 of the time over the loop models' recordings).
+    let b_rules = rules(request_from(&f, 40001));
+    assert!(b_rules.contains(&"silent_step"), "{b_rules:?}");
     let a = request_from(&f, 40000);
     let covers = a
         .spans
