@@ -223,3 +223,57 @@ pub struct Finished {
     /// Its spans, root first.
     pub spans: Vec<Span>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Rule;
+
+    /// Each variant once; the match makes a new variant fail to compile until it is listed.
+    fn all() -> Vec<Rule> {
+        let all = vec![
+            Rule::ByteStream,
+            Rule::ThreadRequest,
+            Rule::EventLoop,
+            Rule::Continuation,
+            Rule::Turn,
+            Rule::SilentStep,
+            Rule::Handoff,
+            Rule::Wakeup,
+            Rule::Fork,
+            Rule::ReplyOrder,
+            Rule::ReplyUnseen,
+            Rule::LastRead,
+        ];
+        for r in &all {
+            match r {
+                Rule::ByteStream
+                | Rule::ThreadRequest
+                | Rule::EventLoop
+                | Rule::Continuation
+                | Rule::Turn
+                | Rule::SilentStep
+                | Rule::Handoff
+                | Rule::Wakeup
+                | Rule::Fork
+                | Rule::ReplyOrder
+                | Rule::ReplyUnseen
+                | Rule::LastRead => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_rule_is_described_in_the_edges_schema() {
+        let described: Vec<&str> = kreq_schemas::edges::RULES.iter().map(|r| r.0).collect();
+        for r in all() {
+            assert!(described.contains(&r.as_str()), "{}", r.as_str());
+            assert!((0.0..=1.0).contains(&r.confidence()), "{}", r.as_str());
+        }
+        assert_eq!(
+            described.len(),
+            all().len(),
+            "a described rule no variant makes"
+        );
+    }
+}
