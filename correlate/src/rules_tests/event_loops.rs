@@ -472,6 +472,50 @@ fn incr_then_get(s: &mut Sim, fd: i64, port: u16) {
 }
 
 #[test]
+fn a_libuv_loops_futex_calls_do_not_extend_a_turn() {
+    // The `eventloop` model (run19, eventloop-3-4): after B's callback wrote its GET, A's last
+    // callback ran 1.16 ms of computation, during which the loop woke V8's helper threads
+    // with futex calls; those calls went on B's turn, which then covered A's callback.
+    let mut s = Sim::new();
+    for (fd, port) in [(20, 40010), (21, 40011), (22, 40012), (23, 40013)] {
+        incr_then_get(&mut s, fd, port);
+    }
+    read_and_incr(&mut s, 7, 40000); // A
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 8, INGRESS, 40001, 73); // B
+    s.send(2, 9, 42000, 16379, 22); // B's INCR
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 9, 42000, 16379, 4); // A's INCR reply
+    s.send(2, 9, 42000, 16379, 23); // A's GET
+    s.recv(4, 11, 16379, 42000, 45);
+    s.send(4, 11, 16379, 42000, 9);
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 9, 42000, 16379, 9); // B's INCR reply, then A's GET reply
+    s.send(2, 9, 42000, 16379, 23); // B's callback: its GET (callbacks in reply order)
+    let b_returned = s.ts;
+    s.ts += 300_000; // A's last callback computes
+    let mut w = Event::new(0, 0, 2, Kind::Wakeup);
+    w.wake_tid = Some(6);
+    s.syscall(2, Sys::Futex, 0, 1, &[w]); // a V8 helper thread woken
+    s.ts += 300_000;
+    s.send(2, 7, INGRESS, 40000, 155); // A answers
+    let (f, _) = s.finish();
+    let b = request_from(&f, 40001);
+    let late = b
+        .spans
+        .iter()
+        .filter(|sp| sp.tid == 2 && sp.kind != SpanKind::Client)
+        .map(|sp| sp.end)
+        .max()
+        .expect("B's turns");
+    assert!(
+        late <= b_returned + 5_000,
+        "B's turn ends after its write's return path, {} µs after",
+        (late - b_returned) / 1000
+    );
+}
+
+#[test]
 fn a_loop_that_runs_callbacks_at_their_read_is_done_with_older_reads_replies() {
     // The `grpcnode` model (Node.js `@grpc/grpc-js`; CI-sized recording of run14): a redis
     // reply's callback finished its call with no syscall (grpc-js writes the answer later);
