@@ -577,18 +577,21 @@ fn tally(table: &mut Vec<Calibration>, rule: &str, confidence: f32, right: Optio
         }
     };
     let c = &mut table[i];
-    if !c.rules.iter().any(|r| r == rule) {
-        c.rules.push(rule.to_owned());
-        c.rules.sort();
-        c.by_rule.push(RuleCalibration {
-            rule: rule.to_owned(),
-            ..Default::default()
-        });
-        c.by_rule.sort_by(|a, b| a.rule.cmp(&b.rule));
-    }
-    let Some(r) = c.by_rule.iter_mut().find(|r| r.rule == rule) else {
-        return;
+    let j = match c.by_rule.binary_search_by(|r| r.rule.as_str().cmp(rule)) {
+        Ok(j) => j,
+        Err(j) => {
+            c.rules.insert(j, rule.to_owned());
+            c.by_rule.insert(
+                j,
+                RuleCalibration {
+                    rule: rule.to_owned(),
+                    ..Default::default()
+                },
+            );
+            j
+        }
     };
+    let r = &mut c.by_rule[j];
     match right {
         None => {
             c.unchecked += 1;

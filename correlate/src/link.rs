@@ -297,15 +297,15 @@ impl Engine {
         b.rows.push(ev.row);
         let tgid = t.tgid.unwrap_or(ev.tid);
         let ret = ev.ret.unwrap_or(-1);
-        if sys == Sys::Recv && ret == EAGAIN {
-            self.found_own_empty(ev.tid, tgid, b.fd);
-        }
         if sys == Sys::Recv {
             self.due_steps_before_read(ev.tid, b.start);
             if ret <= 0 {
                 if let Some(t) = self.threads.get_mut(&ev.tid) {
                     t.draining = None;
                 }
+            }
+            if ret == EAGAIN {
+                self.found_own_empty(ev.tid, tgid, b.fd);
             }
         }
         let tag = match sys {
@@ -349,9 +349,9 @@ impl Engine {
         // An answer's turn ends where its bytes were delivered: a loop preempted on its way
         // out of the write (nginx in `s1-c1`, 0.9 ms) has answered, and the client has the
         // response, before the syscall returns.
-        let answering = self.threads.get(&ev.tid).is_some_and(|t| t.answering);
+        let answering = || self.threads.get(&ev.tid).is_some_and(|t| t.answering);
         let end = match sys {
-            Sys::Send if answering => b.delivered(ret, ev.ts),
+            Sys::Send if answering() => b.delivered(ret, ev.ts),
             _ => ev.ts,
         };
         // A close or a syscall on no socket (a file a callback reads) names no request: it
@@ -365,13 +365,12 @@ impl Engine {
         // a futex call hands the GIL around the loop's own syscalls and stays with the turn.
         // Over 247 loop recordings (runs 1-48): 50,668 -> 50,705 with the bundled captures,
         // two grpcnode sets 1-2 lower, twenty higher.
-        let libuv = self
-            .threads
-            .get(&ev.tid)
-            .is_some_and(|t| t.runs_callbacks_at_once());
         let names_none = match sys {
             Sys::Close | Sys::Other => true,
-            Sys::Futex => libuv,
+            Sys::Futex => self
+                .threads
+                .get(&ev.tid)
+                .is_some_and(|t| t.runs_callbacks_at_once()),
             _ => false,
         };
         if let Some(tag) = tag.filter(|_| !names_none) {

@@ -228,7 +228,8 @@ pub struct Finished {
 mod tests {
     use super::Rule;
 
-    /// Each variant once; the match makes a new variant fail to compile until it is listed.
+    /// Each variant once. The match does not compile until a new variant is in it, which
+    /// is the reminder to list it here too; nothing checks the list itself.
     fn all() -> Vec<Rule> {
         let all = vec![
             Rule::ByteStream,

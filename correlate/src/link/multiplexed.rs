@@ -269,8 +269,8 @@ impl Engine {
         let (deferred, rest): (Vec<Tag>, Vec<Tag>) =
             tags.into_iter().partition(|&t| self.is_deferred(t));
         // Answers of an earlier read that no woken caller took are not handed to the callers
-        // this read wakes: that would shift every pair.
-        // Reads of one drain of the socket are one batch.
+        // this read wakes (that would shift every pair), unless both reads are of one drain
+        // of the socket ([`crate::engine::Thread::draining`]).
         let old = match self.threads.get_mut(&tid) {
             Some(t) if t.draining != Some(tuple) => {
                 let (old, kept): (Vec<_>, Vec<_>) =

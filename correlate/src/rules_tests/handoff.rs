@@ -199,6 +199,15 @@ fn submit_then_read(s: &mut Sim, preempt: bool) -> (i64, i64) {
     (passed, handover)
 }
 
+/// Request A (client port 40001) ends with the `submit` that woke its worker, at `passed`.
+fn a_ends_at_its_workers_wake(f: &[Finished], passed: i64) {
+    assert_eq!(
+        root_of(f, 40001).end,
+        passed,
+        "A ends with the wake of its worker"
+    );
+}
+
 /// [`submit_then_read`] after a first hand-off that makes thread 3 a pool worker; the
 /// finished requests, and when the submit's wake returned and the GIL hand-over began.
 fn after_a_handoff(preempt: bool) -> (Vec<Finished>, i64, i64) {
@@ -216,11 +225,7 @@ fn an_acceptor_that_wakes_a_waiting_pool_worker_is_done_with_the_request() {
     // counted in the request submitted, and the next request's segment (from the loop's
     // step to its connection) less than half covered.
     let (f, passed, handover) = after_a_handoff(false);
-    assert_eq!(
-        root_of(&f, 40001).end,
-        passed,
-        "A ends with the wake of its worker"
-    );
+    a_ends_at_its_workers_wake(&f, passed);
     assert_eq!(
         root_of(&f, 40002).start,
         handover,
@@ -388,11 +393,7 @@ fn a_request_read_long_after_a_hand_off_starts_a_step_return_after_it() {
     s.recv(2, 13, INGRESS, 40002, 73);
     s.syscall(2, Sys::Wait, 5, 0, &[]);
     let (f, _) = s.finish();
-    assert_eq!(
-        root_of(&f, 40001).end,
-        passed,
-        "A ends with the wake of its worker"
-    );
+    a_ends_at_its_workers_wake(&f, passed);
     assert_eq!(
         root_of(&f, 40002).start,
         passed + 5_000,
