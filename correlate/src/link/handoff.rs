@@ -253,6 +253,9 @@ impl Engine {
         if self.calls_from(tid, cur.request) == 0 {
             return;
         }
+        // Its span lasts until here: what the worker did after its last call (building and
+        // queueing the answer) was this request's, and no answer of its own will extend it.
+        self.extend_span(cur, at, 0, 0);
         if let Some(t) = self.threads.get_mut(&tid) {
             t.current = None;
             t.suspended = Some((cur, at));

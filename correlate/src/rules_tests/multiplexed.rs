@@ -350,12 +350,13 @@ fn an_answer_another_thread_writes_ends_the_workers_stretch_at_its_queue() {
 }
 
 #[test]
-fn an_answer_another_thread_writes_is_for_the_stretch_set_aside_last() {
-    // The `grpc` model: a worker queues its answer for the thread that holds the transport
-    // and goes back to its queue; that thread flushes the answer right after. A stretch set
-    // aside earlier whose answer went unseen (worker 22 here) is not the one: taken oldest
-    // first, it shifted every later answer by one (3516 of 4300 requests exact over 20
-    // recordings, 3778 taking the latest).
+fn one_write_by_another_thread_carries_every_answer_set_aside() {
+    // The `grpc` model: workers queue their answers for the thread that holds the transport
+    // and go back to their queue; that thread flushes every queued answer in one write. In
+    // `run53`'s `grpc` recording (grpc-1-9, grpc-2-10) one 130-byte write of the server's
+    // reader carried the answers of two workers set aside 107 µs apart; the front's reader
+    // read them at once and woke both callers. Taking only the stretch set aside last, the
+    // first caller woken took the second worker's work and the first worker's was lost.
     let mut s = shared_channel();
     first_round(&mut s);
     call(&mut s, 10, 7, 40000);
@@ -365,12 +366,79 @@ fn an_answer_another_thread_writes_is_for_the_stretch_set_aside_last() {
         call_redis(&mut s, w, fd, port, redis_fd);
         signal_wait(&mut s, w);
     }
+    s.send(20, 8, 19082, 41000, 130);
+    both_answers_read(&mut s, [11, 10]);
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 4);
+    assert_eq!(workers_of(&f, 11), [22], "thread 11's second request");
+    assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
+}
+
+#[test]
+fn a_stretch_set_aside_lasts_until_its_worker_went_back_to_its_queue() {
+    // The `grpc` model: after its last redis reply a worker builds its answer and queues it,
+    // then waits at its queue; another thread writes the answer. In `run53`'s `grpc`
+    // recording (grpc-2-10) the worker's span ended where it began, so only its two redis
+    // calls (161 of 558 µs) covered its segment; spans that ran on to the other thread's
+    // write covered the worker's next request.
+    let mut s = shared_channel();
+    first_round(&mut s);
+    call(&mut s, 10, 7, 40000);
+    s.wake(20, 21);
+    call_redis(&mut s, 21, 13, 42000, 14);
+    s.ts += 200_000;
+    let waits = s.ts;
+    signal_wait(&mut s, 21);
+    s.ts += 100_000;
+    let flushed = s.ts;
     s.send(20, 8, 19082, 41000, 65);
     s.recv(13, 12, 41000, 19082, 65);
     s.wake(13, 10);
     s.send(10, 7, INGRESS, 40000, 100);
     let (f, _) = s.finish();
-    assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
+    let r = f
+        .iter()
+        .rev()
+        .find(|r| r.request.ingress_tid == 10)
+        .expect("thread 10's second request");
+    let end = r
+        .spans
+        .iter()
+        .filter(|sp| sp.tid == 21 && sp.kind == SpanKind::Internal)
+        .map(|sp| sp.end)
+        .max();
+    // It ends where the worker went back to its queue, not where another thread wrote it.
+    assert!(
+        end.is_some_and(|e| e > waits && e < flushed),
+        "the worker's span ends at {end:?}; its wait began after {waits}, the write at {flushed}"
+    );
+}
+
+#[test]
+fn an_answer_goes_to_no_call_read_after_its_worker_first_called_out() {
+    // The `grpc` model: in `run53`'s `grpc` recording (grpc-0-15, grpc-1-15) the front's
+    // reader read two workers' answers at once and woke thread 25892 only; the oldest answer
+    // was of a worker that had called redis before the server even read 25892's call, so it
+    // served an earlier request (the other caller's, which answered with no wake seen).
+    let mut s = shared_channel();
+    first_round(&mut s);
+    call(&mut s, 11, 9, 40001);
+    s.wake(20, 21);
+    s.send(21, 13, 42000, 16379, 22);
+    call(&mut s, 10, 7, 40000);
+    s.recv(30, 14, 16379, 42000, 22);
+    s.send(30, 14, 16379, 42000, 4);
+    s.recv(21, 13, 42000, 16379, 4);
+    s.send(21, 8, 19082, 41000, 65);
+    s.wake(20, 22);
+    work(&mut s, 22, 16, 42001, 15);
+    s.recv(13, 12, 41000, 19082, 130);
+    s.wake(13, 10);
+    s.send(10, 7, INGRESS, 40000, 100);
+    s.send(11, 9, INGRESS, 40001, 100);
+    let (f, _) = s.finish();
+    assert_eq!(workers_of(&f, 10), [22], "thread 10's second request");
+    assert_eq!(workers_of(&f, 11), [21], "thread 11's second request");
 }
 
 #[test]
