@@ -442,6 +442,54 @@ fn an_answer_goes_to_no_call_read_after_its_worker_first_called_out() {
 }
 
 #[test]
+fn a_workers_span_begins_no_earlier_than_the_server_read_the_call() {
+    // The `grpc` model: a worker's stretch begins where it answered before. In `run53`'s
+    // `grpc` recording (grpc-0-19) worker 25899 answered grpc-1-19, then waited at its queue
+    // for 1.26 ms; the front had read grpc-0-19 before that answer, the server read its call
+    // after. The span began at the earlier answer and covered grpc-1-19's last 35 µs.
+    let mut s = shared_channel();
+    first_round(&mut s);
+    call(&mut s, 10, 7, 40000);
+    s.wake(20, 21);
+    call_redis(&mut s, 21, 13, 42000, 14);
+    // Thread 11 reads its request B; worker 21 answers thread 10's.
+    s.recv(11, 9, INGRESS, 40001, 73);
+    s.send(21, 8, 19082, 41000, 65);
+    signal_wait(&mut s, 21);
+    s.recv(13, 12, 41000, 19082, 65);
+    s.wake(13, 10);
+    s.send(10, 7, INGRESS, 40000, 100);
+    // B's call reaches the server later; worker 21 serves it.
+    s.ts += 100_000;
+    s.send(11, 12, 41000, 19082, 66);
+    s.syscall(11, Sys::Wait, 4, 0, &[]);
+    s.recv(20, 8, 19082, 41000, 66);
+    let read = s.ts;
+    s.wake(20, 21);
+    work(&mut s, 21, 13, 42000, 14);
+    s.recv(13, 12, 41000, 19082, 65);
+    s.wake(13, 11);
+    s.send(11, 9, INGRESS, 40001, 100);
+    let (f, _) = s.finish();
+    assert_eq!(workers_of(&f, 11), [21]);
+    let b = f
+        .iter()
+        .rev()
+        .find(|r| r.request.ingress_tid == 11)
+        .expect("thread 11's second request");
+    let start = b
+        .spans
+        .iter()
+        .filter(|sp| sp.tid == 21 && sp.kind == SpanKind::Internal)
+        .map(|sp| sp.start)
+        .min();
+    assert!(
+        start.is_some_and(|st| st >= read - 3_000),
+        "worker 21's span of B starts at {start:?}; the server read B's call by {read}"
+    );
+}
+
+#[test]
 fn a_caller_that_answers_with_no_wake_seen_takes_the_answer_read_last() {
     // The `grpc` model: a front thread polls the channel itself; another caller woke it to
     // take over polling before its answer came, so no wake follows the read of its answer
