@@ -607,13 +607,16 @@ impl Engine {
 const SETTLED_AFTER: u32 = 5;
 
 /// The number of calls a loop's requests make, learned from the requests it answered: once
-/// at least [`SETTLED_AFTER`] answered and four in five of them made the same number. Over
-/// the eight CI-sized `grpcnode` recordings and two of 300 requests, exact requests: 1379 of
-/// 2200 without this rule, 1405 when nineteen in twenty must agree (the others' counts are
-/// spread by the misses themselves), 1570 with four in five, 1642 with three in five; no
-/// `eventloop` or `asyncio` recording changed.
+/// at least [`SETTLED_AFTER`] answered and three in five of them made the same number (the
+/// others' counts are spread by the misses themselves: before the count is learned, a call
+/// that went to the wrong request gives one request a call too many and another one too
+/// few). Over the 45 CI-sized `grpcnode` recordings of runs 1–53, `n1`-`n4`, and every
+/// kept `eventloop`, `asyncio` and `handoff` one (224 recordings), exact requests: 45361
+/// with four in five, 45549 with seven in ten, 45608 with three in five, 45611 with one in
+/// two; seven recordings changed with three in five (run53's `grpcnode` 123 → 172 of 200,
+/// `n2` 124 → 191), none lower.
 fn settled_calls(made: &[u32; 8]) -> Option<usize> {
     let total: u32 = made.iter().sum();
     let (k, &n) = made.iter().enumerate().max_by_key(|&(_, n)| *n)?;
-    (total >= SETTLED_AFTER && n * 5 >= total * 4 && k + 1 < made.len()).then_some(k)
+    (total >= SETTLED_AFTER && n * 5 >= total * 3 && k + 1 < made.len()).then_some(k)
 }

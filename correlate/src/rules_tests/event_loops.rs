@@ -544,6 +544,11 @@ fn a_last_reply_and_a_first_in_one_read() -> Sim {
     for i in 0..5 {
         incr_then_get(&mut s, 20 + i, 40010 + i as u16);
     }
+    a_last_reply_and_a_first_after(s)
+}
+
+/// As [`a_last_reply_and_a_first_in_one_read`], after whatever `s` answered.
+fn a_last_reply_and_a_first_after(mut s: Sim) -> Sim {
     read_and_incr(&mut s, 7, 40000); // A's INCR
     s.syscall(2, Sys::Wait, 5, 1, &[]);
     s.recv(2, 9, 42000, 16379, 4);
@@ -572,6 +577,40 @@ fn a_request_that_made_as_many_calls_as_the_loops_requests_make_calls_no_more() 
     let calls = |port| calls_of(&f, port);
     assert_eq!(calls(40000), 2, "A's INCR and GET");
     assert_eq!(calls(40001), 2, "B's INCR and GET");
+}
+
+#[test]
+fn the_number_of_calls_three_in_five_requests_made_is_the_loops() {
+    // The `grpcnode` model (run53): early misses gave one request a third call and another
+    // only one, so three in four of its answered requests had made two calls, never the four
+    // in five the count needed; the rule stayed off for the whole recording (123 of 200 exact,
+    // 172 when three in five settle it). Here three of five made two calls, one made one and
+    // one made three.
+    let mut s = Sim::new();
+    for i in 0..3 {
+        incr_then_get(&mut s, 20 + i, 40010 + i as u16);
+    }
+    read_and_incr(&mut s, 23, 40013);
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 9, 42000, 16379, 4);
+    s.send(2, 23, INGRESS, 40013, 155);
+    read_and_incr(&mut s, 24, 40014);
+    for _ in 0..2 {
+        s.syscall(2, Sys::Wait, 5, 1, &[]);
+        s.recv(2, 9, 42000, 16379, 4);
+        s.send(2, 9, 42000, 16379, 23);
+        s.recv(4, 11, 16379, 42000, 23);
+        s.send(4, 11, 16379, 42000, 4);
+    }
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 9, 42000, 16379, 4);
+    s.send(2, 24, INGRESS, 40014, 155);
+    let mut s = a_last_reply_and_a_first_after(s);
+    s.send(2, 9, 42000, 16379, 23); // B's GET
+    let (f, _) = s.finish();
+    assert_eq!((calls_of(&f, 40013), calls_of(&f, 40014)), (1, 3));
+    assert_eq!(calls_of(&f, 40000), 2, "A's INCR and GET");
+    assert_eq!(calls_of(&f, 40001), 2, "B's INCR and GET");
 }
 
 #[test]
