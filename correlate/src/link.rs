@@ -58,7 +58,9 @@ impl Engine {
         }
         let t = self.thread(ev);
         t.resched_exit = false;
-        if sys != Sys::Recv {
+        // A reader's futex calls between two reads of the channel (CPython's GIL, waking the
+        // runtime's other threads) leave its drain open; a wake of a caller ends it.
+        if !matches!(sys, Sys::Recv | Sys::Futex) {
             t.draining = None;
         }
         if sys != Sys::Send {

@@ -158,6 +158,29 @@ fn answers_read_in_two_reads_of_one_drain_wait_for_the_callers_together() {
 }
 
 #[test]
+fn a_readers_wake_of_a_thread_that_calls_nothing_does_not_end_its_drain() {
+    // `run54`'s `grpc` recording (grpc-0-24, grpc-2-24, grpc-3-22): gRPC's reader read two
+    // answers, woke a thread of its runtime that makes no calls (a futex wake), read a third
+    // answer, then woke the three callers in the answers' order. The first read's answers
+    // were set aside as stale at the second read, so the first caller woken took the third.
+    let mut s = shared_channel();
+    s.tgids.insert(14, 10);
+    call(&mut s, 10, 7, 40000);
+    call(&mut s, 11, 9, 40001);
+    workers_answer(&mut s);
+    s.recv(13, 12, 41000, 19082, 65);
+    let mut wake = Event::new(0, 0, 13, Kind::Wakeup);
+    wake.wake_tid = Some(14);
+    s.syscall(13, Sys::Futex, 0, 1, &[wake]);
+    s.recv(13, 12, 41000, 19082, 65);
+    s.syscall(13, Sys::Recv, 12, -11, &[]);
+    callers_answer(&mut s, [11, 10]);
+    let (f, _) = s.finish();
+    assert_eq!(workers_of(&f, 11), [21]);
+    assert_eq!(workers_of(&f, 10), [22]);
+}
+
+#[test]
 fn a_call_of_no_request_yet_takes_no_answer() {
     // run39's `grpc` recording: a front thread of the channel's wrote connection frames (a
     // settings ack) as a call of work no request was placed for; woken first by the reader of
