@@ -208,12 +208,14 @@ pub(crate) struct Thread {
     /// for one (gRPC's reader may wake the same thread twice, by futex and by its eventfd).
     pub handed: Vec<i32>,
     /// The connection whose answers this thread queued at its latest read, while it has made
-    /// no syscall but futex calls, woken none of the connection's callers, and no read of it
-    /// has come back empty since: its reads are one drain of the socket (gRPC reads until
-    /// `EAGAIN`, then wakes the callers), so a further read's answers join the queue rather
-    /// than replace it. Over the `grpc` and `grpcnode` recordings of runs 1–54 and the larger
-    /// ones (111 recordings), 23645 requests exact with any syscall or wake ending the drain,
-    /// 23706 with futex calls leaving it open, 23723 with wakes of other threads too.
+    /// no syscall but futex calls and no read of it has come back empty since: its reads are
+    /// one drain of the socket (gRPC reads until `EAGAIN`, then wakes the callers), so a
+    /// further read's answers join the queue rather than replace it. Between two reads gRPC's
+    /// reader may take CPython's GIL and wake threads (of its runtime, or a caller). Over the
+    /// `grpc` and `grpcnode` recordings of runs 1–54 and the larger ones (111 recordings),
+    /// 23645 requests exact with any syscall or wake ending the drain, 23706 with futex
+    /// calls leaving it open, 23723 with wakes of threads that never called on the channel
+    /// too, 23771 with every wake.
     pub draining: Option<Tuple>,
     /// A stretch of this thread's set aside at an untimed signal wait, and when (see
     /// [`crate::link`]'s hand-off).

@@ -58,8 +58,8 @@ impl Engine {
         }
         let t = self.thread(ev);
         t.resched_exit = false;
-        // A reader's futex calls between two reads of the channel (CPython's GIL, waking the
-        // runtime's other threads) leave its drain open; a wake of a caller ends it.
+        // A reader's futex calls between two reads of the channel (CPython's GIL, waking
+        // threads) leave its drain open.
         if !matches!(sys, Sys::Recv | Sys::Futex) {
             t.draining = None;
         }

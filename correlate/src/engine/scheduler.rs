@@ -49,25 +49,10 @@ impl Engine {
             .filter(|t| t.worker)
             .and_then(|t| t.bracket.as_ref())
             .is_some_and(|b| b.signal_wait);
-        // A reader that wakes a caller on the connection it drains is done draining it; a
-        // wake of another thread is not the answers' hand-out (gRPC's reader in `run54`'s
-        // `grpc` recording woke a thread of its runtime between two reads of one drain).
-        let wakes_caller = self
-            .threads
-            .get(&ev.tid)
-            .and_then(|t| t.draining)
-            .is_none_or(|d| {
-                self.socks
-                    .get(&d)
-                    .is_none_or(|s| s.callers.contains(&target))
-            });
         let waker = if ev.irq || ev.tid == 0 {
             None
         } else {
             let mut w = self.threads.get_mut(&ev.tid);
-            if let Some(t) = w.as_deref_mut().filter(|_| wakes_caller) {
-                t.draining = None;
-            }
             if let Some(b) = w.as_deref_mut().and_then(|t| t.bracket.as_mut()) {
                 b.woke = Some(target);
                 b.woke_worker |= worker;

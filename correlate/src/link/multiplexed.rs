@@ -296,7 +296,13 @@ impl Engine {
                 t.handed.clear();
                 old
             }
-            _ => Vec::new(),
+            // The callers woken since the drain's previous read took their answers; a caller
+            // woken after this read takes one of this read's.
+            Some(t) => {
+                t.handed.clear();
+                Vec::new()
+            }
+            None => Vec::new(),
         };
         self.leave_over(old.into());
         if let Some(t) = self.threads.get_mut(&tid) {

@@ -158,11 +158,11 @@ fn answers_read_in_two_reads_of_one_drain_wait_for_the_callers_together() {
 }
 
 #[test]
-fn a_readers_wake_of_a_thread_that_calls_nothing_does_not_end_its_drain() {
+fn a_readers_futex_wake_between_two_reads_does_not_end_its_drain() {
     // `run54`'s `grpc` recording (grpc-0-24, grpc-2-24, grpc-3-22): gRPC's reader read two
-    // answers, woke a thread of its runtime that makes no calls (a futex wake), read a third
-    // answer, then woke the three callers in the answers' order. The first read's answers
-    // were set aside as stale at the second read, so the first caller woken took the third.
+    // answers, woke a thread of its runtime (a futex wake), read a third answer, then woke
+    // the three callers in the answers' order. The first read's answers were set aside as
+    // stale at the second read, so the first caller woken took the third.
     let mut s = shared_channel();
     s.tgids.insert(14, 10);
     call(&mut s, 10, 7, 40000);
