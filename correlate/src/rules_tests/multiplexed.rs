@@ -513,12 +513,12 @@ fn a_workers_span_begins_no_earlier_than_the_server_read_the_call() {
 }
 
 #[test]
-fn a_caller_that_answers_with_no_wake_seen_takes_the_answer_read_last() {
+fn a_caller_that_answers_with_no_wake_seen_takes_an_answer_handed_to_no_one() {
     // The `grpc` model: a front thread polls the channel itself; another caller woke it to
     // take over polling before its answer came, so no wake follows the read of its answer
     // (grpc-3-50 in one recording: the answer read by an `event_engine` thread, which woke
     // nobody, and the caller answering its own request 170 µs later). It answers its request:
-    // the answer read last on the connection, handed to no one, is its call's.
+    // the answer read on the connection and handed to no one is its call's.
     let mut s = shared_channel();
     first_round(&mut s);
     call(&mut s, 10, 7, 40000);
@@ -547,6 +547,28 @@ fn a_caller_that_answers_with_no_wake_seen_takes_the_answer_read_last() {
     };
     assert!(last(10).contains(&"reply_unseen"), "{:?}", last(10));
     assert!(last(11).contains(&"reply_order"), "{:?}", last(11));
+}
+
+#[test]
+fn a_caller_with_no_wake_seen_takes_the_first_answer_sent_after_its_call() {
+    // `run55`'s `grpc` recording (grpc-0-28, grpc-3-41): the front's reader read two answers
+    // and woke no caller the kernel shows; both callers answered their requests. Taking the
+    // answer sent last, the caller that called first took the later worker's, and the other
+    // caller the earlier one's. Thread 11 calls first; worker 21 serves it and answers first.
+    let mut s = shared_channel();
+    first_round(&mut s);
+    call(&mut s, 11, 9, 40001);
+    call(&mut s, 10, 7, 40000);
+    s.wake(20, 21);
+    s.wake(20, 22);
+    work(&mut s, 21, 13, 42000, 14);
+    work(&mut s, 22, 16, 42001, 15);
+    s.recv(13, 12, 41000, 19082, 130);
+    s.send(11, 9, INGRESS, 40001, 100);
+    s.send(10, 7, INGRESS, 40000, 100);
+    let (f, _) = s.finish();
+    assert_eq!(workers_of(&f, 11), [21], "thread 11's second request");
+    assert_eq!(workers_of(&f, 10), [22], "thread 10's second request");
 }
 
 /// A Node.js gRPC server (one event loop, tid 20) reads the streams of callers 10 and 11 on
