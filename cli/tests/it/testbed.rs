@@ -380,9 +380,9 @@ fn nginx_to_an_app_and_redis_over_unix_sockets_is_exact() {
 }
 
 /// The gRPC model: front-end threads share one HTTP/2 channel to a server whose pool workers
-/// answer on it in any order. 49 CI-sized recordings score 0.805 to 0.96
+/// answer on it in any order. 56 CI-sized recordings score 0.845 to 0.99
 /// (docs/performance.md); seven of them scored 0.005 to 0.06 without the multiplexed-connection
-/// rules. The misses are workers' stretches given to the wrong caller or holding two requests.
+/// rules. The misses are mostly two callers' answers swapped.
 #[test]
 fn grpc_model_gives_workers_answers_to_the_callers_they_wake() {
     let _serial = crate::tracefs_lock();
@@ -391,13 +391,13 @@ fn grpc_model_gives_workers_answers_to_the_callers_they_wake() {
     {
         return;
     }
-    let (_, dir) = score_model("grpc", "29780", "0.7");
+    let (_, dir) = score_model("grpc", "29780", "0.75");
     assert!(edges_by(&dir, "reply_order") >= 100);
 }
 
 /// The same HTTP tier calling a Node.js gRPC server (`@grpc/grpc-js` from npm): one event loop
 /// reads several callers' streams at once and writes several streams' answers in one
-/// `writev`. 41 CI-sized recordings score 0.72 to 0.965; nine of them scored 0.03 to 0.075
+/// `writev`. 48 CI-sized recordings score 0.72 to 0.965; nine of them scored 0.03 to 0.075
 /// without the event-loop answers on a multiplexed socket (docs/performance.md).
 #[test]
 fn grpcnode_model_answers_every_finished_stream_of_one_write() {
@@ -407,7 +407,7 @@ fn grpcnode_model_answers_every_finished_stream_of_one_write() {
     {
         return;
     }
-    score_model("grpcnode", "29880", "0.55");
+    score_model("grpcnode", "29880", "0.6");
 }
 
 #[test]
