@@ -461,14 +461,20 @@ fn read_and_incr(s: &mut Sim, fd: i64, port: u16) {
 /// (libuv runs a read's callbacks before its next read).
 fn incr_then_get(s: &mut Sim, fd: i64, port: u16) {
     read_and_incr(s, fd, port);
-    s.syscall(2, Sys::Wait, 5, 1, &[]);
-    s.recv(2, 9, 42000, 16379, 4);
-    s.send(2, 9, 42000, 16379, 23);
-    s.recv(4, 11, 16379, 42000, 23);
-    s.send(4, 11, 16379, 42000, 5);
+    get_after_reply(s, 4);
     s.syscall(2, Sys::Wait, 5, 1, &[]);
     s.recv(2, 9, 42000, 16379, 5);
     s.send(2, fd, INGRESS, port, 155);
+}
+
+/// Loop 2 reads a redis reply of `n` bytes and writes GET in the same iteration; redis
+/// answers it (5 bytes).
+fn get_after_reply(s: &mut Sim, n: i64) {
+    s.syscall(2, Sys::Wait, 5, 1, &[]);
+    s.recv(2, 9, 42000, 16379, n);
+    s.send(2, 9, 42000, 16379, 23);
+    s.recv(4, 11, 16379, 42000, 23);
+    s.send(4, 11, 16379, 42000, 5);
 }
 
 #[test]
@@ -595,15 +601,10 @@ fn the_number_of_calls_three_in_five_requests_made_is_the_loops() {
     s.recv(2, 9, 42000, 16379, 4);
     s.send(2, 23, INGRESS, 40013, 155);
     read_and_incr(&mut s, 24, 40014);
-    for _ in 0..2 {
-        s.syscall(2, Sys::Wait, 5, 1, &[]);
-        s.recv(2, 9, 42000, 16379, 4);
-        s.send(2, 9, 42000, 16379, 23);
-        s.recv(4, 11, 16379, 42000, 23);
-        s.send(4, 11, 16379, 42000, 4);
-    }
+    get_after_reply(&mut s, 4);
+    get_after_reply(&mut s, 5);
     s.syscall(2, Sys::Wait, 5, 1, &[]);
-    s.recv(2, 9, 42000, 16379, 4);
+    s.recv(2, 9, 42000, 16379, 5);
     s.send(2, 24, INGRESS, 40014, 155);
     let mut s = a_last_reply_and_a_first_after(s);
     s.send(2, 9, 42000, 16379, 23); // B's GET

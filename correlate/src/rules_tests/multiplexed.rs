@@ -77,10 +77,44 @@ fn shared_channel() -> Sim {
 /// streams apart (so the connection shows it is multiplexed), workers 21 and 22 answer in that
 /// order, and the front's reader wakes 11, then 10.
 fn first_round(s: &mut Sim) {
-    call(s, 10, 7, 40000);
-    call(s, 11, 9, 40001);
+    both_call(s);
     workers_answer(s);
     both_answers_read(s, [11, 10]);
+}
+
+/// Threads 10 and 11 call, in that order, and the server reads each call.
+fn both_call(s: &mut Sim) {
+    call(s, 10, 7, 40000);
+    call(s, 11, 9, 40001);
+}
+
+/// A shared channel after [`first_round`].
+fn after_first_round() -> Sim {
+    let mut s = shared_channel();
+    first_round(&mut s);
+    s
+}
+
+/// Pool worker `w` (21 or 22), woken by the server's reader, calls redis on its own
+/// connection and goes back to its queue without answering (gRPC queued the answer).
+fn set_aside(s: &mut Sim, w: i32) {
+    let (fd, port, redis_fd) = if w == 21 {
+        (13, 42000, 14)
+    } else {
+        (16, 42001, 15)
+    };
+    s.wake(20, w);
+    call_redis(s, w, fd, port, redis_fd);
+    signal_wait(s, w);
+}
+
+/// Finishes `s` (two rounds of threads 10 and 11): the second requests of threads 10 and 11
+/// were served by pool workers `by_10` and `by_11`.
+fn second_requests_served_by(s: Sim, by_10: i32, by_11: i32) {
+    let (f, _) = s.finish();
+    assert_eq!(f.len(), 4);
+    assert_eq!(workers_of(&f, 10), [by_10], "thread 10's second request");
+    assert_eq!(workers_of(&f, 11), [by_11], "thread 11's second request");
 }
 
 /// The pool workers with a span in the last request front thread `front` read.
@@ -107,8 +141,7 @@ fn answers_on_a_shared_connection_go_to_the_callers_woken_in_reply_order() {
     let mut s = shared_channel();
     // Two requests' streams read one after the other on the server's connection, neither
     // answered yet; the reader wakes two workers.
-    call(&mut s, 10, 7, 40000);
-    call(&mut s, 11, 9, 40001);
+    both_call(&mut s);
     s.wake(20, 21);
     s.wake(20, 22);
     s.syscall(20, Sys::Wait, 5, 0, &[]);
@@ -144,11 +177,19 @@ fn answers_read_in_two_reads_of_one_drain_wait_for_the_callers_together() {
     // the CI-sized recording of run39 two answers came in two `recvmsg`s, and the first was
     // dropped as stale at the second, so the first caller woken took the second answer (93
     // exact of 200 with the drain a batch, 92 without).
+    answers_of_one_drain_in_two_reads(|_| {});
+}
+
+/// The front's reader (tid 13) reads the two workers' answers in two reads, `between` them
+/// does what `between` does, finds the channel empty and wakes callers 11 and 10: each takes
+/// the answers in the order they were read.
+fn answers_of_one_drain_in_two_reads(between: impl FnOnce(&mut Sim)) {
     let mut s = shared_channel();
-    call(&mut s, 10, 7, 40000);
-    call(&mut s, 11, 9, 40001);
+    s.tgids.insert(14, 10);
+    both_call(&mut s);
     workers_answer(&mut s);
     s.recv(13, 12, 41000, 19082, 65);
+    between(&mut s);
     s.recv(13, 12, 41000, 19082, 65);
     s.syscall(13, Sys::Recv, 12, -11, &[]);
     callers_answer(&mut s, [11, 10]);
@@ -163,21 +204,11 @@ fn a_readers_futex_wake_between_two_reads_does_not_end_its_drain() {
     // answers, woke a thread of its runtime (a futex wake), read a third answer, then woke
     // the three callers in the answers' order. The first read's answers were set aside as
     // stale at the second read, so the first caller woken took the third.
-    let mut s = shared_channel();
-    s.tgids.insert(14, 10);
-    call(&mut s, 10, 7, 40000);
-    call(&mut s, 11, 9, 40001);
-    workers_answer(&mut s);
-    s.recv(13, 12, 41000, 19082, 65);
-    let mut wake = Event::new(0, 0, 13, Kind::Wakeup);
-    wake.wake_tid = Some(14);
-    s.syscall(13, Sys::Futex, 0, 1, &[wake]);
-    s.recv(13, 12, 41000, 19082, 65);
-    s.syscall(13, Sys::Recv, 12, -11, &[]);
-    callers_answer(&mut s, [11, 10]);
-    let (f, _) = s.finish();
-    assert_eq!(workers_of(&f, 11), [21]);
-    assert_eq!(workers_of(&f, 10), [22]);
+    answers_of_one_drain_in_two_reads(|s| {
+        let mut wake = Event::new(0, 0, 13, Kind::Wakeup);
+        wake.wake_tid = Some(14);
+        s.syscall(13, Sys::Futex, 0, 1, &[wake]);
+    });
 }
 
 #[test]
@@ -266,13 +297,9 @@ fn streams_read_in_one_read_are_not_answered_in_read_order() {
     // The `grpc` model: 98 of the server's reads in one recording took two requests' frames.
     // A pipelining server answers such requests in order, with its next write; a multiplexed
     // one answers them in whatever order its workers finish.
-    let mut s = shared_channel();
-    first_round(&mut s);
+    let mut s = after_first_round();
     two_streams_in_one_read(&mut s);
-    let (f, _) = s.finish();
-    assert_eq!(f.len(), 4);
-    assert_eq!(workers_of(&f, 11), [22], "thread 11's second request");
-    assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
+    second_requests_served_by(s, 21, 22);
 }
 
 #[test]
@@ -293,8 +320,7 @@ fn a_call_sent_in_another_callers_write_is_answered_to_the_thread_it_wakes() {
     // The `grpc` model: gRPC writes the queued frames of several callers in one `sendmsg`,
     // by whichever thread holds the transport, so a caller may have no send of its own for a
     // call. The answer's reader still wakes it: its answer is for the request it serves.
-    let mut s = shared_channel();
-    first_round(&mut s);
+    let mut s = after_first_round();
     // Second round: thread 11 writes both threads' calls.
     s.recv(10, 7, INGRESS, 40000, 73);
     s.recv(11, 9, INGRESS, 40001, 73);
@@ -306,10 +332,7 @@ fn a_call_sent_in_another_callers_write_is_answered_to_the_thread_it_wakes() {
     work(&mut s, 22, 16, 42001, 15);
     work(&mut s, 21, 13, 42000, 14);
     both_answers_read(&mut s, [10, 11]);
-    let (f, _) = s.finish();
-    assert_eq!(f.len(), 4);
-    assert_eq!(workers_of(&f, 10), [22], "thread 10's second request");
-    assert_eq!(workers_of(&f, 11), [21], "thread 11's second request");
+    second_requests_served_by(s, 22, 21);
 }
 
 #[test]
@@ -353,23 +376,16 @@ fn an_answer_another_thread_writes_ends_the_workers_stretch_at_its_queue() {
     // `sem_wait`, a futex wait with no timeout) and takes its next request. That wait ends the
     // first request's work: in one recording 32 of 296 answers were written for a worker, and
     // without this each of those workers' next request joined the same stretch.
-    let mut s = shared_channel();
-    first_round(&mut s);
+    let mut s = after_first_round();
     // Second round: worker 21 serves both requests; the reader thread 20 writes the first
     // answer while the worker waits at its queue.
-    call(&mut s, 10, 7, 40000);
-    call(&mut s, 11, 9, 40001);
-    s.wake(20, 21);
-    call_redis(&mut s, 21, 13, 42000, 14);
-    signal_wait(&mut s, 21);
+    both_call(&mut s);
+    set_aside(&mut s, 21);
     s.send(20, 8, 19082, 41000, 65);
     s.wake(20, 21);
     work(&mut s, 21, 13, 42000, 14);
     both_answers_read(&mut s, [10, 11]);
-    let (f, _) = s.finish();
-    assert_eq!(f.len(), 4);
-    assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
-    assert_eq!(workers_of(&f, 11), [21], "thread 11's second request");
+    second_requests_served_by(s, 21, 21);
 }
 
 #[test]
@@ -380,21 +396,13 @@ fn one_write_by_another_thread_carries_every_answer_set_aside() {
     // reader carried the answers of two workers set aside 107 µs apart; the front's reader
     // read them at once and woke both callers. Taking only the stretch set aside last, the
     // first caller woken took the second worker's work and the first worker's was lost.
-    let mut s = shared_channel();
-    first_round(&mut s);
-    call(&mut s, 10, 7, 40000);
-    call(&mut s, 11, 9, 40001);
-    for (w, fd, port, redis_fd) in [(22, 16, 42001, 15), (21, 13, 42000, 14)] {
-        s.wake(20, w);
-        call_redis(&mut s, w, fd, port, redis_fd);
-        signal_wait(&mut s, w);
-    }
+    let mut s = after_first_round();
+    both_call(&mut s);
+    set_aside(&mut s, 22);
+    set_aside(&mut s, 21);
     s.send(20, 8, 19082, 41000, 130);
     both_answers_read(&mut s, [11, 10]);
-    let (f, _) = s.finish();
-    assert_eq!(f.len(), 4);
-    assert_eq!(workers_of(&f, 11), [22], "thread 11's second request");
-    assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
+    second_requests_served_by(s, 21, 22);
 }
 
 #[test]
@@ -404,8 +412,7 @@ fn a_stretch_set_aside_lasts_until_its_worker_went_back_to_its_queue() {
     // recording (grpc-2-10) the worker's span ended where it began, so only its two redis
     // calls (161 of 558 µs) covered its segment; spans that ran on to the other thread's
     // write covered the worker's next request.
-    let mut s = shared_channel();
-    first_round(&mut s);
+    let mut s = after_first_round();
     call(&mut s, 10, 7, 40000);
     s.wake(20, 21);
     call_redis(&mut s, 21, 13, 42000, 14);
@@ -443,8 +450,7 @@ fn an_answer_goes_to_no_call_read_after_its_worker_first_called_out() {
     // reader read two workers' answers at once and woke thread 25892 only; the oldest answer
     // was of a worker that had called redis before the server even read 25892's call, so it
     // served an earlier request (the other caller's, which answered with no wake seen).
-    let mut s = shared_channel();
-    first_round(&mut s);
+    let mut s = after_first_round();
     call(&mut s, 11, 9, 40001);
     s.wake(20, 21);
     s.send(21, 13, 42000, 16379, 22);
@@ -470,8 +476,7 @@ fn a_workers_span_begins_no_earlier_than_the_server_read_the_call() {
     // `grpc` recording (grpc-0-19) worker 25899 answered grpc-1-19, then waited at its queue
     // for 1.26 ms; the front had read grpc-0-19 before that answer, the server read its call
     // after. The span began at the earlier answer and covered grpc-1-19's last 35 µs.
-    let mut s = shared_channel();
-    first_round(&mut s);
+    let mut s = after_first_round();
     call(&mut s, 10, 7, 40000);
     s.wake(20, 21);
     call_redis(&mut s, 21, 13, 42000, 14);
@@ -519,10 +524,8 @@ fn a_caller_that_answers_with_no_wake_seen_takes_an_answer_handed_to_no_one() {
     // (grpc-3-50 in one recording: the answer read by an `event_engine` thread, which woke
     // nobody, and the caller answering its own request 170 µs later). It answers its request:
     // the answer read on the connection and handed to no one is its call's.
-    let mut s = shared_channel();
-    first_round(&mut s);
-    call(&mut s, 10, 7, 40000);
-    call(&mut s, 11, 9, 40001);
+    let mut s = after_first_round();
+    both_call(&mut s);
     s.wake(20, 21);
     s.wake(20, 22);
     work(&mut s, 22, 16, 42001, 15);
@@ -555,8 +558,7 @@ fn a_caller_with_no_wake_seen_takes_the_first_answer_sent_after_its_call() {
     // and woke no caller the kernel shows; both callers answered their requests. Taking the
     // answer sent last, the caller that called first took the later worker's, and the other
     // caller the earlier one's. Thread 11 calls first; worker 21 serves it and answers first.
-    let mut s = shared_channel();
-    first_round(&mut s);
+    let mut s = after_first_round();
     call(&mut s, 11, 9, 40001);
     call(&mut s, 10, 7, 40000);
     s.wake(20, 21);
