@@ -133,11 +133,11 @@ impl Engine {
             .filter_map(|id| self.spans.get(id))
             .map(|s| s.start)
             .min();
-        // The request reached the stretch's process where the span it joins under read it
-        // there: a worker's stretch begins at its previous answer, which may be before (over
+        // Nor before the request reached the stretch's process, where the span it joins under
+        // read it. A worker's stretch begins at its previous answer, which may come before
+        // that read: the front read the request earlier, the server read its call later (over
         // the `grpc` recordings of runs 1–53 and seven larger ones, 94 more requests exact of
-        // 15400, none fewer; the front's request began earlier, the server read its call
-        // later).
+        // 15400 with this, none fewer).
         let stretch_pid = self.spans.get(&root).map(|s| s.pid);
         let arrived = self
             .spans
