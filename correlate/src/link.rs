@@ -18,6 +18,9 @@ mod spans;
 mod turns;
 mod unix;
 
+#[cfg(test)]
+pub(crate) use turns::STEP_RETURN_NS;
+
 use crate::engine::{Bracket, Engine, LabelSink, Sock};
 use crate::event::{Event, Sys, Tuple};
 use crate::socket::{role_from_ports, Role};

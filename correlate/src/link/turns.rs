@@ -7,7 +7,7 @@
 //!
 //! - **Turns.** Each syscall the loop makes for a request belongs to that request's *turn*. A
 //!   turn lasts from where the previous one stopped to the loop's next syscall for another
-//!   request: from the end of a wait, or 5 µs after the exit of the previous request's last
+//!   request: from the end of a wait, or 6 µs after the exit of the previous request's last
 //!   syscall (that step's return from it) or at its own first syscall if that is sooner, the
 //!   time between being neither request's. Each turn is its own span, so no span of a
 //!   request covers another request's work on the thread;
@@ -43,8 +43,13 @@ use crate::stream::Tag;
 /// `asyncio`, `eventloop` and `grpcnode` recordings and two `grpcnode` ones of 300 requests,
 /// exact requests: 7114 of 8400 when a turn began at its own syscall if that came within
 /// 30 µs and where the previous one stopped otherwise; 7546 with 3 µs here, 7621 with 5,
-/// 7591 with 8 and 7497 with 12 (docs/performance.md).
-const STEP_RETURN_NS: i64 = 5_000;
+/// 7591 with 8 and 7497 with 12 (docs/performance.md). With the later rules, over the 307
+/// kept `asyncio`, `eventloop`, `grpcnode`, `go` and `handoff` recordings (runs 1-59 and
+/// the larger ones), exact requests with this many µs for a turn that follows another (the
+/// hand-off's at 5 µs): 61966 with 5, 62012 with 5.5, 62052 with 6 (45 recordings higher,
+/// none lower), 62071 with 6.5 (one lower), 62014 with 7 (29 lower); 62053 with 6 for the
+/// hand-off too.
+pub(crate) const STEP_RETURN_NS: i64 = 6_000;
 
 /// How soon after a syscall returns a futex call is still that syscall's: CPython takes the
 /// GIL back right in a blocking call's return path (0.5-0.9 µs after the return in the

@@ -335,7 +335,7 @@ fn the_gap_between_two_callbacks_syscalls_is_neither_requests() {
     let (a_returned, _, turn) = callbacks(10_000);
     assert_eq!(
         turn.start,
-        a_returned + 5_000,
+        a_returned + STEP_RETURN_NS,
         "B's turn starts after A's return path"
     );
     // B's write came sooner than that: its turn starts at the write.
@@ -372,7 +372,7 @@ fn a_syscall_on_no_socket_neither_starts_nor_extends_a_turn() {
     assert!(
         on_2_after(a)
             .iter()
-            .all(|&(start, end)| start > a_returned + 100_000 || end <= a_returned + 5_000),
+            .all(|&(start, end)| start > a_returned + 100_000 || end <= a_returned + STEP_RETURN_NS),
         "A's turn ends after its write's return path: {:?}",
         on_2_after(a)
     );
@@ -380,7 +380,7 @@ fn a_syscall_on_no_socket_neither_starts_nor_extends_a_turn() {
     assert!(
         on_2_after(b)
             .iter()
-            .any(|&(start, _)| start == a_returned + 5_000),
+            .any(|&(start, _)| start == a_returned + STEP_RETURN_NS),
         "B's turn starts there: {:?}",
         on_2_after(b)
     );
@@ -434,7 +434,7 @@ fn a_preemption_at_a_syscalls_return_leaves_the_callbacks_gap_after_it_to_neithe
     let (resumed, _, turn) = callbacks_preempted(10_000, Some(true));
     assert_eq!(
         turn.start,
-        resumed + 5_000,
+        resumed + STEP_RETURN_NS,
         "B's turn starts after A's return path"
     );
     // Preempted inside a step, which step ran is not known: the time after it goes to the
@@ -515,7 +515,7 @@ fn a_libuv_loops_futex_calls_do_not_extend_a_turn() {
         .max()
         .expect("B's turns");
     assert!(
-        late <= b_returned + 5_000,
+        late <= b_returned + STEP_RETURN_NS,
         "B's turn ends after its write's return path, {} µs after",
         (late - b_returned) / 1000
     );

@@ -396,7 +396,7 @@ fn a_request_read_long_after_a_hand_off_starts_a_step_return_after_it() {
     a_ends_at_its_workers_wake(&f, passed);
     assert_eq!(
         root_of(&f, 40002).start,
-        passed + 5_000,
+        passed + STEP_RETURN_NS,
         "B starts a step's return later"
     );
 }

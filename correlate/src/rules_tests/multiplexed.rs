@@ -649,7 +649,7 @@ fn callbacks_that_answered_before_one_flush_share_the_time_before_it() {
             .map(|sp| (sp.start, sp.end))
             .collect::<Vec<_>>()
     };
-    let from = read + 5_000;
+    let from = read + STEP_RETURN_NS;
     let half = from + (flush - from) / 2;
     assert_eq!(after(10), [(from, half)], "the first stream's callback");
     let b = after(11);
