@@ -481,9 +481,9 @@ pub(crate) struct Pending {
     pub handoff: Option<(Tag, Rule, i64)>,
     /// Events labelled with the placeholder: (row, span).
     pub rows: Vec<(u64, u64)>,
-    /// The stretch answered on a multiplexed connection: the caller that its reply wakes
-    /// places it. The request last read on that connection, and when, is the fallback.
-    pub deferred: Option<(Tag, i64)>,
+    /// The stretch answered on a multiplexed connection, when: the caller that its reply
+    /// wakes places it.
+    pub deferred: Option<i64>,
 }
 
 impl Engine {

@@ -55,9 +55,6 @@ pub enum Rule {
     /// its own request with no wake seen took it, the answer sent last after its call of
     /// those no caller was handed.
     ReplyUnseen,
-    /// A pool worker's stretch answered on a multiplexed connection and no caller took it:
-    /// it joins the request last read on that connection when it answered.
-    LastRead,
 }
 
 impl Rule {
@@ -75,7 +72,6 @@ impl Rule {
             Rule::Fork => "fork",
             Rule::ReplyOrder => "reply_order",
             Rule::ReplyUnseen => "reply_unseen",
-            Rule::LastRead => "last_read",
         }
     }
 
@@ -117,9 +113,6 @@ impl Rule {
             // (0.846).
             Rule::ReplyOrder => 0.97,
             Rule::ReplyUnseen => 0.84,
-            // Right 8 of 155 times over those recordings (0.052; about 0.09 at the 95% upper
-            // bound): the connection's last request read is most often another one.
-            Rule::LastRead => 0.05,
         }
     }
 }
@@ -243,7 +236,6 @@ mod tests {
             Rule::Fork,
             Rule::ReplyOrder,
             Rule::ReplyUnseen,
-            Rule::LastRead,
         ];
         for r in &all {
             match r {
@@ -257,8 +249,7 @@ mod tests {
                 | Rule::Wakeup
                 | Rule::Fork
                 | Rule::ReplyOrder
-                | Rule::ReplyUnseen
-                | Rule::LastRead => {}
+                | Rule::ReplyUnseen => {}
             }
         }
         all

@@ -33,7 +33,6 @@ pub const RULES: &[(&str, &str)] = &[
     ("fork", "a thread forked by a thread serving the request"),
     ("reply_order", "a pool worker answered on a connection that carries several requests at once (HTTP/2): its work is the request of the caller thread that reading its reply woke, replies handed to woken callers in the order they were read"),
     ("reply_unseen", "a pool worker answered on a connection that carries several requests at once, and a caller that answered its own request with no wake seen took the answer: the one sent first after its call, of those no woken caller was handed, whose worker called out after the callee read the call"),
-    ("last_read", "a pool worker answered on a connection that carries several requests at once and no caller took its answer: its work joins the request last read on that connection when it answered (a fallback)"),
 ];
 
 /// The Arrow schema of the `edges` table.

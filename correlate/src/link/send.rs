@@ -150,7 +150,7 @@ impl Engine {
                     }
                     Some(rx) => {
                         let rx = self.canon(rx);
-                        match self.defer_answer(tid, tuple, rx, ts) {
+                        match self.defer_answer(tid, tuple, ts) {
                             Some(tags) => tags,
                             None => {
                                 self.answered(tid, rx.request);
