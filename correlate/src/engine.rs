@@ -122,11 +122,21 @@ pub(crate) struct Bracket {
 }
 
 impl Bracket {
+    /// The bytes the syscall moved, having returned `ret`: the socket events' count when
+    /// they fired, else the return value.
+    pub fn length(&self, ret: i64) -> i64 {
+        if self.len > 0 {
+            self.len
+        } else {
+            ret
+        }
+    }
+
     /// A send that returned `ret` at `exit`: when its bytes were readable. They were at their
     /// last delivery when every byte was seen delivered, which can be well before the
     /// syscall returns (the sender may be preempted on its way out).
     pub fn delivered(&self, ret: i64, exit: i64) -> i64 {
-        let n = if self.len > 0 { self.len } else { ret };
+        let n = self.length(ret);
         match self.last_probe {
             Some(p) if n > 0 && n <= self.probed => p.min(exit),
             _ => exit,

@@ -52,8 +52,8 @@ pub enum Rule {
     /// that reading the reply woke, in reply order, made the call.
     ReplyOrder,
     /// A pool worker's stretch answered on a multiplexed connection; a caller that answered
-    /// its own request with no wake seen took it, the answer sent last after its call of
-    /// those no caller was handed.
+    /// its own request with no wake seen took it: the answer sent first after its call, of
+    /// those no caller was handed, whose worker called out after the callee read the call.
     ReplyUnseen,
 }
 

@@ -349,7 +349,7 @@ impl Engine {
     /// worker did not call out before the callee read its call ([`Engine::could_answer`]).
     /// Over the `grpc` recordings of runs 1–55 and the seven larger ones, such answers were
     /// right 834 of 1089 times taking the one sent last, 904 of 1068 this way (the `grpc` and
-    /// `grpcnode` recordings: 24111 → 24184 requests exact of 25000, 25 sets higher, 7 lower
+    /// `grpcnode` recordings: 24111 → 24184 requests exact of 26100, 25 sets higher, 7 lower
     /// by 1–5).
     pub(crate) fn claim_leftover(&mut self, tid: i32, tag: Tag, at: i64) {
         let request = self.canon(tag).request;
@@ -390,9 +390,13 @@ impl Engine {
             let Some(called) = called else {
                 continue;
             };
-            let call = mine.and_then(|j| s.calls.get(j)).map(|c| c.tag);
+            // When the callee read its call, looked up once for every candidate answer.
+            let read = mine
+                .and_then(|j| s.calls.get(j))
+                .and_then(|c| self.callee_read(c.tag))
+                .map(|sp| sp.start);
             let sent = |t: Tag| {
-                if call.is_some_and(|c| !self.could_answer(t, c)) {
+                if !self.called_after(t, read) {
                     return None;
                 }
                 self.pending
@@ -473,13 +477,7 @@ impl Engine {
         };
         let call_tag = self.canon(call.tag);
         self.extend_span(call_tag, at, 0, 0);
-        let server = self.requests.get(&call_tag.request).and_then(|r| {
-            r.spans.iter().copied().find(|id| {
-                self.spans
-                    .get(id)
-                    .is_some_and(|s| s.kind == SpanKind::Server && s.parent == Some(call_tag.span))
-            })
-        });
+        let server = self.callee_read(call_tag).map(|s| s.id);
         let parent = Tag {
             request: call_tag.request,
             span: server.unwrap_or(call_tag.span),
@@ -551,18 +549,27 @@ impl Engine {
         }
     }
 
-    /// Whether stretch `stretch` can be the answer to call `call`: a worker's first call for
-    /// a request comes after the request was read, so a stretch that called out before the
-    /// callee's server read `call` serves an earlier request.
-    fn could_answer(&self, stretch: Tag, call: Tag) -> bool {
+    /// The callee's server span that read call `call`, when the recording has it.
+    fn callee_read(&self, call: Tag) -> Option<&crate::model::Span> {
         let call = self.canon(call);
-        let read = self.requests.get(&call.request).and_then(|r| {
+        self.requests.get(&call.request).and_then(|r| {
             r.spans
                 .iter()
                 .filter_map(|id| self.spans.get(id))
                 .find(|s| s.kind == SpanKind::Server && s.parent == Some(call.span))
-                .map(|s| s.start)
-        });
+        })
+    }
+
+    /// Whether stretch `stretch` can be the answer to call `call`: a worker's first call for
+    /// a request comes after the request was read, so a stretch that called out before the
+    /// callee's server read `call` serves an earlier request.
+    fn could_answer(&self, stretch: Tag, call: Tag) -> bool {
+        self.called_after(stretch, self.callee_read(call).map(|s| s.start))
+    }
+
+    /// Whether stretch `stretch` made its first call no earlier than `read` (true when
+    /// either is unknown).
+    fn called_after(&self, stretch: Tag, read: Option<i64>) -> bool {
         let first_call = self
             .requests
             .get(&self.canon(stretch).request)

@@ -14,7 +14,7 @@ impl Engine {
         tgid: i32,
         ret: i64,
     ) -> Option<Tag> {
-        let n = if b.len > 0 { b.len } else { ret };
+        let n = b.length(ret);
         self.unix_socket(b, ev.tid, tgid, false, n);
         let tuple = self.bracket_socket(b, tgid, b.rcv_tuple)?;
         let at = b.data_ts.unwrap_or(ev.ts);

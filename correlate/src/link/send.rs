@@ -49,7 +49,7 @@ impl Engine {
         tgid: i32,
         ret: i64,
     ) -> Option<Tag> {
-        let n = if b.len > 0 { b.len } else { ret };
+        let n = b.length(ret);
         self.unix_socket(b, ev.tid, tgid, true, n);
         let tuple = self.bracket_socket(b, tgid, b.send_tuple)?;
         let (tag, own) = match b.send_tag {
