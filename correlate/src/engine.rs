@@ -208,6 +208,9 @@ pub(crate) struct Thread {
     pub resched_exit: bool,
     /// The preemption that [`Thread::resumed`] ended came at a syscall's return.
     pub preempted_at_return: bool,
+    /// When the thread last ran again after a preemption at a syscall's return (later
+    /// preemptions before its next syscall came inside its code).
+    pub return_resumed: i64,
     /// Event loops: the syscall in progress answers a request (its turn ends with it).
     pub answering: bool,
     /// Replies this thread read on a multiplexed connection whose callee's work is not placed
@@ -322,6 +325,7 @@ impl Thread {
             resumed: i64::MIN,
             resched_exit: false,
             preempted_at_return: false,
+            return_resumed: i64::MIN,
             answering: false,
             replies: Default::default(),
             handed: Vec::new(),

@@ -31,6 +31,9 @@ impl Engine {
                 t.clock.switched_in(ev.ts);
                 if t.resumed == i64::MAX {
                     t.resumed = ev.ts;
+                    if t.preempted_at_return {
+                        t.return_resumed = ev.ts;
+                    }
                 }
             }
         }

@@ -290,23 +290,26 @@ fn requests_read_at_once_call_out_in_read_order() {
 /// second command, then `gap` ns later B's writes its own. Returns the return of A's write
 /// and the start of B's, and the turn span of B's write.
 fn callbacks(gap: i64) -> (i64, i64, crate::model::Span) {
-    callbacks_preempted(gap, None)
+    callbacks_preempted(gap, &[])
 }
 
-/// [`callbacks`], with loop 2 preempted after A's write, at its return (`Some(true)`: the
-/// write returned with need-resched set) or later in the callback (`Some(false)`); `gap`
-/// counts from where it ran again.
-fn callbacks_preempted(gap: i64, at_return: Option<bool>) -> (i64, i64, crate::model::Span) {
+/// [`callbacks`], with loop 2 preempted after A's write once for each of `preemptions`: at
+/// its return (`true`: the write returned with need-resched set) or 5 µs later (`false`).
+/// The first of the returns is where the loop first ran again; `gap` counts from where it
+/// ran again last.
+fn callbacks_preempted(gap: i64, preemptions: &[bool]) -> (i64, i64, crate::model::Span) {
     let mut s = Sim::new();
     first_replies_in_one_read(&mut s);
     // A's write, returning with need-resched set when preempted at its return.
-    s.resched = at_return == Some(true);
+    s.resched = preemptions.first() == Some(&true);
     s.send(2, 9, 42000, 16379, 23);
     let mut a_returned = s.ts;
-    if let Some(at_return) = at_return {
+    for (i, &at_return) in preemptions.iter().enumerate() {
         s.ts += if at_return { 0 } else { 5_000 };
         preempted(&mut s, 2);
-        a_returned = s.ts;
+        if i == 0 {
+            a_returned = s.ts;
+        }
     }
     s.ts += gap - 1_000;
     let b_entered = s.ts + 1_000;
@@ -431,7 +434,7 @@ fn a_preemption_at_a_syscalls_return_leaves_the_callbacks_gap_after_it_to_neithe
     // runs again. In a CI-sized `eventloop` recording (run6), 79 of 86 misses were a turn
     // begun where the loop ran again after a preemption that followed the previous
     // callback's write, overlapping that callback's segment by 2.1-5.2 µs (nine in ten).
-    let (resumed, _, turn) = callbacks_preempted(10_000, Some(true));
+    let (resumed, _, turn) = callbacks_preempted(10_000, &[true]);
     assert_eq!(
         turn.start,
         resumed + STEP_RETURN_NS,
@@ -439,10 +442,25 @@ fn a_preemption_at_a_syscalls_return_leaves_the_callbacks_gap_after_it_to_neithe
     );
     // Preempted inside a step, which step ran is not known: the time after it goes to the
     // next turn.
-    let (resumed, _, turn) = callbacks_preempted(10_000, Some(false));
+    let (resumed, _, turn) = callbacks_preempted(10_000, &[false]);
     assert_eq!(
         turn.start, resumed,
         "B's turn starts where the loop ran again"
+    );
+}
+
+#[test]
+fn a_preemption_inside_a_step_after_one_at_a_return_leaves_the_turn_where_the_loop_first_ran_again()
+{
+    // run47's `asyncio` recording (asyncio-2-3): the loop was preempted at its send's
+    // return, ran again 4 µs later, ran the next step for 20 µs and was preempted inside it
+    // for 100 µs; the next turn began where the loop ran again the second time and left the
+    // step's first 20 µs to the previous request.
+    let (first, _, turn) = callbacks_preempted(10_000, &[true, false]);
+    assert_eq!(
+        turn.start,
+        first + STEP_RETURN_NS,
+        "B's turn starts after A's return path, from where the loop first ran again"
     );
 }
 
