@@ -144,6 +144,30 @@ impl Bracket {
     }
 }
 
+/// A preemption outside a syscall (see [`Thread::first_preempted`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Preemption {
+    /// The syscall return it followed.
+    pub after: i64,
+    /// When the thread was switched out.
+    pub at: i64,
+    /// When it ran again (`i64::MAX` until then).
+    pub resumed: i64,
+    /// It came at the syscall's return, before any of the thread's code ran.
+    pub at_return: bool,
+}
+
+impl Default for Preemption {
+    fn default() -> Self {
+        Preemption {
+            after: i64::MIN,
+            at: i64::MIN,
+            resumed: i64::MIN,
+            at_return: false,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Thread {
     pub tgid: Option<i32>,
@@ -208,9 +232,11 @@ pub(crate) struct Thread {
     pub resched_exit: bool,
     /// The preemption that [`Thread::resumed`] ended came at a syscall's return.
     pub preempted_at_return: bool,
-    /// When the thread last ran again after a preemption at a syscall's return (later
-    /// preemptions before its next syscall came inside its code).
-    pub return_resumed: i64,
+    /// The first preemption outside a syscall after the thread's latest syscall return
+    /// before it.
+    pub first_preempted: Preemption,
+    /// When the thread's latest syscall returned.
+    pub exited: i64,
     /// Event loops: the syscall in progress answers a request (its turn ends with it).
     pub answering: bool,
     /// Replies this thread read on a multiplexed connection whose callee's work is not placed
@@ -325,7 +351,8 @@ impl Thread {
             resumed: i64::MIN,
             resched_exit: false,
             preempted_at_return: false,
-            return_resumed: i64::MIN,
+            first_preempted: Preemption::default(),
+            exited: i64::MIN,
             answering: false,
             replies: Default::default(),
             handed: Vec::new(),

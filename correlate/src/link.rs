@@ -287,6 +287,7 @@ impl Engine {
         }
         let t = self.thread(ev);
         t.resched_exit = ev.need_resched;
+        t.exited = ev.ts;
         let Some(mut b) = t.bracket.take() else {
             self.stats.unmatched_brackets += 1;
             return self.label_in_context(ev, sink);

@@ -2,7 +2,7 @@
 
 use hashbrown::HashMap;
 
-use crate::engine::{Bracket, Engine, Thread};
+use crate::engine::{Bracket, Engine, Preemption, Thread};
 use crate::event::{Event, PrevState, Sys, Tuple};
 use crate::model::Rule;
 use crate::sched::BlockReason;
@@ -17,6 +17,14 @@ impl Engine {
                         if t.bracket.is_none() {
                             t.resumed = i64::MAX;
                             t.preempted_at_return = std::mem::take(&mut t.resched_exit);
+                            if t.exited > t.first_preempted.after {
+                                t.first_preempted = Preemption {
+                                    after: t.exited,
+                                    at: ev.ts,
+                                    resumed: i64::MAX,
+                                    at_return: t.preempted_at_return,
+                                };
+                            }
                         }
                     }
                     Some(st) => {
@@ -31,8 +39,8 @@ impl Engine {
                 t.clock.switched_in(ev.ts);
                 if t.resumed == i64::MAX {
                     t.resumed = ev.ts;
-                    if t.preempted_at_return {
-                        t.return_resumed = ev.ts;
+                    if t.first_preempted.resumed == i64::MAX {
+                        t.first_preempted.resumed = ev.ts;
                     }
                 }
             }

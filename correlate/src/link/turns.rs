@@ -309,7 +309,7 @@ impl Engine {
             return;
         };
         let (turn, mark, resumed) = (t.turn.map(|c| self.canon(c)), t.mark, t.resumed);
-        let return_resumed = t.return_resumed;
+        let first = t.first_preempted;
         let after_wait = t.after_wait;
         // The previous turn may have been extended past its last syscall (to the start of
         // the read that turned the loop to this request).
@@ -322,22 +322,35 @@ impl Engine {
         // Not across a wait: the loop waits only when its steps are done (the `handoff`
         // model's acceptor, preempted between its `epoll_wait` and the next request's read,
         // gave the previous request that read's whole head).
-        let preempted = after_wait.is_none() && resumed != i64::MAX && resumed > start;
+        let mut preempted = after_wait.is_none() && resumed != i64::MAX && resumed > start;
         // A preemption at the previous turn's last return came before any code after it: the
         // steps went on where the thread first ran again, and later preemptions came inside
         // them. run47's `asyncio` recording: preempted at a send's return, back 4 µs later,
         // the next step ran 20 µs and was preempted for 100 µs; the turn began where the loop
         // ran again the second time. 409 loop, hand-off and gRPC recordings (runs 1–65 and
-        // the larger ones):
-        // 84,755 → 84,837 exact, 41 higher, none lower.
-        let at_return = preempted && return_resumed > start;
+        // the larger ones): 84,755 → 84,837 exact, 41 higher, none lower.
+        let at_return =
+            preempted && first.at_return && first.resumed != i64::MAX && first.resumed > start;
+        // A first preemption later than the previous step's return path came inside the next
+        // step, which had begun where that path ended. run57's `asyncio` recording: the next
+        // step was preempted 78 µs in, and its turn began where the loop ran again. The same
+        // 409 recordings: 84,837 → 84,914 exact, 35 higher, 6 `grpcnode` sets lower by 1–3
+        // (`grpcnode` 10,309 → 10,372 of 11,400, `asyncio` 12,883 → 12,890, `eventloop`
+        // 12,902 → 12,908); within the return path the step that ran is not known.
+        if preempted
+            && !at_return
+            && first.at > start
+            && first.at.saturating_sub(first.after) >= STEP_RETURN_NS
+        {
+            preempted = false;
+        }
         if preempted {
-            start = if at_return { return_resumed } else { resumed };
+            start = if at_return { first.resumed } else { resumed };
         }
         // Where the previous turn stopped (its last syscall's return, or where the loop ran
         // again after a preemption at that return), the previous step's tail runs on, then
-        // the next step's head; see [`STEP_RETURN_NS`]. Preempted inside a step, which step
-        // ran is not known, and the next turn starts where the loop ran again.
+        // the next step's head; see [`STEP_RETURN_NS`]. Preempted inside that return path,
+        // which step ran is not known, and the next turn starts where the loop ran again.
         let follows = after_wait.is_none() && turn.is_some() && (!preempted || at_return);
         let mut turn_start = match follows {
             true => (start + STEP_RETURN_NS).min(entered).max(start),

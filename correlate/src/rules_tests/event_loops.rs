@@ -287,28 +287,41 @@ fn requests_read_at_once_call_out_in_read_order() {
 }
 
 /// Loop 2 as in [`pipelined`], up to the callbacks of the two first replies: A's writes its
-/// second command, then `gap` ns later B's writes its own. Returns the return of A's write
-/// and the start of B's, and the turn span of B's write.
-fn callbacks(gap: i64) -> (i64, i64, crate::model::Span) {
+/// second command, then `gap` ns later B's writes its own.
+fn callbacks(gap: i64) -> Callbacks {
     callbacks_preempted(gap, &[])
 }
 
-/// [`callbacks`], with loop 2 preempted after A's write once for each of `preemptions`: at
-/// its return (`true`: the write returned with need-resched set) or 5 µs later (`false`).
-/// The first of the returns is where the loop first ran again; `gap` counts from where it
-/// ran again last.
-fn callbacks_preempted(gap: i64, preemptions: &[bool]) -> (i64, i64, crate::model::Span) {
+/// What [`callbacks_preempted`] made happen.
+struct Callbacks {
+    /// When A's write returned.
+    a_returned: i64,
+    /// Where the loop first ran again after a preemption (A's return when there was none).
+    resumed: i64,
+    /// When B's write began.
+    b_entered: i64,
+    /// The turn span of B's write.
+    turn: crate::model::Span,
+}
+
+/// [`callbacks`], with loop 2 preempted for 50 µs after A's write once for each of
+/// `preemptions`: the ns it ran before each (and the 1 µs every simulated event takes), from
+/// A's write's return for the first (0: at the return, which had need-resched set) and from
+/// where it ran again for the others.
+/// `gap` counts from where it ran again last.
+fn callbacks_preempted(gap: i64, preemptions: &[i64]) -> Callbacks {
     let mut s = Sim::new();
     first_replies_in_one_read(&mut s);
     // A's write, returning with need-resched set when preempted at its return.
-    s.resched = preemptions.first() == Some(&true);
+    s.resched = preemptions.first() == Some(&0);
     s.send(2, 9, 42000, 16379, 23);
-    let mut a_returned = s.ts;
-    for (i, &at_return) in preemptions.iter().enumerate() {
-        s.ts += if at_return { 0 } else { 5_000 };
+    let a_returned = s.ts;
+    let mut resumed = s.ts;
+    for (i, &ran) in preemptions.iter().enumerate() {
+        s.ts += ran;
         preempted(&mut s, 2);
         if i == 0 {
-            a_returned = s.ts;
+            resumed = s.ts;
         }
     }
     s.ts += gap - 1_000;
@@ -325,7 +338,12 @@ fn callbacks_preempted(gap: i64, preemptions: &[bool]) -> (i64, i64, crate::mode
         .find(|sp| sp.start <= b_entered && sp.end > b_entered)
         .expect("B's turn")
         .clone();
-    (a_returned, b_entered, turn)
+    Callbacks {
+        a_returned,
+        resumed,
+        b_entered,
+        turn,
+    }
 }
 
 #[test]
@@ -335,16 +353,16 @@ fn the_gap_between_two_callbacks_syscalls_is_neither_requests() {
     // `write`, with no kernel event between. Each of the recording's 25 misses was a turn
     // begun at the previous callback's write's return (13) or where the loop ran again after
     // a preemption there (12), overlapping the previous request's segment by 2.0-12.3 µs.
-    let (a_returned, _, turn) = callbacks(10_000);
+    let c = callbacks(10_000);
     assert_eq!(
-        turn.start,
-        a_returned + STEP_RETURN_NS,
+        c.turn.start,
+        c.a_returned + STEP_RETURN_NS,
         "B's turn starts after A's return path"
     );
     // B's write came sooner than that: its turn starts at the write.
-    let (a_returned, b_entered, turn) = callbacks(3_000);
-    assert_eq!(turn.start, b_entered, "B's turn starts at its write");
-    assert!(turn.start > a_returned);
+    let c = callbacks(3_000);
+    assert_eq!(c.turn.start, c.b_entered, "B's turn starts at its write");
+    assert!(c.turn.start > c.a_returned);
 }
 
 #[test]
@@ -434,17 +452,17 @@ fn a_preemption_at_a_syscalls_return_leaves_the_callbacks_gap_after_it_to_neithe
     // runs again. In a CI-sized `eventloop` recording (run6), 79 of 86 misses were a turn
     // begun where the loop ran again after a preemption that followed the previous
     // callback's write, overlapping that callback's segment by 2.1-5.2 µs (nine in ten).
-    let (resumed, _, turn) = callbacks_preempted(10_000, &[true]);
+    let c = callbacks_preempted(10_000, &[0]);
     assert_eq!(
-        turn.start,
-        resumed + STEP_RETURN_NS,
+        c.turn.start,
+        c.resumed + STEP_RETURN_NS,
         "B's turn starts after A's return path"
     );
-    // Preempted inside a step, which step ran is not known: the time after it goes to the
-    // next turn.
-    let (resumed, _, turn) = callbacks_preempted(10_000, &[false]);
+    // Preempted inside A's return path (shorter than `STEP_RETURN_NS`), which step ran is
+    // not known: the time after it goes to the next turn.
+    let c = callbacks_preempted(10_000, &[3_000]);
     assert_eq!(
-        turn.start, resumed,
+        c.turn.start, c.resumed,
         "B's turn starts where the loop ran again"
     );
 }
@@ -456,11 +474,24 @@ fn a_preemption_inside_a_step_after_one_at_a_return_leaves_the_turn_where_the_lo
     // return, ran again 4 µs later, ran the next step for 20 µs and was preempted inside it
     // for 100 µs; the next turn began where the loop ran again the second time and left the
     // step's first 20 µs to the previous request.
-    let (first, _, turn) = callbacks_preempted(10_000, &[true, false]);
+    let c = callbacks_preempted(10_000, &[0, 3_000]);
     assert_eq!(
-        turn.start,
-        first + STEP_RETURN_NS,
+        c.turn.start,
+        c.resumed + STEP_RETURN_NS,
         "B's turn starts after A's return path, from where the loop first ran again"
+    );
+}
+
+#[test]
+fn a_preemption_after_the_previous_steps_return_path_is_inside_the_next_turn() {
+    // run57's `asyncio` recording (asyncio-0-35): a step's send returned, the next step
+    // began 3 µs later and was preempted 78 µs into it for 87 µs; its turn began where the
+    // loop ran again, and the step's first 78 µs went to no request's turn.
+    let c = callbacks_preempted(10_000, &[20_000]);
+    assert_eq!(
+        c.turn.start,
+        c.a_returned + STEP_RETURN_NS,
+        "B's turn starts after A's return path, before the preemption"
     );
 }
 
