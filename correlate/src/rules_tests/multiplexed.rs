@@ -711,6 +711,65 @@ fn helper_writes_after(b_waits: impl Fn(&mut Sim)) -> (usize, usize) {
     (call_on_14(10), call_on_14(11))
 }
 
+/// As [`helper_writes_after`], with helper 14 reading A's answer (worker 21's) before B's
+/// request comes; B waits as `b_waits` has it, or is blocked in a futex call with a timeout
+/// as the helper writes its call (`blocked`). Returns the calls on the helper of A and B.
+fn helper_reads_then_writes(b_waits: impl Fn(&mut Sim), blocked: bool) -> (usize, usize) {
+    let mut s = shared_channel();
+    s.tgids.insert(14, 10);
+    s.syscall(14, Sys::Wait, 5, 0, &[]); // the helper polls
+    s.recv(10, 7, INGRESS, 40000, 73); // A
+    s.wake(10, 14);
+    s.syscall(10, Sys::Wait, 4, 0, &[]);
+    s.send(14, 12, 41000, 19082, 66); // A's call, written by helper 14
+    s.recv(20, 8, 19082, 41000, 66);
+    s.wake(20, 21);
+    work(&mut s, 21, 13, 42000, 14);
+    s.recv(14, 12, 41000, 19082, 65); // A's answer, read by the helper
+    s.recv(11, 9, INGRESS, 40001, 73); // B
+    b_waits(&mut s);
+    if blocked {
+        let enter = s.ev(11, Kind::Enter(Sys::Futex));
+        s.push(enter);
+    }
+    s.send(14, 12, 41000, 19082, 66); // B's call, written by helper 14
+    if blocked {
+        let mut exit = s.ev(11, Kind::Exit(Sys::Futex));
+        exit.ret = Some(0);
+        s.push(exit);
+    }
+    let (f, _) = s.finish();
+    let call_on_14 = |front| {
+        f.iter()
+            .find(|r| r.request.ingress_tid == front)
+            .expect("request")
+            .spans
+            .iter()
+            .filter(|sp| sp.kind == SpanKind::Client && sp.tid == 14)
+            .count()
+    };
+    (call_on_14(10), call_on_14(11))
+}
+
+#[test]
+fn a_helper_that_read_an_answer_writes_a_waiting_callers_call_for_the_caller() {
+    // The `grpcnode` model's front end (run48, grpcnode-2-5): the `event_engine` thread read
+    // grpcnode-1-4's answer (it polls with `epoll_wait`, so kreq takes it for an event loop
+    // whose reads make requests due), then wrote the call grpcnode-2-5's caller had queued;
+    // the call went to grpcnode-1-4.
+    let polls = |s: &mut Sim| s.syscall(11, Sys::Wait, 4, 0, &[]);
+    assert_eq!(helper_reads_then_writes(polls, false), (1, 1), "A's call, then B's");
+}
+
+#[test]
+fn a_helper_writes_the_call_of_a_caller_blocked_with_a_timeout() {
+    // The same case: grpcnode-2-5's caller waited in `FUTEX_WAIT` with a timeout, which
+    // counts as no wait for a call; it was blocked there as the helper wrote its call.
+    assert_eq!(helper_reads_then_writes(|_| {}, true), (1, 1));
+    // Done waiting (CPython's GIL) before the helper writes: its own call may follow.
+    assert_eq!(helper_reads_then_writes(|s| gil(s, 11), false), (2, 0));
+}
+
 #[test]
 fn a_helper_threads_send_carries_the_call_of_a_caller_waiting_with_none() {
     // The `grpcnode` model's front end (run27, requests 0-10 and 2-11): an `event_engine`
