@@ -758,7 +758,11 @@ fn a_helper_that_read_an_answer_writes_a_waiting_callers_call_for_the_caller() {
     // whose reads make requests due), then wrote the call grpcnode-2-5's caller had queued;
     // the call went to grpcnode-1-4.
     let polls = |s: &mut Sim| s.syscall(11, Sys::Wait, 4, 0, &[]);
-    assert_eq!(helper_reads_then_writes(polls, false), (1, 1), "A's call, then B's");
+    assert_eq!(
+        helper_reads_then_writes(polls, false),
+        (1, 1),
+        "A's call, then B's"
+    );
 }
 
 #[test]
