@@ -423,6 +423,9 @@ pub(crate) struct Sock {
     /// Multiplexed server sockets: the further requests an event loop's send answers along
     /// with its first (HTTP/2 frames of several streams in one write), in order.
     pub answers: Vec<Tag>,
+    /// Multiplexed server sockets: when another thread last wrote on it with no answer set
+    /// aside to carry.
+    pub empty_flush: Option<i64>,
 }
 
 /// Placeholder request id of a dropped stretch (the hand-off rule in [`crate::link`]): labels

@@ -481,6 +481,7 @@ impl Engine {
                 callers: Vec::new(),
                 leftover: Default::default(),
                 answers: Vec::new(),
+                empty_flush: None,
             }
         })
     }

@@ -118,6 +118,9 @@ impl Engine {
                 // ([`Engine::claim_unanswered`]); the others ride along in the same bytes.
                 let mut claimed = self.claim_unanswered(tid).into_iter();
                 let Some(first) = claimed.next() else {
+                    if let Some(s) = self.socks.get_mut(&tuple) {
+                        s.empty_flush = Some(at);
+                    }
                     return Some((None, None));
                 };
                 let rest: Vec<Tag> = claimed.collect();

@@ -406,6 +406,25 @@ fn one_write_by_another_thread_carries_every_answer_set_aside() {
 }
 
 #[test]
+fn a_write_with_nothing_set_aside_carries_the_answer_of_a_worker_that_reaches_its_queue_later() {
+    // The `grpc` model (run60, grpc-2-25): after its last redis reply the worker queued its
+    // answer and waited on a mutex; the thread holding the transport wrote the answer with
+    // nothing set aside yet, the front's reader read it and woke the caller, and the worker
+    // reached its queue 166 µs after the write. Its stretch answered nothing and was dropped.
+    let mut s = after_first_round();
+    both_call(&mut s);
+    s.wake(20, 21);
+    call_redis(&mut s, 21, 13, 42000, 14);
+    s.send(20, 8, 19082, 41000, 65); // the transport's write
+    s.recv(13, 12, 41000, 19082, 65);
+    s.wake(13, 10);
+    signal_wait(&mut s, 21); // the worker back at its queue
+    s.send(10, 7, INGRESS, 40000, 100);
+    let (f, _) = s.finish();
+    assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
+}
+
+#[test]
 fn a_stretch_set_aside_lasts_until_its_worker_went_back_to_its_queue() {
     // The `grpc` model: after its last redis reply a worker builds its answer and queues it,
     // then waits at its queue; another thread writes the answer. In `run53`'s `grpc`
