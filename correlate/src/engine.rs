@@ -426,6 +426,9 @@ pub(crate) struct Sock {
     /// Multiplexed server sockets: when another thread last wrote on it with no answer set
     /// aside to carry.
     pub empty_flush: Option<i64>,
+    /// Client sockets: calls whose caller answered its request with no answer to them seen,
+    /// and when.
+    pub unclaimed: Vec<(Tag, i64)>,
 }
 
 /// Placeholder request id of a dropped stretch (the hand-off rule in [`crate::link`]): labels

@@ -482,6 +482,7 @@ impl Engine {
                 leftover: Default::default(),
                 answers: Vec::new(),
                 empty_flush: None,
+                unclaimed: Vec::new(),
             }
         })
     }

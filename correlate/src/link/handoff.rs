@@ -326,6 +326,35 @@ impl Engine {
         if let Some(s) = self.socks.get_mut(&tuple) {
             s.empty_flush = None;
         }
+        // A caller that answered after the write with its call unanswered took this answer
+        // (run60's `grpc` recording, grpc-3-35: the caller answered 275 µs before the worker
+        // reached its queue). With ccc9250's rules over the 139 `grpc` and `grpcnode`
+        // recordings, 29,449 → 29,466 exact, 13 higher, none lower.
+        let taker = self.socks.get(&front).and_then(|s| {
+            s.unclaimed
+                .iter()
+                .filter(|&&(c, answered)| {
+                    answered >= f && self.spans.get(&c.span).is_some_and(|sp| sp.start < f)
+                })
+                .min_by_key(|&&(c, _)| self.spans.get(&c.span).map(|sp| sp.start))
+                .map(|&(c, _)| c)
+        });
+        if let Some(c) = taker {
+            let j = self
+                .socks
+                .get(&front)
+                .and_then(|s| s.calls.iter().position(|x| x.tag.span == c.span));
+            if let Some(s) = self.socks.get_mut(&front) {
+                s.unclaimed.retain(|&(x, _)| x.span != c.span);
+            }
+            if let Some(j) = j {
+                if let Some(p) = self.pending.get_mut(&cur.request) {
+                    p.deferred = Some(f);
+                }
+                self.answer_call_at(front, j, cur, f);
+                return true;
+            }
+        }
         if let Some(p) = self.pending.get_mut(&cur.request) {
             p.deferred = Some(f);
         }

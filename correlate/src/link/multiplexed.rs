@@ -474,6 +474,47 @@ impl Engine {
 
     /// Stretch `stretch` answered call `j` of client connection `tuple`: it joins the call's
     /// request under the callee's server span that read the call, when the recording has it.
+    /// [`Engine::answer_call`] by `reply_unseen`, for a caller that answered already.
+    pub(crate) fn answer_call_at(&mut self, tuple: Tuple, j: usize, stretch: Tag, at: i64) {
+        self.answer_call(tuple, j, stretch, at, Rule::ReplyUnseen);
+    }
+
+    /// Thread `tid` answers its request `tag` at `at`: its calls on connections still
+    /// unanswered are noted as unclaimed.
+    pub(crate) fn note_unclaimed(&mut self, tid: i32, tag: Tag, at: i64) {
+        let request = self.canon(tag).request;
+        let open: Vec<(Tag, Tuple)> = self
+            .requests
+            .get(&request)
+            .map(|r| {
+                r.spans
+                    .iter()
+                    .filter_map(|id| self.spans.get(id))
+                    .filter(|s| s.kind == SpanKind::Client && s.tid == tid && s.bytes_in == 0)
+                    .filter_map(|s| {
+                        Some((
+                            Tag {
+                                request,
+                                span: s.id,
+                            },
+                            s.tuple?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (c, tuple) in open {
+            if let Some(s) = self.socks.get_mut(&tuple) {
+                if s.calls.iter().any(|x| x.tag.span == c.span) {
+                    s.unclaimed.push((c, at));
+                    if s.unclaimed.len() > crate::engine::MAX_CALLS {
+                        s.unclaimed.remove(0);
+                    }
+                }
+            }
+        }
+    }
+
     fn answer_call(&mut self, tuple: Tuple, j: usize, stretch: Tag, at: i64, rule: Rule) {
         let Some(call) = self.socks.get_mut(&tuple).and_then(|s| s.calls.remove(j)) else {
             return;

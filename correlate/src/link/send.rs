@@ -67,6 +67,17 @@ impl Engine {
                 self.claim_leftover(ev.tid, t, b.start);
             }
         }
+        // An answer while a call of the request is unanswered: a worker's answer another
+        // thread wrote may still turn out to be the call's (see `Engine::flushed_before`).
+        if let Some(t) = tag {
+            if self
+                .socks
+                .get(&tuple)
+                .is_some_and(|s| s.role == Role::Server)
+            {
+                self.note_unclaimed(ev.tid, t, b.start);
+            }
+        }
         if n > b.probed {
             self.enqueue(tuple, n - b.probed, tag, ev.tid, b.start);
         }

@@ -425,6 +425,24 @@ fn a_write_with_nothing_set_aside_carries_the_answer_of_a_worker_that_reaches_it
 }
 
 #[test]
+fn a_write_with_nothing_set_aside_carries_the_answer_its_caller_took_before_the_worker_reached_its_queue(
+) {
+    // The `grpc` model (run60, grpc-3-35): as above, but the caller answered 275 µs before
+    // the worker reached its queue.
+    let mut s = after_first_round();
+    both_call(&mut s);
+    s.wake(20, 21);
+    call_redis(&mut s, 21, 13, 42000, 14);
+    s.send(20, 8, 19082, 41000, 65); // the transport's write
+    s.recv(13, 12, 41000, 19082, 65);
+    s.wake(13, 10);
+    s.send(10, 7, INGRESS, 40000, 100);
+    signal_wait(&mut s, 21); // the worker back at its queue
+    let (f, _) = s.finish();
+    assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
+}
+
+#[test]
 fn a_stretch_set_aside_lasts_until_its_worker_went_back_to_its_queue() {
     // The `grpc` model: after its last redis reply a worker builds its answer and queues it,
     // then waits at its queue; another thread writes the answer. In `run53`'s `grpc`
