@@ -474,9 +474,95 @@ impl Engine {
 
     /// Stretch `stretch` answered call `j` of client connection `tuple`: it joins the call's
     /// request under the callee's server span that read the call, when the recording has it.
-    /// [`Engine::answer_call`] by `reply_unseen`, for a caller that answered already.
-    pub(crate) fn answer_call_at(&mut self, tuple: Tuple, j: usize, stretch: Tag, at: i64) {
-        self.answer_call(tuple, j, stretch, at, Rule::ReplyUnseen);
+    /// Stretch `cur` of `tid` reaches its queue after another thread of its process wrote on a
+    /// multiplexed server socket with nothing set aside, after the stretch's last reply: that
+    /// write carried its answer (gRPC's worker queued it, then waited on a mutex or for
+    /// CPython's GIL before its queue). The stretch is deferred at that write and left over on
+    /// the caller's end of the connection, for the caller that answers with its call
+    /// unanswered ([`Engine::claim_leftover`]). run60's `grpc` recording, grpc-2-25: the
+    /// worker reached its queue 166 µs after the write, and its stretch was dropped. Over the
+    /// `grpc` and `grpcnode` recordings of runs 1–68 and the larger ones (139), 29,401 →
+    /// 29,449 exact, 29 higher, 2 lower by 1; the other 323 kept recordings the same but
+    /// `models/model-grpc` (183 → 184).
+    pub(crate) fn answered_by_empty_write(&mut self, tid: i32, cur: Tag) -> bool {
+        let Some(tgid) = self.threads.get(&tid).and_then(|t| t.tgid) else {
+            return false;
+        };
+        let last_reply = self.requests.get(&cur.request).map(|r| {
+            r.spans
+                .iter()
+                .filter_map(|id| self.spans.get(id))
+                .filter(|s| s.kind == SpanKind::Client && s.tid == tid)
+                .map(|s| s.end)
+                .max()
+                .unwrap_or(i64::MIN)
+        });
+        let Some(last_reply) = last_reply else {
+            return false;
+        };
+        let found = self
+            .fds
+            .iter()
+            .filter(|((g, _), _)| *g == tgid)
+            .map(|(_, &t)| t)
+            .filter_map(|t| {
+                let s = self.socks.get(&t)?;
+                let f = s.empty_flush.filter(|&f| f > last_reply)?;
+                (s.multiplexed && s.role == crate::socket::Role::Server).then_some((f, t))
+            })
+            .min_by_key(|&(f, _)| f);
+        let Some((f, tuple)) = found else {
+            return false;
+        };
+        let front = Tuple {
+            local: tuple.remote,
+            remote: tuple.local,
+        };
+        if !self.socks.contains_key(&front) {
+            return false;
+        }
+        if let Some(s) = self.socks.get_mut(&tuple) {
+            s.empty_flush = None;
+        }
+        // A caller that answered after the write with its call unanswered took this answer
+        // (run60's `grpc` recording, grpc-3-35: the caller answered 275 µs before the worker
+        // reached its queue). With ccc9250's rules over the 139 `grpc` and `grpcnode`
+        // recordings, 29,449 → 29,466 exact, 13 higher, none lower.
+        let taker = self.socks.get(&front).and_then(|s| {
+            s.unclaimed
+                .iter()
+                .filter(|&&(c, answered)| {
+                    answered >= f && self.spans.get(&c.span).is_some_and(|sp| sp.start < f)
+                })
+                .min_by_key(|&&(c, _)| self.spans.get(&c.span).map(|sp| sp.start))
+                .map(|&(c, _)| c)
+        });
+        if let Some(c) = taker {
+            let j = self
+                .socks
+                .get(&front)
+                .and_then(|s| s.calls.iter().position(|x| x.tag.span == c.span));
+            if let Some(s) = self.socks.get_mut(&front) {
+                s.unclaimed.retain(|&(x, _)| x.span != c.span);
+            }
+            if let Some(j) = j {
+                if let Some(p) = self.pending.get_mut(&cur.request) {
+                    p.deferred = Some(f);
+                }
+                self.answer_call(front, j, cur, f, Rule::ReplyUnseen);
+                return true;
+            }
+        }
+        if let Some(p) = self.pending.get_mut(&cur.request) {
+            p.deferred = Some(f);
+        }
+        if let Some(s) = self.socks.get_mut(&front) {
+            s.leftover.push_back(cur);
+        }
+        if !self.leftover.contains(&front) {
+            self.leftover.push(front);
+        }
+        true
     }
 
     /// Thread `tid` answers its request `tag` at `at`: its calls on connections still

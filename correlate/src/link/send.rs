@@ -68,7 +68,7 @@ impl Engine {
             }
         }
         // An answer while a call of the request is unanswered: a worker's answer another
-        // thread wrote may still turn out to be the call's (see `Engine::flushed_before`).
+        // thread wrote may still turn out to be the call's (see `Engine::answered_by_empty_write`).
         if let Some(t) = tag {
             if self
                 .socks
