@@ -405,41 +405,40 @@ fn one_write_by_another_thread_carries_every_answer_set_aside() {
     second_requests_served_by(s, 21, 22);
 }
 
+/// After [`first_round`] both threads call; worker 21 calls redis and, before it reaches its
+/// queue, the server's thread holding the transport writes an answer with nothing set aside;
+/// the front's reader reads it and wakes thread 10, which answers its request before the
+/// worker reaches its queue (`caller_first`) or after. Returns the pool workers in thread
+/// 10's second request.
+fn empty_write(caller_first: bool) -> Vec<i32> {
+    let mut s = after_first_round();
+    both_call(&mut s);
+    s.wake(20, 21);
+    call_redis(&mut s, 21, 13, 42000, 14);
+    s.send(20, 8, 19082, 41000, 65); // the transport's write
+    s.recv(13, 12, 41000, 19082, 65);
+    s.wake(13, 10);
+    if caller_first {
+        s.send(10, 7, INGRESS, 40000, 100);
+    }
+    signal_wait(&mut s, 21); // the worker back at its queue
+    if !caller_first {
+        s.send(10, 7, INGRESS, 40000, 100);
+    }
+    let (f, _) = s.finish();
+    workers_of(&f, 10)
+}
+
 #[test]
 fn a_write_with_nothing_set_aside_carries_the_answer_of_a_worker_that_reaches_its_queue_later() {
     // The `grpc` model (run60, grpc-2-25): after its last redis reply the worker queued its
     // answer and waited on a mutex; the thread holding the transport wrote the answer with
     // nothing set aside yet, the front's reader read it and woke the caller, and the worker
     // reached its queue 166 µs after the write. Its stretch answered nothing and was dropped.
-    let mut s = after_first_round();
-    both_call(&mut s);
-    s.wake(20, 21);
-    call_redis(&mut s, 21, 13, 42000, 14);
-    s.send(20, 8, 19082, 41000, 65); // the transport's write
-    s.recv(13, 12, 41000, 19082, 65);
-    s.wake(13, 10);
-    signal_wait(&mut s, 21); // the worker back at its queue
-    s.send(10, 7, INGRESS, 40000, 100);
-    let (f, _) = s.finish();
-    assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
-}
-
-#[test]
-fn a_write_with_nothing_set_aside_carries_the_answer_its_caller_took_before_the_worker_reached_its_queue(
-) {
-    // The `grpc` model (run60, grpc-3-35): as above, but the caller answered 275 µs before
-    // the worker reached its queue.
-    let mut s = after_first_round();
-    both_call(&mut s);
-    s.wake(20, 21);
-    call_redis(&mut s, 21, 13, 42000, 14);
-    s.send(20, 8, 19082, 41000, 65); // the transport's write
-    s.recv(13, 12, 41000, 19082, 65);
-    s.wake(13, 10);
-    s.send(10, 7, INGRESS, 40000, 100);
-    signal_wait(&mut s, 21); // the worker back at its queue
-    let (f, _) = s.finish();
-    assert_eq!(workers_of(&f, 10), [21], "thread 10's second request");
+    assert_eq!(empty_write(false), [21], "thread 10's second request");
+    // The `grpc` model (run60, grpc-3-35): the caller answered 275 µs before the worker
+    // reached its queue.
+    assert_eq!(empty_write(true), [21], "thread 10's second request");
 }
 
 #[test]
@@ -722,9 +721,11 @@ fn callbacks_that_answered_before_one_flush_share_the_time_before_it() {
 }
 
 /// Helper thread 14 (process 10), woken by caller 10 for request A (port 40000), writes A's
-/// call on the shared channel; caller 11 reads B (port 40001) and waits with `b_waits`; the
-/// helper writes again. Returns how many calls of A's and of B's the helper made.
-fn helper_writes_after(b_waits: impl Fn(&mut Sim)) -> (usize, usize) {
+/// call on the shared channel and, when `a_answered`, reads A's answer (worker 21's); caller
+/// 11 reads B (port 40001) and waits with `b_waits`, or is blocked in a futex call with a
+/// timeout as the helper writes again (`blocked`). Returns how many calls of A's and of B's
+/// the helper made.
+fn helper_writes(a_answered: bool, b_waits: impl Fn(&mut Sim), blocked: bool) -> (usize, usize) {
     let mut s = shared_channel();
     s.tgids.insert(14, 10);
     s.syscall(14, Sys::Wait, 5, 0, &[]); // the helper polls
@@ -732,39 +733,14 @@ fn helper_writes_after(b_waits: impl Fn(&mut Sim)) -> (usize, usize) {
     s.wake(10, 14);
     s.syscall(10, Sys::Wait, 4, 0, &[]);
     s.send(14, 12, 41000, 19082, 66); // A's call, written by helper 14
+    if a_answered {
+        s.recv(20, 8, 19082, 41000, 66);
+        s.wake(20, 21);
+        work(&mut s, 21, 13, 42000, 14);
+        s.recv(14, 12, 41000, 19082, 65); // A's answer, read by the helper
+    }
     s.recv(11, 9, INGRESS, 40001, 73); // B
     b_waits(&mut s); // B's call queued; B waits
-    s.send(14, 12, 41000, 19082, 66); // B's call, written by helper 14
-    let (f, _) = s.finish();
-    let call_on_14 = |front| {
-        f.iter()
-            .find(|r| r.request.ingress_tid == front)
-            .expect("request")
-            .spans
-            .iter()
-            .filter(|sp| sp.kind == SpanKind::Client && sp.tid == 14)
-            .count()
-    };
-    (call_on_14(10), call_on_14(11))
-}
-
-/// As [`helper_writes_after`], with helper 14 reading A's answer (worker 21's) before B's
-/// request comes; B waits as `b_waits` has it, or is blocked in a futex call with a timeout
-/// as the helper writes its call (`blocked`). Returns the calls on the helper of A and B.
-fn helper_reads_then_writes(b_waits: impl Fn(&mut Sim), blocked: bool) -> (usize, usize) {
-    let mut s = shared_channel();
-    s.tgids.insert(14, 10);
-    s.syscall(14, Sys::Wait, 5, 0, &[]); // the helper polls
-    s.recv(10, 7, INGRESS, 40000, 73); // A
-    s.wake(10, 14);
-    s.syscall(10, Sys::Wait, 4, 0, &[]);
-    s.send(14, 12, 41000, 19082, 66); // A's call, written by helper 14
-    s.recv(20, 8, 19082, 41000, 66);
-    s.wake(20, 21);
-    work(&mut s, 21, 13, 42000, 14);
-    s.recv(14, 12, 41000, 19082, 65); // A's answer, read by the helper
-    s.recv(11, 9, INGRESS, 40001, 73); // B
-    b_waits(&mut s);
     if blocked {
         let enter = s.ev(11, Kind::Enter(Sys::Futex));
         s.push(enter);
@@ -796,7 +772,7 @@ fn a_helper_that_read_an_answer_writes_a_waiting_callers_call_for_the_caller() {
     // the call went to grpcnode-1-4.
     let polls = |s: &mut Sim| s.syscall(11, Sys::Wait, 4, 0, &[]);
     assert_eq!(
-        helper_reads_then_writes(polls, false),
+        helper_writes(true, polls, false),
         (1, 1),
         "A's call, then B's"
     );
@@ -806,9 +782,9 @@ fn a_helper_that_read_an_answer_writes_a_waiting_callers_call_for_the_caller() {
 fn a_helper_writes_the_call_of_a_caller_blocked_with_a_timeout() {
     // The same case: grpcnode-2-5's caller waited in `FUTEX_WAIT` with a timeout, which
     // counts as no wait for a call; it was blocked there as the helper wrote its call.
-    assert_eq!(helper_reads_then_writes(|_| {}, true), (1, 1));
+    assert_eq!(helper_writes(true, |_| {}, true), (1, 1));
     // Done waiting (CPython's GIL) before the helper writes: its own call may follow.
-    assert_eq!(helper_reads_then_writes(|s| gil(s, 11), false), (2, 0));
+    assert_eq!(helper_writes(true, |s| gil(s, 11), false), (2, 0));
 }
 
 #[test]
@@ -818,10 +794,14 @@ fn a_helper_threads_send_carries_the_call_of_a_caller_waiting_with_none() {
     // caller had queued it and waited in `epoll_wait`); the call went to the request the
     // helper had been woken for, and the server's work on that stream with it.
     let polls = |s: &mut Sim| s.syscall(11, Sys::Wait, 4, 0, &[]);
-    assert_eq!(helper_writes_after(polls), (1, 1), "A's call, then B's");
+    assert_eq!(
+        helper_writes(false, polls, false),
+        (1, 1),
+        "A's call, then B's"
+    );
     // A caller waiting on its completion queue's condition variable (an untimed wait).
-    assert_eq!(helper_writes_after(|s| signal_wait(s, 11)), (1, 1));
+    assert_eq!(helper_writes(false, |s| signal_wait(s, 11), false), (1, 1));
     // Not one waiting for CPython's GIL (a timed wait): its own call may follow, and the
     // helper's write stays with A.
-    assert_eq!(helper_writes_after(|s| gil(s, 11)), (1, 0));
+    assert_eq!(helper_writes(false, |s| gil(s, 11), false), (1, 0));
 }
