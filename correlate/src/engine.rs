@@ -230,8 +230,6 @@ pub(crate) struct Thread {
     /// entered another or been preempted since: a preemption now comes before any of its
     /// code ran after the return.
     pub resched_exit: bool,
-    /// The preemption that [`Thread::resumed`] ended came at a syscall's return.
-    pub preempted_at_return: bool,
     /// The first preemption outside a syscall after the thread's latest syscall return
     /// before it.
     pub first_preempted: Preemption,
@@ -350,7 +348,6 @@ impl Thread {
             waits: 0,
             resumed: i64::MIN,
             resched_exit: false,
-            preempted_at_return: false,
             first_preempted: Preemption::default(),
             exited: i64::MIN,
             answering: false,
@@ -423,9 +420,6 @@ pub(crate) struct Sock {
     /// Multiplexed server sockets: the further requests an event loop's send answers along
     /// with its first (HTTP/2 frames of several streams in one write), in order.
     pub answers: Vec<Tag>,
-    /// Multiplexed server sockets: when another thread last wrote on it with no answer set
-    /// aside to carry.
-    pub empty_flush: Option<i64>,
     /// Client sockets: calls whose caller answered its request with no answer to them seen,
     /// and when.
     pub unclaimed: Vec<(Tag, i64)>,
@@ -515,6 +509,10 @@ pub struct Engine {
     pub(crate) awaiting: Vec<(i32, i32, Tag, i64)>,
     /// Client connections whose [`Sock::leftover`] is not empty.
     pub(crate) leftover: Vec<Tuple>,
+    /// Multiplexed server sockets another thread last wrote on with no answer set aside to
+    /// carry, not taken yet: the writer's process, and when (see
+    /// [`Engine::answered_by_empty_write`]).
+    pub(crate) empty_writes: HashMap<Tuple, (i32, i64)>,
     /// Connection directions (sender's local and remote end) with a `tcp_probe` held in a
     /// send's bracket ([`Bracket::held`]), and the sending thread.
     pub(crate) held: HashMap<(crate::event::Endpoint, crate::event::Endpoint), i32>,
@@ -567,6 +565,7 @@ impl Engine {
             unanswered: Default::default(),
             awaiting: Vec::new(),
             leftover: Vec::new(),
+            empty_writes: HashMap::new(),
             held: HashMap::new(),
         }
     }

@@ -481,7 +481,6 @@ impl Engine {
                 callers: Vec::new(),
                 leftover: Default::default(),
                 answers: Vec::new(),
-                empty_flush: None,
                 unclaimed: Vec::new(),
             }
         })

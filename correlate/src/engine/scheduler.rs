@@ -16,13 +16,13 @@ impl Engine {
                         t.clock.preempted(ev.ts);
                         if t.bracket.is_none() {
                             t.resumed = i64::MAX;
-                            t.preempted_at_return = std::mem::take(&mut t.resched_exit);
+                            let at_return = std::mem::take(&mut t.resched_exit);
                             if t.exited > t.first_preempted.after {
                                 t.first_preempted = Preemption {
                                     after: t.exited,
                                     at: ev.ts,
                                     resumed: i64::MAX,
-                                    at_return: t.preempted_at_return,
+                                    at_return,
                                 };
                             }
                         }

@@ -118,9 +118,8 @@ impl Engine {
                 // ([`Engine::claim_unanswered`]); the others ride along in the same bytes.
                 let mut claimed = self.claim_unanswered(tid).into_iter();
                 let Some(first) = claimed.next() else {
-                    if let Some(s) = self.socks.get_mut(&tuple) {
-                        s.empty_flush = Some(at);
-                    }
+                    let tgid = self.threads.get(&tid).and_then(|t| t.tgid).unwrap_or(tid);
+                    self.empty_writes.insert(tuple, (tgid, at));
                     return Some((None, None));
                 };
                 let rest: Vec<Tag> = claimed.collect();
@@ -472,8 +471,6 @@ impl Engine {
         })
     }
 
-    /// Stretch `stretch` answered call `j` of client connection `tuple`: it joins the call's
-    /// request under the callee's server span that read the call, when the recording has it.
     /// Stretch `cur` of `tid` reaches its queue after another thread of its process wrote on a
     /// multiplexed server socket with nothing set aside, after the stretch's last reply: that
     /// write carried its answer (gRPC's worker queued it, then waited on a mutex or for
@@ -488,28 +485,19 @@ impl Engine {
         let Some(tgid) = self.threads.get(&tid).and_then(|t| t.tgid) else {
             return false;
         };
-        let last_reply = self.requests.get(&cur.request).map(|r| {
-            r.spans
-                .iter()
-                .filter_map(|id| self.spans.get(id))
-                .filter(|s| s.kind == SpanKind::Client && s.tid == tid)
-                .map(|s| s.end)
-                .max()
-                .unwrap_or(i64::MIN)
-        });
-        let Some(last_reply) = last_reply else {
+        if self.empty_writes.is_empty() {
             return false;
-        };
+        }
+        let last_reply = self
+            .calls_of(tid, cur.request)
+            .map(|s| s.end)
+            .max()
+            .unwrap_or(i64::MIN);
         let found = self
-            .fds
+            .empty_writes
             .iter()
-            .filter(|((g, _), _)| *g == tgid)
-            .map(|(_, &t)| t)
-            .filter_map(|t| {
-                let s = self.socks.get(&t)?;
-                let f = s.empty_flush.filter(|&f| f > last_reply)?;
-                (s.multiplexed && s.role == crate::socket::Role::Server).then_some((f, t))
-            })
+            .filter(|&(_, &(g, f))| g == tgid && f > last_reply)
+            .map(|(&t, &(_, f))| (f, t))
             .min_by_key(|&(f, _)| f);
         let Some((f, tuple)) = found else {
             return false;
@@ -521,8 +509,9 @@ impl Engine {
         if !self.socks.contains_key(&front) {
             return false;
         }
-        if let Some(s) = self.socks.get_mut(&tuple) {
-            s.empty_flush = None;
+        self.empty_writes.remove(&tuple);
+        if let Some(p) = self.pending.get_mut(&cur.request) {
+            p.deferred = Some(f);
         }
         // A caller that answered after the write with its call unanswered took this answer
         // (run60's `grpc` recording, grpc-3-35: the caller answered 275 µs before the worker
@@ -546,15 +535,9 @@ impl Engine {
                 s.unclaimed.retain(|&(x, _)| x.span != c.span);
             }
             if let Some(j) = j {
-                if let Some(p) = self.pending.get_mut(&cur.request) {
-                    p.deferred = Some(f);
-                }
                 self.answer_call(front, j, cur, f, Rule::ReplyUnseen);
                 return true;
             }
-        }
-        if let Some(p) = self.pending.get_mut(&cur.request) {
-            p.deferred = Some(f);
         }
         if let Some(s) = self.socks.get_mut(&front) {
             s.leftover.push_back(cur);
@@ -568,27 +551,24 @@ impl Engine {
     /// Thread `tid` answers its request `tag` at `at`: its calls on connections still
     /// unanswered are noted as unclaimed.
     pub(crate) fn note_unclaimed(&mut self, tid: i32, tag: Tag, at: i64) {
+        // Only a write with nothing set aside, not taken yet, can turn out to be the answer.
+        if self.empty_writes.is_empty() {
+            return;
+        }
         let request = self.canon(tag).request;
         let open: Vec<(Tag, Tuple)> = self
-            .requests
-            .get(&request)
-            .map(|r| {
-                r.spans
-                    .iter()
-                    .filter_map(|id| self.spans.get(id))
-                    .filter(|s| s.kind == SpanKind::Client && s.tid == tid && s.bytes_in == 0)
-                    .filter_map(|s| {
-                        Some((
-                            Tag {
-                                request,
-                                span: s.id,
-                            },
-                            s.tuple?,
-                        ))
-                    })
-                    .collect()
+            .calls_of(tid, request)
+            .filter(|s| s.bytes_in == 0)
+            .filter_map(|s| {
+                Some((
+                    Tag {
+                        request,
+                        span: s.id,
+                    },
+                    s.tuple?,
+                ))
             })
-            .unwrap_or_default();
+            .collect();
         for (c, tuple) in open {
             if let Some(s) = self.socks.get_mut(&tuple) {
                 if s.calls.iter().any(|x| x.tag.span == c.span) {
@@ -601,6 +581,8 @@ impl Engine {
         }
     }
 
+    /// Stretch `stretch` answered call `j` of client connection `tuple`: it joins the call's
+    /// request under the callee's server span that read the call, when the recording has it.
     fn answer_call(&mut self, tuple: Tuple, j: usize, stretch: Tag, at: i64, rule: Rule) {
         let Some(call) = self.socks.get_mut(&tuple).and_then(|s| s.calls.remove(j)) else {
             return;

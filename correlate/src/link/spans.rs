@@ -32,17 +32,19 @@ impl Engine {
         }
     }
 
-    /// How many calls `request` made from thread `tid` (its client spans there).
-    pub(crate) fn calls_from(&self, tid: i32, request: u64) -> usize {
+    /// The calls `request` made from thread `tid` (its client spans there).
+    pub(crate) fn calls_of(&self, tid: i32, request: u64) -> impl Iterator<Item = &Span> {
         self.requests
             .get(&self.canon(Tag { request, span: 0 }).request)
-            .map_or(0, |r| {
-                r.spans
-                    .iter()
-                    .filter_map(|id| self.spans.get(id))
-                    .filter(|s| s.kind == SpanKind::Client && s.tid == tid)
-                    .count()
-            })
+            .into_iter()
+            .flat_map(|r| r.spans.iter())
+            .filter_map(|id| self.spans.get(id))
+            .filter(move |s| s.kind == SpanKind::Client && s.tid == tid)
+    }
+
+    /// How many calls `request` made from thread `tid`.
+    pub(crate) fn calls_from(&self, tid: i32, request: u64) -> usize {
+        self.calls_of(tid, request).count()
     }
 
     /// Whether `request` is open and thread `tid` read it: its root span is a server span
