@@ -871,8 +871,9 @@ mod tests {
 
     #[test]
     fn calibration_keeps_each_rule_of_a_confidence_apart() {
-        // `event_loop` and `thread_request` share 0.95; the sum hides one that is right less
-        // often (the `grpc` model's thread_request links, 0.86 in run40).
+        // Two rules of one confidence: the sum hides the one right less often (`event_loop`
+        // and `thread_request` at 0.95 both; thread_request's links on run40's `grpc` set were
+        // right 0.86 of the time).
         let mut t = Vec::new();
         tally(&mut t, "thread_request", 0.95, Some(false));
         tally(&mut t, "event_loop", 0.95, Some(true));
