@@ -298,10 +298,11 @@ fn asyncio_model_follows_coroutine_steps_across_zero_timeout_waits() {
     if !testbed_ready("asyncio model testbed", &[]) {
         return;
     }
-    // 66 CI-sized recordings of this model score 0.965 to 1.0, and three kept from failed
-    // runs (other tests of the binary loading both cores and preempting the loop mid-step)
-    // 0.985 to 0.995 (docs/performance.md); without the continuation rule, 0.
-    let (_, dir) = score_model("asyncio", "29180", "0.9");
+    // On a 2-core AMD EPYC, 66 CI-sized recordings of this model scored 0.965 to 1.0; on an
+    // Intel Xeon of the same machine kind, 16 scored 0.88 to 1.0 (the loop's code runs longer
+    // after each syscall there than the 6 µs a turn leaves it; docs/performance.md, "The turn
+    // constant and the CPU"). Without the continuation rule, 0.
+    let (_, dir) = score_model("asyncio", "29180", "0.85");
     // Every request's redis commands are written after a zero-timeout wait, with no request
     // read in that turn: they join by woken order.
     assert!(edges_by(&dir, "continuation") >= 300);
