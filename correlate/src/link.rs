@@ -19,7 +19,7 @@ mod turns;
 mod unix;
 
 #[cfg(test)]
-pub(crate) use turns::STEP_RETURN_NS;
+pub(crate) use turns::{RESUMED_RETURN_NS, STEP_RETURN_NS};
 
 use crate::engine::{Bracket, Engine, LabelSink, Sock};
 use crate::event::{Event, Sys, Tuple};

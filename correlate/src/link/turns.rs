@@ -8,8 +8,9 @@
 //! - **Turns.** Each syscall the loop makes for a request belongs to that request's *turn*. A
 //!   turn lasts from where the previous one stopped to the loop's next syscall for another
 //!   request: from the end of a wait, or 6 µs after the exit of the previous request's last
-//!   syscall (that step's return from it) or at its own first syscall if that is sooner, the
-//!   time between being neither request's. Each turn is its own span, so no span of a
+//!   syscall (that step's return from it; 12 µs after the loop ran again when it was
+//!   preempted at that return) or at its own first syscall if that is sooner, the time
+//!   between being neither request's. Each turn is its own span, so no span of a
 //!   request covers another request's work on the thread;
 //!   the first turn is the request's server span, later ones are internal spans under it
 //!   (rule `turn`). A loop that serves one request at a time has one turn per request, and
@@ -50,6 +51,18 @@ use crate::stream::Tag;
 /// none lower), 62071 with 6.5 (one lower), 62014 with 7 (29 lower); 62053 with 6 for the
 /// hand-off too.
 pub(crate) const STEP_RETURN_NS: i64 = 6_000;
+
+/// [`STEP_RETURN_NS`] for a step whose thread was preempted right at its syscall's return
+/// (another task ran on the CPU, mostly the one the syscall woke): the return path then runs
+/// where the loop runs again, on caches and TLB the other task used, and takes longer. In
+/// the testbed's truth on an Intel Xeon machine (16 `asyncio`, 16 `eventloop`, 10 `grpcnode`
+/// recordings), the previous step's code ran on after the loop ran again for more than 6 µs
+/// in 4.4%, 15.8% and 14.3% of such preemptions, more than 12 µs in 0.8%, 3.8% and 6.9%.
+/// Exact requests over 78 recordings of every model there (docs/performance.md, "A step
+/// resumed after a preemption at its return"): 14,943 with 6 µs, 15,016 with 9 (one set
+/// lower), 15,028 with 12 (`asyncio` +38, `eventloop` +20, `grpcnode` +27; 32 sets higher,
+/// 4 lower), 15,044 with 15, 15,050 with 20 (`eventloop` lower than with 12).
+pub(crate) const RESUMED_RETURN_NS: i64 = 12_000;
 
 /// How soon after a syscall returns a futex call is still that syscall's: CPython takes the
 /// GIL back right in a blocking call's return path (0.5-0.9 µs after the return in the
@@ -301,7 +314,8 @@ impl Engine {
 
     /// Event loop `tid` made a syscall from `entered` to `end` for `tag`'s request: it is
     /// that request's turn. A turn on another request ends and a new turn span begins where
-    /// it stopped, [`STEP_RETURN_NS`] later, or at this syscall if that is sooner, unless
+    /// it stopped, [`STEP_RETURN_NS`] later ([`RESUMED_RETURN_NS`] where the loop ran again
+    /// after a preemption at that return), or at this syscall if that is sooner, unless
     /// `tag` is a span this syscall just opened on the thread.
     pub(crate) fn take_turn(&mut self, tid: i32, tag: Tag, entered: i64, end: i64) {
         let tag = self.canon(tag);
@@ -349,11 +363,18 @@ impl Engine {
         }
         // Where the previous turn stopped (its last syscall's return, or where the loop ran
         // again after a preemption at that return), the previous step's tail runs on, then
-        // the next step's head; see [`STEP_RETURN_NS`]. Preempted inside that return path,
-        // which step ran is not known, and the next turn starts where the loop ran again.
+        // the next step's head; see [`STEP_RETURN_NS`] and [`RESUMED_RETURN_NS`]. Preempted
+        // inside that return path, which step ran is not known, and the next turn starts
+        // where the loop ran again.
         let follows = after_wait.is_none() && turn.is_some() && (!preempted || at_return);
         let mut turn_start = match follows {
-            true => (start + STEP_RETURN_NS).min(entered).max(start),
+            true => {
+                let tail = match at_return {
+                    true => RESUMED_RETURN_NS,
+                    false => STEP_RETURN_NS,
+                };
+                (start + tail).min(entered).max(start)
+            }
             false => start,
         };
         // Callbacks that ran before this one with no syscall: theirs is the time up to where

@@ -452,10 +452,10 @@ fn a_preemption_at_a_syscalls_return_leaves_the_callbacks_gap_after_it_to_neithe
     // runs again. In a CI-sized `eventloop` recording (run6), 79 of 86 misses were a turn
     // begun where the loop ran again after a preemption that followed the previous
     // callback's write, overlapping that callback's segment by 2.1-5.2 µs (nine in ten).
-    let c = callbacks_preempted(10_000, &[0]);
+    let c = callbacks_preempted(20_000, &[0]);
     assert_eq!(
         c.turn.start,
-        c.resumed + STEP_RETURN_NS,
+        c.resumed + RESUMED_RETURN_NS,
         "B's turn starts after A's return path"
     );
     // Preempted inside A's return path (shorter than `STEP_RETURN_NS`), which step ran is
@@ -477,9 +477,23 @@ fn a_preemption_inside_a_step_after_one_at_a_return_leaves_the_turn_where_the_lo
     let c = callbacks_preempted(10_000, &[0, 3_000]);
     assert_eq!(
         c.turn.start,
-        c.resumed + STEP_RETURN_NS,
+        c.resumed + RESUMED_RETURN_NS,
         "B's turn starts after A's return path, from where the loop first ran again"
     );
+}
+
+#[test]
+fn a_step_resumed_after_a_preemption_at_its_return_runs_on_longer() {
+    // An Intel Xeon machine's `asyncio` recording (set `b3`, recording 2, asyncio-0-5 and
+    // asyncio-3-5): A's `sendto` to redis woke redis, which preempted the loop 0.6 µs after
+    // the return; the loop ran again 16 µs later, A's step ran on 9.6 µs more, and B's step
+    // wrote 21.3 µs after the loop ran again. A turn begun 6 µs after that took 3.6 µs of A's
+    // segment. Without the preemption, the same gap leaves A the warm return path.
+    let c = callbacks_preempted(21_300, &[0]);
+    assert_eq!(c.turn.start, c.resumed + RESUMED_RETURN_NS);
+    assert!(c.turn.start > c.resumed + 9_600, "after A's step");
+    let warm = callbacks(21_300);
+    assert_eq!(warm.turn.start, warm.a_returned + STEP_RETURN_NS);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use crate::engine::{Config, Engine};
 use crate::event::{Endpoint, Event, Kind, PrevState, Sys, Tuple};
-use crate::link::STEP_RETURN_NS;
+use crate::link::{RESUMED_RETURN_NS, STEP_RETURN_NS};
 use crate::model::{Finished, Rule, SpanKind};
 use crate::socket::Ingress;
 use crate::stream::Tag;
