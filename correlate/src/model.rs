@@ -99,7 +99,7 @@ impl Rule {
             Rule::Turn => 0.66,
             // Steps with no syscall, given even shares of the time between two syscalls: right
             // 2399 of 8514 times (0.282) over 655 recordings on an AMD EPYC machine, 3030 of
-            // 6915 (0.438) over 220 on an Intel Xeon one, where steps run longer; 5429 of
+            // 6915 (0.438) over 220 on an Intel Xeon one; 5429 of
             // 15429 (0.352) in all (docs/performance.md, "Calibration of link confidence").
             Rule::SilentStep => 0.35,
             Rule::Handoff => 0.99,

@@ -53,8 +53,9 @@ use crate::stream::Tag;
 pub(crate) const STEP_RETURN_NS: i64 = 6_000;
 
 /// [`STEP_RETURN_NS`] for a step whose thread was preempted right at its syscall's return
-/// (another task ran on the CPU, mostly the one the syscall woke): the return path then runs
-/// where the loop runs again, on caches and TLB the other task used, and takes longer. In
+/// (another task ran on the CPU; in the cases traced by hand, the one the syscall woke): the
+/// return path then runs where the loop runs again, presumably on caches the other task
+/// used, and takes longer. In
 /// the testbed's truth on an Intel Xeon machine (16 `asyncio`, 16 `eventloop`, 10 `grpcnode`
 /// recordings), the previous step's code ran on after the loop ran again for more than 6 µs
 /// in 4.4%, 15.8% and 14.3% of such preemptions, more than 12 µs in 0.8%, 3.8% and 6.9%.
