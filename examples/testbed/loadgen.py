@@ -16,6 +16,7 @@ p.add_argument("--port", type=int, default=18080)
 p.add_argument("--requests", type=int, required=True)
 p.add_argument("--connections", type=int, default=1)
 p.add_argument("--log", required=True)
+p.add_argument("--path", help="the path every request asks for (default /r/CONNECTION/N)")
 p.add_argument("--id-prefix", default="c", help="prefix of the X-Request-ID the client sends")
 p.add_argument("--until", metavar="PATH",
                help="keep sending (up to --requests in all) until PATH exists, then send "
@@ -40,7 +41,7 @@ def worker(n, k, then):
                 if left == 0:
                     break
                 left -= 1
-        path = f"/r/{k}/{i}"
+        path = args.path or f"/r/{k}/{i}"
         t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         try:
             # Model apps without nginx echo this id; nginx replaces it with its own.

@@ -510,3 +510,90 @@ fn two_hosts_in_network_namespaces_are_stitched_and_their_clocks_bounded() {
         "across the two hosts: {score}"
     );
 }
+
+/// The runnable time the scheduler shows for the threads of nginx, php-fpm and MariaDB over the
+/// whole recording: from a wake (`sched_waking`) or a preemption (switched out runnable) to the
+/// thread's next switch in. Computed from the raw events, apart from correlation's clocks.
+const STACK_RUNNABLE_SQL: &str = "WITH marks AS (
+    SELECT ts_ns, wake_tid AS t, 1 AS ready FROM events WHERE event = 'sched_waking'
+    UNION ALL SELECT ts_ns, tid, 1 FROM events WHERE event = 'sched_switch' AND prev_state = 'R'
+    UNION ALL SELECT ts_ns, next_tid, 0 FROM events WHERE event = 'sched_switch'),
+  runs AS (
+    SELECT t, ts_ns, ready,
+           lag(ready) OVER (PARTITION BY t ORDER BY ts_ns, ready) AS was_ready,
+           lag(ts_ns) OVER (PARTITION BY t ORDER BY ts_ns, ready) AS since
+    FROM marks),
+  stack AS (SELECT DISTINCT tid FROM events
+            WHERE comm IN ('nginx', 'mariadbd') OR comm LIKE 'php-fpm%')
+  SELECT sum(ts_ns - since) AS n FROM runs
+  WHERE ready = 0 AND was_ready = 1 AND t IN (SELECT tid FROM stack)";
+
+#[test]
+fn wordpress_stack_is_exact_and_its_wire_time_is_split_by_what_the_scheduler_shows() {
+    let _serial = crate::tracefs_lock();
+    if !testbed_ready(
+        "wordpress testbed",
+        &["mariadbd", "mariadb-install-db", "php"],
+    ) {
+        return;
+    }
+    let fpm = std::fs::read_dir("/usr/sbin")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("php-fpm"));
+    let site = Path::new("/usr/share/wordpress/wp-content/themes/twentytwentythree").exists();
+    assert!(
+        fpm && site,
+        "the wordpress testbed needs Debian's php-fpm, php-mysql, php-apcu, wordpress and \
+         wordpress-theme-twentytwentythree (.ci/run installs them)"
+    );
+    let (dir, log) = run_script(
+        "wordpress.py",
+        "wordpress",
+        &["--requests", "200", "--connections", "4", "--port", "29980"],
+        "truth.jsonl",
+    );
+    // PHP's segments on the php-fpm workers, MariaDB as the backend.
+    let (_, score) = correlate_and_score(&dir, "wordpress-failed", &log, "0.99");
+    let score: serde_json::Value = serde_json::from_str(score.trim()).expect("score json");
+    assert_eq!(score["found"], 200, "{score}");
+    let uneven = sql_number(
+        &dir,
+        "SELECT count(*) AS n FROM spans WHERE cpu_ns < 0 OR runnable_ns < 0 OR blocked_ns < 0
+           OR unknown_ns < 0 OR cpu_ns + runnable_ns + blocked_ns + unknown_ns <> duration_ns",
+    );
+    assert_eq!(uneven, 0, "spans whose time split does not add up");
+    // The wire time (php-fpm's queries and MariaDB's answers, FastCGI's answers to nginx) is
+    // split like a span's, by what the threads at its two ends did meanwhile.
+    let wire = sql_number(
+        &dir,
+        "SELECT sum(self_ns) AS n FROM hops WHERE service = '(network)'",
+    );
+    let wire_split = sql_number(
+        &dir,
+        "SELECT sum(cpu_ns + runnable_ns + blocked_network_ns + blocked_disk_ns
+                   + blocked_lock_ns + blocked_other_ns) AS n FROM hops WHERE service = '(network)'",
+    );
+    assert!(
+        wire > 0 && wire_split <= wire && wire_split * 100 >= wire * 95,
+        "wire time {wire} ns, split {wire_split} ns"
+    );
+    // The runnable time charged to requests is the scheduler's. A thread's spans do not
+    // overlap, so the servers' own spans get no more than the stack's threads spent runnable
+    // in the whole recording; with the wire time, most of it (the rest is the servers' own
+    // work between requests). A call's wire time is split on the clock of the thread that
+    // read it, which may also be serving other requests meanwhile (php-fpm's listen queue when
+    // connections outnumber workers), so the sum with the wire has no upper bound.
+    let own = sql_number(
+        &dir,
+        "SELECT sum(runnable_ns) AS n FROM hops WHERE service <> '(network)'",
+    );
+    let charged = sql_number(&dir, "SELECT sum(runnable_ns) AS n FROM hops");
+    let sched = sql_number(&dir, STACK_RUNNABLE_SQL);
+    assert!(
+        own <= sched && charged * 10 >= sched * 8,
+        "runnable charged to spans {own} ns, with the wire {charged} ns, in the scheduler's \
+         events {sched} ns"
+    );
+}
