@@ -24,6 +24,22 @@ def wait_port(port, timeout, work):
     raise SystemExit(f"testbed: nothing listens on 127.0.0.1:{port} after {timeout}s (see {work})")
 
 
+def nginx_head(work):
+    """The start of an nginx config whose files all live in `work`: 2 workers, its pid and
+    error log, and an open `http {` block with every temporary path set."""
+    import os
+    t = os.path.join(work, "nginx-tmp")
+    os.makedirs(t, exist_ok=True)
+    return f"""
+worker_processes 2;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  client_body_temp_path {t}/body; proxy_temp_path {t}/proxy; fastcgi_temp_path {t}/fcgi;
+  uwsgi_temp_path {t}/uwsgi; scgi_temp_path {t}/scgi;"""
+
+
 def nginx_conf(work, port, upstreams, request_id, truth_log):
     """Writes an nginx config into `work` and returns its path: 2 workers on 127.0.0.1:`port`
     proxying over keep-alive connections to `upstreams` (`server` targets: `127.0.0.1:P` or
@@ -31,20 +47,11 @@ def nginx_conf(work, port, upstreams, request_id, truth_log):
     `truth_log`, nginx also returns it and logs `$request_id $pid $connection $msec` per
     request to `work`/nginx-access.log."""
     import os
-    t = os.path.join(work, "nginx-tmp")
-    os.makedirs(t, exist_ok=True)
     ups = "\n".join(f"    server {u};" for u in upstreams)
     log = (f"log_format truth '$request_id $pid $connection $msec';\n"
            f"  access_log {work}/nginx-access.log truth;" if truth_log else "access_log off;")
     echo = f"\n      add_header X-Request-ID {request_id};" if truth_log else ""
-    conf = f"""
-worker_processes 2;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  client_body_temp_path {t}/body; proxy_temp_path {t}/proxy; fastcgi_temp_path {t}/fcgi;
-  uwsgi_temp_path {t}/uwsgi; scgi_temp_path {t}/scgi;
+    conf = f"""{nginx_head(work)}
   {log}
   upstream app {{
 {ups}

@@ -148,18 +148,9 @@ def start_nginx():
     (a connection per request), echoing the load generator's X-Request-ID."""
     nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
     need(nginx_bin, "nginx-light")
-    t = os.path.join(work, "nginx-tmp")
-    os.makedirs(t, exist_ok=True)
     conf = os.path.join(work, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(f"""
-worker_processes 2;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  client_body_temp_path {t}/body; proxy_temp_path {t}/proxy; fastcgi_temp_path {t}/fcgi;
-  uwsgi_temp_path {t}/uwsgi; scgi_temp_path {t}/scgi;
+        f.write(f"""{procs.nginx_head(work)}
   access_log off;
   server {{
     listen 127.0.0.1:{args.port};
