@@ -140,7 +140,7 @@ enum State {
 /// clock of the thread that read it, from the first byte sent, and that thread may have been
 /// busy with other requests meanwhile. On the WordPress testbed with more connections than
 /// php-fpm workers (1000 requests over 8 connections to 4 workers), FastCGI requests waited
-/// up to 270 ms in php-fpm's listen queue, through hundreds of a busy worker's switches; a
+/// up to 267 ms in php-fpm's listen queue, through hundreds of a busy worker's switches; a
 /// clock that remembered its last 8 intervals left 67.3 of the 72.8 s of nginx's wire time
 /// not known. Past this (or [`HISTORY_MAX`] intervals), the oldest remembered counters.
 const HISTORY_NS: i64 = 1_000_000_000;

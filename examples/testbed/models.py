@@ -89,20 +89,12 @@ def wait_port(port, timeout=15.0):
 
 
 def merge_truth(path):
-    client = [json.loads(l) for l in open(os.path.join(work, "loadgen.jsonl"))]
     segs = {}
     for truth in [args.app_truth] + extra_truth:
         for line in open(truth):
             s = json.loads(line)
             segs.setdefault(s.pop("request_id"), []).append(s)
-    with open(path, "w") as f:
-        for c in sorted(client, key=lambda r: r["client_t0"]):
-            rid = c["request_id"]
-            f.write(json.dumps({"request_id": rid, "client_tid": c["client_tid"],
-                                "client_t0": c["client_t0"], "client_t1": c["client_t1"],
-                                "segments": sorted(segs.get(rid, []), key=lambda s: s["t0"]),
-                                "status": c["status"]}) + "\n")
-    return len(client)
+    return procs.write_segment_truth(path, work, segs)[0]
 
 
 def start_postgres(port):
@@ -232,20 +224,10 @@ def main():
         wait_file(os.path.join(work, "app.sock"))
         start_nginx_unix()
     wait_port(args.port)
-    recorder = None
-    if args.record:
-        recorder = procs.start_recorder([args.kreq, "record", "-o", args.record, "--force"] + args.record_arg,
-                                        "models")
-        time.sleep(0.5)
-    load = subprocess.run([sys.executable, os.path.join(HERE, "loadgen.py"), "--port", str(args.port),
-                           "--requests", str(args.requests), "--connections", str(args.connections),
-                           "--log", os.path.join(work, "loadgen.jsonl"), "--id-prefix", f"{args.model}-"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if load.returncode != 0:
-        raise SystemExit(f"models: the load generator failed ({load.returncode}):\n{load.stdout}{load.stderr}")
-    summary = json.loads(load.stdout.strip().splitlines()[-1])
-    if recorder:
-        procs.stop_recorder(recorder, summary)
+    record = args.record and [args.kreq, "record", "-o", args.record, "--force"] + args.record_arg
+    summary = procs.recorded_load("models", work, record, [
+        "--port", str(args.port), "--requests", str(args.requests), "--connections", str(args.connections),
+        "--id-prefix", f"{args.model}-"])
     stop(app)  # the app writes its truth now, after the recording
     for pr in procs.procs:
         if pr is not app and any(m in " ".join(map(str, pr.args)) for m in ("pgchain.py", "grpc_app.py", "grpc_node.js")):

@@ -1,8 +1,13 @@
 """The processes a testbed driver starts on loopback, and stopping every one of them."""
+import json
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 procs = []
 
@@ -27,7 +32,6 @@ def wait_port(port, timeout, work):
 def nginx_head(work):
     """The start of an nginx config whose files all live in `work`: 2 workers, its pid and
     error log, and an open `http {` block with every temporary path set."""
-    import os
     t = os.path.join(work, "nginx-tmp")
     os.makedirs(t, exist_ok=True)
     return f"""
@@ -46,7 +50,6 @@ def nginx_conf(work, port, upstreams, request_id, truth_log):
     `unix:PATH`), sending the request id `request_id` (an nginx variable) upstream. With
     `truth_log`, nginx also returns it and logs `$request_id $pid $connection $msec` per
     request to `work`/nginx-access.log."""
-    import os
     ups = "\n".join(f"    server {u};" for u in upstreams)
     log = (f"log_format truth '$request_id $pid $connection $msec';\n"
            f"  access_log {work}/nginx-access.log truth;" if truth_log else "access_log off;")
@@ -78,7 +81,6 @@ def nginx_conf(work, port, upstreams, request_id, truth_log):
 def nginx_truth(work):
     """The truth log of `nginx_conf(..., truth_log=True)`: request id -> (worker pid, connection
     number)."""
-    import os
     out = {}
     for line in open(os.path.join(work, "nginx-access.log")):
         rid, pid, conn, _ = line.split()
@@ -102,6 +104,40 @@ def stop_recorder(rec, summary):
     _, err = rec.communicate(timeout=120)
     summary["recorder"] = err.strip()
     summary["recorder_exit"] = rec.returncode
+
+
+def recorded_load(who, work, record, load_args):
+    """Runs the load generator (loadgen.py `load_args`, logging to `work`/loadgen.jsonl) under
+    `record` (a `kreq record` command, or None for no recording) and returns the load
+    generator's summary with the recorder's report; `who` names the driver in errors."""
+    recorder = None
+    if record:
+        recorder = start_recorder(record, who)
+        time.sleep(0.5)
+    load = subprocess.run([sys.executable, os.path.join(HERE, "loadgen.py"),
+                           "--log", os.path.join(work, "loadgen.jsonl")] + load_args,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if load.returncode != 0:
+        raise SystemExit(f"{who}: the load generator failed ({load.returncode}):\n{load.stdout}{load.stderr}")
+    summary = json.loads(load.stdout.strip().splitlines()[-1])
+    if recorder:
+        stop_recorder(recorder, summary)
+    return summary
+
+
+def write_segment_truth(path, work, segments):
+    """Writes segment truth to `path`: a line per request of the load generator's log
+    (`work`/loadgen.jsonl), by client start, with its segments from `segments` (request id ->
+    list of `{tier, pid, tid, t0, t1}`) by start. Returns (requests, requests with segments)."""
+    client = [json.loads(line) for line in open(os.path.join(work, "loadgen.jsonl"))]
+    with open(path, "w") as f:
+        for c in sorted(client, key=lambda r: r["client_t0"]):
+            rid = c["request_id"]
+            f.write(json.dumps({"request_id": rid, "client_tid": c["client_tid"],
+                                "client_t0": c["client_t0"], "client_t1": c["client_t1"],
+                                "segments": sorted(segments.get(rid, []), key=lambda s: s["t0"]),
+                                "status": c["status"]}) + "\n")
+    return len(client), sum(1 for c in client if segments.get(c["request_id"]))
 
 
 def _wait(pr, timeout):

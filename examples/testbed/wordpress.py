@@ -26,9 +26,7 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 import urllib.parse
 
 import procs
@@ -230,16 +228,7 @@ def write_truth(path):
     for line in body.decode().splitlines():
         s = json.loads(line)
         segs.setdefault(s.pop("request_id"), []).append(s)
-    client = [json.loads(l) for l in open(os.path.join(work, "loadgen.jsonl"))]
-    with open(path, "w") as f:
-        for c in sorted(client, key=lambda r: r["client_t0"]):
-            rid = c["request_id"]
-            f.write(json.dumps({"request_id": rid, "client_tid": c["client_tid"],
-                                "client_t0": c["client_t0"], "client_t1": c["client_t1"],
-                                "segments": sorted(segs.get(rid, []), key=lambda s: s["t0"]),
-                                "status": c["status"]}) + "\n")
-    return len(client), sum(1 for c in client if segs.get(c["request_id"]))
-
+    return procs.write_segment_truth(path, work, segs)
 
 def main():
     start_mariadb()
@@ -249,20 +238,10 @@ def main():
     # The front page's code compiled into OPcache first, as on a site that has served traffic.
     for _ in range(2 * args.workers):
         http_call("GET", "/")
-    recorder = None
-    if args.record:
-        recorder = procs.start_recorder([args.kreq, "record", "-o", args.record, "--force"] + args.record_arg,
-                                        "wordpress")
-        time.sleep(0.5)
-    load = subprocess.run([sys.executable, os.path.join(HERE, "loadgen.py"), "--port", str(args.port),
-                           "--requests", str(args.requests), "--connections", str(args.connections),
-                           "--path", "/", "--log", os.path.join(work, "loadgen.jsonl"), "--id-prefix", "wp-"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if load.returncode != 0:
-        raise SystemExit(f"wordpress: the load generator failed ({load.returncode}):\n{load.stdout}{load.stderr}")
-    summary = json.loads(load.stdout.strip().splitlines()[-1])
-    if recorder:
-        procs.stop_recorder(recorder, summary)
+    record = args.record and [args.kreq, "record", "-o", args.record, "--force"] + args.record_arg
+    summary = procs.recorded_load("wordpress", work, record, [
+        "--port", str(args.port), "--requests", str(args.requests), "--connections", str(args.connections),
+        "--path", "/", "--id-prefix", "wp-"])
     if args.truth:
         summary["truth_requests"], summary["truth_with_segments"] = write_truth(args.truth)
     summary["model"] = "wordpress"
