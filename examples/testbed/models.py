@@ -66,6 +66,10 @@ MODELS = {
                            "--port", str(a.port), "--next", str(a.port + 2), "--truth", a.app_truth],
     "go": lambda a: _app([os.path.join(work, "gopool")])(a),
     "java": _app([shutil.which("java") or "java", os.path.join(HERE, "models", "JavaPool.java")]),
+    # Apps built on common libraries rather than the testbed's own servers and clients.
+    "waitress": _app([sys.executable, os.path.join(HERE, "models", "waitress_app.py")]),
+    "aiohttp": _app([sys.executable, os.path.join(HERE, "models", "aiohttp_app.py")]),
+    "express": _app([shutil.which("node") or "node", os.path.join(HERE, "models", "express_app.js")]),
 }
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -185,22 +189,26 @@ def start_backend():
         extra_truth.append(truth)
         start([shutil.which("node") or "node", os.path.join(HERE, "models", "grpc_node.js"),
                "--port", str(args.port + 2), "--redis", str(args.port + 1), "--truth", truth],
-              env=dict(os.environ, NODE_PATH=grpc_js()))
+              env=dict(os.environ, NODE_PATH=node_modules()))
         wait_port(args.port + 2)
 
 
-GRPC_JS = "@grpc/grpc-js@1.14.7"
+# The npm packages of the Node.js models, pinned.
+NPM = {"@grpc/grpc-js": "1.14.7", "express": "5.3.0", "ioredis": "6.1.0"}
 
 
-def grpc_js():
-    """The directory holding node_modules with @grpc/grpc-js, installed from npm on first use."""
+def node_modules():
+    """The directory holding node_modules with the packages of `NPM`, installed from npm on
+    first use."""
     cache = os.environ.get("KREQ_NPM_CACHE", "/var/tmp/kreq-npm")
-    if not os.path.isfile(os.path.join(cache, "node_modules", "@grpc", "grpc-js", "package.json")):
+    missing = [f"{name}@{version}" for name, version in NPM.items()
+               if not os.path.isfile(os.path.join(cache, "node_modules", name, "package.json"))]
+    if missing:
         npm = shutil.which("npm")
         if not npm:
-            raise SystemExit("models: the grpcnode model needs npm (apt-get install npm)")
+            raise SystemExit(f"models: the {args.model} model needs npm (apt-get install npm)")
         os.makedirs(cache, exist_ok=True)
-        subprocess.run([npm, "install", "--prefix", cache, "--no-audit", "--no-fund", "--silent", GRPC_JS],
+        subprocess.run([npm, "install", "--prefix", cache, "--no-audit", "--no-fund", "--silent"] + missing,
                        check=True, stdout=subprocess.DEVNULL)
     return os.path.join(cache, "node_modules")
 
@@ -219,7 +227,8 @@ def main():
     if args.model == "go":
         build_go()
     start_backend()
-    app = start(MODELS[args.model](args))
+    env = dict(os.environ, NODE_PATH=node_modules()) if args.model == "express" else None
+    app = start(MODELS[args.model](args), env=env)
     if args.model == "unix":
         wait_file(os.path.join(work, "app.sock"))
         start_nginx_unix()

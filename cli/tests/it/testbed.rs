@@ -412,6 +412,26 @@ fn grpcnode_model_answers_every_finished_stream_of_one_write() {
     score_model("grpcnode", "29880", "0.7");
 }
 
+/// A hand-off server kreq's rules were not written for: waitress (PyPI) parses each request on
+/// its main thread and hands it to a task thread through a condition variable; the task
+/// thread runs a Flask app calling redis through redis-py's `BlockingConnectionPool` (each
+/// command takes a connection and gives it back), and the main thread writes the response
+/// the task thread queued. Three CI-sized recordings scored 200 of 200 on first contact
+/// (docs/performance.md, "Apps built on common libraries").
+#[test]
+fn waitress_model_follows_requests_through_task_threads_and_a_shared_pool() {
+    let _serial = crate::tracefs_lock();
+    if !testbed_ready("waitress model testbed", &[])
+        || !kreq_testkit::skip::python("waitress model testbed", "waitress, flask, redis")
+    {
+        return;
+    }
+    let (_, dir) = score_model("waitress", "29990", "0.99");
+    // Each request reaches its task thread through the main thread's wakeup.
+    let n = edges_by(&dir, "handoff");
+    assert!(n >= 190, "handoff edges: {n}");
+}
+
 #[test]
 fn go_model_follows_goroutines_across_threads() {
     let _serial = crate::tracefs_lock();

@@ -124,3 +124,53 @@ def serve_http(address, tier, work, spin_n, unix=False):
 
         srv = Server(address, Handler)
     srv.serve_forever()
+
+
+class AsyncioSteps:
+    """Segment truth of an asyncio app whose requests' work runs in library code: every step of
+    every task (one resumption, from the loop's call to its suspension) is logged for the
+    request the task's context names. `begin(rid)` names the request from where it is called;
+    a step in which a task moves to another request (a connection's task reading the next one)
+    is cut there, as at `end()`. Tasks a request's code creates (`asyncio.wait_for`, `gather`) copy its
+    context, so their steps are its too. Steps of tasks with no request and the loop's own
+    callbacks (protocols parsing what they read) are not logged."""
+
+    def __init__(self, tier):
+        import asyncio
+        import contextvars
+        self.tier, self.tid = tier, threading.get_native_id()
+        self.rid = contextvars.ContextVar("kreq_truth_rid", default=None)
+        self.piece = None  # (rid, t0) of the step running now
+        steps = self
+
+        class Task(asyncio.tasks._PyTask):
+            def _Task__step(self, exc=None):
+                steps.piece = (steps.rid.get(), now())
+                try:
+                    super()._Task__step(exc)
+                finally:
+                    steps.close()
+                    steps.piece = None
+
+        def factory(loop, coro, **kw):
+            return Task(coro, loop=loop, **kw)
+
+        self.factory = factory
+
+    def install(self, loop):
+        loop.set_task_factory(self.factory)
+
+    def close(self):
+        if self.piece and self.piece[0]:
+            segment(self.piece[0], self.tier, self.piece[1], now(), tid=self.tid)
+
+    def begin(self, rid):
+        """This task works on `rid` from here (None: on no request)."""
+        if self.piece:
+            self.close()
+            self.piece = (rid, now())
+        self.rid.set(rid)
+
+    def end(self):
+        """This task's request is answered."""
+        self.begin(None)
