@@ -60,6 +60,8 @@ fn summary_json(s: &kreq_correlate::dataset::Summary, secs: f64) -> serde_json::
         "late_labels": s.late_labels,
         "handoffs": st.handoffs,
         "unresolved_stretches": st.unresolved_stretches,
+        "unsettled_loops": st.unsettled_loops,
+        "unsettled_links": st.unsettled_links,
         "resyncs": st.resyncs,
         "peak_state": {
             "threads": s.peak_state[0],
@@ -135,6 +137,12 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
         eprintln!(
             "work handed to threads with no request: {} joined to a request (handoff or wakeup), {} answered none and left unattributed",
             st.handoffs, st.unresolved_stretches
+        );
+    }
+    if st.unsettled_loops > 0 {
+        eprintln!(
+            "event loops whose requests did not settle on a number of calls: {} ({} of their links' confidence capped at 0.2: which request a step served is a guess there)",
+            st.unsettled_loops, st.unsettled_links
         );
     }
     if st.resyncs > 0 {

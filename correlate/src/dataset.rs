@@ -229,6 +229,7 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
                 *peak = (*peak).max(s);
             }
             if rows.spans >= 32 * 1024 {
+                engine.cap_unsettled(&mut rows.finished);
                 flush(&mut rows, &names, &mut out)?;
             }
         }
@@ -240,6 +241,8 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
     }
     summary.stats = engine.finish(&mut window);
     summary.incomplete += collect(&mut engine, &losses, &mut rows, &mut summary.digest, &names);
+    engine.cap_unsettled(&mut rows.finished);
+    summary.stats = engine.stats();
     flush(&mut rows, &names, &mut out)?;
     for p in window.parts.drain(..) {
         p.rewrite()?;

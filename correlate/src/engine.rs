@@ -80,6 +80,11 @@ pub struct Stats {
     /// Such stretches that answered no request and were handed none: their calls and events
     /// stay unattributed.
     pub unresolved_stretches: u64,
+    /// Links an event loop's rules made on a loop whose requests did not settle on a number
+    /// of calls: their confidence is capped (see [`Engine::cap_unsettled`]).
+    pub unsettled_links: u64,
+    /// Such loops (threads).
+    pub unsettled_loops: u64,
 }
 
 /// A syscall in progress on a thread: the events inside it say which socket and how much.
@@ -489,6 +494,12 @@ pub struct Engine {
     pub(crate) requests: HashMap<u64, Request>,
     pub(crate) spans: HashMap<u64, Span>,
     pub(crate) finished: Vec<Finished>,
+    /// Event-loop threads that exited (see [`Engine::cap_unsettled`]).
+    pub(crate) loops_exited: std::collections::HashSet<i32>,
+    /// Per event-loop thread, how many of the finished requests it served made 0, 1, ... 7
+    /// (or more) calls, and whether some of its links were capped (see
+    /// [`Engine::cap_unsettled`]).
+    pub(crate) loop_calls: HashMap<i32, ([u32; 8], bool)>,
     pub(crate) next_id: u64,
     pub(crate) now: i64,
     pub(crate) stats: Stats,
@@ -555,6 +566,8 @@ impl Engine {
             requests: HashMap::new(),
             spans: HashMap::new(),
             finished: Vec::new(),
+            loops_exited: Default::default(),
+            loop_calls: HashMap::new(),
             next_id: cfg_first_id,
             now: i64::MIN,
             stats: Stats::default(),
@@ -649,7 +662,9 @@ impl Engine {
             Kind::ExitTask => {
                 self.label_in_context(ev, sink);
                 self.end_stretch(ev.tid);
-                self.threads.remove(&ev.tid);
+                if self.threads.remove(&ev.tid).is_some_and(|t| t.event_loop) {
+                    self.loops_exited.insert(ev.tid);
+                }
             }
             _ => self.label_in_context(ev, sink),
         }

@@ -181,6 +181,9 @@ pub struct Edge {
     pub to: u64,
     /// Rule.
     pub rule: Rule,
+    /// How sure the link is: its rule's [`Rule::confidence`], or less where the rule's
+    /// premise is seen not to hold (an unsettled event loop, see [`crate::link`]'s turns).
+    pub confidence: f32,
     /// When.
     pub ts: i64,
 }

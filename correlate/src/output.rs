@@ -132,12 +132,7 @@ impl ResultRows {
                 }
             }
             services.append(true);
-            min_conf.push(
-                r.edges
-                    .iter()
-                    .map(|e| e.rule.confidence())
-                    .fold(1.0f32, f32::min),
-            );
+            min_conf.push(r.edges.iter().map(|e| e.confidence).fold(1.0f32, f32::min));
         }
         let reqs: Vec<ArrayRef> = vec![
             Arc::new(UInt64Array::from_iter_values(
@@ -247,7 +242,7 @@ impl ResultRows {
             Arc::new(UInt64Array::from_iter_values(es.iter().map(|e| e.to))),
             Arc::new(rule.finish()),
             Arc::new(Float32Array::from_iter_values(
-                es.iter().map(|e| e.rule.confidence()),
+                es.iter().map(|e| e.confidence),
             )),
             Arc::new(Int64Array::from_iter_values(es.iter().map(|e| e.ts))),
         ];

@@ -246,6 +246,16 @@ fn handoff_model_joins_pool_workers_to_the_requests_they_answer() {
 /// `port`), scores it against the app's segments with the gate `min_accuracy`, and returns
 /// the score and the dataset's directory.
 fn score_model(model: &str, port: &str, min_accuracy: &str) -> (serde_json::Value, PathBuf) {
+    let (score, _, dir) = score_model_summary(model, port, min_accuracy);
+    (score, dir)
+}
+
+/// [`score_model`], with `kreq correlate --json`'s summary too: (score, summary, directory).
+fn score_model_summary(
+    model: &str,
+    port: &str,
+    min_accuracy: &str,
+) -> (serde_json::Value, serde_json::Value, PathBuf) {
     let name = format!("model-{model}");
     let (dir, log) = run_script(
         "models.py",
@@ -262,11 +272,34 @@ fn score_model(model: &str, port: &str, min_accuracy: &str) -> (serde_json::Valu
         ],
         "truth.jsonl",
     );
-    let (_, score) = correlate_and_score(&dir, &format!("{name}-failed"), &log, min_accuracy);
+    let (summary, score) = correlate_and_score(&dir, &format!("{name}-failed"), &log, min_accuracy);
     let score: serde_json::Value = serde_json::from_str(score.trim()).expect("score json");
+    let summary: serde_json::Value =
+        serde_json::from_str(summary.trim()).expect("correlate summary json");
     assert_eq!(score["sent"], 200);
     assert_eq!(score["found"], 200);
-    (score, dir)
+    (score, summary, dir)
+}
+
+/// Each confidence of `score`'s calibration table with at least 100 links checked was right
+/// at least that often, less 0.15 (one CI-sized recording's share moves by a few hundredths
+/// between recordings; a confidence the rules' premise does not back is off by more).
+fn assert_confidence_is_not_overstated(score: &serde_json::Value) {
+    for row in score["calibration"].as_array().expect("calibration") {
+        let (links, right) = (
+            row["links"].as_u64().unwrap_or(0),
+            row["right"].as_u64().unwrap_or(0),
+        );
+        let conf = row["confidence"].as_f64().expect("confidence");
+        if links >= 100 {
+            let share = right as f64 / links as f64;
+            assert!(
+                share >= conf - 0.15,
+                "links of confidence {conf:.2} ({}) right {right} of {links} ({share:.3})",
+                row["rules"]
+            );
+        }
+    }
 }
 
 /// The one number `query` (a `SELECT` of one value) answers on the dataset in `dir/ds`.
@@ -303,7 +336,10 @@ fn asyncio_model_follows_coroutine_steps_across_zero_timeout_waits() {
     // after a preemption at a syscall's return started 6 µs after the loop ran again;
     // docs/performance.md, "A step resumed after a preemption at its return"). Without the
     // continuation rule, 0.
-    let (_, dir) = score_model("asyncio", "29180", "0.9");
+    let (_, summary, dir) = score_model_summary("asyncio", "29180", "0.9");
+    // Every request makes two calls: the loop is settled and its links keep their rules'
+    // confidence.
+    assert_eq!(summary["unsettled_loops"], 0, "{summary}");
     // Every request's redis commands are written after a zero-timeout wait, with no request
     // read in that turn: they join by woken order.
     assert!(edges_by(&dir, "continuation") >= 300);
@@ -318,7 +354,8 @@ fn eventloop_model_splits_one_pipelined_connection_among_interleaved_requests() 
     if !testbed_ready("eventloop model testbed", &["node"]) {
         return;
     }
-    let (_, dir) = score_model("eventloop", "29280", "0.9");
+    let (_, summary, dir) = score_model_summary("eventloop", "29280", "0.9");
+    assert_eq!(summary["unsettled_loops"], 0, "{summary}");
     assert!(edges_by(&dir, "turn") > 0);
 }
 
@@ -430,6 +467,45 @@ fn waitress_model_follows_requests_through_task_threads_and_a_shared_pool() {
     // Each request reaches its task thread through the main thread's wakeup.
     let n = edges_by(&dir, "handoff");
     assert!(n >= 190, "handoff edges: {n}");
+}
+
+/// An asyncio server kreq's rules were not written for: aiohttp (PyPI) with redis-py's asyncio
+/// client on a `BlockingConnectionPool` of 2. A request's task waits for a connection over
+/// several loop iterations and runs many steps with no syscall (three in five of its logged
+/// segments), so which request a step or a pooled connection's command served is not in the
+/// kernel's events: three CI-sized recordings scored 0 to 3 of 200 exact, with 25% to 31% of
+/// the redis commands given to the right request (docs/performance.md, "Apps built on common
+/// libraries"). What kreq owes there is to say so: its requests' call counts do not settle,
+/// so the loop's links carry confidence 0.2, which was about their share right.
+#[test]
+fn aiohttp_model_is_marked_unsure_where_its_steps_leave_no_kernel_event() {
+    let _serial = crate::tracefs_lock();
+    if !testbed_ready("aiohttp model testbed", &[])
+        || !kreq_testkit::skip::python("aiohttp model testbed", "aiohttp, redis")
+    {
+        return;
+    }
+    let (score, summary, _) = score_model_summary("aiohttp", "29940", "0");
+    assert_eq!(summary["unsettled_loops"], 1, "{summary}");
+    assert_confidence_is_not_overstated(&score);
+}
+
+/// An express (npm) app calling redis through ioredis on one connection: every syscall goes
+/// to its request, but a handler's stretch before its first syscall and after its last run
+/// tens of µs (medians 20 and 7 µs, one in ten over 137 and 76 µs) with no kernel event
+/// between one request's and the next's, so most turn boundaries miss by more than the
+/// scoring's 2 µs: three CI-sized recordings scored 45 to 46 of 200 exact (docs/performance.md,
+/// "Apps built on common libraries"). The gate is a floor under that; the loop's requests all
+/// make two calls, so its links keep their rules' confidence, which must hold.
+#[test]
+fn express_model_gives_every_call_to_its_request() {
+    let _serial = crate::tracefs_lock();
+    if !testbed_ready("express model testbed", &["node", "npm"]) {
+        return;
+    }
+    let (score, summary, _) = score_model_summary("express", "29950", "0.1");
+    assert_eq!(summary["unsettled_loops"], 0, "{summary}");
+    assert_confidence_is_not_overstated(&score);
 }
 
 #[test]

@@ -173,6 +173,7 @@ impl Engine {
                 from: parent.span,
                 to: root,
                 rule,
+                confidence: rule.confidence(),
                 ts,
             });
             r.edges.extend(placeholder.edges.iter().map(|e| Edge {

@@ -201,6 +201,7 @@ impl Engine {
                     from,
                     to: id,
                     rule,
+                    confidence: rule.confidence(),
                     ts: start,
                 });
             }

@@ -29,9 +29,11 @@
 //!   taking the redis connection whose release woke a parked one, and a parked one taking
 //!   it before a request read after the release.
 
+use std::collections::HashMap;
+
 use crate::engine::{Engine, Silent, Woken};
 use crate::event::Tuple;
-use crate::model::{Rule, SpanKind};
+use crate::model::{Finished, Rule, SpanKind};
 use crate::stream::Tag;
 
 /// How long a step's code runs on after its syscall returns, before the loop's next step
@@ -667,4 +669,93 @@ fn settled_calls(made: &[u32; 8]) -> Option<usize> {
     let total: u32 = made.iter().sum();
     let (k, &n) = made.iter().enumerate().max_by_key(|&(_, n)| *n)?;
     (total >= SETTLED_AFTER && n * 5 >= total * 3 && k + 1 < made.len()).then_some(k)
+}
+
+/// Requests after which an event loop whose requests have not settled on a number of calls
+/// (three in five making the same number, as in [`settled_calls`]) is taken as unsettled.
+/// The woken-order rules rest on each request making its calls in the loop's order; a loop
+/// whose requests, as kreq joined them, made 0 to 4 calls in like numbers is one where they
+/// did not. Counted over the finished requests with a server span on the loop, the calls
+/// under those spans (on any thread): in the testbed's `aiohttp` model (redis-py's pool on
+/// asyncio; every request makes two calls) 63 to 71 of 200 requests had none and 50 to 54 had
+/// four; no loop of the 238 kept recordings of the other models is unsettled (counting each
+/// thread's own calls, Go's were: goroutines move between threads). 20 is a choice, not a
+/// measured best: enough requests that a few misjoined ones do not unsettle a loop.
+const UNSETTLED_AFTER: u32 = 20;
+
+/// The confidence of a link an event loop's rules made on an unsettled loop: over three
+/// CI-sized recordings of the `aiohttp` model, such links were right 864 of 4239 times
+/// (0.204: `continuation` 0.33, `turn` 0.20, `silent_step` 0.09; docs/performance.md, "Apps
+/// built on common libraries").
+const UNSETTLED_CONFIDENCE: f32 = 0.2;
+
+impl Engine {
+    /// Caps at [`UNSETTLED_CONFIDENCE`] the confidence of the links of `finished` requests
+    /// that an event loop's rules made (`event_loop`, `continuation`, `turn`, `silent_step`)
+    /// on a loop that is unsettled, counting `finished` and the requests finished before:
+    /// called as results are written, when the loop has served many requests.
+    pub(crate) fn cap_unsettled(&mut self, finished: &mut [Finished]) {
+        for f in finished.iter() {
+            // Per loop thread serving the request: the calls under its server spans there.
+            let mut calls: Vec<(i32, usize)> = Vec::new();
+            for s in f.spans.iter().filter(|s| s.kind == SpanKind::Server) {
+                let is_loop = self.threads.get(&s.tid).is_some_and(|t| t.event_loop)
+                    || self.loops_exited.contains(&s.tid);
+                if is_loop && !calls.iter().any(|c| c.0 == s.tid) {
+                    calls.push((s.tid, 0));
+                }
+            }
+            if calls.is_empty() {
+                continue;
+            }
+            let by_id: HashMap<u64, &crate::model::Span> =
+                f.spans.iter().map(|s| (s.id, s)).collect();
+            for c in f.spans.iter().filter(|s| s.kind == SpanKind::Client) {
+                let mut counted: Vec<i32> = Vec::new();
+                let mut up = c.parent.and_then(|p| by_id.get(&p));
+                while let Some(a) = up {
+                    if a.kind == SpanKind::Server && !counted.contains(&a.tid) {
+                        if let Some(n) = calls.iter_mut().find(|n| n.0 == a.tid) {
+                            n.1 += 1;
+                            counted.push(a.tid);
+                        }
+                    }
+                    up = a.parent.and_then(|p| by_id.get(&p));
+                }
+            }
+            for (tid, n) in calls {
+                let made = &mut self.loop_calls.entry(tid).or_default().0;
+                let slot = n.min(made.len() - 1);
+                made[slot] = made[slot].saturating_add(1);
+            }
+        }
+        let unsettled = |made: &[u32; 8]| {
+            made.iter().sum::<u32>() >= UNSETTLED_AFTER && settled_calls(made).is_none()
+        };
+        for f in finished.iter_mut() {
+            for e in &mut f.request.edges {
+                let by_loop = matches!(
+                    e.rule,
+                    Rule::EventLoop | Rule::Continuation | Rule::Turn | Rule::SilentStep
+                );
+                if !by_loop || e.confidence <= UNSETTLED_CONFIDENCE {
+                    continue;
+                }
+                let Some(tid) = f.spans.iter().find(|s| s.id == e.to).map(|s| s.tid) else {
+                    continue;
+                };
+                let Some((made, capped)) = self.loop_calls.get_mut(&tid) else {
+                    continue;
+                };
+                if unsettled(made) {
+                    e.confidence = UNSETTLED_CONFIDENCE;
+                    self.stats.unsettled_links += 1;
+                    if !*capped {
+                        *capped = true;
+                        self.stats.unsettled_loops += 1;
+                    }
+                }
+            }
+        }
+    }
 }
