@@ -141,7 +141,7 @@ pub fn run(args: CorrelateArgs) -> Result<()> {
     }
     if st.unsettled_loops > 0 {
         eprintln!(
-            "event loops whose requests did not settle on a number of calls: {} ({} of their links' confidence capped at 0.2: which request a step served is a guess there)",
+            "event loops whose requests agree on no number of calls, or whose due steps run late: {} ({} of their links' confidence capped at 0.2: which request a step served is a guess there)",
             st.unsettled_loops, st.unsettled_links
         );
     }

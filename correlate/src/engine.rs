@@ -226,6 +226,9 @@ pub(crate) struct Thread {
     pub calls_made: [u32; 8],
     /// Event loops: waits returned so far, numbering the loop's iterations.
     pub waits: u64,
+    /// Event loops: writes given by due order when one request was due, and of those, the
+    /// ones made in the iteration after the request was made due.
+    pub due_writes: [u32; 2],
     /// Event loops: the requests the last read on a server socket took at once (HTTP/2
     /// streams in one read), in read order, that have not called out since.
     pub batch: std::collections::VecDeque<Tag>,
@@ -351,6 +354,7 @@ impl Thread {
             steps_later: 0,
             calls_made: [0; 8],
             waits: 0,
+            due_writes: [0; 2],
             resumed: i64::MIN,
             resched_exit: false,
             first_preempted: Preemption::default(),
@@ -494,8 +498,9 @@ pub struct Engine {
     pub(crate) requests: HashMap<u64, Request>,
     pub(crate) spans: HashMap<u64, Span>,
     pub(crate) finished: Vec<Finished>,
-    /// Event-loop threads that exited (see [`Engine::cap_unsettled`]).
-    pub(crate) loops_exited: std::collections::HashSet<i32>,
+    /// Event-loop threads that exited, and whether their due steps had been seen not to run
+    /// in the next iteration (see [`Engine::cap_unsettled`]).
+    pub(crate) loops_exited: HashMap<i32, bool>,
     /// Per event-loop thread, how many of the finished requests it served made 0, 1, ... 7
     /// (or more) calls, and whether some of its links were capped (see
     /// [`Engine::cap_unsettled`]).
@@ -566,7 +571,7 @@ impl Engine {
             requests: HashMap::new(),
             spans: HashMap::new(),
             finished: Vec::new(),
-            loops_exited: Default::default(),
+            loops_exited: HashMap::new(),
             loop_calls: HashMap::new(),
             next_id: cfg_first_id,
             now: i64::MIN,
@@ -662,8 +667,8 @@ impl Engine {
             Kind::ExitTask => {
                 self.label_in_context(ev, sink);
                 self.end_stretch(ev.tid);
-                if self.threads.remove(&ev.tid).is_some_and(|t| t.event_loop) {
-                    self.loops_exited.insert(ev.tid);
+                if let Some(t) = self.threads.remove(&ev.tid).filter(|t| t.event_loop) {
+                    self.loops_exited.insert(ev.tid, t.steps_off_time());
                 }
             }
             _ => self.label_in_context(ev, sink),

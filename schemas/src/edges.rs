@@ -16,7 +16,7 @@ pub const TO_SPAN: &str = "to_span";
 /// Rule that made the link (dictionary Utf8), one of [`RULES`].
 pub const RULE: &str = "rule";
 /// Confidence of the link, 0 to 1 (Float32): its rule's, or lower where the correlator saw
-/// the rule's premise fail (an event loop whose requests agree on no number of calls).
+/// the rule's premise fail (an unsettled event loop).
 pub const CONFIDENCE: &str = "confidence";
 /// When the link was made (Int64 ns, trace clock).
 pub const TS_NS: &str = "ts_ns";

@@ -205,6 +205,12 @@ impl Engine {
                 // Due: read (or woken) in the last iteration or this one; one parked longer
                 // only when no release was seen to wake another.
                 let due = t.waits.saturating_sub(1);
+                let mut waiting = t.woken.iter().filter(|w| w.via.is_none());
+                if let (Some(only), None) = (waiting.next(), waiting.next()) {
+                    let next = t.waits == only.iteration + 1;
+                    t.due_writes[0] = t.due_writes[0].saturating_add(1);
+                    t.due_writes[1] = t.due_writes[1].saturating_add(u32::from(next));
+                }
                 let i = t
                     .woken
                     .iter()
@@ -685,22 +691,46 @@ const UNSETTLED_AFTER: u32 = 20;
 
 /// The confidence of a link an event loop's rules made on an unsettled loop: over three
 /// CI-sized recordings of the `aiohttp` model, such links were right 864 of 4239 times
-/// (0.204: `continuation` 0.33, `turn` 0.20, `silent_step` 0.09; docs/performance.md, "Apps
-/// built on common libraries").
+/// (0.204: `continuation` 0.27, `turn` 0.20, `silent_step` 0.09); with a FastAPI app and a
+/// fastify app with node-redis (one recording each, not in the testbed), 1481 of 6382
+/// (0.232; docs/performance.md, "Apps built on common libraries").
 const UNSETTLED_CONFIDENCE: f32 = 0.2;
+
+/// Writes given by due order with one request due, after which a loop whose due steps are
+/// seen not to run in the next iteration is taken as unsettled too: fewer than three in five
+/// of them came in the iteration after the request was made due. The due-order rule gives a
+/// write to a request made due in the last iteration (asyncio runs a step made due in one
+/// iteration in the next): in the testbed's `asyncio` recordings every such write came in
+/// the next iteration (141 of 141, 89 of 89, 100 of 100 in three CI-sized ones, 600 of 600 in
+/// one of 3000 requests); in three `aiohttp` ones 2 of 6, 4 of 10 and 7 of 14, in a FastAPI
+/// app on uvicorn with the same redis pool 47 of 110 (its requests wait in the pool and behind
+/// the framework's own tasks). No other model's recordings (libuv, Go, thread pools) made
+/// five such writes. 5 is a choice, not a measured best.
+const DUE_WRITES_AFTER: u32 = 5;
+
+impl crate::engine::Thread {
+    /// An event loop whose due steps, by the writes given by due order, do not run in the
+    /// iteration after they were made due (see [`DUE_WRITES_AFTER`]).
+    pub(crate) fn steps_off_time(&self) -> bool {
+        let [n, next] = self.due_writes;
+        self.event_loop && n >= DUE_WRITES_AFTER && next * 5 < n * 3
+    }
+}
 
 impl Engine {
     /// Caps at [`UNSETTLED_CONFIDENCE`] the confidence of the links of `finished` requests
     /// that an event loop's rules made (`event_loop`, `continuation`, `turn`, `silent_step`)
-    /// on a loop that is unsettled, counting `finished` and the requests finished before:
-    /// called as results are written, when the loop has served many requests.
+    /// on a loop that is unsettled: its requests agree on no number of calls
+    /// ([`UNSETTLED_AFTER`], counting `finished` and the requests finished before), or its
+    /// due steps do not run in the next iteration ([`DUE_WRITES_AFTER`]). Called as results
+    /// are written, when the loop has served many requests.
     pub(crate) fn cap_unsettled(&mut self, finished: &mut [Finished]) {
         for f in finished.iter() {
             // Per loop thread serving the request: the calls under its server spans there.
             let mut calls: Vec<(i32, usize)> = Vec::new();
             for s in f.spans.iter().filter(|s| s.kind == SpanKind::Server) {
                 let is_loop = self.threads.get(&s.tid).is_some_and(|t| t.event_loop)
-                    || self.loops_exited.contains(&s.tid);
+                    || self.loops_exited.contains_key(&s.tid);
                 if is_loop && !calls.iter().any(|c| c.0 == s.tid) {
                     calls.push((s.tid, 0));
                 }
@@ -744,10 +774,14 @@ impl Engine {
                 let Some(tid) = f.spans.iter().find(|s| s.id == e.to).map(|s| s.tid) else {
                     continue;
                 };
+                let off_time = self.threads.get(&tid).map_or_else(
+                    || self.loops_exited.get(&tid).copied().unwrap_or(false),
+                    |t| t.steps_off_time(),
+                );
                 let Some((made, capped)) = self.loop_calls.get_mut(&tid) else {
                     continue;
                 };
-                if unsettled(made) {
+                if unsettled(made) || off_time {
                     e.confidence = UNSETTLED_CONFIDENCE;
                     self.stats.unsettled_links += 1;
                     if !*capped {
