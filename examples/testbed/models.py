@@ -70,6 +70,9 @@ MODELS = {
     "waitress": _app([sys.executable, os.path.join(HERE, "models", "waitress_app.py")]),
     "aiohttp": _app([sys.executable, os.path.join(HERE, "models", "aiohttp_app.py")]),
     "express": _app([shutil.which("node") or "node", os.path.join(HERE, "models", "express_app.js")]),
+    "fastapi": _app([sys.executable, os.path.join(HERE, "models", "fastapi_app.py")]),
+    "gthread": _app([sys.executable, os.path.join(HERE, "models", "gthread_app.py")]),
+    "fastify": _app([shutil.which("node") or "node", os.path.join(HERE, "models", "fastify_app.js")]),
 }
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -194,7 +197,7 @@ def start_backend():
 
 
 # The npm packages of the Node.js models, pinned.
-NPM = {"@grpc/grpc-js": "1.14.7", "express": "5.3.0", "ioredis": "6.1.0"}
+NPM = {"@grpc/grpc-js": "1.14.7", "express": "5.3.0", "ioredis": "6.1.0", "fastify": "5.12.8", "redis": "6.4.0"}
 
 
 def node_modules():
@@ -227,7 +230,7 @@ def main():
     if args.model == "go":
         build_go()
     start_backend()
-    env = dict(os.environ, NODE_PATH=node_modules()) if args.model == "express" else None
+    env = dict(os.environ, NODE_PATH=node_modules()) if args.model in ("express", "fastify") else None
     app = start(MODELS[args.model](args), env=env)
     if args.model == "unix":
         wait_file(os.path.join(work, "app.sock"))

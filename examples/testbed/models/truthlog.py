@@ -23,13 +23,18 @@ def segment(request_id, tier, t0, t1, tid=None):
     _segments.append((request_id, tier, os.getpid(), tid or threading.get_native_id(), t0, t1))
 
 
+def write(path):
+    """Writes the segments kept so far to `path`."""
+    with open(path, "w") as f:
+        for rid, tier, pid, tid, t0, t1 in _segments:
+            f.write(json.dumps({"request_id": rid, "tier": tier, "pid": pid, "tid": tid,
+                                "t0": t0, "t1": t1}) + "\n")
+
+
 def install(path):
     """Writes the segments to `path` and exits on SIGTERM."""
     def dump(*_):
-        with open(path, "w") as f:
-            for rid, tier, pid, tid, t0, t1 in _segments:
-                f.write(json.dumps({"request_id": rid, "tier": tier, "pid": pid, "tid": tid,
-                                    "t0": t0, "t1": t1}) + "\n")
+        write(path)
         os._exit(0)
     signal.signal(signal.SIGTERM, dump)
 
