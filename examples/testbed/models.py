@@ -71,6 +71,8 @@ MODELS = {
     "aiohttp": _app([sys.executable, os.path.join(HERE, "models", "aiohttp_app.py")]),
     "express": _app([shutil.which("node") or "node", os.path.join(HERE, "models", "express_app.js")]),
     "fastapi": _app([sys.executable, os.path.join(HERE, "models", "fastapi_app.py")]),
+    "uvloop": _app([sys.executable, os.path.join(HERE, "models", "fastapi_app.py"), "--uvloop"]),
+    "goredigo": lambda a: _app([os.path.join(work, "goredigo")])(a),
     "gthread": _app([sys.executable, os.path.join(HERE, "models", "gthread_app.py")]),
     "fastify": _app([shutil.which("node") or "node", os.path.join(HERE, "models", "fastify_app.js")]),
 }
@@ -216,19 +218,24 @@ def node_modules():
     return os.path.join(cache, "node_modules")
 
 
-def build_go():
-    """Builds the Go model into the work directory (the standard library only)."""
+def build_go(name):
+    """Builds the Go model `name` (models/NAME.go) into the work directory: with the standard
+    library, and for `goredigo` Debian's redigo source package (GOPATH /usr/share/gocode)."""
     go = shutil.which("go")
     if not go:
-        raise SystemExit("models: the go model needs Go (apt-get install golang-go)")
+        raise SystemExit(f"models: the {args.model} model needs Go (apt-get install golang-go)")
     env = dict(os.environ, GOCACHE=os.path.join(work, "gocache"), GO111MODULE="off")
-    subprocess.run([go, "build", "-o", os.path.join(work, "gopool"), os.path.join(HERE, "models", "gopool.go")],
+    if name == "goredigo":
+        if not os.path.isdir("/usr/share/gocode/src/github.com/gomodule/redigo"):
+            raise SystemExit("models: the goredigo model needs apt-get install golang-github-gomodule-redigo-dev")
+        env["GOPATH"] = "/usr/share/gocode"
+    subprocess.run([go, "build", "-o", os.path.join(work, name), os.path.join(HERE, "models", f"{name}.go")],
                    check=True, env=env)
 
 
 def main():
-    if args.model == "go":
-        build_go()
+    if args.model in ("go", "goredigo"):
+        build_go({"go": "gopool"}.get(args.model, args.model))
     start_backend()
     env = dict(os.environ, NODE_PATH=node_modules()) if args.model in ("express", "fastify") else None
     app = start(MODELS[args.model](args), env=env)

@@ -1,4 +1,5 @@
-"""FastAPI model: a FastAPI app on uvicorn's asyncio loop (PyPI); each request does INCR then
+"""FastAPI model: a FastAPI app on uvicorn's asyncio loop, or with `--uvloop` on uvloop's
+libuv-based loop (PyPI); each request does INCR then
 GET through redis-py's asyncio client on a `BlockingConnectionPool` of 2 connections, spins
 and answers. Segments: every step of a task working on a request (`truthlog.AsyncioSteps`),
 from the ASGI call to the response body's last send (uvicorn's parsing in its protocol's
@@ -22,6 +23,7 @@ p.add_argument("--redis", type=int, required=True)
 p.add_argument("--truth", required=True)
 p.add_argument("--redis-conns", type=int, default=2)
 p.add_argument("--spin", type=int, default=2000)
+p.add_argument("--uvloop", action="store_true", help="run on uvloop's loop")
 args = p.parse_args()
 truthlog.install(args.truth)
 STEPS = truthlog.AsyncioSteps("app")
@@ -62,5 +64,6 @@ async def app(scope, receive, send):
     await api(scope, receive, sending)
 
 
-uvicorn.run(app, host="127.0.0.1", port=args.port, loop="asyncio", log_level="warning",
+uvicorn.run(app, host="127.0.0.1", port=args.port, loop="uvloop" if args.uvloop else "asyncio",
+            log_level="warning",
             access_log=False, lifespan="on")
