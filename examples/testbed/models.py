@@ -219,8 +219,9 @@ def node_modules():
 
 
 def build_go(name):
-    """Builds the Go model `name` (models/NAME.go) into the work directory: with the standard
-    library, and for `goredigo` Debian's redigo source package (GOPATH /usr/share/gocode)."""
+    """Builds the Go model `name` (models/NAME.go with what the Go models share, goshared.go) into
+    the work directory: with the standard library, and for `goredigo` Debian's redigo source
+    package (GOPATH /usr/share/gocode)."""
     go = shutil.which("go")
     if not go:
         raise SystemExit(f"models: the {args.model} model needs Go (apt-get install golang-go)")
@@ -229,8 +230,8 @@ def build_go(name):
         if not os.path.isdir("/usr/share/gocode/src/github.com/gomodule/redigo"):
             raise SystemExit("models: the goredigo model needs apt-get install golang-github-gomodule-redigo-dev")
         env["GOPATH"] = "/usr/share/gocode"
-    subprocess.run([go, "build", "-o", os.path.join(work, name), os.path.join(HERE, "models", f"{name}.go")],
-                   check=True, env=env)
+    subprocess.run([go, "build", "-o", os.path.join(work, name), os.path.join(HERE, "models", f"{name}.go"),
+                    os.path.join(HERE, "models", "goshared.go")], check=True, env=env)
 
 
 def main():

@@ -4,7 +4,6 @@ connections, spins and answers. Segments: every step of a task working on a requ
 (`truthlog.AsyncioSteps`), from the handler's start to the response's last write (aiohttp's
 parsing in the protocol's callback is not logged).
 """
-import argparse
 import asyncio
 
 import redis.asyncio as aioredis
@@ -12,12 +11,7 @@ from aiohttp import web
 
 import truthlog
 
-p = argparse.ArgumentParser()
-p.add_argument("--port", type=int, required=True)
-p.add_argument("--redis", type=int, required=True)
-p.add_argument("--truth", required=True)
-p.add_argument("--redis-conns", type=int, default=2)
-p.add_argument("--spin", type=int, default=2000)
+p = truthlog.model_args()
 args = p.parse_args()
 truthlog.install(args.truth)
 

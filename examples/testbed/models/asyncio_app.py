@@ -3,18 +3,12 @@ takes a redis connection from a pool of 2 (an `asyncio.Queue`), does INCR then G
 answers. Segments: every step of the request's task between two suspensions (from reading the
 head to awaiting redis, from each reply to the next await, the last to the response's write).
 """
-import argparse
 import asyncio
 import threading
 
 import truthlog
 
-p = argparse.ArgumentParser()
-p.add_argument("--port", type=int, required=True)
-p.add_argument("--redis", type=int, required=True)
-p.add_argument("--truth", required=True)
-p.add_argument("--redis-conns", type=int, default=2)
-p.add_argument("--spin", type=int, default=2000)
+p = truthlog.model_args()
 args = p.parse_args()
 truthlog.install(args.truth)
 TID = threading.get_native_id()

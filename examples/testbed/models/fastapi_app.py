@@ -6,7 +6,6 @@ from the ASGI call to the response body's last send (uvicorn's parsing in its pr
 callback is not logged). uvicorn handles SIGTERM itself, then raises it again with the
 handler it found, `truthlog.install`'s, which writes the truth.
 """
-import argparse
 import asyncio
 from contextlib import asynccontextmanager
 
@@ -17,12 +16,7 @@ from fastapi.responses import PlainTextResponse
 
 import truthlog
 
-p = argparse.ArgumentParser()
-p.add_argument("--port", type=int, required=True)
-p.add_argument("--redis", type=int, required=True)
-p.add_argument("--truth", required=True)
-p.add_argument("--redis-conns", type=int, default=2)
-p.add_argument("--spin", type=int, default=2000)
+p = truthlog.model_args()
 p.add_argument("--uvloop", action="store_true", help="run on uvloop's loop")
 args = p.parse_args()
 truthlog.install(args.truth)

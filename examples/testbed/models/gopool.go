@@ -6,7 +6,7 @@
 // on the OS thread it ran on (gettid at both ends; a stretch that moved threads is logged on
 // neither). Kept in memory, written on SIGTERM after the recording.
 //
-//	go run examples/testbed/models/gopool.go --port P --redis R --truth FILE
+//	go build examples/testbed/models/gopool.go examples/testbed/models/goshared.go
 package main
 
 import (
@@ -15,53 +15,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
-	"unsafe"
 )
-
-type segment struct {
-	rid    string
-	tid    int
-	t0, t1 int64
-}
-
-var (
-	mu       sync.Mutex
-	segments []segment
-	pid      = os.Getpid()
-)
-
-// now is CLOCK_MONOTONIC in ns, as the trace's clock (time.Now's monotonic reading has
-// another origin).
-func now() int64 {
-	var ts syscall.Timespec
-	syscall.Syscall(syscall.SYS_CLOCK_GETTIME, 1, uintptr(unsafe.Pointer(&ts)), 0)
-	return ts.Nano()
-}
-
-// step is one stretch of a goroutine's work on a request.
-type step struct {
-	rid string
-	tid int
-	t0  int64
-}
-
-func begin(rid string) step { return step{rid, syscall.Gettid(), now()} }
-
-func (s step) end() {
-	t1 := now()
-	if syscall.Gettid() != s.tid {
-		return // moved to another thread inside the stretch: where is not known
-	}
-	mu.Lock()
-	segments = append(segments, segment{s.rid, s.tid, s.t0, t1})
-	mu.Unlock()
-}
 
 type redis struct {
 	c net.Conn
@@ -114,19 +70,7 @@ func main() {
 		pool <- &redis{c, bufio.NewReader(c)}
 	}
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM)
-	go func() {
-		<-sig
-		f, _ := os.Create(*truth)
-		mu.Lock()
-		for _, s := range segments {
-			fmt.Fprintf(f, "{\"request_id\": %q, \"tier\": \"app\", \"pid\": %d, \"tid\": %d, \"t0\": %d, \"t1\": %d}\n",
-				s.rid, pid, s.tid, s.t0, s.t1)
-		}
-		f.Close()
-		os.Exit(0)
-	}()
+	writeTruthOnTerm(*truth)
 
 	http.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		rid := req.Header.Get("X-Request-ID")
@@ -149,16 +93,7 @@ func main() {
 		r.reply()
 		s = begin(rid)
 		pool <- r
-		x := 0
-		for i := 0; i < *spin; i++ {
-			x += i * i
-		}
-		body := fmt.Sprintf("ok %s %s %d\n", rid, n, x)
-		w.Header().Set("Content-Type", "text/plain")
-		w.Header().Set("X-Request-ID", rid)
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		s.end()
-		w.Write([]byte(body))
+		answer(w, rid, n, *spin, s)
 	})
 	if err := http.ListenAndServe(fmt.Sprintf("127.0.0.1:%d", *port), nil); err != nil {
 		panic(err)

@@ -1,23 +1,10 @@
 """The gthread model's app (see gthread_app.py)."""
 import os
 
-import redis
-from flask import Flask, request
-
 import truthlog
+from flask_redis import make_app
 
-r = redis.Redis(connection_pool=redis.BlockingConnectionPool(
-    host="127.0.0.1", port=int(os.environ["KREQ_MODEL_REDIS"]), max_connections=2))
-flask_app = Flask(__name__)
-
-
-@flask_app.get("/", defaults={"path": ""})
-@flask_app.get("/<path:path>")
-def index(path):
-    rid = request.headers.get("X-Request-ID", "")
-    n = r.incr("hits")
-    r.get("hits")
-    return f"ok {rid} {n} {truthlog.spin(2000)}\n", 200, {"Content-Type": "text/plain", "X-Request-ID": rid}
+flask_app = make_app(int(os.environ["KREQ_MODEL_REDIS"]))
 
 
 class Logged:

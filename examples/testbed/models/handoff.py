@@ -4,7 +4,6 @@
 redis connection. Segments: the acceptor from the read to the submit, the worker from taking
 the task to the last byte of the reply.
 """
-import argparse
 import queue
 import selectors
 import socket
@@ -12,13 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import truthlog
 
-p = argparse.ArgumentParser()
-p.add_argument("--port", type=int, required=True)
-p.add_argument("--redis", type=int, required=True)
-p.add_argument("--truth", required=True)
+p = truthlog.model_args(redis_conns=3)
 p.add_argument("--workers", type=int, default=4)
-p.add_argument("--redis-conns", type=int, default=3)
-p.add_argument("--spin", type=int, default=2000)
 args = p.parse_args()
 truthlog.install(args.truth)
 

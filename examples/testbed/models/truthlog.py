@@ -4,6 +4,7 @@ Segments are kept in memory and written only when the app is told to stop (SIGTE
 recording ended, so writing the truth is not in the trace. Each line of the output is one
 segment: {"request_id", "tier", "pid", "tid", "t0", "t1"} with CLOCK_MONOTONIC ns.
 """
+import argparse
 import json
 import os
 import signal
@@ -11,6 +12,19 @@ import threading
 import time
 
 _segments = []
+
+
+def model_args(redis_conns=2):
+    """The arguments every model app of the form load -> app -> redis takes: `--port`,
+    `--redis` (its port), `--truth` (where to write the segments), `--redis-conns` (the
+    app's pool) and `--spin` (its CPU work per request); add more before parsing."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--redis", type=int, required=True)
+    p.add_argument("--truth", required=True)
+    p.add_argument("--redis-conns", type=int, default=redis_conns)
+    p.add_argument("--spin", type=int, default=2000)
+    return p
 
 
 def now():

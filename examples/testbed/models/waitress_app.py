@@ -5,37 +5,17 @@ thread runs the app, which does INCR then GET through redis-py (PyPI) on a
 back to the main thread, which writes it. Segments: the task thread from the app's call to its
 return (waitress's own parsing and writing on the main thread are not logged).
 """
-import argparse
 
-import redis
-from flask import Flask, request
 from waitress import serve
 
 import truthlog
+from flask_redis import make_app
 
-p = argparse.ArgumentParser()
-p.add_argument("--port", type=int, required=True)
-p.add_argument("--redis", type=int, required=True)
-p.add_argument("--truth", required=True)
+p = truthlog.model_args()
 p.add_argument("--threads", type=int, default=4)
-p.add_argument("--redis-conns", type=int, default=2)
-p.add_argument("--spin", type=int, default=2000)
 args = p.parse_args()
 truthlog.install(args.truth)
-
-r = redis.Redis(connection_pool=redis.BlockingConnectionPool(
-    host="127.0.0.1", port=args.redis, max_connections=args.redis_conns))
-app = Flask(__name__)
-
-
-@app.get("/", defaults={"path": ""})
-@app.get("/<path:path>")
-def index(path):
-    rid = request.headers.get("X-Request-ID", "")
-    n = r.incr("hits")
-    r.get("hits")
-    body = f"ok {rid} {n} {truthlog.spin(args.spin)}\n"
-    return body, 200, {"Content-Type": "text/plain", "X-Request-ID": rid}
+app = make_app(args.redis, args.redis_conns, args.spin)
 
 
 def logged(environ, start_response):
