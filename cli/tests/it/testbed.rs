@@ -281,6 +281,15 @@ fn score_model_summary(
     (score, summary, dir)
 }
 
+/// Records and scores `model` (as [`score_model`], with no accuracy gate) where kreq cannot
+/// tell which request a loop's step served: its one loop must be unsettled and no confidence
+/// of its calibration table overstated.
+fn score_unsure_model(model: &str, port: &str) {
+    let (score, summary, _) = score_model_summary(model, port, "0");
+    assert_eq!(summary["unsettled_loops"], 1, "{summary}");
+    assert_confidence_is_not_overstated(&score);
+}
+
 /// Each confidence of `score`'s calibration table with at least 100 links checked was right
 /// at least that often, less 0.15 (one CI-sized recording's share moves by a few hundredths
 /// between recordings; a confidence the rules' premise does not back is off by more).
@@ -485,9 +494,7 @@ fn aiohttp_model_is_marked_unsure_where_its_steps_leave_no_kernel_event() {
     {
         return;
     }
-    let (score, summary, _) = score_model_summary("aiohttp", "29940", "0");
-    assert_eq!(summary["unsettled_loops"], 1, "{summary}");
-    assert_confidence_is_not_overstated(&score);
+    score_unsure_model("aiohttp", "29940");
 }
 
 /// An express (npm) app calling redis through ioredis on one connection: every syscall goes
@@ -522,9 +529,7 @@ fn fastapi_model_is_marked_unsure_where_its_due_steps_run_late() {
     {
         return;
     }
-    let (score, summary, _) = score_model_summary("fastapi", "29920", "0");
-    assert_eq!(summary["unsettled_loops"], 1, "{summary}");
-    assert_confidence_is_not_overstated(&score);
+    score_unsure_model("fastapi", "29920");
 }
 
 /// Flask under gunicorn's `gthread` worker: a main thread polls the connections and a pool of
@@ -553,9 +558,7 @@ fn fastify_model_is_marked_unsure_where_one_write_carries_several_requests() {
     if !testbed_ready("fastify model testbed", &["node", "npm"]) {
         return;
     }
-    let (score, summary, _) = score_model_summary("fastify", "29930", "0");
-    assert_eq!(summary["unsettled_loops"], 1, "{summary}");
-    assert_confidence_is_not_overstated(&score);
+    score_unsure_model("fastify", "29930");
 }
 
 /// The same FastAPI app on uvloop (libuv under asyncio's interface): 0 and 1 of 200 exact in
@@ -568,9 +571,7 @@ fn uvloop_model_is_marked_unsure() {
     {
         return;
     }
-    let (score, summary, _) = score_model_summary("uvloop", "29900", "0");
-    assert_eq!(summary["unsettled_loops"], 1, "{summary}");
-    assert_confidence_is_not_overstated(&score);
+    score_unsure_model("uvloop", "29900");
 }
 
 /// Go `net/http` with redigo's pool (Debian's golang-github-gomodule-redigo-dev), a client
