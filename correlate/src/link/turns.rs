@@ -682,18 +682,22 @@ fn settled_calls(made: &[u32; 8]) -> Option<usize> {
 /// The woken-order rules rest on each request making its calls in the loop's order; a loop
 /// whose requests, as kreq joined them, made 0 to 4 calls in like numbers is one where they
 /// did not. Counted over the finished requests with a server span on the loop, the calls
-/// under those spans (on any thread): in the testbed's `aiohttp` model (redis-py's pool on
+/// those spans made (the client spans whose nearest server span above is one of them, on
+/// any thread: not the calls of the servers they called, whose number may vary, as
+/// WordPress's queries under nginx): in the testbed's `aiohttp` model (redis-py's pool on
 /// asyncio; every request makes two calls) 63 to 71 of 200 requests had none and 50 to 54 had
-/// four; no loop of the 238 kept recordings of the other models is unsettled (counting each
-/// thread's own calls, Go's were: goroutines move between threads). 20 is a choice, not a
+/// four; no loop of 257 kept recordings of the other models and apps (every testbed model,
+/// six WordPress ones) is unsettled (counting each thread's own calls, Go's were: goroutines
+/// move between threads; counting every call under the loop's spans, nginx's in front of
+/// WordPress were). 20 is a choice, not a
 /// measured best: enough requests that a few misjoined ones do not unsettle a loop.
 const UNSETTLED_AFTER: u32 = 20;
 
 /// The confidence of a link an event loop's rules made on an unsettled loop: over three
 /// CI-sized recordings of the `aiohttp` model, such links were right 864 of 4239 times
-/// (0.204: `continuation` 0.27, `turn` 0.20, `silent_step` 0.09); with a FastAPI app and a
-/// fastify app with node-redis (one recording each, not in the testbed), 1481 of 6382
-/// (0.232; docs/performance.md, "Apps built on common libraries").
+/// (0.204: `continuation` 0.27, `turn` 0.20, `silent_step` 0.09); with the `fastapi`,
+/// `uvloop` and `fastify` models (two or three recordings each), 3375 of 13174 (0.256; the
+/// apps 0.204 to 0.336; docs/performance.md, "Apps built on common libraries").
 const UNSETTLED_CONFIDENCE: f32 = 0.2;
 
 /// Writes given by due order with one request due, after which a loop whose due steps are
@@ -726,7 +730,7 @@ impl Engine {
     /// are written, when the loop has served many requests.
     pub(crate) fn cap_unsettled(&mut self, finished: &mut [Finished]) {
         for f in finished.iter() {
-            // Per loop thread serving the request: the calls under its server spans there.
+            // Per loop thread serving the request: the calls its server spans there made.
             let mut calls: Vec<(i32, usize)> = Vec::new();
             for s in f.spans.iter().filter(|s| s.kind == SpanKind::Server) {
                 let is_loop = self.threads.get(&s.tid).is_some_and(|t| t.event_loop)
@@ -741,14 +745,15 @@ impl Engine {
             let by_id: HashMap<u64, &crate::model::Span> =
                 f.spans.iter().map(|s| (s.id, s)).collect();
             for c in f.spans.iter().filter(|s| s.kind == SpanKind::Client) {
-                let mut counted: Vec<i32> = Vec::new();
+                // The call is made for the nearest server span above it: a server's own
+                // calls, not those of the servers it called.
                 let mut up = c.parent.and_then(|p| by_id.get(&p));
                 while let Some(a) = up {
-                    if a.kind == SpanKind::Server && !counted.contains(&a.tid) {
+                    if a.kind == SpanKind::Server {
                         if let Some(n) = calls.iter_mut().find(|n| n.0 == a.tid) {
                             n.1 += 1;
-                            counted.push(a.tid);
                         }
+                        break;
                     }
                     up = a.parent.and_then(|p| by_id.get(&p));
                 }
