@@ -285,9 +285,37 @@ fn score_model_summary(
 /// tell which request a loop's step served: its one loop must be unsettled and no confidence
 /// of its calibration table overstated.
 fn score_unsure_model(model: &str, port: &str) {
-    let (score, summary, _) = score_model_summary(model, port, "0");
-    assert_eq!(summary["unsettled_loops"], 1, "{summary}");
+    let (score, summary, dir) = score_model_summary(model, port, "0");
+    assert_eq!(unsettled_app_loops(&dir), 1, "{summary}");
     assert_confidence_is_not_overstated(&score);
+}
+
+/// The model app's threads (those the truth in `dir` logs segments for, by process) with
+/// links capped as an unsettled loop's: a CI recording is system-wide, and loops of other
+/// processes (other tests' tokio runtimes) may be unsettled too.
+fn unsettled_app_loops(dir: &Path) -> i64 {
+    let truth = std::fs::read_to_string(dir.join("truth.jsonl")).expect("truth");
+    let mut pids: Vec<i64> = Vec::new();
+    for line in truth.lines() {
+        let t: serde_json::Value = serde_json::from_str(line).expect("truth line");
+        for s in t["segments"].as_array().into_iter().flatten() {
+            if let Some(p) = s["pid"].as_i64().filter(|p| !pids.contains(p)) {
+                pids.push(p);
+            }
+        }
+    }
+    assert!(!pids.is_empty(), "no segments in the truth");
+    let pids: Vec<String> = pids.iter().map(i64::to_string).collect();
+    sql_number(
+        dir,
+        &format!(
+            "SELECT count(DISTINCT s.tid) AS n FROM edges e JOIN spans s ON e.to_span = s.span_id \
+             WHERE e.confidence < 0.21 \
+               AND e.rule IN ('event_loop', 'continuation', 'turn', 'silent_step') \
+               AND s.pid IN ({})",
+            pids.join(", ")
+        ),
+    )
 }
 
 /// Each confidence of `score`'s calibration table with at least 100 links checked was right
@@ -348,7 +376,7 @@ fn asyncio_model_follows_coroutine_steps_across_zero_timeout_waits() {
     let (_, summary, dir) = score_model_summary("asyncio", "29180", "0.9");
     // Every request makes two calls: the loop is settled and its links keep their rules'
     // confidence.
-    assert_eq!(summary["unsettled_loops"], 0, "{summary}");
+    assert_eq!(unsettled_app_loops(&dir), 0, "{summary}");
     // Every request's redis commands are written after a zero-timeout wait, with no request
     // read in that turn: they join by woken order.
     assert!(edges_by(&dir, "continuation") >= 300);
@@ -364,7 +392,7 @@ fn eventloop_model_splits_one_pipelined_connection_among_interleaved_requests() 
         return;
     }
     let (_, summary, dir) = score_model_summary("eventloop", "29280", "0.9");
-    assert_eq!(summary["unsettled_loops"], 0, "{summary}");
+    assert_eq!(unsettled_app_loops(&dir), 0, "{summary}");
     assert!(edges_by(&dir, "turn") > 0);
 }
 
@@ -510,8 +538,8 @@ fn express_model_gives_every_call_to_its_request() {
     if !testbed_ready("express model testbed", &["node", "npm"]) {
         return;
     }
-    let (score, summary, _) = score_model_summary("express", "29950", "0.1");
-    assert_eq!(summary["unsettled_loops"], 0, "{summary}");
+    let (score, summary, dir) = score_model_summary("express", "29950", "0.1");
+    assert_eq!(unsettled_app_loops(&dir), 0, "{summary}");
     assert_confidence_is_not_overstated(&score);
 }
 
@@ -543,8 +571,8 @@ fn gthread_model_is_exact() {
     {
         return;
     }
-    let (score, summary, _) = score_model_summary("gthread", "29910", "0.99");
-    assert_eq!(summary["unsettled_loops"], 0, "{summary}");
+    let (score, summary, dir) = score_model_summary("gthread", "29910", "0.99");
+    assert_eq!(unsettled_app_loops(&dir), 0, "{summary}");
     assert_confidence_is_not_overstated(&score);
 }
 
@@ -583,8 +611,8 @@ fn goredigo_model_follows_goroutines_through_a_client_librarys_pool() {
     if !testbed_ready("goredigo model testbed", &["go"]) {
         return;
     }
-    let (_, summary, _) = score_model_summary("goredigo", "29890", "0.95");
-    assert_eq!(summary["unsettled_loops"], 0, "{summary}");
+    let (_, summary, dir) = score_model_summary("goredigo", "29890", "0.95");
+    assert_eq!(unsettled_app_loops(&dir), 0, "{summary}");
     // Not checked here: the 0.99 links on Go's threads are right 0.79 to 0.88 of the time
     // (as on the `go` model, docs/performance.md).
 }
@@ -732,13 +760,20 @@ fn wordpress_stack_is_exact_and_its_wire_time_is_split_by_what_the_scheduler_sho
         "truth.jsonl",
     );
     // PHP's segments on the php-fpm workers, MariaDB as the backend.
-    let (summary, score) = correlate_and_score(&dir, "wordpress-failed", &log, "0.99");
+    let (_, score) = correlate_and_score(&dir, "wordpress-failed", &log, "0.99");
     let score: serde_json::Value = serde_json::from_str(score.trim()).expect("score json");
     assert_eq!(score["found"], 200, "{score}");
     // nginx makes one call per request, whatever number of queries WordPress makes under it:
-    // no loop is unsettled (counting every call under nginx's spans, nginx and MariaDB were).
-    let summary: serde_json::Value = serde_json::from_str(summary.trim()).expect("summary json");
-    assert_eq!(summary["unsettled_loops"], 0, "{summary}");
+    // none of the stack's loops is unsettled (counting every call under nginx's spans, nginx
+    // and MariaDB were). Other processes the recording caught (a CI run's tokio runtimes of
+    // other tests) may be.
+    let capped = sql_number(
+        &dir,
+        "SELECT count(*) AS n FROM edges e JOIN spans s ON e.to_span = s.span_id \
+         WHERE e.confidence < 0.21 AND e.rule <> 'wakeup' \
+           AND (s.comm LIKE 'nginx%' OR s.comm LIKE 'php-fpm%' OR s.comm LIKE 'mariadb%')",
+    );
+    assert_eq!(capped, 0, "links of the stack's loops capped as unsettled");
     let uneven = sql_number(
         &dir,
         "SELECT count(*) AS n FROM spans WHERE cpu_ns < 0 OR runnable_ns < 0 OR blocked_ns < 0
