@@ -251,7 +251,7 @@ impl Engine {
         if due.is_empty() {
             return;
         }
-        self.steps_ran(tid, &due, from, entered);
+        self.steps_ran(tid, &due, from, entered, Rule::DueStep);
         if let Some(t) = self.threads.get_mut(&tid) {
             t.mark = entered;
         }
@@ -259,7 +259,7 @@ impl Engine {
 
     /// The steps of `due` ran on loop `tid` from `from` to `to`, in that order, with no
     /// syscall: the kernel shows nothing that parts them, so each gets an even share.
-    fn steps_ran(&mut self, tid: i32, due: &[Tag], from: i64, to: i64) {
+    fn steps_ran(&mut self, tid: i32, due: &[Tag], from: i64, to: i64, rule: Rule) {
         if let Some(t) = self.threads.get_mut(&tid) {
             t.stepped.extend(due.iter().map(|d| d.request));
         }
@@ -267,7 +267,7 @@ impl Engine {
         for (i, &tag) in due.iter().enumerate() {
             let i = i as i64;
             let (a, b) = (from + (to - from) * i / n, from + (to - from) * (i + 1) / n);
-            let span = self.new_span(tag, SpanKind::Internal, tid, a, None, Rule::SilentStep);
+            let span = self.new_span(tag, SpanKind::Internal, tid, a, None, rule);
             self.extend_span(span, b, 0, 0);
         }
     }
@@ -399,7 +399,7 @@ impl Engine {
                 false => entered - CALLBACK_HEAD_NS,
             };
             if began > turn_start {
-                self.steps_ran(tid, &ran.tags, turn_start, began);
+                self.steps_ran(tid, &ran.tags, turn_start, began, Rule::SilentStep);
                 turn_start = began;
             }
         }
@@ -723,7 +723,8 @@ impl crate::engine::Thread {
 
 impl Engine {
     /// Caps at [`UNSETTLED_CONFIDENCE`] the confidence of the links of `finished` requests
-    /// that an event loop's rules made (`event_loop`, `continuation`, `turn`, `silent_step`)
+    /// that an event loop's rules made (`event_loop`, `continuation`, `turn`, `silent_step`,
+    /// `due_step`)
     /// on a loop that is unsettled: its requests agree on no number of calls
     /// ([`UNSETTLED_AFTER`], counting `finished` and the requests finished before), or its
     /// due steps do not run in the next iteration ([`DUE_WRITES_AFTER`]). Called as results
@@ -771,7 +772,11 @@ impl Engine {
             for e in &mut f.request.edges {
                 let by_loop = matches!(
                     e.rule,
-                    Rule::EventLoop | Rule::Continuation | Rule::Turn | Rule::SilentStep
+                    Rule::EventLoop
+                        | Rule::Continuation
+                        | Rule::Turn
+                        | Rule::SilentStep
+                        | Rule::DueStep
                 );
                 if !by_loop || e.confidence <= UNSETTLED_CONFIDENCE {
                     continue;

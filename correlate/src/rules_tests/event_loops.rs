@@ -711,9 +711,10 @@ fn steps_due_before_the_first_read_after_a_wait_made_no_syscall() {
         "B's step: wait's return to the read"
     );
     // A step with no syscall of its own is placed by its share, not seen: its own rule and
-    // confidence (right 0.26 of the time over the loop models' recordings).
+    // confidence (right 12 of 935 times over the kept `asyncio` recordings, 0.06 over every
+    // kept recording).
     let b_rules = rules(request_from(&f, 40001));
-    assert!(b_rules.contains(&"silent_step"), "{b_rules:?}");
+    assert!(b_rules.contains(&"due_step"), "{b_rules:?}");
     let a = request_from(&f, 40000);
     let covers = a
         .spans
@@ -775,13 +776,13 @@ fn loop_with_calls(calls: impl Fn(u16) -> u16) -> Vec<Finished> {
     f
 }
 
-/// The loop's links (`event_loop`, `continuation`, `turn`, `silent_step`) of `f`'s requests,
+/// The loop's links (`event_loop`, `continuation`, `turn`, `silent_step`, `due_step`) of `f`'s requests,
 /// with their confidence.
 fn loop_links(f: &[Finished]) -> Vec<(Rule, f32)> {
     let by_loop = |r: Rule| {
         matches!(
             r,
-            Rule::EventLoop | Rule::Continuation | Rule::Turn | Rule::SilentStep
+            Rule::EventLoop | Rule::Continuation | Rule::Turn | Rule::SilentStep | Rule::DueStep
         )
     };
     f.iter()
