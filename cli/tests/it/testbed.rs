@@ -311,7 +311,7 @@ fn unsettled_app_loops(dir: &Path) -> i64 {
         &format!(
             "SELECT count(DISTINCT s.tid) AS n FROM edges e JOIN spans s ON e.to_span = s.span_id \
              WHERE e.confidence < 0.21 \
-               AND e.rule IN ('event_loop', 'continuation', 'turn', 'silent_step', 'due_step') \
+               AND e.rule IN ('event_loop', 'continuation', 'turn', 'silent_step') \
                AND s.pid IN ({})",
             pids.join(", ")
         ),
