@@ -687,9 +687,9 @@ fn settled_calls(made: &[u32; 8]) -> Option<usize> {
 /// WordPress's queries under nginx): in the testbed's `aiohttp` model (redis-py's pool on
 /// asyncio; every request makes two calls) 63 to 71 of 200 requests had none and 50 to 54 had
 /// four; no loop of 257 kept recordings of the other models and apps (every testbed model,
-/// six WordPress ones) is unsettled (counting each thread's own calls, Go's were: goroutines
-/// move between threads; counting every call under the loop's spans, nginx's in front of
-/// WordPress were). 20 is a choice, not a
+/// six WordPress ones) is unsettled (counted by each thread's own calls, Go's loops would be,
+/// as goroutines move between threads; counted by every call under the loop's spans, nginx
+/// in front of WordPress would be). 20 is a choice, not a
 /// measured best: enough requests that a few misjoined ones do not unsettle a loop.
 const UNSETTLED_AFTER: u32 = 20;
 
