@@ -770,6 +770,11 @@ fn loop_with_calls(calls: impl Fn(u16) -> u16) -> Vec<Finished> {
         }
         s.send(2, fd, INGRESS, port, 155);
     }
+    finished_capped(s)
+}
+
+/// The requests `s` finished, after [`Engine::cap_unsettled`] as results are written.
+fn finished_capped(mut s: Sim) -> Vec<Finished> {
     s.e.finish(&mut s.labels);
     let mut f = s.e.take_finished();
     s.e.cap_unsettled(&mut f);
@@ -830,10 +835,7 @@ fn loop_writing_after(waits: usize) -> Vec<Finished> {
         s.syscall(2, Sys::Wait, 5, 0, &[]);
         s.send(2, fd, INGRESS, port, 155);
     }
-    s.e.finish(&mut s.labels);
-    let mut f = s.e.take_finished();
-    s.e.cap_unsettled(&mut f);
-    f
+    finished_capped(s)
 }
 
 /// The testbed's `aiohttp` model and a FastAPI app: a request's first command came 2 or more
@@ -882,9 +884,7 @@ fn a_loop_is_judged_by_its_own_calls_not_those_of_the_servers_it_calls() {
         s.recv(2, 9, 41000, 18081, 155);
         s.send(2, fd, INGRESS, port, 155);
     }
-    s.e.finish(&mut s.labels);
-    let mut f = s.e.take_finished();
-    s.e.cap_unsettled(&mut f);
+    let f = finished_capped(s);
     assert_eq!(f.len(), 25);
     let calls: Vec<usize> = f
         .iter()
