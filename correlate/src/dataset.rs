@@ -229,8 +229,7 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
                 *peak = (*peak).max(s);
             }
             if rows.spans >= 32 * 1024 {
-                engine.cap_unsettled(&mut rows.finished);
-                flush(&mut rows, &names, &mut out)?;
+                flush(&mut engine, &mut rows, &names, &mut out)?;
             }
         }
         first_row += n as u64;
@@ -239,11 +238,10 @@ pub fn correlate(dataset: &Path, opts: &Options) -> Result<Summary> {
             summary.parts += 1;
         }
     }
-    summary.stats = engine.finish(&mut window);
+    engine.finish(&mut window);
     summary.incomplete += collect(&mut engine, &losses, &mut rows, &mut summary.digest, &names);
-    engine.cap_unsettled(&mut rows.finished);
+    flush(&mut engine, &mut rows, &names, &mut out)?;
     summary.stats = engine.stats();
-    flush(&mut rows, &names, &mut out)?;
     for p in window.parts.drain(..) {
         p.rewrite()?;
         summary.parts += 1;
@@ -290,10 +288,18 @@ fn collect(
     incomplete
 }
 
-fn flush(rows: &mut ResultRows, names: &Interner, out: &mut [PartWriter; 3]) -> Result<()> {
+/// Writes the finished requests of `rows`, their links' confidence capped where `engine` sees
+/// their event loop unsettled now ([`Engine::cap_unsettled`]).
+fn flush(
+    engine: &mut Engine,
+    rows: &mut ResultRows,
+    names: &Interner,
+    out: &mut [PartWriter; 3],
+) -> Result<()> {
     if rows.len() == 0 {
         return Ok(());
     }
+    engine.cap_unsettled(&mut rows.finished);
     let batches = rows.take(names)?;
     for (w, b) in out.iter_mut().zip(batches.iter()) {
         w.write(b)?;

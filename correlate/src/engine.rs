@@ -80,8 +80,9 @@ pub struct Stats {
     /// Such stretches that answered no request and were handed none: their calls and events
     /// stay unattributed.
     pub unresolved_stretches: u64,
-    /// Links an event loop's rules made on a loop whose requests did not settle on a number
-    /// of calls: their confidence is capped (see [`Engine::cap_unsettled`]).
+    /// Links an event loop's rules made on an unsettled loop (its requests agree on no number
+    /// of calls, or its due steps run late): their confidence is capped (see
+    /// [`Engine::cap_unsettled`]).
     pub unsettled_links: u64,
     /// Such loops (threads).
     pub unsettled_loops: u64,

@@ -5,39 +5,24 @@
 'use strict';
 const express = require('express');
 const Redis = require('ioredis');
-const fs = require('fs');
+const { args, now, segment, writeTruthOnExit, work } = require('./node_truth');
 
-const arg = (name) => process.argv[process.argv.indexOf(name) + 1];
-const port = Number(arg('--port'));
-const spinN = Number(process.argv.includes('--spin') ? arg('--spin') : 2000);
-const truthPath = arg('--truth');
-
-const now = () => process.hrtime.bigint(); // CLOCK_MONOTONIC, as the trace's clock
-const segments = [];
-const segment = (rid, t0) => segments.push([rid, t0, now()]);
-process.on('SIGTERM', () => {
-  fs.writeFileSync(truthPath, segments.map(([rid, t0, t1]) => JSON.stringify({
-    request_id: rid, tier: 'app', pid: process.pid, tid: process.pid, t0: Number(t0), t1: Number(t1),
-  }) + '\n').join(''));
-  process.exit(0);
-});
-
-const redis = new Redis({ host: '127.0.0.1', port: Number(arg('--redis')), enableAutoPipelining: false });
+writeTruthOnExit('app');
+const redis = new Redis({ host: '127.0.0.1', port: args.redisPort, enableAutoPipelining: false });
 const app = express();
 app.get(/.*/, async (req, res) => {
   const rid = String(req.headers['x-request-id'] || '');
   let t0 = now();
   const incr = redis.incr('hits');
-  segment(rid, t0);
+  segment(rid, t0, now());
   const n = await incr;
   t0 = now();
   const get = redis.get('hits');
-  segment(rid, t0);
+  segment(rid, t0, now());
   await get;
   t0 = now();
-  let x = 0;
-  for (let i = 0; i < spinN; i++) x += i * i;
+  const x = work();
   res.set('X-Request-ID', rid).type('text/plain').send(`ok ${rid} ${n} ${x}\n`);
-  segment(rid, t0);
+  segment(rid, t0, now());
 });
-app.listen(port, '127.0.0.1');
+app.listen(args.port, '127.0.0.1');

@@ -5,36 +5,24 @@
 'use strict';
 const fastify = require('fastify')({ logger: false });
 const { createClient } = require('redis');
-const fs = require('fs');
+const { args, now, segment, writeTruthOnExit, work } = require('./node_truth');
 
-const arg = (name) => process.argv[process.argv.indexOf(name) + 1];
-const spinN = Number(process.argv.includes('--spin') ? arg('--spin') : 2000);
-const now = () => process.hrtime.bigint(); // CLOCK_MONOTONIC, as the trace's clock
-const segments = [];
-const segment = (rid, t0) => segments.push([rid, t0, now()]);
-process.on('SIGTERM', () => {
-  fs.writeFileSync(arg('--truth'), segments.map(([rid, t0, t1]) => JSON.stringify({
-    request_id: rid, tier: 'app', pid: process.pid, tid: process.pid, t0: Number(t0), t1: Number(t1),
-  }) + '\n').join(''));
-  process.exit(0);
-});
-
-const client = createClient({ socket: { host: '127.0.0.1', port: Number(arg('--redis')) } });
+writeTruthOnExit('app');
+const client = createClient({ socket: { host: '127.0.0.1', port: args.redisPort } });
 fastify.get('/*', async (req, reply) => {
   const rid = String(req.headers['x-request-id'] || '');
   let t0 = now();
   const incr = client.incr('hits');
-  segment(rid, t0);
+  segment(rid, t0, now());
   const n = await incr;
   t0 = now();
   const get = client.get('hits');
-  segment(rid, t0);
+  segment(rid, t0, now());
   await get;
   t0 = now();
-  let x = 0;
-  for (let i = 0; i < spinN; i++) x += i * i;
+  const x = work();
   reply.header('X-Request-ID', rid).type('text/plain').send(`ok ${rid} ${n} ${x}\n`);
-  segment(rid, t0);
+  segment(rid, t0, now());
   return reply;
 });
-client.connect().then(() => fastify.listen({ port: Number(arg('--port')), host: '127.0.0.1' }));
+client.connect().then(() => fastify.listen({ port: args.port, host: '127.0.0.1' }));

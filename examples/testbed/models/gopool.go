@@ -11,7 +11,6 @@ package main
 
 import (
 	"bufio"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -55,22 +54,18 @@ func (r *redis) reply() string {
 }
 
 func main() {
-	port := flag.Int("port", 19080, "")
-	redisPort := flag.Int("redis", 19081, "")
-	truth := flag.String("truth", "segments.jsonl", "")
-	spin := flag.Int("spin", 2000, "")
-	flag.Parse()
+	port, redisPort, truth, spin := modelFlags()
 
 	pool := make(chan *redis, 4)
 	for i := 0; i < 4; i++ {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", *redisPort))
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", redisPort))
 		if err != nil {
 			panic(err)
 		}
 		pool <- &redis{c, bufio.NewReader(c)}
 	}
 
-	writeTruthOnTerm(*truth)
+	writeTruthOnTerm(truth)
 
 	http.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		rid := req.Header.Get("X-Request-ID")
@@ -93,9 +88,9 @@ func main() {
 		r.reply()
 		s = begin(rid)
 		pool <- r
-		answer(w, rid, n, *spin, s)
+		answer(w, rid, n, spin, s)
 	})
-	if err := http.ListenAndServe(fmt.Sprintf("127.0.0.1:%d", *port), nil); err != nil {
+	if err := http.ListenAndServe(fmt.Sprintf("127.0.0.1:%d", port), nil); err != nil {
 		panic(err)
 	}
 }

@@ -10,7 +10,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -19,14 +18,10 @@ import (
 )
 
 func main() {
-	port := flag.Int("port", 19080, "")
-	redisPort := flag.Int("redis", 19081, "")
-	truth := flag.String("truth", "segments.jsonl", "")
-	spin := flag.Int("spin", 2000, "")
-	flag.Parse()
+	port, redisPort, truth, spin := modelFlags()
 	pool := &redis.Pool{MaxIdle: 4, MaxActive: 4, Wait: true,
-		Dial: func() (redis.Conn, error) { return redis.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", *redisPort)) }}
-	writeTruthOnTerm(*truth)
+		Dial: func() (redis.Conn, error) { return redis.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", redisPort)) }}
+	writeTruthOnTerm(truth)
 	http.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		rid := req.Header.Get("X-Request-ID")
 		s := begin(rid)
@@ -44,9 +39,9 @@ func main() {
 		c.Receive()
 		s = begin(rid)
 		c.Close()
-		answer(w, rid, strconv.Itoa(n), *spin, s)
+		answer(w, rid, strconv.Itoa(n), spin, s)
 	})
-	if err := http.ListenAndServe(fmt.Sprintf("127.0.0.1:%d", *port), nil); err != nil {
+	if err := http.ListenAndServe(fmt.Sprintf("127.0.0.1:%d", port), nil); err != nil {
 		panic(err)
 	}
 }

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -83,4 +84,15 @@ func answer(w http.ResponseWriter, rid, n string, spin int, s step) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	s.end()
 	w.Write([]byte(body))
+}
+
+// modelFlags parses the arguments every Go model takes: its port, redis's port, where to write
+// the truth and the CPU work per request.
+func modelFlags() (port, redisPort int, truth string, spin int) {
+	flag.IntVar(&port, "port", 19080, "")
+	flag.IntVar(&redisPort, "redis", 19081, "")
+	flag.StringVar(&truth, "truth", "segments.jsonl", "")
+	flag.IntVar(&spin, "spin", 2000, "")
+	flag.Parse()
+	return
 }

@@ -1,34 +1,9 @@
-// What the Node.js models share: their arguments, the segment truth (kept in memory, written
-// on SIGTERM, after the recording), one redis connection with pipelined commands, and a
-// request's handler: INCR then GET, each issued from the previous reply's callback.
+// What the testbed's own Node.js models share: one redis connection with pipelined commands,
+// and a request's handler: INCR then GET, each issued from the previous reply's callback
+// (their arguments and truth come from node_truth.js).
 'use strict';
 const net = require('net');
-const fs = require('fs');
-
-const arg = (name) => process.argv[process.argv.indexOf(name) + 1];
-const args = {
-  port: Number(arg('--port')),
-  redisPort: Number(arg('--redis')),
-  truthPath: arg('--truth'),
-  spin: Number(process.argv.includes('--spin') ? arg('--spin') : 2000),
-};
-
-// process.hrtime is libuv's uv_hrtime: CLOCK_MONOTONIC, as the trace's clock.
-const now = () => process.hrtime.bigint();
-const segments = [];
-const segment = (rid, t0, t1) => segments.push([rid, t0, t1]);
-
-// Writes the segments, as tier `tier`, when the model is stopped.
-function writeTruthOnExit(tier) {
-  process.on('SIGTERM', () => {
-    const out = segments.map(([rid, t0, t1]) => JSON.stringify({
-      request_id: rid, tier, pid: process.pid, tid: process.pid,
-      t0: Number(t0), t1: Number(t1),
-    })).join('\n');
-    fs.writeFileSync(args.truthPath, out ? out + '\n' : '');
-    process.exit(0);
-  });
-}
+const { args, now, segment, writeTruthOnExit, work } = require('./node_truth');
 
 // A minimal RESP client: every command is written at once; replies come back in order.
 const redis = net.connect(args.redisPort, '127.0.0.1');
@@ -58,12 +33,6 @@ redis.on('data', (chunk) => {
 function call(parts, cb) {
   waiting.push(cb);
   redis.write(`*${parts.length}\r\n` + parts.map((p) => `$${Buffer.byteLength(String(p))}\r\n${p}\r\n`).join(''));
-}
-
-function work() {
-  let x = 0;
-  for (let i = 0; i < args.spin; i++) x += i * i;
-  return x;
 }
 
 // Request `rid`'s work: INCR, then GET from INCR's callback, then `prepare(n, x)` (INCR's
